@@ -1,0 +1,388 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Defaults for CheckConfig (and the names `walcast migrate` creates).
+const (
+	DefaultSlot        = "walcast"
+	DefaultPublication = "walcast"
+)
+
+// DefaultCheckTables are the tables the built-in seed mapping reads: orders and
+// inventory need REPLICA IDENTITY FULL because the mapper compares old and new
+// values (status changes, low-stock crossings); variants and products feed its
+// lookup caches.
+var DefaultCheckTables = []CheckTable{
+	{Name: "public.orders", NeedFull: true},
+	{Name: "public.inventory", NeedFull: true},
+	{Name: "public.variants"},
+	{Name: "public.products"},
+}
+
+// CheckTable is one table the mapping needs in the publication.
+type CheckTable struct {
+	Name     string // schema-qualified ("public.orders"); an unqualified name means public
+	NeedFull bool   // REPLICA IDENTITY FULL is required (old values are compared)
+}
+
+// CheckConfig says what Check inspects. The zero value checks the defaults.
+type CheckConfig struct {
+	Slot        string       // "" = DefaultSlot
+	Publication string       // "" = DefaultPublication
+	Tables      []CheckTable // nil = DefaultCheckTables
+	// MaxRetainedBytes is the WAL a slot may retain before Check warns; 0 = 1 GiB,
+	// negative = never warn.
+	MaxRetainedBytes int64
+}
+
+// Severity grades a CheckResult.
+type Severity int
+
+// The severities of a CheckResult.
+const (
+	CheckOK   Severity = iota // as it should be
+	CheckWarn                 // works, but an operator should look
+	CheckFail                 // walcast cannot work until it is fixed
+)
+
+func (s Severity) String() string {
+	switch s {
+	case CheckOK:
+		return "ok"
+	case CheckWarn:
+		return "warn"
+	case CheckFail:
+		return "FAIL"
+	}
+	return "unknown"
+}
+
+// CheckResult is one finding of Check. Fix holds the exact SQL (or command) that
+// repairs a problem; it is empty for CheckOK.
+type CheckResult struct {
+	Name     string // short id: wal_level, replication, publication, table:public.orders, replica_identity:..., slot, slot_wal
+	Severity Severity
+	Message  string
+	Fix      string
+}
+
+// CheckReport is the list of findings, in the order they were checked.
+type CheckReport []CheckResult
+
+// Failed reports whether any finding is CheckFail.
+func (r CheckReport) Failed() bool {
+	for _, c := range r {
+		if c.Severity == CheckFail {
+			return true
+		}
+	}
+	return false
+}
+
+// Problems returns the findings that are not CheckOK.
+func (r CheckReport) Problems() CheckReport {
+	var out CheckReport
+	for _, c := range r {
+		if c.Severity != CheckOK {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Querier is the part of a pgx connection (or pool) Check uses.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Check inspects the database for everything walcast needs: wal_level=logical,
+// the REPLICATION privilege of the connected role, the publication and its
+// tables, replica identity, and the slot (exists, pgoutput, this database, not
+// lost, retained WAL). It runs read-only queries on an ordinary (not
+// replication) connection. An error means the checks could not run; problems
+// found are findings in the report.
+func Check(ctx context.Context, q Querier, cfg CheckConfig) (CheckReport, error) {
+	if cfg.Slot == "" {
+		cfg.Slot = DefaultSlot
+	}
+	if cfg.Publication == "" {
+		cfg.Publication = DefaultPublication
+	}
+	if cfg.Tables == nil {
+		cfg.Tables = DefaultCheckTables
+	}
+	if cfg.MaxRetainedBytes == 0 {
+		cfg.MaxRetainedBytes = 1 << 30
+	}
+	var r CheckReport
+	st := &checkState{CheckConfig: cfg}
+	steps := []func(context.Context, Querier, *checkState, *CheckReport) error{
+		checkWalLevel, checkReplicationRole, checkPublication, checkTables, checkSlot, checkWalKeep,
+	}
+	for _, step := range steps {
+		if err := step(ctx, q, st, &r); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// checkState is the config plus what earlier steps found.
+type checkState struct {
+	CheckConfig
+	noPublication bool
+}
+
+func (r *CheckReport) add(name string, sev Severity, fix, format string, args ...any) {
+	*r = append(*r, CheckResult{Name: name, Severity: sev, Message: fmt.Sprintf(format, args...), Fix: fix})
+}
+
+func checkWalLevel(ctx context.Context, q Querier, _ *checkState, r *CheckReport) error {
+	var level string
+	if err := q.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
+		return fmt.Errorf("check wal_level: %w", err)
+	}
+	if level != "logical" {
+		r.add("wal_level", CheckFail,
+			"ALTER SYSTEM SET wal_level = logical;  -- then restart Postgres",
+			"wal_level is %q; logical replication needs wal_level = logical", level)
+		return nil
+	}
+	r.add("wal_level", CheckOK, "", "wal_level is logical")
+	return nil
+}
+
+func checkReplicationRole(ctx context.Context, q Querier, _ *checkState, r *CheckReport) error {
+	var role string
+	var repl, super bool
+	err := q.QueryRow(ctx, "SELECT rolname, rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&role, &repl, &super)
+	if err != nil {
+		return fmt.Errorf("check replication privilege: %w", err)
+	}
+	if !repl && !super {
+		r.add("replication", CheckFail,
+			fmt.Sprintf("ALTER ROLE %s WITH REPLICATION;", quoteIdent(role)),
+			"role %q has no REPLICATION privilege (needed to stream the slot)", role)
+		return nil
+	}
+	r.add("replication", CheckOK, "", "role %q may replicate", role)
+	return nil
+}
+
+func checkPublication(ctx context.Context, q Querier, cfg *checkState, r *CheckReport) error {
+	var all bool
+	err := q.QueryRow(ctx, "SELECT puballtables FROM pg_publication WHERE pubname = $1", cfg.Publication).Scan(&all)
+	if errors.Is(err, pgx.ErrNoRows) {
+		names := make([]string, len(cfg.Tables))
+		for i, t := range cfg.Tables {
+			names[i] = qualify(t.Name)
+		}
+		r.add("publication", CheckFail,
+			fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s;  -- or run: walcast migrate", quoteIdent(cfg.Publication), strings.Join(names, ", ")),
+			"publication %q does not exist", cfg.Publication)
+		cfg.noPublication = true
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check publication %q: %w", cfg.Publication, err)
+	}
+	r.add("publication", CheckOK, "", "publication %q exists", cfg.Publication)
+	return nil
+}
+
+func checkTables(ctx context.Context, q Querier, cfg *checkState, r *CheckReport) error {
+	for _, t := range cfg.Tables {
+		name := qualify(t.Name)
+		schema, table, _ := strings.Cut(name, ".")
+		var ident string
+		err := q.QueryRow(ctx, `SELECT c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r','p')`, schema, table).Scan(&ident)
+		if errors.Is(err, pgx.ErrNoRows) {
+			r.add("table:"+name, CheckFail, "walcast migrate  -- creates the demo schema; or set WALCAST_MAPPING to your tables",
+				"table %s does not exist", name)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("check table %s: %w", name, err)
+		}
+		var published bool
+		err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3)`,
+			cfg.Publication, schema, table).Scan(&published)
+		if err != nil {
+			return fmt.Errorf("check publication membership of %s: %w", name, err)
+		}
+		switch {
+		case cfg.noPublication:
+		case !published:
+			r.add("publication:"+name, CheckFail,
+				fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s;", quoteIdent(cfg.Publication), quoteQualified(schema, table)),
+				"table %s is not in publication %q", name, cfg.Publication)
+		default:
+			r.add("publication:"+name, CheckOK, "", "table %s is published", name)
+		}
+		if t.NeedFull && ident != "f" {
+			r.add("replica_identity:"+name, CheckFail,
+				fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL;", quoteQualified(schema, table)),
+				"table %s has REPLICA IDENTITY %s; the mapper needs old values (FULL)", name, identName(ident))
+		} else if t.NeedFull {
+			r.add("replica_identity:"+name, CheckOK, "", "table %s has REPLICA IDENTITY FULL", name)
+		}
+	}
+	return nil
+}
+
+func checkSlot(ctx context.Context, q Querier, cfg *checkState, r *CheckReport) error {
+	var (
+		plugin, slotType, walStatus *string
+		database                    *string
+		active                      bool
+		activePID                   *int32
+		retained, lag               *int64
+		currentDB                   string
+	)
+	err := q.QueryRow(ctx, `SELECT s.plugin, s.slot_type, s.database::text, s.active, s.active_pid, s.wal_status,
+			pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint,
+			pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint,
+			current_database()
+		FROM pg_replication_slots s WHERE s.slot_name = $1`, cfg.Slot).
+		Scan(&plugin, &slotType, &database, &active, &activePID, &walStatus, &retained, &lag, &currentDB)
+	if errors.Is(err, pgx.ErrNoRows) {
+		r.add("slot", CheckFail,
+			fmt.Sprintf("SELECT pg_create_logical_replication_slot(%s, 'pgoutput');  -- or run: walcast migrate", quoteLiteral(cfg.Slot)),
+			"replication slot %q does not exist", cfg.Slot)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check slot %q: %w", cfg.Slot, err)
+	}
+	recreate := fmt.Sprintf("SELECT pg_drop_replication_slot(%s); SELECT pg_create_logical_replication_slot(%[1]s, 'pgoutput');", quoteLiteral(cfg.Slot))
+	switch {
+	case deref(slotType) != "logical" || deref(plugin) != "pgoutput":
+		r.add("slot", CheckFail, recreate, "slot %q is %s with plugin %q; walcast needs a logical pgoutput slot",
+			cfg.Slot, deref(slotType), deref(plugin))
+		return nil
+	case deref(database) != currentDB:
+		r.add("slot", CheckFail, "connect walcast to database "+quoteLiteral(deref(database))+" or create the slot in this one: "+recreate,
+			"slot %q belongs to database %q, not %q", cfg.Slot, deref(database), currentDB)
+		return nil
+	case deref(walStatus) == "lost":
+		r.add("slot", CheckFail, recreate+"  -- events committed while the slot was lost are gone; reconcile orders/inventory",
+			"slot %q is lost (its WAL was removed, usually past max_slot_wal_keep_size)", cfg.Slot)
+		return nil
+	}
+	state := "inactive"
+	if active && activePID != nil {
+		state = fmt.Sprintf("active (pid %d)", *activePID)
+	}
+	r.add("slot", CheckOK, "", "slot %q exists, pgoutput, %s, wal_status %s, confirmed lag %s", cfg.Slot, state, deref(walStatus), bytesString(lag))
+	switch {
+	case deref(walStatus) == "unreserved":
+		r.add("slot_wal", CheckWarn, "start walcast (it acknowledges the slot) or raise max_slot_wal_keep_size",
+			"slot %q retains %s and its WAL will be removed at the next checkpoint (wal_status unreserved)", cfg.Slot, bytesString(retained))
+	case cfg.MaxRetainedBytes > 0 && retained != nil && *retained > cfg.MaxRetainedBytes:
+		fix := "start walcast so it acknowledges the slot; if the slot is abandoned: " + fmt.Sprintf("SELECT pg_drop_replication_slot(%s);", quoteLiteral(cfg.Slot))
+		r.add("slot_wal", CheckWarn, fix, "slot %q retains %s of WAL (wal_status %s)", cfg.Slot, bytesString(retained), deref(walStatus))
+	default:
+		r.add("slot_wal", CheckOK, "", "slot %q retains %s of WAL", cfg.Slot, bytesString(retained))
+	}
+	return nil
+}
+
+func checkWalKeep(ctx context.Context, q Querier, _ *checkState, r *CheckReport) error {
+	var keep string
+	if err := q.QueryRow(ctx, "SHOW max_slot_wal_keep_size").Scan(&keep); err != nil {
+		return fmt.Errorf("check max_slot_wal_keep_size: %w", err)
+	}
+	if keep == "-1" {
+		r.add("max_slot_wal_keep_size", CheckWarn,
+			"ALTER SYSTEM SET max_slot_wal_keep_size = '4GB'; SELECT pg_reload_conf();",
+			"max_slot_wal_keep_size is unlimited: a stopped walcast makes Postgres keep WAL until the disk fills")
+		return nil
+	}
+	r.add("max_slot_wal_keep_size", CheckOK, "", "max_slot_wal_keep_size is %s", keep)
+	return nil
+}
+
+// FormatCheckReport writes the report for humans: one line per finding, and
+// under each problem the SQL that fixes it.
+func FormatCheckReport(r CheckReport) string {
+	var b strings.Builder
+	for _, c := range r {
+		fmt.Fprintf(&b, "%-4s %-28s %s\n", c.Severity, c.Name, c.Message)
+		if c.Severity != CheckOK && c.Fix != "" {
+			fmt.Fprintf(&b, "     fix: %s\n", c.Fix)
+		}
+	}
+	return b.String()
+}
+
+func qualify(name string) string {
+	if strings.Contains(name, ".") {
+		return name
+	}
+	return "public." + name
+}
+
+func identName(c string) string {
+	switch c {
+	case "d":
+		return "DEFAULT"
+	case "n":
+		return "NOTHING"
+	case "f":
+		return "FULL"
+	case "i":
+		return "USING INDEX"
+	}
+	return c
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func bytesString(p *int64) string {
+	if p == nil {
+		return "unknown"
+	}
+	n := *p
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// quoteIdent quotes an SQL identifier only when it needs it.
+func quoteIdent(s string) string {
+	plain := s != ""
+	for i, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			plain = false
+		}
+	}
+	if plain {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+func quoteQualified(schema, table string) string { return quoteIdent(schema) + "." + quoteIdent(table) }
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -1,0 +1,118 @@
+package cdc_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/cdc/pgtest"
+)
+
+const checkSchema = `
+CREATE TABLE products (id bigint PRIMARY KEY, name text);
+CREATE TABLE variants (id bigint PRIMARY KEY, product_id bigint, name text);
+CREATE TABLE inventory (variant_id bigint PRIMARY KEY, quantity int, reserved int, low_stock_threshold int);
+CREATE TABLE orders (id bigint PRIMARY KEY, status text);
+`
+
+func connect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(t.Context()) })
+	return conn
+}
+
+func find(r cdc.CheckReport, name string) (cdc.CheckResult, bool) {
+	for _, c := range r {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return cdc.CheckResult{}, false
+}
+
+func TestCheck(t *testing.T) {
+	t.Run("ReplicaLevelAndNoReplicationRole", func(t *testing.T) {
+		pg := pgtest.New(t, pgtest.Options{WalLevel: "replica"})
+		ctx := t.Context()
+		if _, err := pg.Psql(ctx, "postgres", checkSchema+`CREATE ROLE app LOGIN;`); err != nil {
+			t.Fatal(err)
+		}
+		conn := connect(t, strings.Replace(pg.DSN("postgres"), "user=postgres", "user=app", 1))
+		rep, err := cdc.Check(ctx, conn, cdc.CheckConfig{})
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		t.Logf("report:\n%s", cdc.FormatCheckReport(rep))
+		if !rep.Failed() {
+			t.Fatalf("Failed() = false, want true")
+		}
+		for name, want := range map[string]string{
+			"wal_level":                      "ALTER SYSTEM SET wal_level = logical",
+			"replication":                    "ALTER ROLE app WITH REPLICATION",
+			"publication":                    "CREATE PUBLICATION walcast FOR TABLE public.orders, public.inventory",
+			"slot":                           "pg_create_logical_replication_slot('walcast', 'pgoutput')",
+			"replica_identity:public.orders": "ALTER TABLE public.orders REPLICA IDENTITY FULL",
+		} {
+			c, ok := find(rep, name)
+			if !ok || c.Severity != cdc.CheckFail {
+				t.Errorf("finding %s = %+v (found %v), want FAIL", name, c, ok)
+				continue
+			}
+			if !strings.Contains(c.Fix, want) {
+				t.Errorf("finding %s fix = %q, want it to contain %q", name, c.Fix, want)
+			}
+		}
+	})
+	t.Run("Healthy", func(t *testing.T) {
+		pg := pgtest.New(t, pgtest.Options{Settings: []string{"max_slot_wal_keep_size = 1GB"}})
+		ctx := t.Context()
+		setup := checkSchema + `
+ALTER TABLE orders REPLICA IDENTITY FULL;
+ALTER TABLE inventory REPLICA IDENTITY FULL;
+CREATE PUBLICATION walcast FOR TABLE orders, inventory, variants, products;`
+		if _, err := pg.Psql(ctx, "postgres", setup); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pg.Psql(ctx, "postgres", `SELECT pg_create_logical_replication_slot('walcast', 'pgoutput')`); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := cdc.Check(ctx, connect(t, pg.DSN("postgres")), cdc.CheckConfig{})
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		if p := rep.Problems(); len(p) > 0 {
+			t.Errorf("Problems() = %d findings, want none:\n%s", len(p), cdc.FormatCheckReport(p))
+		}
+	})
+	t.Run("MissingTableAndMembership", func(t *testing.T) {
+		pg := pgtest.New(t, pgtest.Options{})
+		ctx := t.Context()
+		setup := `CREATE TABLE orders (id bigint PRIMARY KEY, status text);
+CREATE PUBLICATION walcast FOR TABLE orders;`
+		if _, err := pg.Psql(ctx, "postgres", setup); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pg.Psql(ctx, "postgres", `SELECT pg_create_logical_replication_slot('walcast', 'test_decoding')`); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := cdc.Check(ctx, connect(t, pg.DSN("postgres")), cdc.CheckConfig{
+			Tables: []cdc.CheckTable{{Name: "orders", NeedFull: true}, {Name: "inventory"}},
+		})
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		for _, name := range []string{"table:public.inventory", "replica_identity:public.orders", "slot"} {
+			if c, ok := find(rep, name); !ok || c.Severity != cdc.CheckFail {
+				t.Errorf("finding %s = %+v, want FAIL\n%s", name, c, cdc.FormatCheckReport(rep))
+			}
+		}
+		if c, _ := find(rep, "max_slot_wal_keep_size"); c.Severity != cdc.CheckWarn {
+			t.Errorf("max_slot_wal_keep_size severity = %v, want warn", c.Severity)
+		}
+	})
+}
