@@ -1,0 +1,46 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/walcast/walcast/hub"
+)
+
+// Bus carries broadcasts to the hub of every node.
+type Bus interface {
+	// Publish hands bs to the bus in order; nil means every broadcast was
+	// accepted (delivered locally, or acknowledged by Redis).
+	Publish(ctx context.Context, bs []*hub.Broadcast) error
+	// Run delivers what arrives on the bus to the local hub until ctx ends.
+	Run(ctx context.Context) error
+}
+
+// Local is the in-process bus of a single node.
+type Local struct {
+	srv *hub.Server
+}
+
+var _ Bus = (*Local)(nil)
+
+// NewLocal returns a bus that delivers straight to srv.
+func NewLocal(srv *hub.Server) *Local { return &Local{srv: srv} }
+
+// Publish calls srv.Broadcast for each broadcast, in order. It never blocks on
+// a client; it fails only when ctx has already ended.
+func (l *Local) Publish(ctx context.Context, bs []*hub.Broadcast) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bus: local publish: %w", err)
+	}
+	for _, b := range bs {
+		l.srv.Broadcast(b)
+	}
+	return nil
+}
+
+// Run blocks until ctx ends and returns nil: the local bus has nothing to
+// receive.
+func (l *Local) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}

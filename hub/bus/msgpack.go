@@ -1,0 +1,484 @@
+package bus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// This file holds a small MessagePack codec: append-style encoders for the
+// values the adapter wire format needs, and a bounds-checked decoder over a
+// []byte. It is written here rather than taken from vmihailenco/msgpack so that
+// map key order survives (payload JSON keeps its order through Redis), and so
+// that a hostile message can never make the decoder allocate by a length
+// field or recurse without bound.
+
+// maxDepth bounds the nesting of decoded arrays and maps.
+const maxDepth = 64
+
+// errTruncated reports msgpack input that ends inside a value.
+var errTruncated = errors.New("truncated msgpack")
+
+// DecodeError describes a bus message that could not be decoded.
+type DecodeError struct {
+	Offset int // byte offset in the message where decoding failed
+	Err    error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("bus: decode message at byte %d: %v", e.Offset, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+func appendNil(dst []byte) []byte { return append(dst, 0xc0) }
+
+func appendBool(dst []byte, v bool) []byte {
+	if v {
+		return append(dst, 0xc3)
+	}
+	return append(dst, 0xc2)
+}
+
+func appendInt(dst []byte, v int64) []byte {
+	switch {
+	case v >= 0 && v <= 0x7f:
+		return append(dst, byte(v))
+	case v < 0 && v >= -32:
+		return append(dst, byte(v))
+	case v >= math.MinInt8 && v <= math.MaxInt8:
+		return append(dst, 0xd0, byte(v))
+	case v >= 0 && v <= math.MaxUint8:
+		return append(dst, 0xcc, byte(v))
+	case v >= math.MinInt16 && v <= math.MaxInt16:
+		return binary.BigEndian.AppendUint16(append(dst, 0xd1), uint16(v))
+	case v >= 0 && v <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, 0xcd), uint16(v))
+	case v >= math.MinInt32 && v <= math.MaxInt32:
+		return binary.BigEndian.AppendUint32(append(dst, 0xd2), uint32(v))
+	case v >= 0 && v <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(dst, 0xce), uint32(v))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, 0xd3), uint64(v))
+	}
+}
+
+func appendUint(dst []byte, v uint64) []byte {
+	if v <= math.MaxInt64 {
+		return appendInt(dst, int64(v))
+	}
+	return binary.BigEndian.AppendUint64(append(dst, 0xcf), v)
+}
+
+func appendFloat(dst []byte, v float64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, 0xcb), math.Float64bits(v))
+}
+
+func appendString(dst []byte, s string) []byte {
+	n := len(s)
+	switch {
+	case n <= 31:
+		dst = append(dst, 0xa0|byte(n))
+	case n <= math.MaxUint8:
+		dst = append(dst, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		dst = binary.BigEndian.AppendUint16(append(dst, 0xda), uint16(n))
+	default:
+		dst = binary.BigEndian.AppendUint32(append(dst, 0xdb), uint32(n))
+	}
+	return append(dst, s...)
+}
+
+func appendBin(dst []byte, b []byte) []byte {
+	n := len(b)
+	switch {
+	case n <= math.MaxUint8:
+		dst = append(dst, 0xc4, byte(n))
+	case n <= math.MaxUint16:
+		dst = binary.BigEndian.AppendUint16(append(dst, 0xc5), uint16(n))
+	default:
+		dst = binary.BigEndian.AppendUint32(append(dst, 0xc6), uint32(n))
+	}
+	return append(dst, b...)
+}
+
+func appendArrayLen(dst []byte, n int) []byte {
+	switch {
+	case n <= 15:
+		return append(dst, 0x90|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, 0xdc), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint32(append(dst, 0xdd), uint32(n))
+	}
+}
+
+func appendMapLen(dst []byte, n int) []byte {
+	switch {
+	case n <= 15:
+		return append(dst, 0x80|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, 0xde), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint32(append(dst, 0xdf), uint32(n))
+	}
+}
+
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = appendArrayLen(dst, len(ss))
+	for _, s := range ss {
+		dst = appendString(dst, s)
+	}
+	return dst
+}
+
+// kind is the type of a decoded msgpack value.
+type kind uint8
+
+const (
+	kindNil kind = iota
+	kindBool
+	kindInt
+	kindUint
+	kindFloat
+	kindString
+	kindBin
+	kindArray
+	kindMap
+	kindTime
+)
+
+// value is one decoded msgpack value. Strings and bins alias the input.
+type value struct {
+	kind kind
+	b    bool
+	i    int64
+	u    uint64
+	f    float64
+	s    []byte  // string or bin bytes
+	arr  []value // array elements, or map keys and values interleaved
+	t    time.Time
+}
+
+func (v *value) str() (string, bool) {
+	if v.kind != kindString {
+		return "", false
+	}
+	return string(v.s), true
+}
+
+// mapGet returns the value of map v under key k.
+func (v *value) mapGet(k string) (*value, bool) {
+	if v.kind != kindMap {
+		return nil, false
+	}
+	for i := 0; i+1 < len(v.arr); i += 2 {
+		if v.arr[i].kind == kindString && string(v.arr[i].s) == k {
+			return &v.arr[i+1], true
+		}
+	}
+	return nil, false
+}
+
+// decoder reads msgpack values from buf.
+type decoder struct {
+	buf []byte
+	off int
+}
+
+func (d *decoder) fail(err error) error { return &DecodeError{Offset: d.off, Err: err} }
+
+func (d *decoder) need(n int) ([]byte, error) {
+	if n < 0 || len(d.buf)-d.off < n {
+		return nil, d.fail(errTruncated)
+	}
+	b := d.buf[d.off : d.off+n]
+	d.off += n
+	return b, nil
+}
+
+func (d *decoder) uintN(n int) (uint64, error) {
+	b, err := d.need(n)
+	if err != nil {
+		return 0, err
+	}
+	var u uint64
+	for _, c := range b {
+		u = u<<8 | uint64(c)
+	}
+	return u, nil
+}
+
+// decode reads one value.
+func (d *decoder) decode(depth int) (value, error) {
+	if depth > maxDepth {
+		return value{}, d.fail(errors.New("nested too deeply"))
+	}
+	hb, err := d.need(1)
+	if err != nil {
+		return value{}, err
+	}
+	c := hb[0]
+	switch {
+	case c <= 0x7f:
+		return value{kind: kindInt, i: int64(c)}, nil
+	case c >= 0xe0:
+		return value{kind: kindInt, i: int64(int8(c))}, nil
+	case c&0xf0 == 0x80:
+		return d.decodeMap(int(c&0x0f), depth)
+	case c&0xf0 == 0x90:
+		return d.decodeArray(int(c&0x0f), depth)
+	case c&0xe0 == 0xa0:
+		return d.decodeBytes(kindString, int(c&0x1f))
+	}
+	switch c {
+	case 0xc0:
+		return value{kind: kindNil}, nil
+	case 0xc2, 0xc3:
+		return value{kind: kindBool, b: c == 0xc3}, nil
+	case 0xc4, 0xc5, 0xc6:
+		n, err := d.uintN(1 << (c - 0xc4))
+		if err != nil {
+			return value{}, err
+		}
+		return d.decodeBytes(kindBin, int(n))
+	case 0xc7, 0xc8, 0xc9:
+		n, err := d.uintN(1 << (c - 0xc7))
+		if err != nil {
+			return value{}, err
+		}
+		return d.decodeExt(int(n))
+	case 0xca:
+		u, err := d.uintN(4)
+		if err != nil {
+			return value{}, err
+		}
+		return value{kind: kindFloat, f: float64(math.Float32frombits(uint32(u)))}, nil
+	case 0xcb:
+		u, err := d.uintN(8)
+		if err != nil {
+			return value{}, err
+		}
+		return value{kind: kindFloat, f: math.Float64frombits(u)}, nil
+	case 0xcc, 0xcd, 0xce, 0xcf:
+		u, err := d.uintN(1 << (c - 0xcc))
+		if err != nil {
+			return value{}, err
+		}
+		if u <= math.MaxInt64 {
+			return value{kind: kindInt, i: int64(u)}, nil
+		}
+		return value{kind: kindUint, u: u}, nil
+	case 0xd0, 0xd1, 0xd2, 0xd3:
+		size := 1 << (c - 0xd0)
+		u, err := d.uintN(size)
+		if err != nil {
+			return value{}, err
+		}
+		shift := 64 - 8*size
+		return value{kind: kindInt, i: int64(u<<shift) >> shift}, nil
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8:
+		return d.decodeExt(1 << (c - 0xd4))
+	case 0xd9, 0xda, 0xdb:
+		n, err := d.uintN(1 << (c - 0xd9))
+		if err != nil {
+			return value{}, err
+		}
+		return d.decodeBytes(kindString, int(n))
+	case 0xdc, 0xdd:
+		n, err := d.uintN(2 << (c - 0xdc))
+		if err != nil {
+			return value{}, err
+		}
+		return d.decodeArray(int(n), depth)
+	case 0xde, 0xdf:
+		n, err := d.uintN(2 << (c - 0xde))
+		if err != nil {
+			return value{}, err
+		}
+		return d.decodeMap(int(n), depth)
+	}
+	d.off--
+	return value{}, d.fail(fmt.Errorf("invalid type byte 0x%02x", c))
+}
+
+func (d *decoder) decodeBytes(k kind, n int) (value, error) {
+	b, err := d.need(n)
+	if err != nil {
+		return value{}, err
+	}
+	return value{kind: k, s: b}, nil
+}
+
+// decodeArray reads n elements. Each element takes at least one byte, so a
+// length larger than the rest of the input is rejected before allocating.
+func (d *decoder) decodeArray(n int, depth int) (value, error) {
+	if n < 0 || n > len(d.buf)-d.off {
+		return value{}, d.fail(errTruncated)
+	}
+	v := value{kind: kindArray, arr: make([]value, 0, n)}
+	for range n {
+		e, err := d.decode(depth + 1)
+		if err != nil {
+			return value{}, err
+		}
+		v.arr = append(v.arr, e)
+	}
+	return v, nil
+}
+
+func (d *decoder) decodeMap(n int, depth int) (value, error) {
+	if n < 0 || 2*n > len(d.buf)-d.off {
+		return value{}, d.fail(errTruncated)
+	}
+	v := value{kind: kindMap, arr: make([]value, 0, 2*n)}
+	for range 2 * n {
+		e, err := d.decode(depth + 1)
+		if err != nil {
+			return value{}, err
+		}
+		v.arr = append(v.arr, e)
+	}
+	return v, nil
+}
+
+// decodeExt reads an extension of n data bytes. Only the timestamp extension
+// (type -1, as notepack.io encodes a JavaScript Date) is understood.
+func (d *decoder) decodeExt(n int) (value, error) {
+	tb, err := d.need(1)
+	if err != nil {
+		return value{}, err
+	}
+	typ := int8(tb[0])
+	data, err := d.need(n)
+	if err != nil {
+		return value{}, err
+	}
+	if typ != -1 {
+		return value{}, d.fail(fmt.Errorf("unsupported ext type %d", typ))
+	}
+	var t time.Time
+	switch n {
+	case 4:
+		t = time.Unix(int64(binary.BigEndian.Uint32(data)), 0)
+	case 8:
+		u := binary.BigEndian.Uint64(data)
+		t = time.Unix(int64(u&(1<<34-1)), int64(u>>34))
+	case 12:
+		t = time.Unix(int64(binary.BigEndian.Uint64(data[4:])), int64(binary.BigEndian.Uint32(data)))
+	default:
+		return value{}, d.fail(fmt.Errorf("bad timestamp ext length %d", n))
+	}
+	return value{kind: kindTime, t: t.UTC()}, nil
+}
+
+// appendJSON appends v as JSON to dst. Bins become Socket.IO placeholders
+// {"_placeholder":true,"num":i} and are appended to *atts.
+func appendJSON(dst []byte, v *value, atts *[][]byte) ([]byte, error) {
+	switch v.kind {
+	case kindNil:
+		return append(dst, "null"...), nil
+	case kindBool:
+		return strconv.AppendBool(dst, v.b), nil
+	case kindInt:
+		return strconv.AppendInt(dst, v.i, 10), nil
+	case kindUint:
+		return strconv.AppendUint(dst, v.u, 10), nil
+	case kindFloat:
+		if math.IsNaN(v.f) || math.IsInf(v.f, 0) {
+			return append(dst, "null"...), nil // as JSON.stringify does
+		}
+		return strconv.AppendFloat(dst, v.f, 'g', -1, 64), nil
+	case kindString:
+		return appendJSONString(dst, v.s), nil
+	case kindTime:
+		dst = append(dst, '"')
+		dst = v.t.AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+		return append(dst, '"'), nil
+	case kindBin:
+		dst = append(dst, `{"_placeholder":true,"num":`...)
+		dst = strconv.AppendInt(dst, int64(len(*atts)), 10)
+		*atts = append(*atts, v.s)
+		return append(dst, '}'), nil
+	case kindArray:
+		dst = append(dst, '[')
+		for i := range v.arr {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var err error
+			if dst, err = appendJSON(dst, &v.arr[i], atts); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, ']'), nil
+	case kindMap:
+		dst = append(dst, '{')
+		for i := 0; i+1 < len(v.arr); i += 2 {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			k := &v.arr[i]
+			switch k.kind {
+			case kindString:
+				dst = appendJSONString(dst, k.s)
+			case kindInt, kindUint:
+				dst = append(dst, '"')
+				dst, _ = appendJSON(dst, k, atts)
+				dst = append(dst, '"')
+			default:
+				return dst, errors.New("map key is not a string")
+			}
+			dst = append(dst, ':')
+			var err error
+			if dst, err = appendJSON(dst, &v.arr[i+1], atts); err != nil {
+				return dst, err
+			}
+		}
+		return append(dst, '}'), nil
+	}
+	return dst, fmt.Errorf("unknown value kind %d", v.kind)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(dst []byte, s []byte) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c < 0x20:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, `\u202`...)
+			dst = append(dst, hexDigits[r&0xf])
+		} else {
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}

@@ -1,0 +1,115 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultPath             = "/socket.io/"
+	DefaultPingInterval     = 25 * time.Second
+	DefaultPingTimeout      = 20 * time.Second
+	DefaultConnectTimeout   = 45 * time.Second
+	DefaultUpgradeTimeout   = 10 * time.Second
+	DefaultMaxPayload       = 1_000_000
+	DefaultMaxQueueBytes    = 1 << 20
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultMaxDisconnection = 2 * time.Minute
+)
+
+// Config configures a Server. Every zero field takes its Default… value.
+type Config struct {
+	// Path is the URL path prefix the server is mounted at; "" = "/socket.io/".
+	Path string
+	// PingInterval is the time between server pings; 0 = 25s.
+	PingInterval time.Duration
+	// PingTimeout is how long the client has to answer a ping; 0 = 20s.
+	PingTimeout time.Duration
+	// ConnectTimeout is the time a client has to send a Socket.IO CONNECT after
+	// the Engine.IO open; 0 = 45s.
+	ConnectTimeout time.Duration
+	// UpgradeTimeout bounds the polling→WebSocket upgrade; 0 = 10s.
+	UpgradeTimeout time.Duration
+	// MaxPayload is the limit in bytes per Engine.IO message (WebSocket frame)
+	// and per polling request body; 0 = 1e6.
+	MaxPayload int64
+	// AllowedOrigins is the CORS (polling) and WebSocket Origin allow-list, exact
+	// matches such as "https://shop.example"; nil/empty = allow all origins.
+	AllowedOrigins []string
+	// MaxQueueBytes is the per-connection outbound budget in bytes; a client
+	// over it is disconnected as "slow"; 0 = 1 MiB.
+	MaxQueueBytes int
+	// WriteTimeout bounds each write to a client; a client stuck longer is
+	// disconnected; 0 = 10s.
+	WriteTimeout time.Duration
+	// Recovery enables connection state recovery; nil = off.
+	Recovery *RecoveryConfig
+	// Metrics are optional Prometheus collectors from NewMetrics; nil = none.
+	Metrics *Metrics
+	// Logger receives the hub's logs; nil = slog.Default().
+	Logger *slog.Logger
+}
+
+// RecoveryConfig configures connection state recovery (socket.io 4.6+).
+type RecoveryConfig struct {
+	// Store keeps broadcasts with offsets and disconnected sessions;
+	// nil = an in-memory store (NewMemoryStore) bounded by MaxDisconnection.
+	Store RecoveryStore
+	// MaxDisconnection is how long a disconnected session can be recovered;
+	// 0 = 2m.
+	MaxDisconnection time.Duration
+}
+
+// withDefaults returns a copy of c with zero fields filled, or every problem found.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if c.Path[0] != '/' {
+		errs = append(errs, fmt.Errorf("hub: Path %q must start with /", c.Path))
+	}
+	if c.Path[len(c.Path)-1] != '/' {
+		c.Path += "/"
+	}
+	dur := func(name string, d *time.Duration, def time.Duration) {
+		switch {
+		case *d == 0:
+			*d = def
+		case *d < 0:
+			errs = append(errs, fmt.Errorf("hub: %s %v must not be negative", name, *d))
+		}
+	}
+	dur("PingInterval", &c.PingInterval, DefaultPingInterval)
+	dur("PingTimeout", &c.PingTimeout, DefaultPingTimeout)
+	dur("ConnectTimeout", &c.ConnectTimeout, DefaultConnectTimeout)
+	dur("UpgradeTimeout", &c.UpgradeTimeout, DefaultUpgradeTimeout)
+	dur("WriteTimeout", &c.WriteTimeout, DefaultWriteTimeout)
+	switch {
+	case c.MaxPayload == 0:
+		c.MaxPayload = DefaultMaxPayload
+	case c.MaxPayload < 0:
+		errs = append(errs, fmt.Errorf("hub: MaxPayload %d must not be negative", c.MaxPayload))
+	}
+	switch {
+	case c.MaxQueueBytes == 0:
+		c.MaxQueueBytes = DefaultMaxQueueBytes
+	case c.MaxQueueBytes < 0:
+		errs = append(errs, fmt.Errorf("hub: MaxQueueBytes %d must not be negative", c.MaxQueueBytes))
+	}
+	if c.Recovery != nil {
+		r := *c.Recovery
+		dur("Recovery.MaxDisconnection", &r.MaxDisconnection, DefaultMaxDisconnection)
+		if r.Store == nil {
+			r.Store = NewMemoryStore(r.MaxDisconnection, 0)
+		}
+		c.Recovery = &r
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, errors.Join(errs...)
+}

@@ -1,0 +1,58 @@
+// Package hub is a Socket.IO v5 / Engine.IO v4 server library: WebSocket and
+// HTTP long-polling transports (with the polling→WebSocket upgrade), namespaces,
+// connect middlewares, events and acks in both directions, binary attachments,
+// rooms, a fan-out built to encode each broadcast once, and socket.io 4.6+
+// connection state recovery behind the RecoveryStore interface.
+//
+// It knows nothing of shops or Postgres: cmd/walcast mounts a *Server at
+// Config.Path, rooms/ installs middlewares and handlers on namespaces, and the
+// bus calls Server.Broadcast with already-encoded JSON arguments.
+//
+// # Protocol flow
+//
+// Engine.IO (one session per browser tab, id "sid"):
+//
+//	C: GET  /socket.io/?EIO=4&transport=polling          (or transport=websocket)
+//	S: 0{"sid":"…","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}
+//	S: 2            every PingInterval            C: 3   within PingTimeout, else "ping timeout"
+//	polling: GET receives packets joined by 0x1e, POST sends them; binary is "b"+base64
+//	upgrade: C opens WS with &sid=…, C: 2probe  S: 3probe  (pending GET answered with 6)  C: 5
+//	close:   S: 1 on polling / WebSocket close frame;  C: 1 on polling
+//
+// Socket.IO packets ride in Engine.IO message packets ("4" + packet):
+//
+//	<type>[<attachments>-][<nsp>,][<ack id>][JSON]
+//	C: 40{"token":…}            CONNECT to "/" with the auth object
+//	S: 40{"sid":"…"}            accepted (plus "pid" when recovery is on)
+//	S: 44{"message":…,"data":…} refused by a middleware; 44/x,{"message":"Invalid namespace"}
+//	C/S: 42["event",args…]      EVENT; 42<id>[…] asks for an ack answered by 43<id>[…]
+//	C/S: 451-["e",{"_placeholder":true,"num":0}] + one binary message per attachment
+//	C/S: 41                     DISCONNECT of one namespace; the Engine.IO session stays
+//
+// A client must CONNECT to a namespace within ConnectTimeout of the Engine.IO
+// open. Malformed packets close that client's connection with a logged reason
+// and a walcast_hub_bad_packets_total{kind} increment; nobody else notices.
+//
+// # Fan-out
+//
+// Server.Broadcast encodes the whole Engine.IO frame ("42[…]") once and hands
+// the same immutable []byte to every receiving connection's bounded outbound
+// queue. Each connection has at most one writer goroutine, started only while
+// there is something to write; it drains the queue and writes everything with
+// one flush. A connection over MaxQueueBytes or stuck longer than WriteTimeout
+// is closed as "slow"; the broadcaster never waits for a client.
+//
+// # Goroutine safety
+//
+// Server, Namespace and Socket methods are safe for concurrent use.
+// Middlewares and OnConnect run on the connection's reader goroutine; the
+// handlers of one socket run sequentially there, so a slow handler only slows
+// its own connection. A Message and its slices are not reused by the hub, so
+// handlers may keep them.
+//
+// # Context
+//
+// Socket.Context is cancelled when the socket disconnects. Shutdown stops
+// accepting, lets queues drain until its context ends, then closes every
+// connection so clients reconnect elsewhere.
+package hub

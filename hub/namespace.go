@@ -1,0 +1,77 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sync"
+)
+
+// Middleware runs at every CONNECT to a namespace, in the order added, also for
+// a recovered session (so an expired token cannot resume). Returning a
+// *ConnectError refuses the connection with that message and data; any other
+// error refuses it with the error's text.
+type Middleware func(ctx context.Context, h *Handshake) error
+
+// Handshake is what a client presented when it connected to a namespace.
+type Handshake struct {
+	Namespace  string
+	Auth       json.RawMessage // the CONNECT payload ("auth" object), {} when absent
+	Header     http.Header
+	Query      url.Values
+	RemoteAddr string
+	Data       any // set by middlewares (e.g. the verified identity); read by handlers
+}
+
+// ConnectError refuses a CONNECT: the client receives
+// CONNECT_ERROR {"message":Message,"data":Data} ("data" omitted when nil) and
+// socket.io-client raises connect_error with err.message and err.data.
+type ConnectError struct {
+	Message string
+	Data    any
+}
+
+func (e *ConnectError) Error() string { return "hub: connect refused: " + e.Message }
+
+// Namespace is a Socket.IO namespace declared with Server.Of.
+type Namespace struct {
+	srv  *Server
+	name string
+
+	mu        sync.RWMutex
+	mws       []Middleware
+	onConnect []func(*Socket)
+
+	rooms *roomIndex
+}
+
+// Name returns the namespace name, e.g. "/" or "/admin".
+func (n *Namespace) Name() string { return n.name }
+
+// Use appends a connect middleware.
+func (n *Namespace) Use(mw Middleware) {
+	n.mu.Lock()
+	n.mws = append(n.mws, mw)
+	n.mu.Unlock()
+}
+
+// OnConnect registers fn to run for every new socket of the namespace, after
+// its CONNECT reply is queued. It runs on the connection's reader goroutine.
+func (n *Namespace) OnConnect(fn func(s *Socket)) {
+	n.mu.Lock()
+	n.onConnect = append(n.onConnect, fn)
+	n.mu.Unlock()
+}
+
+func (n *Namespace) middlewares() []Middleware {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.mws
+}
+
+func (n *Namespace) connectHandlers() []func(*Socket) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.onConnect
+}
