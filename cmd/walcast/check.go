@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/walcast/walcast/cdc"
+)
+
+// runCheck connects with an ordinary connection, runs cdc.Check and prints one
+// line per finding with the SQL that fixes each problem. It fails (exit 1) when
+// anything is wrong.
+func runCheck(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := newFlagSet("check", stderr)
+	c, err := parseConfig(fs, optDB, args, getenv)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, c.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("connect to the database: %s", redactErr(err, c.DatabaseURL))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rep, err := cdc.Check(ctx, conn, cdc.CheckConfig{Slot: c.Slot, Publication: c.Publication, Tables: checkTables(c)})
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	fmt.Fprint(stderr, cdc.FormatCheckReport(rep))
+	if rep.Failed() {
+		fmt.Fprintf(stderr, "walcast check: %d problem(s); run the fix lines above (or walcast migrate), then check again\n", countFail(rep))
+		return errSilent
+	}
+	fmt.Fprintln(stderr, "walcast check: ok")
+	return nil
+}
+
+func countFail(r cdc.CheckReport) int {
+	n := 0
+	for _, c := range r {
+		if c.Severity == cdc.CheckFail {
+			n++
+		}
+	}
+	return n
+}
+
+// checkTables is the list of tables the configured mapping needs; nil means
+// the built-in seed mapping.
+func checkTables(c config) []cdc.CheckTable {
+	return nil
+}

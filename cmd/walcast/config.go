@@ -1,0 +1,379 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// secret is a string that never prints (slog, %v).
+type secret string
+
+func (s secret) LogValue() slog.Value {
+	if s == "" {
+		return slog.StringValue("")
+	}
+	return slog.StringValue("[redacted]")
+}
+func (s secret) String() string { return s.LogValue().String() }
+
+// config is everything the subcommands read from flags and the environment.
+type config struct {
+	DatabaseURL     string        // required for serve, migrate, check
+	Listen          string        // HTTP listen address; default ":3001"
+	JWTSecret       secret        // HS256 secret
+	JWKSURL         string        // JWKS for asymmetric tokens
+	JWTIssuer       string        // checked when set
+	JWTAudience     string        // checked when set
+	RoleClaim       string        // claim path of the app role; "" = profiles query
+	AdminRoles      []string      // roles that count as admin; default admin,super_admin
+	AllowedOrigins  []string      // nil = allow all (with a warning)
+	RedisURL        string        // "" = in-process bus
+	Slot            string        // default "walcast"
+	Publication     string        // default "walcast"
+	Mapping         string        // path of the mapping file; "" = built-in seed schema
+	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
+	LogFormat       string        // LOG_FORMAT: text or json
+	ShutdownTimeout time.Duration // drain budget on SIGINT/SIGTERM; default 10s
+	PingInterval    time.Duration // Engine.IO ping interval; 0 = hub default (25s)
+	PingTimeout     time.Duration // Engine.IO ping timeout; 0 = hub default (20s)
+	MaxQueueBytes   int           // per-connection outbound budget; 0 = hub default (1 MiB)
+	MaxPayload      int64         // bytes per Engine.IO message; 0 = hub default (1e6)
+	RecoveryWindow  time.Duration // connection state recovery window; 0 = off; default 2m
+	RateLimit       float64       // client events per second per socket; 0 = rooms default
+
+	// Warnings are printed (logged) at start; they do not stop walcast.
+	Warnings []string
+}
+
+// option is one setting: a flag, the environment variables it falls back to
+// (first non-empty wins), a default, and how to store it.
+type option struct {
+	flag  string
+	envs  []string
+	def   string
+	usage string
+	set   func(c *config, v string) error
+}
+
+// The option groups each subcommand uses.
+const (
+	optDB = 1 << iota
+	optServe
+	optLog
+)
+
+func options() []struct {
+	groups int
+	option
+} {
+	type o = struct {
+		groups int
+		option
+	}
+	str := func(p func(c *config) *string) func(*config, string) error {
+		return func(c *config, v string) error { *p(c) = v; return nil }
+	}
+	dur := func(p func(c *config) *time.Duration) func(*config, string) error {
+		return func(c *config, v string) error {
+			if v == "" {
+				return nil
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration (use Go syntax such as 30s or 2m)", v)
+			}
+			if d < 0 {
+				return fmt.Errorf("%q is negative", v)
+			}
+			*p(c) = d
+			return nil
+		}
+	}
+	size := func(p func(c *config) *int64) func(*config, string) error {
+		return func(c *config, v string) error {
+			if v == "" {
+				return nil
+			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%q is not a non-negative number of bytes", v)
+			}
+			*p(c) = n
+			return nil
+		}
+	}
+	list := func(p func(c *config) *[]string) func(*config, string) error {
+		return func(c *config, v string) error { *p(c) = splitList(v); return nil }
+	}
+	return []o{
+		{optDB | optServe, option{"database-url", []string{"WALCAST_DATABASE_URL", "DATABASE_URL"}, "",
+			"Postgres connection string (direct, not a pooler)", func(c *config, v string) error {
+				if v == "" {
+					return nil
+				}
+				if _, err := pgconn.ParseConfig(v); err != nil {
+					return fmt.Errorf("not a valid connection string: %s", redactErr(err, v))
+				}
+				c.DatabaseURL = v
+				return nil
+			}}},
+		{optDB | optServe, option{"slot", []string{"WALCAST_SLOT"}, "walcast", "replication slot name", str(func(c *config) *string { return &c.Slot })}},
+		{optDB | optServe, option{"publication", []string{"WALCAST_PUBLICATION"}, "walcast", "publication name", str(func(c *config) *string { return &c.Publication })}},
+		{optDB | optServe, option{"mapping", []string{"WALCAST_MAPPING"}, "", "mapping file (default: built-in seed schema)", str(func(c *config) *string { return &c.Mapping })}},
+		{optServe, option{"listen", []string{"WALCAST_LISTEN"}, ":3001", "HTTP/WebSocket listen address", func(c *config, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("%q is not host:port", v)
+			}
+			c.Listen = v
+			return nil
+		}}},
+		{optServe, option{"jwt-secret", []string{"WALCAST_JWT_SECRET", "SUPABASE_JWT_SECRET"}, "", "HS256 secret (Supabase legacy JWT secret)", func(c *config, v string) error {
+			c.JWTSecret = secret(v)
+			return nil
+		}}},
+		{optServe, option{"jwks-url", []string{"WALCAST_JWKS_URL"}, "", "JWKS URL for RS256/ES256/EdDSA tokens (default: derived from SUPABASE_URL)", func(c *config, v string) error {
+			if v == "" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return fmt.Errorf("%q is not an http(s) URL", v)
+			}
+			c.JWKSURL = v
+			return nil
+		}}},
+		{optServe, option{"jwt-issuer", []string{"WALCAST_JWT_ISSUER"}, "", "required token issuer (iss)", str(func(c *config) *string { return &c.JWTIssuer })}},
+		{optServe, option{"jwt-audience", []string{"WALCAST_JWT_AUDIENCE"}, "", "required token audience (aud)", str(func(c *config) *string { return &c.JWTAudience })}},
+		{optServe, option{"role-claim", []string{"WALCAST_ROLE_CLAIM"}, "", "claim path of the app role, e.g. app_metadata.role (default: profiles query)", str(func(c *config) *string { return &c.RoleClaim })}},
+		{optServe, option{"admin-roles", []string{"WALCAST_ADMIN_ROLES"}, "admin,super_admin", "comma-separated roles treated as admin", list(func(c *config) *[]string { return &c.AdminRoles })}},
+		{optServe, option{"allowed-origins", []string{"WALCAST_ALLOWED_ORIGINS"}, "", "comma-separated browser origins (default: STOREFRONT_URL,ADMIN_URL; else all)", list(func(c *config) *[]string { return &c.AllowedOrigins })}},
+		{optServe, option{"redis-url", []string{"WALCAST_REDIS_URL", "REDIS_URL"}, "", "Redis URL; enables the Redis bus for several nodes", func(c *config, v string) error {
+			if v == "" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+				return fmt.Errorf("%q is not a redis:// URL", redactURL(v))
+			}
+			c.RedisURL = v
+			return nil
+		}}},
+		{optServe, option{"shutdown-timeout", []string{"WALCAST_SHUTDOWN_TIMEOUT"}, "10s", "how long a graceful shutdown may drain", dur(func(c *config) *time.Duration { return &c.ShutdownTimeout })}},
+		{optServe, option{"ping-interval", []string{"WALCAST_PING_INTERVAL"}, "", "Engine.IO ping interval (default 25s)", dur(func(c *config) *time.Duration { return &c.PingInterval })}},
+		{optServe, option{"ping-timeout", []string{"WALCAST_PING_TIMEOUT"}, "", "Engine.IO ping timeout (default 20s)", dur(func(c *config) *time.Duration { return &c.PingTimeout })}},
+		{optServe, option{"recovery-window", []string{"WALCAST_RECOVERY_WINDOW"}, "2m", "how long a dropped client can recover missed events; 0 = off", dur(func(c *config) *time.Duration { return &c.RecoveryWindow })}},
+		{optServe, option{"max-queue-bytes", []string{"WALCAST_MAX_QUEUE_BYTES"}, "", "per-connection outbound budget in bytes (default 1 MiB)", func(c *config, v string) error {
+			var n int64
+			if err := size(func(*config) *int64 { return &n })(c, v); err != nil {
+				return err
+			}
+			c.MaxQueueBytes = int(n)
+			return nil
+		}}},
+		{optServe, option{"max-payload", []string{"WALCAST_MAX_PAYLOAD"}, "", "max bytes per Engine.IO message (default 1000000)", size(func(c *config) *int64 { return &c.MaxPayload })}},
+		{optServe, option{"rate-limit", []string{"WALCAST_RATE_LIMIT"}, "", "client events per second per socket (default: rooms default)", func(c *config, v string) error {
+			if v == "" {
+				return nil
+			}
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 {
+				return fmt.Errorf("%q is not a non-negative number", v)
+			}
+			c.RateLimit = f
+			return nil
+		}}},
+		{optLog, option{"log-level", []string{"LOG_LEVEL", "WALCAST_LOG_LEVEL"}, "info", "debug, info, warn or error", func(c *config, v string) error {
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				return fmt.Errorf("%q is not one of debug, info, warn, error", v)
+			}
+			return nil
+		}}},
+		{optLog, option{"log-format", []string{"LOG_FORMAT", "WALCAST_LOG_FORMAT"}, "text", "text or json", func(c *config, v string) error {
+			v = strings.ToLower(v)
+			if v != "text" && v != "json" {
+				return fmt.Errorf("%q is not text or json", v)
+			}
+			c.LogFormat = v
+			return nil
+		}}},
+	}
+}
+
+// configFlags registers the flags of the given option groups on fs. Call
+// finish after fs.Parse to resolve flags, environment and defaults.
+func configFlags(fs *flag.FlagSet, groups int, getenv func(string) string) (finish func() (config, error)) {
+	type bound struct {
+		option
+		val *string
+	}
+	var bs []bound
+	for _, o := range options() {
+		if o.groups&groups == 0 {
+			continue
+		}
+		env := ""
+		if len(o.envs) > 0 {
+			env = " (env " + strings.Join(o.envs, ", else ") + ")"
+		}
+		bs = append(bs, bound{o.option, fs.String(o.flag, "", o.usage+env+defaultNote(o.def))})
+	}
+	return func() (config, error) {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		var c config
+		var errs []error
+		for _, b := range bs {
+			v, from := *b.val, "-"+b.flag
+			if !set[b.flag] {
+				v, from = "", ""
+				for _, e := range b.envs {
+					if v = strings.TrimSpace(getenv(e)); v != "" {
+						from = e
+						break
+					}
+				}
+				if from == "" {
+					v, from = b.def, "default of -"+b.flag
+				}
+			}
+			if err := b.set(&c, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", from, err))
+			}
+		}
+		// Derived values that fall back to the seeds' own variables.
+		if groups&optServe != 0 {
+			if c.JWKSURL == "" && !set["jwks-url"] {
+				if su := strings.TrimRight(strings.TrimSpace(getenv("SUPABASE_URL")), "/"); su != "" {
+					u, err := url.Parse(su)
+					if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+						errs = append(errs, fmt.Errorf("SUPABASE_URL: %q is not an http(s) URL", su))
+					} else {
+						c.JWKSURL = su + "/auth/v1/.well-known/jwks.json"
+					}
+				}
+			}
+			if len(c.AllowedOrigins) == 0 && !set["allowed-origins"] {
+				for _, e := range []string{"STOREFRONT_URL", "ADMIN_URL"} {
+					if v := strings.TrimRight(strings.TrimSpace(getenv(e)), "/"); v != "" {
+						c.AllowedOrigins = append(c.AllowedOrigins, v)
+					}
+				}
+			}
+			for _, o := range c.AllowedOrigins {
+				if o == "*" {
+					c.AllowedOrigins = nil
+					break
+				}
+				if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+					errs = append(errs, fmt.Errorf("allowed origins: %q is not an origin like https://shop.example.com", o))
+				}
+			}
+			if len(c.AllowedOrigins) == 0 {
+				c.Warnings = append(c.Warnings, "no allowed origins configured (WALCAST_ALLOWED_ORIGINS, STOREFRONT_URL, ADMIN_URL): any web page may connect")
+			}
+			if c.JWTSecret == "" && c.JWKSURL == "" {
+				errs = append(errs, errors.New("no way to verify tokens: set WALCAST_JWT_SECRET (or SUPABASE_JWT_SECRET), or WALCAST_JWKS_URL (or SUPABASE_URL)"))
+			}
+		}
+		if groups&(optDB|optServe) != 0 && c.DatabaseURL == "" && !hasErrFor(errs, "database") {
+			errs = append(errs, errors.New("no database: set WALCAST_DATABASE_URL or DATABASE_URL (a direct connection, not a pooler), or -database-url"))
+		}
+		return c, errors.Join(errs...)
+	}
+}
+
+func hasErrFor(errs []error, word string) bool {
+	for _, e := range errs {
+		if strings.Contains(e.Error(), word) {
+			return true
+		}
+	}
+	return false
+}
+
+func defaultNote(def string) string {
+	if def == "" {
+		return ""
+	}
+	return " [default " + def + "]"
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// redactURL hides the password of a URL-form connection string.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// redactErr returns err's text with any password of dsn removed.
+func redactErr(err error, dsn string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	for _, f := range strings.Fields(dsn) {
+		if k, v, ok := strings.Cut(f, "="); ok && k == "password" && v != "" {
+			msg = strings.ReplaceAll(msg, v, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("walcast "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseConfig parses args for a subcommand and resolves its config.
+func parseConfig(fs *flag.FlagSet, groups int, args []string, getenv func(string) string) (config, error) {
+	finish := configFlags(fs, groups, getenv)
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	c, err := finish()
+	if err != nil {
+		return c, fmt.Errorf("bad configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+// newLogger builds the process logger from LOG_LEVEL and LOG_FORMAT.
+func newLogger(c config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,87 @@
+// Command walcast streams a Postgres database's committed changes to
+// Socket.IO clients. See README.md for the runbook.
+//
+// Subcommands: serve, migrate, check, demo, version. Configuration comes from
+// the environment (WALCAST_* and the seeds' own variables) with flags to
+// override; run `walcast <subcommand> -h` for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// errSilent makes main exit with status 1 without printing anything more: the
+// subcommand already said what is wrong (walcast check).
+var errSilent = errors.New("walcast: failed")
+
+func main() {
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "walcast: shutting down (signal again to abort)")
+		cancel()
+		<-sig
+		fmt.Fprintln(os.Stderr, "walcast: aborted")
+		os.Exit(130)
+	}()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	cancel()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	case errors.Is(err, errSilent):
+		os.Exit(1)
+	default:
+		fmt.Fprintf(os.Stderr, "walcast: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `walcast streams committed Postgres changes to Socket.IO clients.
+
+Usage:
+  walcast serve     run the service (CDC reader, hub, HTTP endpoints)
+  walcast migrate   apply walcast's SQL, create the publication and the slot (idempotent)
+  walcast check     check the database for what walcast needs; prints the SQL that fixes each problem
+  walcast demo      run a throwaway Postgres, a simulated shop and a live web page
+  walcast version   print the version
+
+Run 'walcast <command> -h' for the flags; every flag also has an environment variable.
+`
+
+// run is main without the process: args exclude the program name, getenv
+// reads the environment, and every message goes to stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stderr)
+	case "check":
+		return runCheck(ctx, rest, getenv, stderr)
+	case "demo":
+		return runDemo(ctx, rest, getenv, stderr)
+	case "version", "-version", "--version":
+		return runVersion(stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stderr, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
