@@ -49,5 +49,14 @@ func countFail(r cdc.CheckReport) int {
 // checkTables is the list of tables the configured mapping needs; nil means
 // the built-in seed mapping.
 func checkTables(c config) []cdc.CheckTable {
-	return nil
+	tables, full := mappingTables(c)
+	need := map[string]bool{}
+	for _, t := range full {
+		need[t] = true
+	}
+	out := make([]cdc.CheckTable, len(tables))
+	for i, t := range tables {
+		out[i] = cdc.CheckTable{Name: t, NeedFull: need[t]}
+	}
+	return out
 }

@@ -2,15 +2,56 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
+
+	"github.com/jackc/pgx/v5"
+	wsql "github.com/walcast/walcast/sql"
 )
 
+// runMigrate applies walcast's SQL (schema walcast with emit/notify/heartbeat),
+// puts the mapped tables in the publication with REPLICA IDENTITY FULL where
+// the mapper needs old values, and creates the slot. It is idempotent. -demo
+// also installs the demo shop schema and its seed rows.
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
-	_, err := parseConfig(fs, optDB|optLog, args, getenv)
+	demo := fs.Bool("demo", false, "also install the demo shop schema (profiles, products, variants, inventory, orders) and seed rows")
+	noSlot := fs.Bool("no-slot", false, "do not create the replication slot (walcast serve creates it on first start)")
+	c, err := parseConfig(fs, optDB|optLog, args, getenv)
 	if err != nil {
 		return err
 	}
-	return errors.New("migrate: not wired yet (waiting for the sql package)")
+	log := newLogger(c, stderr)
+	conn, err := pgx.Connect(ctx, c.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("connect to the database: %s", redactErr(err, c.DatabaseURL))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	opts := migrateOptions(c)
+	opts.Demo = *demo
+	if *noSlot {
+		opts.Slot = ""
+	}
+	if err := wsql.Migrate(ctx, conn, opts); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	log.Info("migrated", "publication", c.Publication, "slot", opts.Slot, "tables", opts.Tables, "demo", opts.Demo)
+	return nil
+}
+
+// migrateOptions are the sql.Migrate options for the configured mapping.
+func migrateOptions(c config) wsql.Options {
+	tables, full := mappingTables(c)
+	return wsql.Options{
+		Publication:  c.Publication,
+		Tables:       tables,
+		FullIdentity: full,
+		Slot:         c.Slot,
+	}
+}
+
+// mappingTables returns the tables the configured mapping reads and those of
+// them that need REPLICA IDENTITY FULL.
+func mappingTables(c config) (tables, full []string) {
+	return wsql.DefaultTables, wsql.DefaultFullIdentityTables
 }
