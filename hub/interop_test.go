@@ -1,0 +1,791 @@
+package hub_test
+
+// Interop tests: the real socket.io-client 4.8 (Node, from testdata/node_modules) against a
+// hub.Server on a loopback port. Each test runs `node testdata/interop/<script>.mjs <url>`
+// and reads the script's JSON lines (one object per line, {"ev": ...}); scripts that need
+// the test to act in between (restart, recovery) take commands as lines on stdin.
+// Nothing here sleeps to wait for an event: every step waits for a line, a channel or a
+// marker event, with a deadline.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walcast/walcast/hub"
+)
+
+// interopWait bounds every wait for a line from a Node script.
+const interopWait = 15 * time.Second
+
+// nodeBinary returns the node executable and the testdata directory, skipping the test
+// when Node or the npm packages are missing (failing instead when CI is set).
+func nodeBinary(t *testing.T) (node, testdata string) {
+	t.Helper()
+	missing := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") != "" {
+			t.Fatalf(format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("node not found in PATH: %v", err)
+	}
+	testdata, err = filepath.Abs(filepath.Join("..", "testdata"))
+	if err != nil {
+		t.Fatalf("abs testdata: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(testdata, "node_modules", "socket.io-client", "package.json")); err != nil {
+		missing("socket.io-client is not installed (run `npm ci` in testdata/): %v", err)
+	}
+	return node, testdata
+}
+
+// testServer is a hub.Server behind an http.Server on a loopback port.
+type testServer struct {
+	Hub  *hub.Server
+	Addr string // host:port
+	URL  string // http://host:port
+	http *http.Server
+	done chan struct{}
+}
+
+// startServer listens on addr ("127.0.0.1:0" for a fresh port), mounts a new hub.Server
+// configured by cfg at cfg.Path, and calls setup before serving. The server is stopped
+// at the end of the test unless stopped before.
+func startServer(t *testing.T, addr string, cfg hub.Config, setup func(*hub.Server)) *testServer {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	srv, err := hub.New(cfg)
+	if err != nil {
+		t.Fatalf("hub.New: %v", err)
+	}
+	if setup != nil {
+		setup(srv)
+	}
+	var ln net.Listener
+	// The port of a stopped server can stay busy for a moment (a restart test reuses it).
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		ln, err = net.Listen("tcp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	path := cfg.Path
+	if path == "" {
+		path = "/socket.io/"
+	}
+	mux := http.NewServeMux()
+	mux.Handle(path, srv)
+	ts := &testServer{
+		Hub:  srv,
+		Addr: ln.Addr().String(),
+		URL:  "http://" + ln.Addr().String(),
+		http: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(ts.done)
+		if err := ts.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	t.Cleanup(ts.Stop)
+	return ts
+}
+
+// Stop shuts the hub down (its connections are closed so that clients reconnect) and
+// closes the listener. It is idempotent.
+func (ts *testServer) Stop() {
+	select {
+	case <-ts.done:
+		return
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = ts.http.Shutdown(ctx) // stops accepting; hijacked WebSockets are the hub's
+	_ = ts.Hub.Shutdown(ctx)
+	_ = ts.http.Close()
+	<-ts.done
+}
+
+// testLogWriter sends the hub's logs to t.Logf until the test ends (hub goroutines may
+// still log while they stop, and t.Logf after the end would panic).
+type testLogWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Logf("%s", bytes.TrimRight(p, "\n"))
+	}
+	return len(p), nil
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	w := &testLogWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// nodeProc is a running interop script.
+type nodeProc struct {
+	t      *testing.T
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan []byte
+	stderr *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// runNode starts `node testdata/interop/<script> <url> args...`. The process is killed at
+// the end of the test (scripts also exit on their own deadline).
+func runNode(t *testing.T, script, url string, args ...string) *nodeProc {
+	t.Helper()
+	node, testdata := nodeBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join(testdata, "interop", script), url}, args...)...)
+	cmd.Dir = testdata
+	cmd.Env = append(os.Environ(), "INTEROP_DEADLINE_MS=40000")
+	p := &nodeProc{t: t, name: script, cmd: cmd, lines: make(chan []byte, 64), stderr: &lockedBuffer{}}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatalf("stdout pipe: %v", err)
+	}
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
+		cancel()
+		t.Fatalf("stdin pipe: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start %s: %v", script, err)
+	}
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+		for sc.Scan() {
+			p.lines <- bytes.Clone(sc.Bytes())
+		}
+	}()
+	t.Cleanup(func() {
+		_ = p.stdin.Close()
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			if s := p.stderr.String(); s != "" {
+				t.Logf("%s stderr:\n%s", script, s)
+			}
+		}
+	})
+	return p
+}
+
+// line is one JSON line of a script; Ev is its "ev" field.
+type line struct {
+	Ev  string
+	Raw json.RawMessage
+}
+
+func (l line) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(l.Raw, v); err != nil {
+		t.Fatalf("decode %s: %v", l.Raw, err)
+	}
+}
+
+// next returns the script's next line, failing the test on a timeout, an exit or a
+// {"ev":"fatal"} line.
+func (p *nodeProc) next() line {
+	p.t.Helper()
+	select {
+	case b, ok := <-p.lines:
+		if !ok {
+			p.t.Fatalf("%s exited before the next line; stderr:\n%s", p.name, p.stderr.String())
+		}
+		var head struct {
+			Ev    string `json:"ev"`
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(b, &head); err != nil {
+			p.t.Fatalf("%s printed a non-JSON line %q: %v", p.name, b, err)
+		}
+		if head.Ev == "fatal" {
+			p.t.Fatalf("%s failed: %s", p.name, head.Error)
+		}
+		return line{Ev: head.Ev, Raw: b}
+	case <-time.After(interopWait):
+		p.t.Fatalf("%s: no line within %v; stderr:\n%s", p.name, interopWait, p.stderr.String())
+	}
+	return line{}
+}
+
+// expect returns the next line, which must have ev == want.
+func (p *nodeProc) expect(want string) line {
+	p.t.Helper()
+	l := p.next()
+	if l.Ev != want {
+		p.t.Fatalf("%s: got line %s, want ev %q", p.name, l.Raw, want)
+	}
+	return l
+}
+
+// skipUntil returns the first line with ev == want, dropping the others (logged).
+func (p *nodeProc) skipUntil(want string) line {
+	p.t.Helper()
+	for {
+		l := p.next()
+		if l.Ev == want {
+			return l
+		}
+		p.t.Logf("%s: %s", p.name, l.Raw)
+	}
+}
+
+// send writes one command line to the script's stdin.
+func (p *nodeProc) send(cmd string) {
+	p.t.Helper()
+	if _, err := io.WriteString(p.stdin, cmd+"\n"); err != nil {
+		p.t.Fatalf("send %q to %s: %v", cmd, p.name, err)
+	}
+}
+
+// recv waits for a value on ch.
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(interopWait):
+		t.Fatalf("timeout waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+// jsonEqual reports whether a and b hold the same JSON value.
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var va, vb any
+	if err := json.Unmarshal(a, &va); err != nil {
+		t.Fatalf("unmarshal %s: %v", a, err)
+	}
+	if err := json.Unmarshal(b, &vb); err != nil {
+		t.Fatalf("unmarshal %s: %v", b, err)
+	}
+	return reflect.DeepEqual(va, vb)
+}
+
+func checkJSON(t *testing.T, what string, got json.RawMessage, want string) {
+	t.Helper()
+	if !jsonEqual(t, got, []byte(want)) {
+		t.Errorf("%s: got %s, want %s", what, got, want)
+	}
+}
+
+// interopEvents is what the interop handlers observed on the server side.
+type interopEvents struct {
+	auth     chan json.RawMessage   // every auth object a middleware saw
+	answers  chan []json.RawMessage // results of the server's EmitWithAck("question")
+	binMsgs  chan *hub.Message      // "bin" messages received
+	connects chan *hub.Socket       // every connected socket
+	discs    chan string            // disconnect reasons
+}
+
+func newInteropEvents() *interopEvents {
+	return &interopEvents{
+		auth:     make(chan json.RawMessage, 64),
+		answers:  make(chan []json.RawMessage, 8),
+		binMsgs:  make(chan *hub.Message, 8),
+		connects: make(chan *hub.Socket, 64),
+		discs:    make(chan string, 64),
+	}
+}
+
+// authMiddleware accepts tokens starting with "good", refusing a missing or other token
+// the way walcast's rooms package does ({message, data}).
+func authMiddleware(ev *interopEvents) hub.Middleware {
+	return func(_ context.Context, h *hub.Handshake) error {
+		select {
+		case ev.auth <- h.Auth:
+		default:
+		}
+		var a struct {
+			Token *string `json:"token"`
+		}
+		if err := json.Unmarshal(h.Auth, &a); err != nil {
+			return &hub.ConnectError{Message: "Invalid auth payload"}
+		}
+		switch {
+		case a.Token == nil:
+			return &hub.ConnectError{Message: "Authentication token required"}
+		case !strings.HasPrefix(*a.Token, "good"):
+			return &hub.ConnectError{Message: "Invalid authentication token", Data: map[string]string{"code": "bad_token"}}
+		}
+		h.Data = h.Auth
+		return nil
+	}
+}
+
+// installInterop declares the handlers the interop scripts expect on namespace "/".
+// welcome=false skips the welcome emit (with recovery on, a plain Emit carries no offset).
+func installInterop(srv *hub.Server, ev *interopEvents, welcome bool, onConnect func(*hub.Socket)) {
+	nsp := srv.Of("/")
+	nsp.Use(authMiddleware(ev))
+	nsp.OnConnect(func(s *hub.Socket) {
+		s.OnDisconnect(func(_ *hub.Socket, reason string) {
+			select {
+			case ev.discs <- reason:
+			default:
+			}
+		})
+		s.On("echo", func(s *hub.Socket, m *hub.Message) {
+			args := make([]any, len(m.Args))
+			for i, a := range m.Args {
+				args[i] = a
+			}
+			_ = m.Ack(args...)
+		})
+		s.On("ask", func(s *hub.Socket, m *hub.Message) {
+			// EmitWithAck blocks until the client answers, and answers are read by this
+			// socket's reader goroutine: wait elsewhere.
+			go func() {
+				ctx, cancel := context.WithTimeout(s.Context(), 5*time.Second)
+				defer cancel()
+				res, err := s.EmitWithAck(ctx, "question", 41)
+				if err != nil {
+					_ = s.Emit("answered", "error: "+err.Error())
+					return
+				}
+				ev.answers <- res
+				_ = s.Emit("answered", res)
+			}()
+		})
+		s.On("bin", func(s *hub.Socket, m *hub.Message) {
+			ev.binMsgs <- m
+			if len(m.Attachments) != 2 {
+				_ = m.Ack(fmt.Sprintf("got %d attachments, want 2", len(m.Attachments)))
+				return
+			}
+			_ = m.Ack(m.Attachments[1], m.Attachments[0], len(m.Attachments))
+			_ = s.Emit("bin-back", m.Attachments[0], "mid", m.Attachments[1])
+		})
+		s.On("bin-ask", func(s *hub.Socket, m *hub.Message) {
+			go func() {
+				ctx, cancel := context.WithTimeout(s.Context(), 5*time.Second)
+				defer cancel()
+				res, err := s.EmitWithAck(ctx, "bin-question", []byte{7, 8, 9})
+				if err != nil {
+					_ = s.Emit("bin-answered", "error: "+err.Error())
+					return
+				}
+				_ = s.Emit("bin-answered", res)
+			}()
+		})
+		s.On("join", func(s *hub.Socket, m *hub.Message) {
+			var room string
+			if len(m.Args) > 0 && json.Unmarshal(m.Args[0], &room) == nil {
+				s.Join(room)
+			}
+			_ = m.Ack(true)
+		})
+		s.On("leave", func(s *hub.Socket, m *hub.Message) {
+			var room string
+			if len(m.Args) > 0 && json.Unmarshal(m.Args[0], &room) == nil {
+				s.Leave(room)
+			}
+			_ = m.Ack(true)
+		})
+		s.On("rooms", func(s *hub.Socket, m *hub.Message) {
+			rooms := []string{}
+			for _, r := range s.Rooms() {
+				if r != s.ID() {
+					rooms = append(rooms, r)
+				}
+			}
+			_ = m.Ack(rooms)
+		})
+		s.On("broadcast", func(s *hub.Socket, m *hub.Message) {
+			var req struct {
+				Rooms  []string          `json:"rooms"`
+				Except []string          `json:"except"`
+				Event  string            `json:"event"`
+				Args   []json.RawMessage `json:"args"`
+				Binary bool              `json:"binary"`
+			}
+			if len(m.Args) == 0 || json.Unmarshal(m.Args[0], &req) != nil {
+				_ = m.Ack("bad broadcast request")
+				return
+			}
+			b := &hub.Broadcast{Rooms: req.Rooms, Except: req.Except, Event: req.Event, Args: req.Args}
+			if req.Binary {
+				b.Args = append(b.Args, json.RawMessage(`{"_placeholder":true,"num":0}`))
+				b.Attachments = [][]byte{{1, 2}}
+			}
+			srv.Broadcast(b)
+			_ = m.Ack(true)
+		})
+		if welcome {
+			_ = s.Emit("welcome", map[string]any{"id": s.ID(), "auth": s.Handshake().Auth, "recovered": s.Recovered()})
+		}
+		if onConnect != nil {
+			onConnect(s)
+		}
+		select {
+		case ev.connects <- s:
+		default:
+		}
+	})
+}
+
+func interopConfig() hub.Config {
+	return hub.Config{PingInterval: 2 * time.Second, PingTimeout: 2 * time.Second}
+}
+
+func TestInterop_Basic(t *testing.T) {
+	nodeBinary(t)
+	for _, mode := range []string{"default", "websocket", "polling"} {
+		t.Run(mode, func(t *testing.T) {
+			ev := newInteropEvents()
+			ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) { installInterop(srv, ev, true, nil) })
+			p := runNode(t, "basic.mjs", ts.URL, mode)
+			l := p.expect("done")
+			var got struct {
+				InitialTransport string          `json:"initialTransport"`
+				Upgraded         bool            `json:"upgraded"`
+				Transport        string          `json:"transport"`
+				ID               string          `json:"id"`
+				Welcome          json.RawMessage `json:"welcome"`
+				Echo             json.RawMessage `json:"echo"`
+				Answer           json.RawMessage `json:"answer"`
+				BinAck           json.RawMessage `json:"binAck"`
+				BinBack          json.RawMessage `json:"binBack"`
+				BinAnswer        json.RawMessage `json:"binAnswer"`
+			}
+			l.decode(t, &got)
+
+			wantInitial, wantFinal := mode, mode
+			if mode == "default" {
+				wantInitial, wantFinal = "polling", "websocket"
+				if !got.Upgraded {
+					t.Errorf("default options: upgraded = false, want true")
+				}
+			}
+			if got.InitialTransport != wantInitial || got.Transport != wantFinal {
+				t.Errorf("transport: got %s then %s, want %s then %s", got.InitialTransport, got.Transport, wantInitial, wantFinal)
+			}
+
+			const auth = `{"token":"good","extra":[1,"x",{"y":null}]}`
+			if a := recv(t, ev.auth, "middleware auth"); string(a) != auth {
+				t.Errorf("middleware saw auth %s, want %s (byte for byte)", a, auth)
+			}
+			checkJSON(t, "welcome", got.Welcome, fmt.Sprintf(`{"id":%q,"auth":%s,"recovered":false}`, got.ID, auth))
+			checkJSON(t, "client->server ack", got.Echo, `[1,"two",{"three":[true]},"<&>"]`)
+
+			// Server -> client ack: the client answers ("answer", n+1).
+			res := recv(t, ev.answers, "EmitWithAck result")
+			if len(res) != 2 || string(res[0]) != `"answer"` || string(res[1]) != `42` {
+				t.Errorf("EmitWithAck(question, 41): got %s, want [\"answer\" 42]", res)
+			}
+			checkJSON(t, "answered", got.Answer, `["answer",42]`)
+
+			// Client -> server binary event with an ack; binary ack and binary event back.
+			m := recv(t, ev.binMsgs, "bin message")
+			if len(m.Args) != 3 {
+				t.Fatalf("bin args: got %d (%s), want 3", len(m.Args), m.Args)
+			}
+			checkJSON(t, "bin arg 0", m.Args[0], `{"_placeholder":true,"num":0}`)
+			checkJSON(t, "bin arg 1", m.Args[1], `{"nested":{"_placeholder":true,"num":1}}`)
+			checkJSON(t, "bin arg 2", m.Args[2], `"txt"`)
+			if want := [][]byte{{1, 2, 3}, {4}}; !reflect.DeepEqual(m.Attachments, want) {
+				t.Errorf("bin attachments: got %v, want %v", m.Attachments, want)
+			}
+			checkJSON(t, "binary ack (server->client)", got.BinAck, `[{"bin":[4]},{"bin":[1,2,3]},2]`)
+			checkJSON(t, "binary event (server->client)", got.BinBack, `[{"bin":[1,2,3]},"mid",{"bin":[4]}]`)
+			// The client acks bin-question with ("got", 3, Buffer 9 8 7): a binary ack to the
+			// server. EmitWithAck returns the JSON args only, so the buffer shows as a placeholder.
+			checkJSON(t, "binary ack (client->server)", got.BinAnswer, `["got",3,{"_placeholder":true,"num":0}]`)
+		})
+	}
+}
+
+func TestInterop_ConnectError(t *testing.T) {
+	nodeBinary(t)
+	ev := newInteropEvents()
+	ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) { installInterop(srv, ev, true, nil) })
+	p := runNode(t, "auth_error.mjs", ts.URL)
+	l := p.expect("done")
+	var got struct {
+		NoToken, BadToken, UnknownNamespace json.RawMessage
+	}
+	l.decode(t, &got)
+	checkJSON(t, "no token", got.NoToken, `{"message":"Authentication token required","data":null,"active":false}`)
+	checkJSON(t, "bad token", got.BadToken, `{"message":"Invalid authentication token","data":{"code":"bad_token"},"active":false}`)
+	checkJSON(t, "unknown namespace", got.UnknownNamespace, `{"message":"Invalid namespace","data":null,"active":false}`)
+	// The middleware saw the bad token's auth object.
+	seen := []string{}
+	for len(ev.auth) > 0 {
+		seen = append(seen, string(<-ev.auth))
+	}
+	if !slices.Contains(seen, `{"token":"bad"}`) || !slices.Contains(seen, `{}`) {
+		t.Errorf("middleware saw auth %q, want {} and {\"token\":\"bad\"} among them", seen)
+	}
+}
+
+func TestInterop_Rooms(t *testing.T) {
+	nodeBinary(t)
+	ev := newInteropEvents()
+	ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) { installInterop(srv, ev, false, nil) })
+	p := runNode(t, "rooms.mjs", ts.URL)
+	l := p.expect("done")
+	var got struct {
+		IDs   map[string]string                       `json:"ids"`
+		Rooms map[string][]string                     `json:"rooms"`
+		Cases map[string]map[string][]json.RawMessage `json:"cases"`
+	}
+	l.decode(t, &got)
+	wantRooms := map[string][]string{"a": {"r1"}, "b": {"r1", "r2"}, "c": {"r2"}}
+	if !reflect.DeepEqual(got.Rooms, wantRooms) {
+		t.Errorf("rooms after join: got %v, want %v", got.Rooms, wantRooms)
+	}
+	// who receives each case exactly once ("" = nobody)
+	want := map[string]string{
+		"all":               "abc",
+		"r1":                "ab",
+		"r1+r2":             "abc",
+		"r1-except-r2":      "a",
+		"all-except-a":      "bc",
+		"to-socket-b":       "b",
+		"binary-r2":         "bc",
+		"r1-after-b-leaves": "a",
+	}
+	for name, who := range want {
+		c, ok := got.Cases[name]
+		if !ok {
+			t.Errorf("case %s missing from the script's output", name)
+			continue
+		}
+		for _, n := range []string{"a", "b", "c"} {
+			msgs := c[n]
+			wantN := 0
+			if strings.Contains(who, n) {
+				wantN = 1
+			}
+			if len(msgs) != wantN {
+				t.Errorf("case %s: client %s got %d events %s, want %d", name, n, len(msgs), msgs, wantN)
+				continue
+			}
+			if wantN == 1 {
+				wantArgs := fmt.Sprintf(`[%q]`, name)
+				if name == "binary-r2" {
+					wantArgs = `["binary-r2",{"bin":[1,2]}]`
+				}
+				checkJSON(t, "case "+name+" client "+n, msgs[0], wantArgs)
+			}
+		}
+	}
+}
+
+func TestInterop_Reconnect(t *testing.T) {
+	nodeBinary(t)
+	for _, mode := range []string{"default", "websocket"} {
+		t.Run(mode, func(t *testing.T) {
+			ev := newInteropEvents()
+			setup := func(srv *hub.Server) { installInterop(srv, ev, false, nil) }
+			ts := startServer(t, "127.0.0.1:0", interopConfig(), setup)
+			p := runNode(t, "reconnect.mjs", ts.URL, mode)
+			var first struct {
+				ID string `json:"id"`
+			}
+			p.expect("connect").decode(t, &first)
+
+			ts.Stop()
+			var d struct {
+				Reason string `json:"reason"`
+				Active bool   `json:"active"`
+			}
+			p.expect("disconnect").decode(t, &d)
+			if !d.Active {
+				t.Errorf("after server stop: disconnect reason %q with socket.active=false: the client will not reconnect on its own", d.Reason)
+			}
+			// A new server on the same port; the client reconnects on its own.
+			ts2 := startServer(t, ts.Addr, interopConfig(), setup)
+			_ = ts2
+			var second struct {
+				ID string `json:"id"`
+				N  int    `json:"n"`
+			}
+			p.skipUntil("connect").decode(t, &second)
+			if second.N != 2 || second.ID == "" || second.ID == first.ID {
+				t.Errorf("reconnect: got connect #%d id %q (first id %q), want #2 with a new id", second.N, second.ID, first.ID)
+			}
+			p.send("exit")
+			var done struct {
+				Echo json.RawMessage `json:"echo"`
+			}
+			p.expect("done").decode(t, &done)
+			checkJSON(t, "ack after reconnect", done.Echo, `["after-restart"]`)
+		})
+	}
+}
+
+// savingStore signals every session the hub saves, so the recovery test knows when the
+// dropped client can reconnect.
+type savingStore struct {
+	hub.RecoveryStore
+	saved chan hub.Session
+}
+
+func (s *savingStore) SaveSession(ctx context.Context, sess hub.Session) error {
+	err := s.RecoveryStore.SaveSession(ctx, sess)
+	select {
+	case s.saved <- sess:
+	default:
+	}
+	return err
+}
+
+func TestInterop_Recovery(t *testing.T) {
+	nodeBinary(t)
+	for _, mode := range []string{"default", "websocket"} {
+		t.Run(mode, func(t *testing.T) {
+			ev := newInteropEvents()
+			store := &savingStore{RecoveryStore: hub.NewMemoryStore(time.Minute, 0), saved: make(chan hub.Session, 8)}
+			cfg := interopConfig()
+			cfg.Recovery = &hub.RecoveryConfig{Store: store, MaxDisconnection: time.Minute}
+			ts := startServer(t, "127.0.0.1:0", cfg, func(srv *hub.Server) {
+				installInterop(srv, ev, false, func(s *hub.Socket) {
+					if !s.Recovered() {
+						s.Join("news")
+					}
+				})
+			})
+			news := func(arg, offset string, rooms, except []string) {
+				ts.Hub.Broadcast(&hub.Broadcast{Rooms: rooms, Except: except, Event: "news",
+					Args: []json.RawMessage{json.RawMessage(fmt.Sprintf("%q", arg))}, Offset: offset})
+			}
+			p := runNode(t, "recovery.mjs", ts.URL, mode)
+			var c1 struct {
+				ID        string `json:"id"`
+				Recovered bool   `json:"recovered"`
+			}
+			p.expect("connect").decode(t, &c1)
+			if c1.Recovered {
+				t.Errorf("first connect: recovered = true, want false")
+			}
+			if s := recv(t, ev.connects, "server connect"); s.Recovered() {
+				t.Errorf("first connect: server Socket.Recovered() = true")
+			}
+			p.expect("ready")
+
+			news("before-1", "100-0", []string{"news"}, nil)
+			p.expect("news") // the client now holds offset 100-0
+
+			p.send("drop")
+			p.expect("disconnect")
+			sess := recv(t, store.saved, "SaveSession")
+			if sess.SID != c1.ID || !slices.Contains(sess.Rooms, "news") {
+				t.Errorf("saved session: got sid %q rooms %v, want sid %q with room news", sess.SID, sess.Rooms, c1.ID)
+			}
+
+			news("missed-1", "101-0", []string{"news"}, nil)
+			news("missed-2", "101-1", []string{"news"}, nil)
+			news("skipped", "102-0", nil, []string{"news"}) // not for this client
+			news("missed-3", "103-0", nil, nil)
+			p.send("reconnect")
+
+			var c2 struct {
+				ID        string `json:"id"`
+				Recovered bool   `json:"recovered"`
+			}
+			// The replayed events come before the connect line.
+			for {
+				l := p.next()
+				if l.Ev == "connect" {
+					l.decode(t, &c2)
+					break
+				}
+				if l.Ev != "news" {
+					t.Fatalf("while reconnecting: got %s", l.Raw)
+				}
+			}
+			if !c2.Recovered || c2.ID != c1.ID {
+				t.Errorf("reconnect: got recovered=%v id %q, want recovered=true and the old id %q", c2.Recovered, c2.ID, c1.ID)
+			}
+			if s := recv(t, ev.connects, "server connect after recovery"); !s.Recovered() {
+				t.Errorf("reconnect: server Socket.Recovered() = false, want true")
+			} else if !slices.Contains(s.Rooms(), "news") {
+				t.Errorf("recovered socket rooms %v, want news restored", s.Rooms())
+			}
+			news("last", "104-0", []string{"news"}, nil)
+			var done struct {
+				Events    [][]string `json:"events"`
+				Recovered bool       `json:"recovered"`
+			}
+			p.skipUntil("done").decode(t, &done)
+			want := [][]string{
+				{"before-1", "100-0"},
+				{"missed-1", "101-0"},
+				{"missed-2", "101-1"},
+				{"missed-3", "103-0"},
+				{"last", "104-0"},
+			}
+			if !reflect.DeepEqual(done.Events, want) {
+				t.Errorf("events seen by the client (args with the offset last):\n got %v\nwant %v", done.Events, want)
+			}
+		})
+	}
+}
