@@ -9,10 +9,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Defaults for CheckConfig (and the names `walcast migrate` creates).
+// Defaults for CheckConfig (the names `walcast migrate` creates).
 const (
-	DefaultSlot        = "walcast"
-	DefaultPublication = "walcast"
+	checkDefaultSlot        = "walcast"
+	checkDefaultPublication = "walcast"
 )
 
 // DefaultCheckTables are the tables the built-in seed mapping reads: orders and
@@ -34,8 +34,8 @@ type CheckTable struct {
 
 // CheckConfig says what Check inspects. The zero value checks the defaults.
 type CheckConfig struct {
-	Slot        string       // "" = DefaultSlot
-	Publication string       // "" = DefaultPublication
+	Slot        string       // "" = "walcast"
+	Publication string       // "" = "walcast"
 	Tables      []CheckTable // nil = DefaultCheckTables
 	// MaxRetainedBytes is the WAL a slot may retain before Check warns; 0 = 1 GiB,
 	// negative = never warn.
@@ -111,10 +111,10 @@ type Querier interface {
 // found are findings in the report.
 func Check(ctx context.Context, q Querier, cfg CheckConfig) (CheckReport, error) {
 	if cfg.Slot == "" {
-		cfg.Slot = DefaultSlot
+		cfg.Slot = checkDefaultSlot
 	}
 	if cfg.Publication == "" {
-		cfg.Publication = DefaultPublication
+		cfg.Publication = checkDefaultPublication
 	}
 	if cfg.Tables == nil {
 		cfg.Tables = DefaultCheckTables
