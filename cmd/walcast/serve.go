@@ -2,15 +2,231 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/bus"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
-	_, err := parseConfig(fs, optServe|optLog, args, getenv)
+	c, err := parseConfig(fs, optServe|optLog, args, getenv)
 	if err != nil {
 		return err
 	}
-	return errors.New("serve: not wired yet")
+	log := newLogger(c, stderr)
+	slog.SetDefault(log)
+	for _, w := range c.Warnings {
+		log.Warn(w)
+	}
+	svc, err := newService(c, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	return svc.Run(ctx, ln)
+}
+
+// service is `walcast serve`: the CDC pipeline feeding the bus feeding the hub,
+// behind one HTTP server. `walcast demo` runs it in-process.
+type service struct {
+	cfg   config
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	hub   *hub.Server
+	bus   bus.Bus
+	cdc   *pipeline
+	mux   *http.ServeMux
+	busUp func() bool
+}
+
+// newService builds every component from c without I/O.
+func newService(c config, log *slog.Logger) (*service, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	hcfg := hub.Config{
+		PingInterval:   c.PingInterval,
+		PingTimeout:    c.PingTimeout,
+		MaxPayload:     c.MaxPayload,
+		AllowedOrigins: c.AllowedOrigins,
+		MaxQueueBytes:  c.MaxQueueBytes,
+		Metrics:        hub.NewMetrics(reg),
+		Logger:         log,
+	}
+	if c.RecoveryWindow > 0 {
+		hcfg.Recovery = &hub.RecoveryConfig{MaxDisconnection: c.RecoveryWindow}
+	}
+	srv, err := hub.New(hcfg)
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	s := &service{cfg: c, log: log, reg: reg, hub: srv, mux: http.NewServeMux(), busUp: func() bool { return true }}
+	b, err := newBus(c, srv, log)
+	if err != nil {
+		return nil, err
+	}
+	s.bus = b
+	if err := installRooms(c, srv, log); err != nil {
+		return nil, err
+	}
+	m := newCDCMetrics(reg)
+	s.cdc, err = newPipeline(c, log, &busSink{bus: b, m: m}, m)
+	if err != nil {
+		return nil, err
+	}
+	s.mux.Handle("/socket.io/", srv)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return s, nil
+}
+
+func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
+	state, ok := s.cdc.ready()
+	bus := "up"
+	if !s.busUp() {
+		bus, ok = "down", false
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(map[string]any{"ready": ok, "replication": state, "bus": bus})
+}
+
+// Run serves on ln until ctx ends or a component fails, then shuts down in
+// order: stop accepting, stop CDC intake (the reader acknowledges the last
+// delivered position), drain the hub's queues until ShutdownTimeout, close the
+// connections so clients reconnect, stop the bus.
+func (s *service) Run(ctx context.Context, ln net.Listener) error {
+	log := s.log
+	httpSrv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	fatal := make(chan error, 4)
+	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
+	cdcCtx, stopCDC := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBus()
+	defer stopCDC()
+	var wg, cdcWG sync.WaitGroup
+	wg.Go(func() {
+		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fatal <- fmt.Errorf("http: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := s.bus.Run(busCtx); err != nil && busCtx.Err() == nil {
+			fatal <- fmt.Errorf("bus: %w", err)
+		}
+	})
+	cdcWG.Go(func() {
+		if err := s.cdc.run(cdcCtx, s.bus); err != nil && cdcCtx.Err() == nil {
+			fatal <- fmt.Errorf("cdc: %w", err)
+		}
+	})
+	log.Info("walcast serving", "addr", ln.Addr().String(), "version", versionString(),
+		"slot", s.cfg.Slot, "publication", s.cfg.Publication, "redis", s.cfg.RedisURL != "")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	case runErr = <-fatal:
+		log.Error("stopping after a fatal error", "err", runErr)
+	}
+	timeout := s.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	// 1. Stop accepting: close the listener (long-polls end with hub.Shutdown).
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if err := httpSrv.Shutdown(shCtx); err != nil {
+			httpSrv.Close()
+		}
+	}()
+	// 2. Stop CDC intake; the reader sends its last standby status on the way out.
+	stopCDC()
+	cdcWG.Wait()
+	// 3+4. Drain the queues, then close every connection so clients reconnect.
+	if err := s.hub.Shutdown(shCtx); err != nil {
+		log.Warn("hub queues not drained before the shutdown deadline", "err", err)
+	}
+	<-httpDone
+	stopBus()
+	wg.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+// busSink adapts the bus to the CDC side's cdc.Sink: one hub.Broadcast per
+// event, to the event's room, with the event id as recovery offset.
+type busSink struct {
+	bus bus.Bus
+	m   *cdcMetrics
+}
+
+func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
+	bs := make([]*hub.Broadcast, len(events))
+	for i := range events {
+		bs[i] = toBroadcast(&events[i])
+	}
+	if err := s.bus.Publish(ctx, bs); err != nil {
+		return err
+	}
+	for i := range events {
+		s.m.eventsIn.WithLabelValues(events[i].Name).Inc()
+	}
+	return nil
+}
+
+func toBroadcast(e *cdc.Event) *hub.Broadcast {
+	b := &hub.Broadcast{
+		Rooms:      []string{e.Room},
+		Event:      e.Name,
+		Args:       []json.RawMessage{e.Payload},
+		CommitTime: e.CommitTime,
+	}
+	if !e.ID.IsZero() {
+		b.Offset = e.ID.String()
+	}
+	return b
+}
+
+// cdcMetrics are the CDC side's Prometheus collectors.
+type cdcMetrics struct {
+	eventsIn *prometheus.CounterVec
+	reg      prometheus.Registerer
+}
+
+func newCDCMetrics(reg prometheus.Registerer) *cdcMetrics {
+	m := &cdcMetrics{
+		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walcast_cdc_events_in_total", Help: "Events mapped from the database and accepted by the bus, by event name."}, []string{"event"}),
+		reg: reg,
+	}
+	reg.MustRegister(m.eventsIn)
+	return m
 }
