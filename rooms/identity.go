@@ -1,0 +1,161 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/singleflight"
+)
+
+// Identity is the verified user of a socket; the middleware stores it in
+// hub.Handshake.Data (read it back with IdentityOf).
+type Identity struct {
+	UserID    string    // the token's sub
+	Email     string    // token email, else the profile's
+	FullName  string    // from the profile, may be ""
+	Role      string    // claim path, else profile, else "customer"
+	Admin     bool      // Role is one of Config.AdminRoles
+	Seller    bool      // Role is Config.SellerRole
+	ExpiresAt time.Time // the token's exp
+}
+
+// profile is one row of the profile query.
+type profile struct {
+	role, email, fullName string
+	found                 bool
+}
+
+type profileEntry struct {
+	p       profile
+	expires time.Time
+}
+
+// profileCache caches profile rows for a short TTL, bounded in size, and
+// merges concurrent lookups of the same user.
+type profileCache struct {
+	ttl  time.Duration
+	max  int
+	now  func() time.Time
+	sf   singleflight.Group
+	mu   sync.Mutex
+	rows map[string]profileEntry
+}
+
+func (c *profileCache) get(id string) (profile, bool) {
+	if c.ttl <= 0 {
+		return profile{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.rows[id]
+	if !ok || c.now().After(e.expires) {
+		return profile{}, false
+	}
+	return e.p, true
+}
+
+func (c *profileCache) put(id string, p profile) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if len(c.rows) >= c.max {
+		for k, e := range c.rows {
+			if now.After(e.expires) {
+				delete(c.rows, k)
+			}
+		}
+		// Still full: drop arbitrary entries (map order) to make room.
+		for k := range c.rows {
+			if len(c.rows) < c.max {
+				break
+			}
+			delete(c.rows, k)
+		}
+	}
+	c.rows[id] = profileEntry{p: p, expires: now.Add(c.ttl)}
+}
+
+// identify builds the Identity of verified claims: role from the claim path,
+// else from the profile query (cached), else customer.
+func (p *Policy) identify(ctx context.Context, c *Claims) (*Identity, error) {
+	id := &Identity{UserID: c.Subject, Email: c.Email, ExpiresAt: c.ExpiresAt}
+	role, ok := claimPath(c.Raw, p.cfg.RoleClaim)
+	if !ok && p.cfg.DB != nil {
+		pr, err := p.lookupProfile(ctx, c.Subject)
+		if err != nil {
+			return nil, err
+		}
+		if pr.found {
+			role = pr.role
+			if id.Email == "" {
+				id.Email = pr.email
+			}
+			id.FullName = pr.fullName
+		}
+	}
+	if role == "" {
+		role = DefaultCustomerRole
+	}
+	id.Role = role
+	id.Admin = slices.Contains(p.cfg.AdminRoles, role)
+	id.Seller = role == p.cfg.SellerRole
+	return id, nil
+}
+
+func (p *Policy) lookupProfile(ctx context.Context, userID string) (profile, error) {
+	if pr, ok := p.profiles.get(userID); ok {
+		return pr, nil
+	}
+	ch := p.profiles.sf.DoChan(userID, func() (any, error) {
+		// Detached from the handshake that started it, so one client giving up
+		// does not fail the others waiting on the same row.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DBTimeout)
+		defer cancel()
+		var role, email, name *string
+		err := p.cfg.DB.QueryRow(qctx, p.cfg.ProfileQuery, userID).Scan(&role, &email, &name)
+		var pr profile
+		switch {
+		case errors.Is(err, pgx.ErrNoRows), isDataException(err):
+			// No profile (or a sub the key column cannot hold): a customer.
+		case err != nil:
+			return profile{}, fmt.Errorf("profile query for user %q: %w", userID, err)
+		default:
+			pr.found = true
+			pr.role, pr.email, pr.fullName = deref(role), deref(email), deref(name)
+		}
+		p.profiles.put(userID, pr)
+		return pr, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return profile{}, r.Err
+		}
+		return r.Val.(profile), nil
+	case <-ctx.Done():
+		return profile{}, fmt.Errorf("profile query for user %q: %w", userID, ctx.Err())
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// isDataException reports a Postgres class 22 error, e.g. a value that is not
+// valid input for a uuid column.
+func isDataException(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && len(pgErr.Code) == 5 && pgErr.Code[:2] == "22"
+}

@@ -1,0 +1,271 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/walcast/walcast/hub"
+	"golang.org/x/time/rate"
+)
+
+// AdminNamespaceName is the namespace only admins may connect to (when
+// Config.AdminNamespace is set).
+const AdminNamespaceName = "/admin"
+
+// Policy is walcast's authentication and room policy for a hub.Server.
+type Policy struct {
+	cfg      Config
+	v        *Verifier
+	log      *slog.Logger
+	profiles *profileCache
+	logLimit *rate.Limiter // bounds per-client log lines (refusals)
+
+	mu  sync.Mutex
+	srv *hub.Server
+
+	connMu sync.Mutex
+	conns  map[connKey]int // open (or reserved) sockets per namespace and user
+}
+
+type connKey struct{ nsp, user string }
+
+// New validates cfg and builds a Policy. It does no I/O.
+func New(cfg Config) (*Policy, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{
+		cfg: cfg,
+		v:   newVerifier(cfg),
+		log: cfg.Logger.With(slog.String(LogKeyComponent, "rooms")),
+		profiles: &profileCache{
+			ttl:  cfg.ProfileCacheTTL,
+			max:  DefaultProfileCacheSize,
+			now:  cfg.now,
+			rows: make(map[string]profileEntry),
+		},
+		logLimit: rate.NewLimiter(10, 50),
+		conns:    make(map[connKey]int),
+	}
+	return p, nil
+}
+
+// Verifier returns the policy's token verifier.
+func (p *Policy) Verifier() *Verifier { return p.v }
+
+// Install adds the policy to srv: the auth middleware and connect handler on
+// "/" and, when Config.AdminNamespace is set, on "/admin". Call it once,
+// before serving.
+func (p *Policy) Install(srv *hub.Server) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.srv != nil {
+		return errors.New("rooms: Install called twice")
+	}
+	p.srv = srv
+	names := []string{"/"}
+	if p.cfg.AdminNamespace {
+		names = append(names, AdminNamespaceName)
+	}
+	for _, name := range names {
+		nsp := srv.Of(name)
+		nsp.Use(p.middleware(name))
+		nsp.OnConnect(p.onConnect)
+	}
+	return nil
+}
+
+// Run refreshes the JWKS in the background until ctx ends. Without it, keys
+// are still fetched on demand (first token, unknown kid).
+func (p *Policy) Run(ctx context.Context) error {
+	p.log.Info("rooms policy running", slog.Any("config", p.cfg))
+	return p.v.RunJWKS(ctx)
+}
+
+// IdentityOf returns the Identity the middleware attached to s, or nil.
+func IdentityOf(s *hub.Socket) *Identity {
+	if st, ok := s.Data().(*socketData); ok {
+		return st.id
+	}
+	return nil
+}
+
+// socketData is what the middleware puts in Handshake.Data.
+type socketData struct {
+	id   *Identity
+	slot *connSlot
+}
+
+// Identity lets other packages read the identity through an interface
+// without importing this type's internals.
+func (d *socketData) Identity() *Identity { return d.id }
+
+// connSlot is one reserved place under MaxConnsPerUser; it is released when
+// the socket disconnects or, if the socket never connects after the
+// middleware accepted it, after slotClaimTimeout.
+type connSlot struct {
+	p       *Policy
+	key     connKey
+	once    sync.Once
+	mu      sync.Mutex
+	claimed bool
+	timer   *time.Timer
+}
+
+const slotClaimTimeout = 30 * time.Second
+
+func (p *Policy) reserve(nsp, user string) (*connSlot, bool) {
+	key := connKey{nsp, user}
+	if p.cfg.MaxConnsPerUser > 0 {
+		p.connMu.Lock()
+		if p.conns[key] >= p.cfg.MaxConnsPerUser {
+			p.connMu.Unlock()
+			return nil, false
+		}
+		p.conns[key]++
+		p.connMu.Unlock()
+	}
+	sl := &connSlot{p: p, key: key}
+	sl.timer = time.AfterFunc(slotClaimTimeout, func() {
+		sl.mu.Lock()
+		c := sl.claimed
+		sl.mu.Unlock()
+		if !c {
+			sl.release()
+		}
+	})
+	return sl, true
+}
+
+// claim marks the slot as owned by a connected socket; false if it was
+// already released.
+func (sl *connSlot) claim() bool {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.claimed {
+		return false
+	}
+	sl.claimed = true
+	released := !sl.timer.Stop()
+	return !released
+}
+
+func (sl *connSlot) release() {
+	sl.once.Do(func() {
+		sl.timer.Stop()
+		p := sl.p
+		if p.cfg.MaxConnsPerUser <= 0 {
+			return
+		}
+		p.connMu.Lock()
+		if p.conns[sl.key]--; p.conns[sl.key] <= 0 {
+			delete(p.conns, sl.key)
+		}
+		p.connMu.Unlock()
+	})
+}
+
+// ConnsOf returns how many sockets user has (or is connecting) in namespace
+// nsp on this node.
+func (p *Policy) ConnsOf(nsp, user string) int {
+	p.connMu.Lock()
+	defer p.connMu.Unlock()
+	return p.conns[connKey{nsp, user}]
+}
+
+func (p *Policy) middleware(nsp string) hub.Middleware {
+	return func(ctx context.Context, h *hub.Handshake) error {
+		id, aerr := p.authenticate(ctx, nsp, h)
+		if aerr != nil {
+			p.cfg.Prom.authRefused(aerr.Code)
+			if p.logLimit.Allow() {
+				p.log.Info("connect refused", slog.String("namespace", nsp),
+					slog.String(LogKeyReason, aerr.Code), slog.String("remote", h.RemoteAddr),
+					slog.Any(LogKeyError, aerr.Err))
+			}
+			return &hub.ConnectError{Message: aerr.Message, Data: aerr.Data()}
+		}
+		slot, ok := p.reserve(nsp, id.UserID)
+		if !ok {
+			p.cfg.Prom.authRefused(CodeTooManyConns)
+			if p.logLimit.Allow() {
+				p.log.Info("connect refused", slog.String("namespace", nsp),
+					slog.String(LogKeyReason, CodeTooManyConns), slog.String(LogKeyUserID, id.UserID))
+			}
+			return &hub.ConnectError{Message: MsgTooManyConns, Data: map[string]string{dataCodeKey: CodeTooManyConns}}
+		}
+		h.Data = &socketData{id: id, slot: slot}
+		return nil
+	}
+}
+
+func (p *Policy) authenticate(ctx context.Context, nsp string, h *hub.Handshake) (*Identity, *AuthError) {
+	tok, aerr := TokenFromAuth(h.Auth)
+	if aerr != nil {
+		return nil, aerr
+	}
+	claims, err := p.v.Verify(ctx, tok)
+	if err != nil {
+		var ae *AuthError
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		return nil, authErr(MsgInvalidToken, CodeInvalidToken, err)
+	}
+	id, err := p.identify(ctx, claims)
+	if err != nil {
+		return nil, authErr(MsgAuthFailed, CodeProfileLookup, err)
+	}
+	if nsp == AdminNamespaceName && !id.Admin {
+		return nil, authErr(MsgAdminOnly, CodeNotAdmin, fmt.Errorf("role %q is not an admin role", id.Role))
+	}
+	return id, nil
+}
+
+func (p *Policy) onConnect(s *hub.Socket) {
+	d, ok := s.Data().(*socketData)
+	if !ok || d.id == nil {
+		// Another middleware replaced Data: refuse to guess who this is.
+		p.log.Error("socket without identity; disconnecting", slog.String(LogKeySocket, s.ID()))
+		s.Disconnect()
+		return
+	}
+	if !d.slot.claim() {
+		s.Disconnect()
+		return
+	}
+	id := d.id
+	st := p.newSocketState(s, id)
+
+	// Expiry: drop the transport at exp so the client reconnects with a fresh
+	// token. A token accepted within the leeway keeps it until the leeway ends.
+	now := p.cfg.now()
+	at := id.ExpiresAt
+	if !at.After(now) {
+		at = at.Add(p.cfg.Leeway)
+	}
+	expiry := time.AfterFunc(at.Sub(now), func() {
+		p.cfg.Prom.expired()
+		p.log.Debug("token expired; closing transport", slog.String(LogKeyUserID, id.UserID), slog.String(LogKeySocket, s.ID()))
+		s.CloseTransport("token expired")
+	})
+	context.AfterFunc(s.Context(), func() {
+		expiry.Stop()
+		d.slot.release()
+	})
+
+	auto := []string{RoomUser(id.UserID), RoomCart(id.UserID)}
+	if id.Admin {
+		auto = append(auto, RoomAdmin)
+	}
+	if id.Seller {
+		auto = append(auto, RoomSeller(id.UserID))
+	}
+	s.Join(auto...)
+	st.install()
+}
