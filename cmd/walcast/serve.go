@@ -12,12 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/rooms"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -53,6 +55,8 @@ type service struct {
 	cdc   *pipeline
 	mux   *http.ServeMux
 	busUp func() bool
+	db    *pgxpool.Pool // profile/order-owner lookups (rooms) and the mapper's lookups
+	rooms *rooms.Policy
 }
 
 // newService builds every component from c without I/O.
@@ -81,7 +85,16 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		return nil, err
 	}
 	s.bus = b
-	if err := installRooms(c, srv, log); err != nil {
+	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %s", redactErr(err, c.DatabaseURL))
+	}
+	pcfg.MaxConns = 8
+	s.db, err = pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database pool: %s", redactErr(err, c.DatabaseURL))
+	}
+	if s.rooms, err = newRooms(c, srv, s.db, nil, reg, log); err != nil {
 		return nil, err
 	}
 	m := newCDCMetrics(reg)
@@ -138,6 +151,11 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 			fatal <- fmt.Errorf("bus: %w", err)
 		}
 	})
+	wg.Go(func() {
+		if err := s.rooms.Run(busCtx); err != nil && busCtx.Err() == nil {
+			log.Warn("rooms policy stopped", "err", err)
+		}
+	})
 	cdcWG.Go(func() {
 		if err := s.cdc.run(cdcCtx, s.bus); err != nil && cdcCtx.Err() == nil {
 			fatal <- fmt.Errorf("cdc: %w", err)
@@ -177,6 +195,7 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 	<-httpDone
 	stopBus()
 	wg.Wait()
+	s.db.Close()
 	log.Info("stopped")
 	return runErr
 }

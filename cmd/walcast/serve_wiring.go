@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/walcast/walcast/rooms"
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
@@ -14,10 +19,30 @@ func newBus(c config, srv *hub.Server, log *slog.Logger) (bus.Bus, error) {
 	return bus.NewLocal(srv), nil
 }
 
-// installRooms installs walcast's room policy (identity, auto-joins,
-// subscriptions) on srv.
-func installRooms(c config, srv *hub.Server, log *slog.Logger) error {
-	return nil
+// newRooms builds walcast's room policy (identity, auto-joins, subscriptions)
+// and installs it on srv. db runs the profile and order-owner queries.
+func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics rooms.MetricsSource, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
+	rcfg := rooms.Config{
+		JWTSecret:  rooms.Secret(c.JWTSecret),
+		JWKSURL:    c.JWKSURL,
+		Issuer:     c.JWTIssuer,
+		Audience:   c.JWTAudience,
+		RoleClaim:  c.RoleClaim,
+		AdminRoles: c.AdminRoles,
+		EventRate:  c.RateLimit,
+		DB:         db,
+		Metrics:    metrics,
+		Prom:       rooms.NewPromMetrics(reg),
+		Logger:     log,
+	}
+	p, err := rooms.New(rcfg)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: %w", err)
+	}
+	if err := p.Install(srv); err != nil {
+		return nil, fmt.Errorf("rooms: %w", err)
+	}
+	return p, nil
 }
 
 // pipeline is the CDC side: reader -> mapper -> sink, plus the metrics ticker.
