@@ -1,0 +1,339 @@
+package cdc
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Postgres type OIDs the encoder treats specially; all others become JSON
+// strings of their text form.
+const (
+	oidBool        = 16
+	oidInt8        = 20
+	oidInt2        = 21
+	oidInt4        = 23
+	oidOID         = 26
+	oidJSON        = 114
+	oidFloat4      = 700
+	oidFloat8      = 701
+	oidTimestamp   = 1114
+	oidTimestamptz = 1184
+	oidNumeric     = 1700
+	oidJSONB       = 3802
+)
+
+// appendRowJSON appends the row t of rel as a JSON object that equals what
+// Postgres' to_jsonb(row) gives, with keys in column order: numbers as JSON
+// numbers with their exact digits, booleans, json/jsonb embedded, timestamptz
+// in UTC as to_jsonb prints it, NULL as null, everything else as a string.
+// Columns whose value is not known (absent from an old key-only tuple, or an
+// unchanged TOAST value Postgres did not send) are left out rather than
+// invented.
+func appendRowJSON(dst []byte, rel *Relation, t Tuple) []byte {
+	dst = append(dst, '{')
+	first := true
+	for i := range rel.Columns {
+		if i >= len(t) {
+			break
+		}
+		v := t[i]
+		if v.Kind != ValueNull && v.Kind != ValueText {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendJSONString(dst, rel.Columns[i].Name)
+		dst = append(dst, ':')
+		dst = appendValueJSON(dst, rel.Columns[i].TypeOID, v)
+	}
+	return append(dst, '}')
+}
+
+// appendValueJSON appends one column value (text format) as JSON.
+func appendValueJSON(dst []byte, oid uint32, v Value) []byte {
+	if v.Kind != ValueText {
+		return append(dst, "null"...)
+	}
+	b := v.Data
+	switch oid {
+	case oidBool:
+		switch string(b) {
+		case "t":
+			return append(dst, "true"...)
+		case "f":
+			return append(dst, "false"...)
+		}
+	case oidInt2, oidInt4, oidInt8, oidOID, oidNumeric, oidFloat4, oidFloat8:
+		// NaN and ±Infinity are not JSON numbers; to_jsonb makes them strings.
+		if isJSONNumber(b) {
+			return append(dst, b...)
+		}
+	case oidJSON, oidJSONB:
+		if json.Valid(b) {
+			return append(dst, b...)
+		}
+	case oidTimestamptz:
+		return appendTimestamptzJSON(dst, b)
+	case oidTimestamp:
+		if len(b) > 10 && b[10] == ' ' {
+			dst = append(dst, '"')
+			dst = append(dst, b[:10]...)
+			dst = append(dst, 'T')
+			dst = appendJSONStringBody(dst, b[11:])
+			return append(dst, '"')
+		}
+	}
+	return appendJSONBytes(dst, b)
+}
+
+// appendTimestamptzJSON turns Postgres' ISO text form of a timestamptz
+// ("2026-01-02 10:00:00.5+00", any session time zone) into to_jsonb's form in
+// UTC ("2026-01-02T10:00:00.5+00:00"). Values it cannot parse (infinity, BC
+// dates, other DateStyles) are kept as strings.
+func appendTimestamptzJSON(dst []byte, b []byte) []byte {
+	// Fast path: the server's TimeZone is UTC.
+	if n := len(b); n >= 22 && b[10] == ' ' && b[n-3] == '+' && b[n-2] == '0' && b[n-1] == '0' && isDigit(b[n-4]) {
+		dst = append(dst, '"')
+		dst = append(dst, b[:10]...)
+		dst = append(dst, 'T')
+		dst = append(dst, b[11:n-3]...)
+		return append(dst, "+00:00\""...)
+	}
+	for _, layout := range tsLayouts {
+		if t, err := time.Parse(layout, string(b)); err == nil {
+			dst = append(dst, '"')
+			dst = t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.999999-07:00")
+			return append(dst, '"')
+		}
+	}
+	return appendJSONBytes(dst, b)
+}
+
+// tsLayouts parse Postgres' ISO timestamptz output; fractional seconds are
+// accepted by time.Parse without being in the layout.
+var tsLayouts = []string{"2006-01-02 15:04:05-07", "2006-01-02 15:04:05-07:00", "2006-01-02 15:04:05-07:00:00"}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// isJSONNumber reports whether b is a number in JSON's grammar.
+func isJSONNumber(b []byte) bool {
+	i, n := 0, len(b)
+	if i < n && b[i] == '-' {
+		i++
+	}
+	if i >= n {
+		return false
+	}
+	if b[i] == '0' {
+		i++
+	} else if isDigit(b[i]) {
+		for i < n && isDigit(b[i]) {
+			i++
+		}
+	} else {
+		return false
+	}
+	if i < n && b[i] == '.' {
+		i++
+		if i >= n || !isDigit(b[i]) {
+			return false
+		}
+		for i < n && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < n && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < n && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= n || !isDigit(b[i]) {
+			return false
+		}
+		for i < n && isDigit(b[i]) {
+			i++
+		}
+	}
+	return i == n
+}
+
+// parseInt parses a decimal integer without allocating.
+func parseInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	neg := false
+	if b[0] == '-' || b[0] == '+' {
+		neg = b[0] == '-'
+		b = b[1:]
+		if len(b) == 0 {
+			return 0, false
+		}
+	}
+	var n int64
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, false
+		}
+		d := int64(c - '0')
+		if n > (1<<63-1-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// microScale is the fixed-point scale of money amounts in the metrics
+// (micro-units: 6 decimal places).
+const microScale = 1_000_000
+
+// parseMicros parses a decimal number ("123.45", "-0.5", "7") into
+// micro-units, rounding half away from zero beyond 6 decimals. NaN, infinity,
+// exponents and overflow report false.
+func parseMicros(b []byte) (int64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	neg := false
+	if b[0] == '-' || b[0] == '+' {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	var n int64
+	digits, frac := 0, -1
+	roundUp := false
+	for _, c := range b {
+		switch {
+		case c == '.' && frac < 0:
+			frac = 0
+		case isDigit(c):
+			if frac >= 6 {
+				if frac == 6 {
+					roundUp = c >= '5'
+				}
+				frac++
+				continue
+			}
+			if n > (1<<62)/10 {
+				return 0, false
+			}
+			n = n*10 + int64(c-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	if frac < 0 {
+		frac = 0
+	}
+	for ; frac < 6; frac++ {
+		if n > (1<<62)/10 {
+			return 0, false
+		}
+		n *= 10
+	}
+	if roundUp {
+		n++
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// appendMicros appends micro-units as a JSON number with trailing zeros of the
+// fraction removed ("12.5", "0", "-3.000001").
+func appendMicros(dst []byte, v int64) []byte {
+	if v < 0 {
+		dst = append(dst, '-')
+		v = -v
+	}
+	dst = strconv.AppendInt(dst, v/microScale, 10)
+	f := v % microScale
+	if f == 0 {
+		return dst
+	}
+	var buf [7]byte
+	buf[0] = '.'
+	for i := 6; i >= 1; i-- {
+		buf[i] = byte('0' + f%10)
+		f /= 10
+	}
+	end := 7
+	for buf[end-1] == '0' {
+		end--
+	}
+	return append(dst, buf[:end]...)
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	dst = appendJSONStringBody(dst, s)
+	return append(dst, '"')
+}
+
+// appendJSONBytes appends b as a JSON string.
+func appendJSONBytes(dst []byte, b []byte) []byte {
+	dst = append(dst, '"')
+	dst = appendJSONStringBody(dst, b)
+	return append(dst, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONStringBody appends s escaped for the inside of a JSON string.
+// Invalid UTF-8 becomes U+FFFD, so the output is always valid JSON.
+func appendJSONStringBody[T string | []byte](dst []byte, s T) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		// At most 4 bytes: the conversion uses a stack buffer, no allocation.
+		r, size := utf8.DecodeRune([]byte(s[i:min(i+utf8.UTFMax, len(s))]))
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...)
+}
