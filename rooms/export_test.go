@@ -1,0 +1,6 @@
+package rooms
+
+import "time"
+
+// SetNow replaces the clock of cfg (tests only).
+func SetNow(cfg *Config, now func() time.Time) { cfg.now = now }
