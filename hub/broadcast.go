@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
+	"sync"
 	"time"
 )
 
@@ -19,4 +21,55 @@ type Broadcast struct {
 	Attachments [][]byte  // binary arguments (BINARY_EVENT)
 	Offset      string    // recovery offset appended as the last argument; "" = none
 	CommitTime  time.Time // source commit time, for the commit-to-send histogram
+}
+
+var targetsPool = sync.Pool{New: func() any { s := make([]*Socket, 0, 256); return &s }}
+
+// Broadcast delivers b to the sockets of its namespace that are in one of
+// b.Rooms (all when empty) and in none of b.Except. It encodes the event once
+// and queues the same bytes to every receiver without waiting for any client
+// (a receiver over its queue budget is disconnected as "slow"). When recovery
+// is on and b.Offset != "", b is appended to the RecoveryStore first.
+// Broadcasts to an undeclared namespace are dropped.
+func (s *Server) Broadcast(b *Broadcast) {
+	n := s.namespace(nspOrRoot(b.Namespace))
+	if n == nil {
+		return
+	}
+	rc := s.cfg.Recovery
+	offset := b.Offset
+	if rc != nil {
+		if offset != "" {
+			if err := rc.Store.Append(context.Background(), b); err != nil {
+				s.log.Warn("recovery: append broadcast", "event", b.Event, "err", err)
+			}
+			n.lastOffset.Store(&offset)
+		} else {
+			offset = n.offsetFor("")
+		}
+	}
+	text, atts := encodeBroadcast(b, rc != nil, offset)
+	var fs []frame
+	if len(atts) > 0 {
+		fs = append([]frame{text}, atts...)
+	}
+	tp := targetsPool.Get().(*[]*Socket)
+	targets := n.rooms.collect((*tp)[:0], b.Rooms, b.Except)
+	delivered := 0
+	for _, sock := range targets {
+		var ok bool
+		if fs == nil {
+			ok = sock.c.enqueue1(text)
+		} else {
+			ok = sock.c.enqueue(fs...)
+		}
+		if ok {
+			delivered++
+		}
+	}
+	clear(targets)
+	*tp = targets[:0]
+	targetsPool.Put(tp)
+	s.m.eventOut(b.Event, delivered)
+	s.m.broadcast(b.CommitTime)
 }

@@ -51,6 +51,12 @@ type Config struct {
 	Metrics *Metrics
 	// Logger receives the hub's logs; nil = slog.Default().
 	Logger *slog.Logger
+
+	// OnRawMessage, when set, turns the server into a plain Engine.IO server
+	// (for the engine.io-protocol conformance suite): Socket.IO is not spoken
+	// and every Engine.IO message is passed here; send queues a message back on
+	// the same session. nil = Socket.IO (normal use).
+	OnRawMessage func(data []byte, binary bool, send func(data []byte, binary bool))
 }
 
 // RecoveryConfig configures connection state recovery (socket.io 4.6+).

@@ -129,7 +129,9 @@ func (ts *testServer) Stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = ts.http.Shutdown(ctx) // stops accepting; hijacked WebSockets are the hub's
+	// The hub first (it answers held polling GETs and closes its WebSockets), then the
+	// listener and whatever HTTP connections are left. http.Server.Shutdown would wait
+	// for held polling GETs.
 	_ = ts.Hub.Shutdown(ctx)
 	_ = ts.http.Close()
 	<-ts.done

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 )
 
 // Middleware runs at every CONNECT to a namespace, in the order added, also for
@@ -43,7 +44,8 @@ type Namespace struct {
 	mws       []Middleware
 	onConnect []func(*Socket)
 
-	rooms *roomIndex
+	rooms      *roomIndex
+	lastOffset atomic.Pointer[string] // latest broadcast offset (recovery)
 }
 
 // Name returns the namespace name, e.g. "/" or "/admin".

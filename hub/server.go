@@ -63,7 +63,7 @@ func (s *Server) Of(name string) *Namespace {
 	if n, ok := s.nsps[name]; ok {
 		return n
 	}
-	n := &Namespace{srv: s, name: name, rooms: newRoomIndex()}
+	n := &Namespace{srv: s, name: name, rooms: newRoomIndex(s.m)}
 	s.nsps[name] = n
 	return n
 }

@@ -41,6 +41,16 @@ func (m *Message) Ack(args ...any) error {
 	return m.s.sendAck(m.ackID, args)
 }
 
+// AckRaw is Ack with arguments already in JSON (placeholders referring to
+// attachments allowed).
+func (m *Message) AckRaw(args []json.RawMessage, attachments [][]byte) error {
+	if !m.WantsAck() {
+		return ErrNoAck
+	}
+	m.acked = true
+	return m.s.sendAckRaw(m.ackID, args, attachments)
+}
+
 // Socket is one client in one namespace. Handlers for one socket run
 // sequentially on that connection's reader goroutine (a slow handler slows
 // only that socket). Methods are safe for concurrent use.

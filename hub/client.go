@@ -1,0 +1,353 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// onMessage handles an Engine.IO message (a Socket.IO packet or one of its
+// attachments); it returns false when the connection must close. Caller
+// holds readMu.
+func (c *conn) onMessage(data []byte, binary bool) bool {
+	if c.srv.cfg.OnRawMessage != nil {
+		c.srv.cfg.OnRawMessage(data, binary, func(d []byte, bin bool) {
+			op := opText
+			if bin {
+				op = opBinary
+			} else {
+				d = append([]byte{engineMessage}, d...)
+			}
+			c.enqueue(frame{data: d, op: op})
+		})
+		return true
+	}
+	if binary {
+		pb := c.pendingBin
+		if pb == nil {
+			c.badInput("socket", errors.New("unexpected binary attachment"))
+			return false
+		}
+		pb.attachments = append(pb.attachments, data)
+		if len(pb.attachments) < pb.p.Attachments {
+			return true
+		}
+		c.pendingBin = nil
+		return c.dispatch(pb.p, pb.attachments)
+	}
+	if c.pendingBin != nil {
+		c.badInput("socket", errors.New("text packet while waiting for attachments"))
+		return false
+	}
+	p, err := decodeSocketPacket(data)
+	if err != nil {
+		c.badInput("socket", err)
+		return false
+	}
+	if p.Attachments > 0 {
+		c.pendingBin = &pendingBinary{p: p, attachments: make([][]byte, 0, p.Attachments)}
+		return true
+	}
+	return c.dispatch(p, nil)
+}
+
+func (c *conn) socketOf(nsp string) *Socket {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sockets[nsp]
+}
+
+func (c *conn) dispatch(p socketPacket, atts [][]byte) bool {
+	s := c.socketOf(p.Nsp)
+	if p.Type == sioConnect {
+		if s != nil {
+			c.badInput("state", fmt.Errorf("second CONNECT to %q", p.Nsp))
+			return false
+		}
+		return c.onConnect(p)
+	}
+	if s == nil || p.Type == sioConnectError {
+		c.badInput("state", fmt.Errorf("packet type %q for namespace %q not connected", p.Type, p.Nsp))
+		return false
+	}
+	switch p.Type {
+	case sioDisconnect:
+		s.onClose(reasonClientNsp, false)
+	case sioEvent, sioBinaryEvent:
+		var args []json.RawMessage
+		if err := json.Unmarshal(p.Data, &args); err != nil || len(args) == 0 {
+			c.badInput("socket", errors.New("bad event payload"))
+			return false
+		}
+		name, err := eventName(args[0])
+		if err != nil {
+			c.badInput("socket", err)
+			return false
+		}
+		m := &Message{Event: name, Args: args[1:], Attachments: atts, s: s, ackID: p.ID}
+		s.mu.Lock()
+		h := s.handlers[name]
+		if h == nil {
+			h = s.anyH
+		}
+		s.mu.Unlock()
+		if h != nil {
+			return c.runHandler(func() { h(s, m) })
+		}
+	case sioAck, sioBinaryAck:
+		var args []json.RawMessage
+		if err := json.Unmarshal(p.Data, &args); err != nil {
+			c.badInput("socket", errors.New("bad ack payload"))
+			return false
+		}
+		s.mu.Lock()
+		ch := s.acks[p.ID]
+		delete(s.acks, p.ID)
+		s.mu.Unlock()
+		if ch != nil {
+			ch <- ackReply{args: args, attachments: atts}
+		}
+	}
+	return true
+}
+
+// runHandler runs application code; a panic closes only this connection.
+func (c *conn) runHandler(fn func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.log.Error("handler panic, closing connection", "sid", c.sid, "panic", r, "stack", string(debug.Stack()))
+			c.close(reasonForcedServerClos, false)
+			ok = false
+		}
+	}()
+	fn()
+	return true
+}
+
+// connectFrame encodes the CONNECT reply (or CONNECT_ERROR when isErr).
+func connectFrame(nsp string, typ byte, payload []byte) []byte {
+	b := make([]byte, 0, len(payload)+len(nsp)+4)
+	b = append(b, engineMessage)
+	b = appendSocketHeader(b, typ, 0, nsp, -1)
+	return append(b, payload...)
+}
+
+func connectErrorPayload(msg string, data any) []byte {
+	b := []byte(`{"message":`)
+	b = appendJSONString(b, msg)
+	if data != nil {
+		if d, err := marshalArg(data); err == nil {
+			b = append(b, `,"data":`...)
+			b = append(b, d...)
+		}
+	}
+	return append(b, '}')
+}
+
+var emptyAuth = json.RawMessage(`{}`)
+
+// onConnect handles CONNECT: namespace check, recovery, middlewares, reply.
+func (c *conn) onConnect(p socketPacket) bool {
+	srv := c.srv
+	n := srv.namespace(p.Nsp)
+	if n == nil {
+		srv.m.badPacket("namespace")
+		c.enqueue(frame{data: connectFrame(p.Nsp, sioConnectError, connectErrorPayload("Invalid namespace", nil)), op: opText})
+		return true
+	}
+	auth := emptyAuth
+	if p.Data != nil {
+		auth = append(json.RawMessage(nil), p.Data...)
+	}
+	ctx := c.context()
+	hs := &Handshake{Namespace: n.name, Auth: auth, Header: c.header, Query: c.query, RemoteAddr: c.remoteAddr}
+
+	var sess Session
+	var missed []*Broadcast
+	recovered := false
+	if rc := srv.cfg.Recovery; rc != nil && p.Data != nil {
+		var a struct {
+			PID    *string `json:"pid"`
+			Offset *string `json:"offset"`
+		}
+		if json.Unmarshal(p.Data, &a) == nil && a.PID != nil && a.Offset != nil {
+			s, ok, err := rc.Store.TakeSession(ctx, *a.PID)
+			if err != nil {
+				srv.log.Warn("recovery: take session", "err", err)
+			}
+			if ok && s.Namespace == n.name {
+				out, ok, err := rc.Store.Since(ctx, n.name, *a.Offset)
+				if err != nil {
+					srv.log.Warn("recovery: read missed packets", "err", err)
+				}
+				if ok {
+					sess, missed, recovered = s, out, true
+				}
+			}
+		}
+	}
+
+	for _, mw := range n.middlewares() {
+		var err error
+		ok := c.runHandler(func() { err = mw(ctx, hs) })
+		if !ok {
+			return false
+		}
+		if err != nil {
+			var ce *ConnectError
+			msg, data := err.Error(), any(nil)
+			if errors.As(err, &ce) {
+				msg, data = ce.Message, ce.Data
+			}
+			srv.m.badPacket("refused")
+			srv.log.Debug("connect refused", "sid", c.sid, "namespace", n.name, "reason", msg)
+			c.enqueue(frame{data: connectFrame(n.name, sioConnectError, connectErrorPayload(msg, data)), op: opText})
+			return true
+		}
+	}
+
+	s := &Socket{id: newID(), nsp: n, c: c, hs: hs, recovered: recovered}
+	if srv.cfg.Recovery != nil {
+		s.pid = newID()
+	}
+	if recovered {
+		s.id, s.pid = sess.SID, sess.PID
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if c.sockets == nil {
+		c.sockets = make(map[string]*Socket, 1)
+	}
+	c.sockets[n.name] = s
+	c.everSocket = true
+	if c.connTimer != nil {
+		c.connTimer.Stop()
+	}
+	c.mu.Unlock()
+	n.rooms.addSocket(s)
+	srv.nSockets.Add(1)
+	srv.m.addSockets(1)
+	if recovered && len(sess.Rooms) > 0 {
+		s.Join(sess.Rooms...)
+	}
+
+	for _, b := range missed {
+		if !s.matches(b) {
+			continue
+		}
+		text, atts := encodeBroadcast(b, true, b.Offset)
+		c.enqueue(text)
+		if len(atts) > 0 {
+			c.enqueue(atts...)
+		}
+	}
+	reply := []byte(`{"sid":`)
+	reply = appendJSONString(reply, s.id)
+	if s.pid != "" {
+		reply = append(reply, `,"pid":`...)
+		reply = appendJSONString(reply, s.pid)
+	}
+	reply = append(reply, '}')
+	c.enqueue(frame{data: connectFrame(n.name, sioConnect, reply), op: opText})
+	for _, fn := range n.connectHandlers() {
+		if !c.runHandler(func() { fn(s) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// matches reports whether b would have been delivered to s (recovery replay).
+func (s *Socket) matches(b *Broadcast) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := func(r string) bool {
+		if r == s.id {
+			return true
+		}
+		_, ok := s.rooms[r]
+		return ok
+	}
+	for _, r := range b.Except {
+		if in(r) {
+			return false
+		}
+	}
+	if len(b.Rooms) == 0 {
+		return true
+	}
+	for _, r := range b.Rooms {
+		if in(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// recoverable reports whether a disconnect reason keeps the session for
+// connection state recovery (explicit disconnects do not).
+func recoverable(reason string) bool {
+	switch reason {
+	case reasonClientNsp, reasonServerNsp, reasonParseError, reasonInvalidState:
+		return false
+	}
+	return true
+}
+
+// onClose disconnects the socket once: index cleanup, pending acks fail,
+// session saved for recovery, OnDisconnect handlers.
+func (s *Socket) onClose(reason string, _ bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	if s.cancel != nil {
+		s.cancel()
+	}
+	rooms := make([]string, 0, len(s.rooms))
+	for r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	for r := range s.rooms {
+		s.nsp.rooms.leave(s, r)
+	}
+	s.rooms = nil
+	acks := s.acks
+	s.acks = nil
+	handlers := s.onDisc
+	s.mu.Unlock()
+
+	n := s.nsp
+	n.rooms.removeSocket(s)
+	c := s.c
+	c.mu.Lock()
+	if c.sockets[n.name] == s {
+		delete(c.sockets, n.name)
+	}
+	c.mu.Unlock()
+	for _, ch := range acks {
+		close(ch)
+	}
+	srv := n.srv
+	srv.nSockets.Add(-1)
+	srv.m.addSockets(-1)
+	if rc := srv.cfg.Recovery; rc != nil && recoverable(reason) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := rc.Store.SaveSession(ctx, Session{SID: s.id, PID: s.pid, Namespace: n.name, Rooms: rooms, DisconnectedAt: time.Now()})
+		cancel()
+		if err != nil {
+			srv.log.Warn("recovery: save session", "err", err)
+		}
+	}
+	for _, fn := range handlers {
+		c.runHandler(func() { fn(s, reason) })
+	}
+}

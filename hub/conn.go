@@ -1,0 +1,380 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// WebSocket opcodes used for queued frames.
+const (
+	opText   byte = 1
+	opBinary byte = 2
+	opClose  byte = 8
+	opPong   byte = 10
+)
+
+// frame is one queued Engine.IO packet: for opText the whole text packet
+// ("42[…]", "2"), for opBinary the raw attachment bytes. data is shared and
+// never modified.
+type frame struct {
+	data []byte
+	op   byte
+}
+
+type transportKind uint8
+
+const (
+	transportPolling transportKind = iota + 1
+	transportWebSocket
+)
+
+// Close reasons; they label walcast_hub_disconnects_total.
+const (
+	reasonTransportClose   = "transport close"
+	reasonTransportError   = "transport error"
+	reasonPingTimeout      = "ping timeout"
+	reasonParseError       = "parse error"
+	reasonSlow             = "slow"
+	reasonWriteTimeout     = "write timeout"
+	reasonShutdown         = "server shutting down"
+	reasonConnectTimeout   = "connect timeout"
+	reasonInvalidState     = "invalid state"
+	reasonForcedClose      = "forced close"
+	reasonClientNsp        = "client namespace disconnect"
+	reasonServerNsp        = "server namespace disconnect"
+	reasonHeartbeat        = "invalid heartbeat direction"
+	reasonPollingConflict  = "duplicate poll"
+	reasonForcedServerClos = "forced server close"
+)
+
+// conn is one Engine.IO session (one per browser tab), on polling or WebSocket.
+type conn struct {
+	srv        *Server
+	sid        string
+	header     http.Header
+	query      url.Values
+	remoteAddr string
+
+	// readMu serialises packet handling (WebSocket reader, polling POSTs, the
+	// probe) so a socket's handlers run one at a time.
+	readMu sync.Mutex
+	// pendingBin is the binary packet waiting for attachments (under readMu).
+	pendingBin *pendingBinary
+
+	mu          sync.Mutex
+	transport   transportKind
+	ws          *websocket.Conn
+	nc          net.Conn // ws.NetConn(), written only by the writer
+	out         []frame
+	outBytes    int
+	writing     bool // a writer goroutine runs (WebSocket)
+	closed      bool
+	hard        bool // close without flushing
+	closeReason string
+	closeCode   int
+	pingWaiting bool
+	pingTimer   *time.Timer
+	connTimer   *time.Timer
+	sockets     map[string]*Socket
+	everSocket  bool
+	ctx         context.Context
+	cancel      context.CancelFunc
+	done        chan struct{} // closed when finish has run
+
+	// polling state (under mu)
+	pollNotify chan struct{}
+	getActive  bool
+	postActive bool
+	upgrading  bool
+	probing    *websocket.Conn
+}
+
+type pendingBinary struct {
+	p           socketPacket
+	attachments [][]byte
+}
+
+// newID returns a 20-character URL-safe random id (like the reference base64id).
+func newID() string {
+	var b [15]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) newConn(r *http.Request, t transportKind) *conn {
+	c := &conn{
+		srv:        s,
+		sid:        newID(),
+		header:     r.Header,
+		query:      r.URL.Query(),
+		remoteAddr: r.RemoteAddr,
+		transport:  t,
+		done:       make(chan struct{}),
+	}
+	if t == transportPolling {
+		c.pollNotify = make(chan struct{}, 1)
+	}
+	return c
+}
+
+// openPacket is the Engine.IO handshake with exactly its five fields.
+func (s *Server) openPacket(sid string, upgrades bool) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, engineOpen)
+	b = append(b, `{"sid":`...)
+	b = appendJSONString(b, sid)
+	if upgrades {
+		b = append(b, `,"upgrades":["websocket"]`...)
+	} else {
+		b = append(b, `,"upgrades":[]`...)
+	}
+	b = append(b, `,"pingInterval":`...)
+	b = strconv.AppendInt(b, s.cfg.PingInterval.Milliseconds(), 10)
+	b = append(b, `,"pingTimeout":`...)
+	b = strconv.AppendInt(b, s.cfg.PingTimeout.Milliseconds(), 10)
+	b = append(b, `,"maxPayload":`...)
+	b = strconv.AppendInt(b, s.cfg.MaxPayload, 10)
+	return append(b, '}')
+}
+
+// register adds c to the server and starts its timers.
+func (s *Server) register(c *conn) {
+	s.connMu.Lock()
+	s.conns[c.sid] = c
+	s.connMu.Unlock()
+	s.nConns.Add(1)
+	s.m.addConnections(1)
+	c.mu.Lock()
+	c.pingTimer = time.AfterFunc(s.cfg.PingInterval, c.onPingTimer)
+	c.connTimer = time.AfterFunc(s.cfg.ConnectTimeout, c.onConnectTimer)
+	c.mu.Unlock()
+}
+
+func (s *Server) lookup(sid string) *conn {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	return s.conns[sid]
+}
+
+func (s *Server) unregister(c *conn) {
+	s.connMu.Lock()
+	if s.conns[c.sid] == c {
+		delete(s.conns, c.sid)
+	}
+	s.connMu.Unlock()
+}
+
+// onPingTimer sends a ping every PingInterval and closes the session when the
+// previous ping got no pong within PingTimeout. One runtime timer per
+// connection, no goroutine.
+func (c *conn) onPingTimer() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.pingWaiting {
+		c.mu.Unlock()
+		c.close(reasonPingTimeout, true)
+		return
+	}
+	c.pingWaiting = true
+	c.pingTimer.Reset(c.srv.cfg.PingTimeout)
+	c.enqueueLocked(frame{data: framePing, op: opText}, true)
+	c.mu.Unlock()
+}
+
+func (c *conn) onPong() {
+	c.mu.Lock()
+	if c.pingWaiting && !c.closed {
+		c.pingWaiting = false
+		c.pingTimer.Reset(c.srv.cfg.PingInterval)
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) onConnectTimer() {
+	c.mu.Lock()
+	idle := len(c.sockets) == 0
+	c.mu.Unlock()
+	if idle {
+		c.close(reasonConnectTimeout, false)
+	}
+}
+
+// enqueue queues frames for the client. It never blocks: over MaxQueueBytes
+// the connection is closed as "slow". It returns false if the connection is
+// closed (or was just closed for being slow).
+func (c *conn) enqueue(fs ...frame) bool {
+	c.mu.Lock()
+	ok := true
+	for _, f := range fs {
+		if !c.enqueueLocked(f, false) {
+			ok = false
+			break
+		}
+	}
+	slow := !ok && !c.closed
+	c.mu.Unlock()
+	if slow {
+		c.srv.m.queueDrop()
+		c.close(reasonSlow, true)
+	}
+	return ok
+}
+
+// enqueue1 is enqueue for one frame without a variadic slice.
+func (c *conn) enqueue1(f frame) bool {
+	c.mu.Lock()
+	ok := c.enqueueLocked(f, false)
+	slow := !ok && !c.closed
+	c.mu.Unlock()
+	if slow {
+		c.srv.m.queueDrop()
+		c.close(reasonSlow, true)
+	}
+	return ok
+}
+
+// enqueueLocked appends f; force skips the byte budget (pings, close).
+// It returns false when closed or over budget.
+func (c *conn) enqueueLocked(f frame, force bool) bool {
+	if c.closed {
+		return false
+	}
+	if !force && c.outBytes+len(f.data) > c.srv.cfg.MaxQueueBytes {
+		return false
+	}
+	c.out = append(c.out, f)
+	c.outBytes += len(f.data)
+	c.kickLocked()
+	return true
+}
+
+// kickLocked makes the transport send what is queued.
+func (c *conn) kickLocked() {
+	switch {
+	case c.transport == transportWebSocket && c.nc != nil:
+		if !c.writing {
+			c.writing = true
+			go c.writeLoop()
+		}
+	case c.pollNotify != nil:
+		select {
+		case c.pollNotify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// takeLocked removes and returns every queued frame.
+func (c *conn) takeLocked() []frame {
+	fs := c.out
+	c.out = nil
+	c.outBytes = 0
+	return fs
+}
+
+// close ends the session. hard closes the network connection at once; else
+// queued frames are flushed first (WebSocket) or handed to the pending GET with
+// a close packet (polling). Socket cleanup and OnDisconnect handlers run on
+// the reader goroutine (WebSocket) or a new goroutine (polling).
+func (c *conn) close(reason string, hard bool) {
+	c.mu.Lock()
+	if c.closed {
+		if hard && !c.hard && c.nc != nil {
+			c.hard = true
+			c.nc.Close()
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.hard = hard
+	c.closeReason = reason
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	if c.connTimer != nil {
+		c.connTimer.Stop()
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	probe := c.probing
+	c.probing = nil
+	ws := c.transport == transportWebSocket && c.nc != nil
+	if ws {
+		if hard {
+			c.nc.Close()
+		} else if !c.writing {
+			c.writing = true
+			go c.writeLoop()
+		}
+	} else {
+		// polling: the pending (or next) GET gets the close packet.
+		// A client that sent close gets a noop for its pending GET.
+		fc := frameClose
+		if reason == reasonTransportClose {
+			fc = frameNoop
+		}
+		c.out = append(c.out, frame{data: fc, op: opText})
+		c.kickLocked()
+	}
+	c.mu.Unlock()
+	if probe != nil {
+		probe.NetConn().Close()
+	}
+	c.srv.unregister(c)
+	c.srv.m.disconnect(reason)
+	c.srv.log.Debug("connection closed", "sid", c.sid, "reason", reason)
+	if !ws {
+		go c.finish(reason)
+	}
+}
+
+// finish disconnects every socket of the closed connection, once.
+func (c *conn) finish(reason string) {
+	c.mu.Lock()
+	select {
+	case <-c.done:
+		c.mu.Unlock()
+		return
+	default:
+	}
+	close(c.done)
+	socks := make([]*Socket, 0, len(c.sockets))
+	for _, s := range c.sockets {
+		socks = append(socks, s)
+	}
+	c.mu.Unlock()
+	c.readMu.Lock()
+	for _, s := range socks {
+		s.onClose(reason, false)
+	}
+	c.readMu.Unlock()
+	c.srv.nConns.Add(-1)
+	c.srv.m.addConnections(-1)
+}
+
+// context returns a context cancelled when the connection closes.
+func (c *conn) context() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		if c.closed {
+			c.cancel()
+		}
+	}
+	return c.ctx
+}

@@ -1,0 +1,235 @@
+package hub
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func setPollingHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+}
+
+// servePollingOpen starts a polling session: the first GET's body is the open
+// packet.
+func (s *Server) servePollingOpen(w http.ResponseWriter, r *http.Request) {
+	c := s.newConn(r, transportPolling)
+	open := s.openPacket(c.sid, true)
+	s.register(c)
+	s.setCORS(w, r)
+	setPollingHeaders(w)
+	w.Write(open)
+}
+
+// servePollGet holds a GET until packets are queued, answers it with all of
+// them joined by the record separator, and enforces one GET at a time.
+func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	if c.getActive {
+		c.mu.Unlock()
+		c.srv.m.badPacket("polling")
+		c.srv.log.Debug("concurrent polling GET, closing", "sid", c.sid)
+		c.close(reasonPollingConflict, false)
+		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
+		return
+	}
+	c.getActive = true
+	for {
+		if (c.upgrading || c.transport != transportPolling) && !c.closed {
+			c.getActive = false
+			c.mu.Unlock()
+			setPollingHeaders(w)
+			w.Write(frameNoop)
+			return
+		}
+		if len(c.out) > 0 || c.closed {
+			fs := c.takeLocked()
+			c.getActive = false
+			c.mu.Unlock()
+			setPollingHeaders(w)
+			w.Write(appendPollingFrames(nil, fs))
+			return
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.pollNotify:
+		case <-r.Context().Done():
+			c.mu.Lock()
+			c.getActive = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Lock()
+	}
+}
+
+func appendPollingFrames(dst []byte, fs []frame) []byte {
+	n := 0
+	for _, f := range fs {
+		if f.op != opText && f.op != opBinary {
+			continue
+		}
+		if n > 0 {
+			dst = append(dst, recordSeparator)
+		}
+		n++
+		if f.op == opBinary {
+			dst = appendEnginePacket(dst, enginePacket{Type: engineMessage, Data: f.data, Binary: true})
+		} else {
+			dst = append(dst, f.data...)
+		}
+	}
+	return dst
+}
+
+// servePollPost reads a POST body of packets; one POST at a time.
+func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	if c.postActive {
+		c.mu.Unlock()
+		c.srv.m.badPacket("polling")
+		c.close(reasonPollingConflict, false)
+		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
+		return
+	}
+	c.postActive = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.postActive = false
+		c.mu.Unlock()
+	}()
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/octet-stream") {
+		c.badInput("polling", errors.New("binary content type"))
+		writeEngineError(w, http.StatusBadRequest, errBadRequest, "invalid content")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.srv.cfg.MaxPayload))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			c.srv.m.badPacket("oversize")
+			c.srv.log.Debug("polling body over MaxPayload", "sid", c.sid)
+			c.close(reasonTransportError, false)
+			writeEngineError(w, http.StatusRequestEntityTooLarge, errBadRequest, "Payload too large")
+			return
+		}
+		c.close(reasonTransportError, false)
+		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
+		return
+	}
+	pkts, err := decodePollingPayload(body)
+	if err != nil {
+		c.badInput("polling", err)
+		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
+		return
+	}
+	c.readMu.Lock()
+	for _, p := range pkts {
+		if !c.onEnginePacket(p) {
+			break
+		}
+	}
+	c.readMu.Unlock()
+	w.Header().Set("Content-Type", "text/html")
+	w.Write([]byte("ok"))
+}
+
+// serveUpgrade accepts the probing WebSocket of a polling session.
+func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, c *conn) {
+	c.mu.Lock()
+	ok := c.transport == transportPolling && c.probing == nil && !c.closed
+	c.mu.Unlock()
+	if !ok {
+		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
+		return
+	}
+	ws, err := s.upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		s.m.badPacket("upgrade")
+		return
+	}
+	c.mu.Lock()
+	ok = c.transport == transportPolling && c.probing == nil && !c.closed
+	if ok {
+		c.probing = ws
+	}
+	c.mu.Unlock()
+	if !ok {
+		ws.NetConn().Close()
+		return
+	}
+	go c.probe(ws)
+}
+
+// probe runs the upgrade: 2probe → 3probe (pending GETs get noop) → 5, then
+// the WebSocket becomes the transport and its reader loop takes over.
+func (c *conn) probe(ws *websocket.Conn) {
+	nc := ws.NetConn()
+	ws.SetReadLimit(c.srv.cfg.MaxPayload)
+	ws.SetCloseHandler(func(int, string) error { return nil })
+	fail := func(why string) {
+		c.srv.log.Debug("upgrade failed", "sid", c.sid, "why", why)
+		c.mu.Lock()
+		if c.probing == ws {
+			c.probing = nil
+			c.upgrading = false
+		}
+		c.mu.Unlock()
+		nc.Close()
+	}
+	ws.SetReadDeadline(time.Now().Add(c.srv.cfg.UpgradeTimeout))
+	mt, data, err := readWSMessage(ws)
+	if err != nil || mt != websocket.TextMessage || string(data) != string(probeString) {
+		fail("no 2probe")
+		return
+	}
+	nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	if _, err := nc.Write(append(appendFrameHeader(nil, opText, len(frameProbe)), frameProbe...)); err != nil {
+		fail("write 3probe")
+		return
+	}
+	c.mu.Lock()
+	if c.probing != ws || c.closed {
+		c.mu.Unlock()
+		nc.Close()
+		return
+	}
+	c.upgrading = true
+	c.kickLocked()
+	c.mu.Unlock()
+	mt, data, err = readWSMessage(ws)
+	if err != nil || mt != websocket.TextMessage || string(data) != string([]byte{engineUpgrade}) {
+		fail("no upgrade packet")
+		return
+	}
+	ws.SetReadDeadline(time.Time{})
+	c.setupWS(ws)
+	c.mu.Lock()
+	if c.probing != ws || c.closed {
+		c.mu.Unlock()
+		nc.Close()
+		return
+	}
+	c.probing = nil
+	c.upgrading = false
+	c.transport = transportWebSocket
+	c.ws = ws
+	c.nc = nc
+	select { // wake a pending GET so it sees the transport change
+	case c.pollNotify <- struct{}{}:
+	default:
+	}
+	if len(c.out) > 0 && !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+	c.mu.Unlock()
+	c.readLoopWS(ws)
+}

@@ -1,0 +1,265 @@
+package hub
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// maxWriteBatch bounds the frames written with one writev (IOV_MAX is 1024 and
+// every frame takes two iovecs).
+const maxWriteBatch = 500
+
+// wsReadBufferSize keeps the per-connection read buffer small: idle
+// connections dominate and large messages bypass the buffer anyway.
+const wsReadBufferSize = 512
+
+// writeBufferPool is never used for data (the writer frames messages itself);
+// it only stops gorilla from allocating a write buffer per connection.
+var writeBufferPool = &sync.Pool{}
+
+func (s *Server) upgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:  wsReadBufferSize,
+		WriteBufferSize: 256,
+		WriteBufferPool: writeBufferPool,
+		CheckOrigin:     func(r *http.Request) bool { return s.originAllowed(r.Header.Get("Origin")) },
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			writeEngineError(w, status, 3, "Bad request")
+		},
+	}
+}
+
+// setupWS prepares a gorilla connection: read limit, and control-frame
+// handlers that never write from the reader goroutine.
+func (c *conn) setupWS(ws *websocket.Conn) {
+	ws.SetReadLimit(c.srv.cfg.MaxPayload)
+	ws.SetCloseHandler(func(int, string) error { return nil })
+	ws.SetPingHandler(func(data string) error {
+		c.enqueue(frame{data: []byte(data), op: opPong})
+		return nil
+	})
+}
+
+// serveWebSocketOpen handles a WebSocket-only session (no sid).
+func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		s.m.badPacket("upgrade")
+		s.log.Debug("websocket upgrade failed", "err", err)
+		return
+	}
+	c := s.newConn(r, transportWebSocket)
+	c.setupWS(ws)
+	c.ws = ws
+	c.nc = ws.NetConn()
+	c.enqueue(frame{data: s.openPacket(c.sid, false), op: opText})
+	s.register(c)
+	go c.readLoopWS(ws)
+}
+
+// readLoopWS is the connection's reader goroutine on WebSocket.
+func (c *conn) readLoopWS(ws *websocket.Conn) {
+	reason := reasonTransportClose
+	for {
+		mt, data, err := readWSMessage(ws)
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.srv.m.badPacket("oversize")
+				c.srv.log.Debug("frame over MaxPayload", "sid", c.sid)
+				reason = reasonTransportError
+				c.mu.Lock()
+				if c.nc != nil && !c.closed {
+					c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+					c.nc.Write(closeFrame(websocket.CloseMessageTooBig))
+				}
+				c.mu.Unlock()
+			}
+			break
+		}
+		c.readMu.Lock()
+		ok := c.onWSMessage(mt, data)
+		c.readMu.Unlock()
+		if !ok {
+			break
+		}
+	}
+	c.close(reason, true)
+	c.mu.Lock()
+	r := c.closeReason
+	c.mu.Unlock()
+	c.finish(r)
+}
+
+func readWSMessage(ws *websocket.Conn) (int, []byte, error) {
+	mt, r, err := ws.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := io.ReadAll(r)
+	return mt, data, err
+}
+
+// onWSMessage handles one WebSocket message on the main transport; it returns
+// false when the connection must close.
+func (c *conn) onWSMessage(mt int, data []byte) bool {
+	if mt == websocket.BinaryMessage {
+		return c.onEnginePacket(enginePacket{Type: engineMessage, Data: data, Binary: true})
+	}
+	p, err := decodeEnginePacket(data)
+	if err != nil {
+		c.badInput("engine", err)
+		return false
+	}
+	return c.onEnginePacket(p)
+}
+
+// onEnginePacket handles one packet from the client on the main transport.
+func (c *conn) onEnginePacket(p enginePacket) bool {
+	switch p.Type {
+	case engineMessage:
+		return c.onMessage(p.Data, p.Binary)
+	case enginePong:
+		c.onPong()
+	case engineClose:
+		c.close(reasonTransportClose, false)
+		return false
+	case engineNoop, engineUpgrade:
+	case enginePing:
+		c.badInput("engine", errors.New("invalid heartbeat direction"))
+		return false
+	default:
+		c.badInput("engine", errors.New("unexpected packet type"))
+		return false
+	}
+	return true
+}
+
+// badInput logs, counts and closes the connection for malformed input.
+func (c *conn) badInput(kind string, err error) {
+	c.srv.m.badPacket(kind)
+	c.srv.log.Debug("bad packet, closing connection", "sid", c.sid, "kind", kind, "err", err)
+	c.close(reasonParseError, false)
+}
+
+// appendFrameHeader appends an unmasked server WebSocket frame header.
+func appendFrameHeader(dst []byte, op byte, n int) []byte {
+	dst = append(dst, 0x80|op)
+	switch {
+	case n < 126:
+		return append(dst, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(dst, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, 127), uint64(n))
+	}
+}
+
+func closeFrame(code int) []byte {
+	return binary.BigEndian.AppendUint16([]byte{0x88, 2}, uint16(code))
+}
+
+type writeScratch struct {
+	hdr  []byte
+	bufs net.Buffers
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
+
+// writeLoop is the connection's writer on WebSocket, started when frames are
+// queued and gone when the queue is empty, so idle connections cost no
+// goroutine. It drains the whole queue and writes it with one writev.
+func (c *conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		fs := c.takeLocked()
+		closed, hard, nc := c.closed, c.hard, c.nc
+		if len(fs) == 0 && !closed {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		if hard {
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		if err := c.writeFrames(nc, fs); err != nil {
+			reason := reasonTransportError
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				reason = reasonWriteTimeout
+			}
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			c.close(reason, true)
+			return
+		}
+		if closed {
+			code := websocket.CloseNormalClosure
+			c.mu.Lock()
+			if c.closeReason == reasonShutdown {
+				code = websocket.CloseGoingAway
+			}
+			c.mu.Unlock()
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			nc.Write(closeFrame(code))
+			c.mu.Lock()
+			c.writing = false
+			c.hard = true
+			c.mu.Unlock()
+			nc.Close()
+			return
+		}
+	}
+}
+
+func (c *conn) writeFrames(nc net.Conn, fs []frame) error {
+	sc := scratchPool.Get().(*writeScratch)
+	defer func() {
+		clear(sc.bufs[:cap(sc.bufs)])
+		sc.bufs = sc.bufs[:0]
+		sc.hdr = sc.hdr[:0]
+		scratchPool.Put(sc)
+	}()
+	for len(fs) > 0 {
+		n := min(len(fs), maxWriteBatch)
+		batch := fs[:n]
+		fs = fs[n:]
+		sc.hdr = sc.hdr[:0]
+		for _, f := range batch {
+			sc.hdr = appendFrameHeader(sc.hdr, f.op, len(f.data))
+		}
+		sc.bufs = sc.bufs[:0]
+		h := sc.hdr
+		for _, f := range batch {
+			hl := 2
+			if len(f.data) >= 126 {
+				hl = 4
+				if len(f.data) > 0xffff {
+					hl = 10
+				}
+			}
+			sc.bufs = append(sc.bufs, h[:hl:hl])
+			h = h[hl:]
+			if len(f.data) > 0 {
+				sc.bufs = append(sc.bufs, f.data)
+			}
+		}
+		nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		bufs := sc.bufs
+		if _, err := bufs.WriteTo(nc); err != nil {
+			return err
+		}
+	}
+	return nil
+}

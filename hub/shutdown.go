@@ -1,0 +1,60 @@
+package hub
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// shutdownConcurrency bounds concurrent connection closes in Shutdown.
+const shutdownConcurrency = 128
+
+func (s *Server) snapshotConns() []*conn {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	out := make([]*conn, 0, len(s.conns))
+	for _, c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) drained() bool {
+	for _, c := range s.snapshotConns() {
+		c.mu.Lock()
+		busy := c.writing || (len(c.out) > 0 && c.transport == transportWebSocket)
+		c.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.log.Info("shutting down", "connections", s.nConns.Load())
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	var err error
+wait:
+	for !s.drained() {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-t.C:
+		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, shutdownConcurrency)
+	for _, c := range s.snapshotConns() {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c.close(reasonShutdown, err != nil)
+		})
+	}
+	wg.Wait()
+	return err
+}
