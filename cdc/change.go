@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // LSN is a position in the Postgres write-ahead log. It prints as %X/%X.
@@ -99,6 +100,10 @@ type Change struct {
 	CommitLSN  LSN       // the transaction's final (commit) LSN, known from its Begin
 	CommitTime time.Time // the transaction's commit time
 	Index      uint32    // position of this change within its transaction, from 0
+
+	// types decodes column values for Value; set by the Reader (one map per
+	// Reader, used only by its goroutine).
+	types *pgtype.Map
 }
 
 // Column returns the index of the named column in c.Relation, or -1.

@@ -1,0 +1,263 @@
+package cdc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// ErrSlotInUse reports that another process streams the replication slot
+// (SQLSTATE 55006). The Reader then stands by and retries: the slot is the
+// single-leader lock between walcast nodes.
+var ErrSlotInUse = errors.New("cdc: replication slot in use")
+
+// Handler receives a Reader's stream. All calls come from the Reader's Run
+// goroutine, one at a time.
+type Handler interface {
+	// HandleChange is called for every change, in commit order, as it arrives.
+	// c and everything it refers to are only valid until HandleChange returns.
+	HandleChange(ctx context.Context, c *Change) error
+
+	// Flush is called before the Reader may wait for data, before standby
+	// status updates and when the server asks for a reply. When it returns
+	// nil, everything passed to HandleChange before it must have been
+	// accepted downstream: the Reader then acknowledges the end LSN of every
+	// transaction it has seen committed.
+	Flush(ctx context.Context) error
+
+	// Reset is called after the replication connection ended. Changes handed
+	// on since the last successful Flush will be sent again by Postgres, so
+	// buffered, unflushed work should be dropped.
+	Reset()
+}
+
+// ReaderState is what a Reader is doing.
+type ReaderState int32
+
+// The states of a Reader.
+const (
+	StateStopped      ReaderState = iota // Run not running
+	StateConnecting                      // first connection attempt
+	StateStreaming                       // holding the slot and streaming
+	StateStandingBy                      // another process holds the slot; retrying
+	StateReconnecting                    // lost the connection; retrying with backoff
+)
+
+func (s ReaderState) String() string {
+	switch s {
+	case StateStopped:
+		return "stopped"
+	case StateConnecting:
+		return "connecting"
+	case StateStreaming:
+		return "streaming"
+	case StateStandingBy:
+		return "standing by"
+	case StateReconnecting:
+		return "reconnecting"
+	}
+	return "unknown"
+}
+
+// ReaderStats is a snapshot of a Reader's progress.
+type ReaderStats struct {
+	State        ReaderState
+	ReceivedLSN  LSN // highest WAL position received
+	AckedLSN     LSN // highest position acknowledged to Postgres (flush)
+	ServerWALEnd LSN // the server's WAL end as last reported
+	Changes      uint64
+	Transactions uint64
+	Events       uint64 // events published (filled in by Pipeline)
+	Reconnects   uint64
+}
+
+// Reader streams a durable pgoutput replication slot. See the package doc.
+type Reader struct {
+	cfg ReaderConfig
+	log *slog.Logger
+
+	running atomic.Bool
+
+	state        atomic.Int32
+	received     atomic.Uint64
+	acked        atomic.Uint64
+	serverWALEnd atomic.Uint64
+	changes      atomic.Uint64
+	txs          atomic.Uint64
+	reconnects   atomic.Uint64
+}
+
+// NewReader checks cfg and returns a Reader. It does no I/O.
+func NewReader(cfg ReaderConfig) (*Reader, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{cfg: cfg, log: cfg.Logger.With("component", "cdc.reader", "slot", cfg.Slot)}, nil
+}
+
+// Stats returns a snapshot of the Reader's progress. It is safe to call from
+// any goroutine.
+func (r *Reader) Stats() ReaderStats {
+	return ReaderStats{
+		State:        ReaderState(r.state.Load()),
+		ReceivedLSN:  LSN(r.received.Load()),
+		AckedLSN:     LSN(r.acked.Load()),
+		ServerWALEnd: LSN(r.serverWALEnd.Load()),
+		Changes:      r.changes.Load(),
+		Transactions: r.txs.Load(),
+		Reconnects:   r.reconnects.Load(),
+	}
+}
+
+// Run streams the slot into h until ctx ends, reconnecting with backoff after
+// any error. It returns ctx's error (or an error if Run is already running).
+// A cancelled ctx cancels an in-flight Flush; whatever was not flushed is not
+// acknowledged and will be sent again by Postgres.
+func (r *Reader) Run(ctx context.Context, h Handler) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("cdc: Reader.Run called twice")
+	}
+	defer r.running.Store(false)
+	defer r.state.Store(int32(StateStopped))
+	r.state.Store(int32(StateConnecting))
+
+	attempt := 0
+	standingBy := false
+	for {
+		start := time.Now()
+		ackBefore := r.acked.Load()
+		err := r.session(ctx, h)
+		h.Reset()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		progressed := r.acked.Load() != ackBefore || time.Since(start) > time.Minute
+		if progressed {
+			attempt = 0
+		}
+		if errors.Is(err, ErrSlotInUse) {
+			r.state.Store(int32(StateStandingBy))
+			if !standingBy {
+				r.log.Info("replication slot held by another process; standing by", "err", err)
+				standingBy = true
+			}
+		} else {
+			standingBy = false
+			r.state.Store(int32(StateReconnecting))
+			r.reconnects.Add(1)
+			r.log.Warn("replication stream ended; reconnecting", "err", err, "attempt", attempt+1)
+		}
+		delay := backoff(r.cfg.BackoffMin, r.cfg.BackoffMax, attempt)
+		attempt++
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// backoff returns the delay before attempt n (0-based): min*2^n capped at max,
+// with ±25% jitter, never below min/2.
+func backoff(minD, maxD time.Duration, n int) time.Duration {
+	d := minD
+	for i := 0; i < n && d < maxD; i++ {
+		d *= 2
+	}
+	d = min(d, maxD)
+	if d <= 0 {
+		return 0
+	}
+	j := time.Duration(rand.Int64N(int64(d)/2+1)) - d/4
+	return max(d+j, minD/2)
+}
+
+// connect opens a replication connection. Reads go through a large buffer so
+// that a backlog is read in few system calls, and so the Reader can tell when
+// everything received has been handled (see drained).
+func (r *Reader) connect(ctx context.Context) (*pgconn.PgConn, *bufio.Reader, error) {
+	pcfg, err := pgconn.ParseConfig(r.cfg.DSN)
+	if err != nil {
+		// pgconn redacts the password in its errors.
+		return nil, nil, fmt.Errorf("parse DSN: %w", err)
+	}
+	pcfg.RuntimeParams["replication"] = "database"
+	if pcfg.RuntimeParams["application_name"] == "" {
+		pcfg.RuntimeParams["application_name"] = "walcast"
+	}
+	var br *bufio.Reader
+	pcfg.BuildFrontend = func(rd io.Reader, w io.Writer) *pgproto3.Frontend {
+		br = bufio.NewReaderSize(rd, 256<<10)
+		return pgproto3.NewFrontend(br, w)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(cctx, pcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect for replication: %w", err)
+	}
+	return conn, br, nil
+}
+
+// session runs one replication connection until it fails or ctx ends.
+func (r *Reader) session(ctx context.Context, h Handler) error {
+	conn, br, err := r.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+
+	if err := r.ensureSlot(ctx, conn); err != nil {
+		return err
+	}
+	start := LSN(r.acked.Load())
+	err = pglogrepl.StartReplication(ctx, conn, r.cfg.Slot, start, pglogrepl.StartReplicationOptions{
+		Mode: pglogrepl.LogicalReplication,
+		PluginArgs: []string{
+			"proto_version '2'",
+			"publication_names '" + r.cfg.Publication + "'",
+			"messages 'true'",
+		},
+	})
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
+			return fmt.Errorf("start replication on slot %q: %w (%s)", r.cfg.Slot, ErrSlotInUse, pgErr.Message)
+		}
+		return fmt.Errorf("start replication on slot %q at %s: %w", r.cfg.Slot, start, err)
+	}
+	r.state.Store(int32(StateStreaming))
+	r.log.Info("streaming replication slot", "lsn", start.String(), "publication", r.cfg.Publication)
+
+	// The heartbeat runs only while this session streams.
+	hctx, hcancel := context.WithCancel(ctx)
+	defer hcancel()
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		r.heartbeat(hctx)
+	}()
+	defer func() { hcancel(); <-hbDone }()
+
+	s := &stream{r: r, h: h, conn: conn, br: br, acked: start, types: pgtype.NewMap()}
+	s.change.types = s.types
+	return s.run(ctx)
+}

@@ -1,0 +1,118 @@
+package cdc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+)
+
+// Defaults for ReaderConfig.
+const (
+	DefaultSlot              = "walcast"
+	DefaultPublication       = "walcast"
+	DefaultStatusInterval    = 10 * time.Second
+	DefaultHeartbeatInterval = 15 * time.Second
+	DefaultBackoffMin        = 250 * time.Millisecond
+	DefaultBackoffMax        = 5 * time.Second
+	// DefaultHeartbeatPrefix is the logical message prefix of the fallback
+	// heartbeat, used when the database has no walcast.heartbeat() function.
+	DefaultHeartbeatPrefix = "walcast.heartbeat"
+)
+
+// ReaderConfig configures a Reader.
+type ReaderConfig struct {
+	// DSN is a libpq connection string or postgres:// URL of the database to
+	// stream (a direct connection, not a pooler). The Reader adds
+	// replication=database itself. The libpq PG* environment variables apply.
+	DSN string
+
+	// Slot is the durable logical replication slot (plugin pgoutput); created on
+	// first use. Empty means DefaultSlot. Must match [a-z0-9_]+.
+	Slot string
+
+	// Publication names the publication to stream. Empty means
+	// DefaultPublication. Must match [A-Za-z0-9_]+.
+	Publication string
+
+	// StatusInterval is the longest time between two standby status updates
+	// (Postgres's wal_sender_timeout defaults to 60s and wants one at least every
+	// half of it). Zero means DefaultStatusInterval; negative is invalid.
+	StatusInterval time.Duration
+
+	// HeartbeatInterval is how often, while streaming, the Reader commits a
+	// heartbeat over a normal connection (`select walcast.heartbeat()` when that
+	// function exists, else a transactional pg_logical_emit_message with prefix
+	// DefaultHeartbeatPrefix), so an idle database's slot still advances and the
+	// whole path is proven alive. Zero means DefaultHeartbeatInterval; negative
+	// disables heartbeats.
+	HeartbeatInterval time.Duration
+
+	// ReadTimeout is how long the replication connection may stay silent before
+	// it is considered dead (a half-open TCP connection). While idle the Reader
+	// asks the server for a reply with every status update, so a live server is
+	// never silent for more than StatusInterval. Zero means 3*StatusInterval;
+	// negative is invalid.
+	ReadTimeout time.Duration
+
+	// BackoffMin and BackoffMax bound the jittered exponential delay between
+	// reconnect attempts. Zero means DefaultBackoffMin / DefaultBackoffMax.
+	BackoffMin, BackoffMax time.Duration
+
+	// Logger receives lifecycle logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+var (
+	slotNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+	pubNameRE  = regexp.MustCompile(`^[A-Za-z0-9_]{1,63}$`)
+)
+
+// withDefaults returns cfg with zero fields filled in, or every problem found.
+func (cfg ReaderConfig) withDefaults() (ReaderConfig, error) {
+	if cfg.Slot == "" {
+		cfg.Slot = DefaultSlot
+	}
+	if cfg.Publication == "" {
+		cfg.Publication = DefaultPublication
+	}
+	if cfg.StatusInterval == 0 {
+		cfg.StatusInterval = DefaultStatusInterval
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 3 * cfg.StatusInterval
+	}
+	if cfg.BackoffMin == 0 {
+		cfg.BackoffMin = DefaultBackoffMin
+	}
+	if cfg.BackoffMax == 0 {
+		cfg.BackoffMax = DefaultBackoffMax
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var errs []error
+	if cfg.DSN == "" {
+		errs = append(errs, errors.New("cdc: ReaderConfig.DSN is required"))
+	}
+	if !slotNameRE.MatchString(cfg.Slot) {
+		errs = append(errs, fmt.Errorf("cdc: ReaderConfig.Slot %q: want 1-63 of [a-z0-9_]", cfg.Slot))
+	}
+	if !pubNameRE.MatchString(cfg.Publication) {
+		errs = append(errs, fmt.Errorf("cdc: ReaderConfig.Publication %q: want 1-63 of [A-Za-z0-9_]", cfg.Publication))
+	}
+	if cfg.StatusInterval < 0 {
+		errs = append(errs, fmt.Errorf("cdc: ReaderConfig.StatusInterval %v is negative", cfg.StatusInterval))
+	}
+	if cfg.ReadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("cdc: ReaderConfig.ReadTimeout %v is negative", cfg.ReadTimeout))
+	}
+	if cfg.BackoffMin < 0 || cfg.BackoffMax < cfg.BackoffMin {
+		errs = append(errs, fmt.Errorf("cdc: ReaderConfig backoff min %v max %v: want 0 <= min <= max", cfg.BackoffMin, cfg.BackoffMax))
+	}
+	return cfg, errors.Join(errs...)
+}

@@ -1,0 +1,360 @@
+package cdc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// stream is the state of one replication session. Only the Run goroutine
+// touches it.
+type stream struct {
+	r    *Reader
+	h    Handler
+	conn *pgconn.PgConn
+	br   *bufio.Reader
+
+	types *pgtype.Map
+	rels  map[uint32]*Relation
+
+	msg    WireMessage
+	change Change
+	trunc  []*Relation
+
+	// Transaction state.
+	inTx     bool
+	txXID    uint32
+	txLSN    LSN
+	txTime   time.Time
+	txIndex  uint32
+	received LSN
+
+	// Ack state (see ack.go).
+	acked         LSN // last position sent as flushed
+	lastCommitEnd LSN // end LSN of the last commit handed on
+	idleSafe      LSN // a keepalive position seen with no transaction open
+	dirty         bool
+	sentAcked     LSN // position in the last status update
+
+	lastRecv   time.Time
+	nextStatus time.Time
+	deadline   time.Time
+}
+
+func (s *stream) run(ctx context.Context) error {
+	s.rels = make(map[uint32]*Relation)
+	cfg := &s.r.cfg
+	now := time.Now()
+	s.lastRecv = now
+	s.nextStatus = now.Add(cfg.StatusInterval)
+
+	// Cancelling ctx must wake a blocked read: move the read deadline to the
+	// past. run re-checks ctx after every deadline change, so a later
+	// SetReadDeadline cannot undo this unnoticed.
+	netConn := s.conn.Conn()
+	stop := context.AfterFunc(ctx, func() { netConn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	defer func() {
+		// Tell the server what was delivered before going away.
+		if s.acked > s.sentAcked && !s.conn.IsClosed() {
+			s.sendStatus(false)
+		}
+	}()
+
+	for {
+		now = time.Now()
+		if !now.Before(s.nextStatus) {
+			if err := s.flush(ctx); err != nil {
+				return err
+			}
+			idle := now.Sub(s.lastRecv) >= cfg.StatusInterval
+			if idle && now.Sub(s.lastRecv) >= cfg.ReadTimeout {
+				return fmt.Errorf("replication connection silent for %v (read timeout %v)", now.Sub(s.lastRecv).Round(time.Millisecond), cfg.ReadTimeout)
+			}
+			// When the stream is quiet ask the server to answer, so that a
+			// dead connection shows as silence within ReadTimeout.
+			if err := s.sendStatus(idle); err != nil {
+				return err
+			}
+			s.nextStatus = now.Add(cfg.StatusInterval)
+		}
+		if s.drained() && s.dirty {
+			// The next read may block: publish what is buffered first.
+			if err := s.flush(ctx); err != nil {
+				return err
+			}
+		}
+		if dl := minTime(s.nextStatus, s.lastRecv.Add(cfg.ReadTimeout)); !dl.Equal(s.deadline) {
+			s.deadline = dl
+			if err := netConn.SetReadDeadline(dl); err != nil {
+				return fmt.Errorf("set read deadline: %w", err)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		msg, err := s.conn.ReceiveMessage(context.Background())
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				s.deadline = time.Time{}
+				if time.Since(s.lastRecv) >= cfg.ReadTimeout {
+					return fmt.Errorf("replication connection silent for %v (read timeout %v)", time.Since(s.lastRecv).Round(time.Millisecond), cfg.ReadTimeout)
+				}
+				continue
+			}
+			return fmt.Errorf("receive replication message: %w", err)
+		}
+		s.lastRecv = time.Now()
+		switch msg := msg.(type) {
+		case *pgproto3.CopyData:
+			if err := s.handleCopyData(ctx, msg.Data); err != nil {
+				return err
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(msg))
+		case *pgproto3.CopyDone:
+			return errors.New("replication stream: server ended the stream (CopyDone)")
+		default:
+			// NoticeResponse, ParameterStatus and the like: nothing to do.
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// drained reports whether every byte received so far has been handled, so the
+// next read may block.
+func (s *stream) drained() bool {
+	return s.conn.Frontend().ReadBufferLen() == 0 && (s.br == nil || s.br.Buffered() == 0)
+}
+
+func (s *stream) handleCopyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return errors.New("replication stream: empty CopyData")
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("replication stream: keepalive: %w", err)
+		}
+		s.r.serverWALEnd.Store(uint64(ka.ServerWALEnd))
+		s.keepalive(ka.ServerWALEnd)
+		if ka.ReplyRequested {
+			if err := s.flush(ctx); err != nil {
+				return err
+			}
+			if err := s.sendStatus(false); err != nil {
+				return err
+			}
+			s.nextStatus = time.Now().Add(s.r.cfg.StatusInterval)
+		}
+		return nil
+	case pglogrepl.XLogDataByteID:
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("replication stream: %w", err)
+		}
+		if xld.ServerWALEnd > 0 {
+			s.r.serverWALEnd.Store(uint64(xld.ServerWALEnd))
+		}
+		if xld.WALStart > s.received {
+			s.received = xld.WALStart
+			s.r.received.Store(uint64(xld.WALStart))
+		}
+		return s.handleWAL(ctx, xld.WALData)
+	default:
+		return fmt.Errorf("replication stream: unknown CopyData type %q", data[0])
+	}
+}
+
+// handleWAL decodes one pgoutput message and hands changes on.
+func (s *stream) handleWAL(ctx context.Context, data []byte) error {
+	m := &s.msg
+	if err := Decode(m, data); err != nil {
+		return err
+	}
+	switch m.Type {
+	case msgBegin:
+		s.inTx = true
+		s.txXID, s.txLSN, s.txTime, s.txIndex = m.XID, m.LSN, m.Time, 0
+		return nil
+	case msgCommit:
+		if !s.inTx {
+			return fmt.Errorf("replication stream: commit %s without begin", m.EndLSN)
+		}
+		s.inTx = false
+		s.commit(m.EndLSN)
+		s.r.txs.Add(1)
+		return nil
+	case msgInsert, msgUpdate, msgDelete:
+		return s.handleRow(ctx, m)
+	case msgMessage:
+		c := s.resetChange()
+		c.Op = OpMessage
+		c.Prefix = m.Prefix
+		c.Content = m.Content
+		if m.Transactional {
+			if !s.inTx {
+				return fmt.Errorf("replication stream: transactional message at %s outside a transaction", m.LSN)
+			}
+			s.fillTx(c)
+		} else {
+			// A non-transactional message stands alone: its own LSN is its
+			// position, and it is not sent again once that is acknowledged.
+			c.CommitLSN = m.LSN
+			c.CommitTime = time.Now()
+		}
+		return s.hand(ctx, c)
+	}
+	switch o := m.Other.(type) {
+	case *pglogrepl.RelationMessageV2:
+		rel := &Relation{
+			ID:              o.RelationID,
+			Namespace:       o.Namespace,
+			Name:            o.RelationName,
+			ReplicaIdentity: o.ReplicaIdentity,
+			Columns:         make([]Column, len(o.Columns)),
+		}
+		for i, col := range o.Columns {
+			rel.Columns[i] = Column{Name: col.Name, TypeOID: col.DataType, TypeMod: col.TypeModifier, Key: col.Flags&1 == 1}
+		}
+		s.rels[rel.ID] = rel
+	case *pglogrepl.TypeMessageV2:
+		// User-defined types (enums, domains) are decoded as text by Value;
+		// nothing to register.
+		s.r.log.Debug("type message", "oid", o.DataType, "type", o.Namespace+"."+o.Name)
+	case *pglogrepl.TruncateMessageV2:
+		if !s.inTx {
+			return errors.New("replication stream: truncate outside a transaction")
+		}
+		s.trunc = s.trunc[:0]
+		for _, id := range o.RelationIDs {
+			rel, ok := s.rels[id]
+			if !ok {
+				return fmt.Errorf("replication stream: truncate of relation %d that was never described", id)
+			}
+			s.trunc = append(s.trunc, rel)
+		}
+		if len(s.trunc) == 0 {
+			return nil
+		}
+		c := s.resetChange()
+		c.Op = OpTruncate
+		c.Relation = s.trunc[0]
+		c.Truncated = s.trunc
+		s.fillTx(c)
+		return s.hand(ctx, c)
+	default:
+		// Origin and (unrequested) stream messages carry nothing we use.
+	}
+	return nil
+}
+
+func (s *stream) handleRow(ctx context.Context, m *WireMessage) error {
+	if !s.inTx {
+		return fmt.Errorf("replication stream: row change %q outside a transaction", m.Type)
+	}
+	rel, ok := s.rels[m.RelationID]
+	if !ok {
+		return fmt.Errorf("replication stream: change for relation %d that was never described", m.RelationID)
+	}
+	n := len(rel.Columns)
+	if m.Type != msgDelete && len(m.New) != n {
+		return fmt.Errorf("replication stream: %s.%s: new tuple has %d columns, relation has %d", rel.Namespace, rel.Name, len(m.New), n)
+	}
+	if m.OldKind != 0 && len(m.Old) != n {
+		return fmt.Errorf("replication stream: %s.%s: old tuple has %d columns, relation has %d", rel.Namespace, rel.Name, len(m.Old), n)
+	}
+	c := s.resetChange()
+	c.Relation = rel
+	switch m.Type {
+	case msgInsert:
+		c.Op = OpInsert
+	case msgUpdate:
+		c.Op = OpUpdate
+	case msgDelete:
+		c.Op = OpDelete
+	}
+	if m.Type != msgDelete {
+		c.New = m.New
+	}
+	switch m.OldKind {
+	case 'K':
+		// A key-only image: non-key columns arrive as 'n' but are not NULLs.
+		for i := range m.Old {
+			if !rel.Columns[i].Key {
+				m.Old[i] = Value{Kind: ValueAbsent}
+			}
+		}
+		c.Old = m.Old
+	case 'O':
+		c.Old = m.Old
+		if c.New != nil {
+			// Unchanged TOASTed values are not sent; under REPLICA IDENTITY
+			// FULL the old image holds them.
+			for i := range c.New {
+				if c.New[i].Kind == ValueUnchanged && c.Old[i].Kind != ValueUnchanged {
+					c.New[i] = c.Old[i]
+				}
+			}
+		}
+	}
+	s.fillTx(c)
+	return s.hand(ctx, c)
+}
+
+func (s *stream) resetChange() *Change {
+	s.change = Change{types: s.types}
+	return &s.change
+}
+
+func (s *stream) fillTx(c *Change) {
+	c.XID = s.txXID
+	c.CommitLSN = s.txLSN
+	c.CommitTime = s.txTime
+	c.Index = s.txIndex
+	s.txIndex++
+}
+
+func (s *stream) hand(ctx context.Context, c *Change) error {
+	s.dirty = true
+	s.r.changes.Add(1)
+	if err := s.h.HandleChange(ctx, c); err != nil {
+		return fmt.Errorf("handle change %s/%d: %w", c.CommitLSN, c.Index, err)
+	}
+	return nil
+}
+
+// sendStatus sends a standby status update with the acknowledged position.
+func (s *stream) sendStatus(replyRequested bool) error {
+	netConn := s.conn.Conn()
+	// A half-open connection must not block the write forever either.
+	_ = netConn.SetWriteDeadline(time.Now().Add(s.r.cfg.StatusInterval))
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: s.acked,
+		WALFlushPosition: s.acked,
+		WALApplyPosition: s.acked,
+		ReplyRequested:   replyRequested,
+	})
+	if err != nil {
+		return fmt.Errorf("send standby status at %s: %w", s.acked, err)
+	}
+	s.sentAcked = s.acked
+	return nil
+}

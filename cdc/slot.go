@@ -1,0 +1,73 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ErrNoPublication reports that the configured publication does not exist in
+// the database (run `walcast migrate`). The Reader logs it and keeps retrying.
+var ErrNoPublication = errors.New("cdc: publication does not exist")
+
+// ensureSlot checks the publication and the slot over the replication
+// connection, creates the slot when it is missing (pgoutput, durable), and
+// makes sure the Reader never acknowledges less than the slot already has.
+// Slot and publication names were validated by NewReader, so quoting them as
+// literals is safe.
+func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
+	res, err := conn.Exec(ctx, "SELECT 1 FROM pg_publication WHERE pubname = '"+r.cfg.Publication+"'").ReadAll()
+	if err != nil {
+		return fmt.Errorf("check publication %q: %w", r.cfg.Publication, err)
+	}
+	if len(res) == 0 || len(res[0].Rows) == 0 {
+		return fmt.Errorf("%w: %q", ErrNoPublication, r.cfg.Publication)
+	}
+
+	res, err = conn.Exec(ctx, "SELECT plugin, database = current_database(), coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = '"+r.cfg.Slot+"'").ReadAll()
+	if err != nil {
+		return fmt.Errorf("check replication slot %q: %w", r.cfg.Slot, err)
+	}
+	if len(res) > 0 && len(res[0].Rows) > 0 {
+		row := res[0].Rows[0]
+		if len(row) != 3 {
+			return fmt.Errorf("check replication slot %q: unexpected result", r.cfg.Slot)
+		}
+		if string(row[0]) != "pgoutput" {
+			return fmt.Errorf("replication slot %q uses plugin %q, want pgoutput", r.cfg.Slot, row[0])
+		}
+		if string(row[1]) != "t" {
+			return fmt.Errorf("replication slot %q belongs to another database", r.cfg.Slot)
+		}
+		confirmed, err := pglogrepl.ParseLSN(string(row[2]))
+		if err != nil {
+			return fmt.Errorf("replication slot %q: confirmed_flush_lsn: %w", r.cfg.Slot, err)
+		}
+		// Postgres 15 lets a status update move confirmed_flush backwards;
+		// never report less than the slot already has.
+		for {
+			cur := r.acked.Load()
+			if uint64(confirmed) <= cur || r.acked.CompareAndSwap(cur, uint64(confirmed)) {
+				break
+			}
+		}
+		return nil
+	}
+
+	_, err = pglogrepl.CreateReplicationSlot(ctx, conn, r.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+		Mode:           pglogrepl.LogicalReplication,
+		SnapshotAction: "NOEXPORT_SNAPSHOT",
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42710" {
+		return nil // another node created it first
+	}
+	if err != nil {
+		return fmt.Errorf("create replication slot %q: %w", r.cfg.Slot, err)
+	}
+	r.log.Info("created replication slot", "plugin", "pgoutput")
+	return nil
+}
