@@ -23,7 +23,11 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("connect to the database: %s", redactErr(err, c.DatabaseURL))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	rep, err := cdc.Check(ctx, conn, cdc.CheckConfig{Slot: c.Slot, Publication: c.Publication, Tables: checkTables(c)})
+	mp, err := cdc.LoadMapping(c.Mapping)
+	if err != nil {
+		return err
+	}
+	rep, err := cdc.Check(ctx, conn, cdc.CheckConfig{Slot: c.Slot, Publication: c.Publication, Tables: mp.CheckTables()})
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
@@ -44,19 +48,4 @@ func countFail(r cdc.CheckReport) int {
 		}
 	}
 	return n
-}
-
-// checkTables is the list of tables the configured mapping needs; nil means
-// the built-in seed mapping.
-func checkTables(c config) []cdc.CheckTable {
-	tables, full := mappingTables(c)
-	need := map[string]bool{}
-	for _, t := range full {
-		need[t] = true
-	}
-	out := make([]cdc.CheckTable, len(tables))
-	for i, t := range tables {
-		out[i] = cdc.CheckTable{Name: t, NeedFull: need[t]}
-	}
-	return out
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/walcast/walcast/cdc"
 	wsql "github.com/walcast/walcast/sql"
 )
 
@@ -27,7 +28,10 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("connect to the database: %s", redactErr(err, c.DatabaseURL))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	opts := migrateOptions(c)
+	opts, err := migrateOptions(c)
+	if err != nil {
+		return err
+	}
 	opts.Demo = *demo
 	if *noSlot {
 		opts.Slot = ""
@@ -39,19 +43,17 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-// migrateOptions are the sql.Migrate options for the configured mapping.
-func migrateOptions(c config) wsql.Options {
-	tables, full := mappingTables(c)
+// migrateOptions are the sql.Migrate options for the configured mapping: its
+// tables go into the publication, orders and inventory get REPLICA IDENTITY FULL.
+func migrateOptions(c config) (wsql.Options, error) {
+	mp, err := cdc.LoadMapping(c.Mapping)
+	if err != nil {
+		return wsql.Options{}, err
+	}
 	return wsql.Options{
 		Publication:  c.Publication,
-		Tables:       tables,
-		FullIdentity: full,
+		Tables:       mp.Tables(),
+		FullIdentity: mp.FullIdentityTables(),
 		Slot:         c.Slot,
-	}
-}
-
-// mappingTables returns the tables the configured mapping reads and those of
-// them that need REPLICA IDENTITY FULL.
-func mappingTables(c config) (tables, full []string) {
-	return wsql.DefaultTables, wsql.DefaultFullIdentityTables
+	}, nil
 }
