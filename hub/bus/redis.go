@@ -1,0 +1,465 @@
+package bus
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/walcast/walcast/hub"
+)
+
+// Defaults for zero RedisConfig fields.
+const (
+	DefaultPrefix         = "socket.io"
+	DefaultBatchSize      = 256
+	DefaultRetryMin       = 50 * time.Millisecond
+	DefaultRetryMax       = 1 * time.Second
+	DefaultHealthInterval = 2 * time.Second
+)
+
+// RedisConfig configures a Redis bus.
+type RedisConfig struct {
+	// Client is the Redis connection (redis.NewClient(redis.ParseURL(url)));
+	// required. The bus takes one extra connection from it for PSUBSCRIBE.
+	Client redis.UniversalClient
+	// Server is the local hub that receives every broadcast; required.
+	Server *hub.Server
+	// Prefix is the adapter key prefix (Node's createAdapter "key" option);
+	// "" = "socket.io".
+	Prefix string
+	// Namespaces are the namespaces this node serves and subscribes to;
+	// nil/empty = ["/"].
+	Namespaces []string
+	// UID identifies this node's messages (they are not delivered twice);
+	// "" = a random 6-character id, like the Node adapter's.
+	UID string
+	// Store, when set, receives each broadcast that carries an offset in the
+	// same pipeline as its PUBLISH (see RedisStore), and lets a node that
+	// lost its subscription for a while replay what it missed. nil = none.
+	Store *RedisStore
+	// BatchSize is the number of broadcasts per pipeline; 0 = 256.
+	BatchSize int
+	// RetryMin and RetryMax bound the jittered exponential backoff between
+	// publish attempts and resubscribe attempts while Redis is unreachable;
+	// 0 = 50ms and 1s.
+	RetryMin, RetryMax time.Duration
+	// HealthInterval is how long the subscription may stay silent before the
+	// bus pings Redis to check it; 0 = 2s.
+	HealthInterval time.Duration
+	// Metrics are optional collectors from NewMetrics; nil = none.
+	Metrics *Metrics
+	// Logger receives the bus's logs; nil = slog.Default().
+	Logger *slog.Logger
+}
+
+// Redis is the bus of a cluster of walcast nodes sharing one Redis.
+//
+// It does not subscribe to the adapter's request channel
+// (<prefix>-request#<nsp>#): PUBSUB NUMSUB there does not count walcast nodes,
+// so a Node server's fetchSockets(), allRooms() and serverCount() see only the
+// Node servers, and answer at once instead of waiting for walcast. The
+// consequence is that walcast's sockets are invisible to those calls, and
+// socketsJoin/socketsLeave/disconnectSockets/serverSideEmit sent by Node
+// (or by the emitter) do not reach walcast's sockets; broadcasts do.
+type Redis struct {
+	cfg      RedisConfig
+	log      *slog.Logger
+	srv      broadcaster
+	m        *Metrics
+	patterns []string
+	nsps     map[string]bool
+
+	pubMu sync.Mutex // serializes Publish calls, so their order is kept
+	buf   []byte     // encode buffer, guarded by pubMu
+
+	pubOK atomic.Bool // the last publish attempt succeeded
+	subOK atomic.Bool // subscribed
+
+	lastMu sync.Mutex
+	last   map[string]streamID // per namespace, the highest offset delivered locally
+}
+
+var _ Bus = (*Redis)(nil)
+
+// broadcaster is the local delivery the bus needs; *hub.Server implements it.
+type broadcaster interface{ Broadcast(*hub.Broadcast) }
+
+// NewRedis returns a Redis bus for cfg; it does no I/O.
+func NewRedis(cfg RedisConfig) (*Redis, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("bus: RedisConfig.Client is required"))
+	}
+	if cfg.Server == nil {
+		errs = append(errs, errors.New("bus: RedisConfig.Server is required"))
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if len(cfg.Namespaces) == 0 {
+		cfg.Namespaces = []string{"/"}
+	}
+	if cfg.UID == "" {
+		cfg.UID = randomUID()
+	}
+	if cfg.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("bus: RedisConfig.BatchSize %d is negative", cfg.BatchSize))
+	} else if cfg.BatchSize == 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	for _, d := range []struct {
+		name string
+		p    *time.Duration
+		def  time.Duration
+	}{{"RetryMin", &cfg.RetryMin, DefaultRetryMin}, {"RetryMax", &cfg.RetryMax, DefaultRetryMax},
+		{"HealthInterval", &cfg.HealthInterval, DefaultHealthInterval}} {
+		if *d.p < 0 {
+			errs = append(errs, fmt.Errorf("bus: RedisConfig.%s %v is negative", d.name, *d.p))
+		} else if *d.p == 0 {
+			*d.p = d.def
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Redis{
+		cfg:  cfg,
+		log:  cfg.Logger.With("component", "bus"),
+		srv:  cfg.Server,
+		m:    cfg.Metrics,
+		nsps: make(map[string]bool),
+		last: make(map[string]streamID),
+	}
+	for _, n := range cfg.Namespaces {
+		n = nspOf(n)
+		if n[0] != '/' {
+			n = "/" + n
+		}
+		r.nsps[n] = true
+		r.patterns = append(r.patterns, cfg.Prefix+"#"+n+"#*")
+	}
+	r.pubOK.Store(true)
+	if cfg.Store != nil {
+		cfg.Store.fedByBus.Store(true)
+		cfg.Store.m = cfg.Metrics
+	}
+	return r, nil
+}
+
+// UID returns the id this node puts in its messages.
+func (r *Redis) UID() string { return r.cfg.UID }
+
+// Healthy reports whether the bus is subscribed and the last publish
+// succeeded; for /readyz.
+func (r *Redis) Healthy() bool { return r.subOK.Load() && r.pubOK.Load() }
+
+// Publish sends bs to every node, then delivers them locally. It returns nil
+// once Redis accepted every PUBLISH; while Redis is unreachable it retries
+// with backoff until ctx ends. A retry after a partial failure can send a
+// broadcast twice; receivers drop a repeated offset.
+func (r *Redis) Publish(ctx context.Context, bs []*hub.Broadcast) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+
+	// Encode everything once, up front: retries resend the same bytes.
+	r.buf = r.buf[:0]
+	ends := make([]int, len(bs))
+	for i, b := range bs {
+		var err error
+		if r.buf, err = appendMessage(r.buf, r.cfg.UID, b); err != nil {
+			return err
+		}
+		ends[i] = len(r.buf)
+	}
+	msgs := make([][]byte, len(bs))
+	prev := 0
+	for i, end := range ends {
+		msgs[i] = r.buf[prev:end:end]
+		prev = end
+	}
+
+	for lo := 0; lo < len(bs); lo += r.cfg.BatchSize {
+		hi := min(lo+r.cfg.BatchSize, len(bs))
+		if err := r.publishBatch(ctx, bs[lo:hi], msgs[lo:hi]); err != nil {
+			return err
+		}
+		// Deliver locally only what Redis accepted, so a retry never delivers
+		// twice here.
+		for _, b := range bs[lo:hi] {
+			r.deliver(b, false)
+		}
+	}
+	r.m.observePublish(time.Since(start), len(bs))
+	return nil
+}
+
+// publishBatch pipelines one batch, retrying until Redis accepts it or ctx ends.
+func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]byte) error {
+	var lastLog time.Time
+	for attempt := 0; ; attempt++ {
+		err := r.publishOnce(ctx, bs, msgs)
+		if err == nil {
+			if !r.pubOK.Swap(true) {
+				r.log.Info("redis publish recovered", "attempts", attempt+1)
+				r.updateUp()
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("bus: publish %d broadcasts: %w (last error: %v)", len(bs), ctx.Err(), err)
+		}
+		if r.pubOK.Swap(false) {
+			r.updateUp()
+		}
+		r.m.retry()
+		if time.Since(lastLog) > 10*time.Second {
+			r.log.Warn("redis publish failed, retrying", "err", err, "attempt", attempt+1)
+			lastLog = time.Now()
+		}
+		if serr := sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax)); serr != nil {
+			return fmt.Errorf("bus: publish %d broadcasts: %w (last error: %v)", len(bs), serr, err)
+		}
+	}
+}
+
+func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]byte) error {
+	p := r.cfg.Client.Pipeline()
+	now := time.Now()
+	adds := make([]*redis.StringCmd, len(bs))
+	pubs := make([]*redis.IntCmd, len(bs))
+	for i, b := range bs {
+		if r.cfg.Store != nil && b.Offset != "" {
+			if _, ok := parseStreamID(b.Offset); ok {
+				adds[i] = r.cfg.Store.addCmds(ctx, p, b, msgs[i], now)
+			}
+		}
+		pubs[i] = p.Publish(ctx, channelFor(r.cfg.Prefix, b), msgs[i])
+	}
+	_, _ = p.Exec(ctx)
+	for _, c := range pubs {
+		if err := c.Err(); err != nil {
+			return fmt.Errorf("publish to %s: %w", c.Args()[1], err)
+		}
+	}
+	for i, c := range adds {
+		if c == nil {
+			continue
+		}
+		if err := c.Err(); err != nil && !isStaleID(err) {
+			// Delivery went through; only recovery of this packet is lost.
+			r.m.storeFail()
+			r.log.Warn("recovery stream append failed", "offset", bs[i].Offset, "err", err)
+		}
+	}
+	return nil
+}
+
+// deliver hands b to the local hub unless its offset was delivered already.
+func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
+	nsp := nspOf(b.Namespace)
+	if b.Offset != "" {
+		if id, ok := parseStreamID(b.Offset); ok {
+			r.lastMu.Lock()
+			last, seen := r.last[nsp]
+			if seen && !last.less(id) {
+				r.lastMu.Unlock()
+				r.m.drop("duplicate")
+				return false
+			}
+			r.last[nsp] = id
+			r.lastMu.Unlock()
+		}
+	}
+	r.srv.Broadcast(b)
+	if remote {
+		r.m.observeIn(b.CommitTime)
+	}
+	return true
+}
+
+// Run subscribes to every namespace's broadcasts and delivers them to the
+// local hub until ctx ends. It resubscribes when Redis returns and, with a
+// Store, first delivers what it missed meanwhile. It returns nil when ctx
+// ends.
+func (r *Redis) Run(ctx context.Context) error {
+	ps := r.cfg.Client.PSubscribe(ctx, r.patterns...)
+	defer func() { ps.Close() }()
+	r.updateUp()
+	defer func() { r.subOK.Store(false); r.updateUp() }()
+
+	var (
+		failures  int
+		lastLog   time.Time
+		wasDown   bool // a replay is due at the next subscription confirmation
+		idleSince = time.Now()
+		pinged    bool
+	)
+	for ctx.Err() == nil {
+		msg, err := ps.ReceiveTimeout(ctx, 500*time.Millisecond)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if time.Since(idleSince) < r.cfg.HealthInterval {
+					continue
+				}
+				if pinged {
+					// No pong within a health interval: the connection is dead.
+					err = errors.New("no reply to ping")
+				} else {
+					pinged = true
+					if perr := ps.Ping(ctx); perr == nil {
+						idleSince = time.Now()
+						continue
+					} else {
+						err = perr
+					}
+				}
+			}
+			if r.subOK.Swap(false) {
+				r.updateUp()
+			}
+			wasDown = true
+			if time.Since(lastLog) > 10*time.Second {
+				r.log.Warn("redis subscription lost, resubscribing", "err", err)
+				lastLog = time.Now()
+			}
+			// A fresh PubSub reconnects and resubscribes cleanly.
+			ps.Close()
+			ps = r.cfg.Client.PSubscribe(ctx, r.patterns...)
+			if err := sleepCtx(ctx, backoff(failures, r.cfg.RetryMin, r.cfg.RetryMax)); err != nil {
+				break
+			}
+			failures++
+			idleSince, pinged = time.Now(), false
+			continue
+		}
+		idleSince, pinged = time.Now(), false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "psubscribe" && m.Count == len(r.patterns) && !r.subOK.Load() {
+				r.subOK.Store(true)
+				r.updateUp()
+				if failures > 0 || wasDown {
+					r.log.Info("redis subscription restored")
+				}
+				failures = 0
+				if wasDown {
+					r.replayMissed(ctx)
+					wasDown = false
+				}
+			}
+		case *redis.Pong:
+		case *redis.Message:
+			r.receive(m)
+		}
+	}
+	return nil
+}
+
+// receive decodes one bus message and delivers it locally.
+func (r *Redis) receive(m *redis.Message) {
+	dm, err := decodeMessage([]byte(m.Payload))
+	if err != nil {
+		r.m.drop("decode")
+		if r.log.Enabled(context.Background(), slog.LevelDebug) {
+			r.log.Debug("drop undecodable bus message", "channel", m.Channel, "err", err)
+		}
+		return
+	}
+	if dm.uid == r.cfg.UID {
+		return // published (and delivered) by this node
+	}
+	if !r.nsps[dm.b.Namespace] || !strings.HasPrefix(m.Channel, r.cfg.Prefix+"#"+dm.b.Namespace+"#") {
+		r.m.drop("namespace")
+		return
+	}
+	r.deliver(dm.b, true)
+}
+
+// replayMissed delivers, after a resubscribe, the stored packets this node
+// missed while it was not subscribed.
+func (r *Redis) replayMissed(ctx context.Context) {
+	if r.cfg.Store == nil {
+		return
+	}
+	for nsp := range r.nsps {
+		r.lastMu.Lock()
+		last, ok := r.last[nsp]
+		r.lastMu.Unlock()
+		if !ok {
+			continue
+		}
+		key := r.cfg.Store.streamKey(nsp)
+		msgs, err := r.cfg.Client.XRangeN(ctx, key, "("+last.String(), "+", int64(r.cfg.Store.cfg.MaxPackets)*2+100).Result()
+		if err != nil {
+			r.log.Warn("replay after resubscribe failed", "key", key, "err", err)
+			continue
+		}
+		n := 0
+		for _, x := range msgs {
+			b, err := entryBroadcast(x)
+			if err != nil {
+				continue
+			}
+			if r.deliver(b, true) {
+				n++
+			}
+		}
+		if n > 0 {
+			r.m.replay(n)
+			r.log.Info("replayed broadcasts missed while unsubscribed", "namespace", nsp, "count", n)
+		}
+	}
+}
+
+func (r *Redis) updateUp() { r.m.setUp(r.Healthy()) }
+
+// backoff returns the jittered delay before retry attempt n.
+func backoff(n int, lo, hi time.Duration) time.Duration {
+	d := lo << min(n, 20)
+	if d > hi || d <= 0 {
+		d = hi
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// randomUID returns a 6-character id like the Node adapter's uid2(6).
+func randomUID() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	var b [6]byte
+	_, _ = crand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:])
+}

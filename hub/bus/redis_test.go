@@ -1,0 +1,316 @@
+package bus_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/hub/bus/redistest"
+)
+
+// sink records what a bus delivers.
+type sink struct {
+	mu  sync.Mutex
+	got []*hub.Broadcast
+	ch  chan struct{}
+}
+
+func newSink() *sink { return &sink{ch: make(chan struct{}, 1)} }
+
+func (s *sink) Broadcast(b *hub.Broadcast) {
+	s.mu.Lock()
+	s.got = append(s.got, b)
+	s.mu.Unlock()
+	select {
+	case s.ch <- struct{}{}:
+	default:
+	}
+}
+
+func (s *sink) snapshot() []*hub.Broadcast {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*hub.Broadcast(nil), s.got...)
+}
+
+// wait waits until the sink holds n broadcasts.
+func (s *sink) wait(t *testing.T, n int, d time.Duration) []*hub.Broadcast {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		if got := s.snapshot(); len(got) >= n {
+			return got
+		}
+		select {
+		case <-s.ch:
+		case <-deadline:
+			t.Fatalf("sink has %d broadcasts after %v, want %d", len(s.snapshot()), d, n)
+		}
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func newClient(t *testing.T, srv *redistest.Server) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.MaxRetries = -1
+	opt.DialTimeout = 500 * time.Millisecond
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// node is one bus with its recovery store and sink, running until the test ends.
+type node struct {
+	bus   *bus.Redis
+	store *bus.RedisStore
+	sink  *sink
+	stop  context.CancelFunc
+	done  chan error
+}
+
+func startNode(t *testing.T, srv *redistest.Server) *node {
+	t.Helper()
+	c := newClient(t, srv)
+	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := newSink()
+	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Store: st, Logger: testLogger(t),
+		Metrics: bus.NewMetrics(nil), HealthInterval: 500 * time.Millisecond}, sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{bus: b, store: st, sink: sk, stop: cancel, done: make(chan error, 1)}
+	go func() { n.done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-n.done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitHealthy(t, b)
+	return n
+}
+
+func waitHealthy(t *testing.T, b *bus.Redis) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !b.Healthy() {
+		if time.Now().After(deadline) {
+			t.Fatalf("bus not healthy after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func event(i int, room string) *hub.Broadcast {
+	return &hub.Broadcast{Namespace: "/", Rooms: []string{room}, Event: "product:stock-updated",
+		Args:   []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"variantId":"v%d","available":%d}`, i, i))},
+		Offset: fmt.Sprintf("%d-%d", 1000+i/3, i%3), CommitTime: time.Now()}
+}
+
+func checkSeq(t *testing.T, got []*hub.Broadcast, want []*hub.Broadcast) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d broadcasts, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Offset != want[i].Offset || string(got[i].Args[0]) != string(want[i].Args[0]) ||
+			got[i].Rooms[0] != want[i].Rooms[0] || got[i].Event != want[i].Event {
+			t.Fatalf("broadcast %d: got %s %s %v, want %s %s %v", i, got[i].Offset, got[i].Args[0], got[i].Rooms,
+				want[i].Offset, want[i].Args[0], want[i].Rooms)
+		}
+	}
+}
+
+func TestRedis_PublishDeliver(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	a, b := startNode(t, srv), startNode(t, srv)
+	var want []*hub.Broadcast
+	for i := range 1000 {
+		want = append(want, event(i, fmt.Sprintf("product:%d", i%7)))
+	}
+	if err := a.bus.Publish(t.Context(), want); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	checkSeq(t, a.sink.wait(t, len(want), time.Second), want) // local delivery, no echo
+	checkSeq(t, b.sink.wait(t, len(want), 5*time.Second), want)
+	if !b.sink.snapshot()[0].CommitTime.Equal(time.UnixMicro(want[0].CommitTime.UnixMicro())) {
+		t.Errorf("commit time did not survive the bus")
+	}
+
+	t.Run("Duplicates", func(t *testing.T) {
+		// A new leader re-publishes the tail it read again from the slot.
+		c := startNode(t, srv)
+		if err := c.bus.Publish(t.Context(), want[900:]); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		next := event(1000, "product:1")
+		if err := c.bus.Publish(t.Context(), []*hub.Broadcast{next}); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		got := b.sink.wait(t, len(want)+1, 5*time.Second)
+		time.Sleep(100 * time.Millisecond)
+		if got = b.sink.snapshot(); len(got) != len(want)+1 || got[len(want)].Offset != next.Offset {
+			t.Fatalf("after republish got %d broadcasts, want %d ending with %s", len(got), len(want)+1, next.Offset)
+		}
+	})
+}
+
+func TestRedis_RedisDown(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+	a, b := startNode(t, srv), startNode(t, srv)
+	first := []*hub.Broadcast{event(0, "r"), event(1, "r")}
+	if err := a.bus.Publish(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	b.sink.wait(t, 2, 5*time.Second)
+
+	srv.Stop()
+	done := make(chan error, 1)
+	more := []*hub.Broadcast{event(2, "r"), event(3, "r"), event(4, "r")}
+	go func() { done <- a.bus.Publish(t.Context(), more) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Publish with Redis down returned %v, want it to wait", err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	if a.bus.Healthy() || b.bus.Healthy() {
+		t.Errorf("Healthy() = true with Redis down")
+	}
+	srv.Restart()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Publish after Redis returned: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Publish still blocked 10s after Redis returned")
+	}
+	checkSeq(t, b.sink.wait(t, 5, 10*time.Second), append(first, more...))
+	waitHealthy(t, a.bus)
+	waitHealthy(t, b.bus)
+
+	t.Run("CancelWhileDown", func(t *testing.T) {
+		srv.Stop()
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer cancel()
+		if err := a.bus.Publish(ctx, []*hub.Broadcast{event(5, "r")}); err == nil {
+			t.Fatalf("Publish with Redis down and ctx ended = nil, want an error")
+		}
+		srv.Restart()
+	})
+}
+
+// TestRedis_Replay: a node whose subscription broke (Redis alive for others)
+// replays from the stream what it missed.
+func TestRedis_Replay(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	a, b := startNode(t, srv), startNode(t, srv)
+	if err := a.bus.Publish(t.Context(), []*hub.Broadcast{event(0, "r")}); err != nil {
+		t.Fatal(err)
+	}
+	b.sink.wait(t, 1, 5*time.Second)
+	// Kill b's subscriber connection only, then publish while it is gone.
+	admin := newClient(t, srv)
+	if err := admin.ClientKillByFilter(t.Context(), "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var want []*hub.Broadcast
+	for i := 1; i < 50; i++ {
+		want = append(want, event(i, "r"))
+	}
+	if err := a.bus.Publish(t.Context(), want); err != nil {
+		t.Fatal(err)
+	}
+	got := b.sink.wait(t, 50, 10*time.Second)
+	checkSeq(t, got[1:], want)
+}
+
+func TestRedisStore(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := newClient(t, srv)
+	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, MaxPackets: 100, MaxAge: time.Second, Prefix: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for i := range 10 {
+		if err := st.Append(ctx, event(i, "r")); err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+	}
+	// Appending an old offset again (redelivery) is fine.
+	if err := st.Append(ctx, event(3, "r")); err != nil {
+		t.Fatalf("Append(redelivered): %v", err)
+	}
+	got, ok, err := st.Since(ctx, "/", event(4, "r").Offset)
+	if err != nil || !ok || len(got) != 5 || got[0].Offset != event(5, "r").Offset {
+		t.Fatalf("Since(4) = %d broadcasts, %v, %v; want 5 from %s", len(got), ok, err, event(5, "r").Offset)
+	}
+	if string(got[0].Args[0]) != string(event(5, "r").Args[0]) {
+		t.Errorf("Since(4)[0].Args = %s, want %s", got[0].Args[0], event(5, "r").Args[0])
+	}
+	for _, off := range []string{"999-9", "bogus", "", "0-0"} {
+		if _, ok, err := st.Since(ctx, "/", off); ok || err != nil {
+			t.Errorf("Since(%q) = ok %v err %v, want not ok", off, ok, err)
+		}
+	}
+	if _, ok, _ := st.Since(ctx, "/other", event(4, "r").Offset); ok {
+		t.Errorf("Since(other namespace) ok, want not ok")
+	}
+
+	sess := hub.Session{SID: "s1", PID: "p1", Namespace: "/", Rooms: []string{"s1", "product:1"}, DisconnectedAt: time.Now()}
+	if err := st.SaveSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	got1, ok, err := st.TakeSession(ctx, "p1")
+	if err != nil || !ok || got1.SID != "s1" || len(got1.Rooms) != 2 {
+		t.Fatalf("TakeSession = %+v %v %v", got1, ok, err)
+	}
+	if _, ok, _ := st.TakeSession(ctx, "p1"); ok {
+		t.Errorf("second TakeSession ok, want taken once")
+	}
+
+	t.Run("Expiry", func(t *testing.T) {
+		if err := st.SaveSession(ctx, sess); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond)
+		if _, ok, _ := st.Since(ctx, "/", event(4, "r").Offset); ok {
+			t.Errorf("Since after MaxAge ok, want expired")
+		}
+		if _, ok, _ := st.TakeSession(ctx, "p1"); ok {
+			t.Errorf("TakeSession after MaxAge ok, want expired")
+		}
+	})
+	t.Run("Count", func(t *testing.T) {
+		for i := 100; i < 400; i++ {
+			if err := st.Append(ctx, event(i, "r")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := c.XLen(ctx, t.Name()[:len("TestRedisStore")]+":recovery:/").Val(); n > 200 {
+			t.Errorf("stream length %d, want about 100", n)
+		}
+		if _, ok, _ := st.Since(ctx, "/", event(100, "r").Offset); ok {
+			t.Errorf("Since(trimmed offset) ok, want not ok")
+		}
+	})
+}

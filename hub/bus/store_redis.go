@@ -1,0 +1,277 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/walcast/walcast/hub"
+)
+
+// Defaults for zero RedisStoreConfig fields.
+const (
+	DefaultStorePrefix     = "walcast"
+	DefaultStoreMaxAge     = 2 * time.Minute
+	DefaultStoreMaxPackets = 10_000
+)
+
+// RedisStoreConfig configures a RedisStore.
+type RedisStoreConfig struct {
+	// Client is the Redis connection; required.
+	Client redis.UniversalClient
+	// Prefix starts every key: <Prefix>:recovery:<nsp> (a stream) and
+	// <Prefix>:session:<pid> (a string); "" = "walcast".
+	Prefix string
+	// MaxAge is how long packets and sessions stay recoverable; set it to the
+	// hub's RecoveryConfig.MaxDisconnection. 0 = 2m; negative is invalid.
+	MaxAge time.Duration
+	// MaxPackets bounds each namespace's stream (approximate MAXLEN trimming,
+	// so Redis may keep slightly more). 0 = 10,000; negative is invalid.
+	MaxPackets int
+	// Logger receives the store's logs; nil = slog.Default().
+	Logger *slog.Logger
+}
+
+// RedisStore is a hub.RecoveryStore shared by every walcast node on one Redis,
+// so a client whose node died recovers on another node.
+//
+// Packets live in one Redis stream per namespace whose entry ids are the
+// broadcast offsets (cdc.EventID strings "<lsn>-<index>" are valid stream ids
+// and sort in commit order). Each entry holds the same msgpack bytes the bus
+// publishes. The stream is capped at MaxPackets entries and expires MaxAge
+// after its last append; Since refuses an offset whose entry is older than
+// MaxAge. Sessions are strings with a MaxAge expiry, taken with GETDEL so only
+// one node can resume a session.
+//
+// When a Redis bus is created with this store (RedisConfig.Store), the
+// publishing node adds each packet to the stream in the same pipeline as its
+// PUBLISH, before it, so a packet is in the stream by the time any node
+// delivers it; Append is then a no-op. Without a Redis bus, Append adds the
+// packet itself.
+type RedisStore struct {
+	cfg        RedisStoreConfig
+	log        *slog.Logger
+	fedByBus   atomic.Bool
+	m          *Metrics
+	uid        string
+	sessPrefix string
+}
+
+var _ hub.RecoveryStore = (*RedisStore)(nil)
+
+// NewRedisStore returns a store for cfg; it does no I/O.
+func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("bus: RedisStoreConfig.Client is required"))
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultStorePrefix
+	}
+	switch {
+	case cfg.MaxAge == 0:
+		cfg.MaxAge = DefaultStoreMaxAge
+	case cfg.MaxAge < 0:
+		errs = append(errs, fmt.Errorf("bus: RedisStoreConfig.MaxAge %v is negative", cfg.MaxAge))
+	}
+	switch {
+	case cfg.MaxPackets == 0:
+		cfg.MaxPackets = DefaultStoreMaxPackets
+	case cfg.MaxPackets < 0:
+		errs = append(errs, fmt.Errorf("bus: RedisStoreConfig.MaxPackets %d is negative", cfg.MaxPackets))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &RedisStore{
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "recovery-store"),
+		uid:        randomUID(),
+		sessPrefix: cfg.Prefix + ":session:",
+	}, nil
+}
+
+// streamKey returns the stream holding namespace nsp's packets.
+func (s *RedisStore) streamKey(nsp string) string {
+	return s.cfg.Prefix + ":recovery:" + nspOf(nsp)
+}
+
+// addCmds queues the commands that store one encoded broadcast on p.
+func (s *RedisStore) addCmds(ctx context.Context, p redis.Pipeliner, b *hub.Broadcast, msg []byte, now time.Time) *redis.StringCmd {
+	key := s.streamKey(b.Namespace)
+	cmd := p.XAdd(ctx, &redis.XAddArgs{
+		Stream: key,
+		MaxLen: int64(s.cfg.MaxPackets),
+		Approx: true,
+		ID:     b.Offset,
+		Values: []any{"m", msg, "t", now.UnixMilli()},
+	})
+	p.PExpire(ctx, key, s.cfg.MaxAge)
+	return cmd
+}
+
+// Append stores b unless a Redis bus already stores what it publishes.
+func (s *RedisStore) Append(ctx context.Context, b *hub.Broadcast) error {
+	if s.fedByBus.Load() || b.Offset == "" {
+		return nil
+	}
+	if _, ok := parseStreamID(b.Offset); !ok {
+		return fmt.Errorf("bus: append offset %q: not a stream id", b.Offset)
+	}
+	msg, err := appendMessage(nil, s.uid, b)
+	if err != nil {
+		return err
+	}
+	p := s.cfg.Client.Pipeline()
+	cmd := s.addCmds(ctx, p, b, msg, time.Now())
+	_, err = p.Exec(ctx)
+	if err != nil && !isStaleID(cmd.Err()) {
+		return fmt.Errorf("bus: append offset %s to %s: %w", b.Offset, s.streamKey(b.Namespace), err)
+	}
+	return nil
+}
+
+// Since returns the packets of nsp after offset, in commit order.
+func (s *RedisStore) Since(ctx context.Context, nsp, offset string) ([]*hub.Broadcast, bool, error) {
+	if _, ok := parseStreamID(offset); !ok {
+		return nil, false, nil
+	}
+	key := s.streamKey(nsp)
+	// The stream holds at most about MaxPackets entries; ask for a little more
+	// than that so approximate trimming never cuts the answer short.
+	msgs, err := s.cfg.Client.XRangeN(ctx, key, offset, "+", int64(s.cfg.MaxPackets)*2+100).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("bus: read %s after %s: %w", key, offset, err)
+	}
+	if len(msgs) == 0 || msgs[0].ID != offset {
+		return nil, false, nil
+	}
+	if t, ok := entryTime(msgs[0]); !ok || time.Since(t) > s.cfg.MaxAge {
+		return nil, false, nil
+	}
+	out := make([]*hub.Broadcast, 0, len(msgs)-1)
+	for _, x := range msgs[1:] {
+		b, err := entryBroadcast(x)
+		if err != nil {
+			// Skip what cannot be decoded rather than refuse the recovery.
+			s.log.Warn("skip undecodable recovery entry", "key", key, "id", x.ID, "err", err)
+			continue
+		}
+		out = append(out, b)
+	}
+	return out, true, nil
+}
+
+func entryTime(x redis.XMessage) (time.Time, bool) {
+	ts, _ := x.Values["t"].(string)
+	ms, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+func entryBroadcast(x redis.XMessage) (*hub.Broadcast, error) {
+	raw, _ := x.Values["m"].(string)
+	m, err := decodeMessage([]byte(raw))
+	if err != nil {
+		return nil, err
+	}
+	if m.b.Offset == "" {
+		m.b.Offset = x.ID
+	}
+	return m.b, nil
+}
+
+// sessionJSON is the stored form of a hub.Session.
+type sessionJSON struct {
+	SID            string   `json:"sid"`
+	PID            string   `json:"pid"`
+	Namespace      string   `json:"nsp"`
+	Rooms          []string `json:"rooms"`
+	DisconnectedAt int64    `json:"at"` // Unix milliseconds
+}
+
+// SaveSession stores sess for MaxAge.
+func (s *RedisStore) SaveSession(ctx context.Context, sess hub.Session) error {
+	data, err := json.Marshal(sessionJSON{SID: sess.SID, PID: sess.PID, Namespace: sess.Namespace,
+		Rooms: sess.Rooms, DisconnectedAt: sess.DisconnectedAt.UnixMilli()})
+	if err != nil {
+		return fmt.Errorf("bus: encode session: %w", err)
+	}
+	ttl := s.cfg.MaxAge - time.Since(sess.DisconnectedAt)
+	if sess.DisconnectedAt.IsZero() || ttl > s.cfg.MaxAge {
+		ttl = s.cfg.MaxAge
+	}
+	if ttl <= 0 {
+		return nil
+	}
+	if err := s.cfg.Client.Set(ctx, s.sessPrefix+sess.PID, data, ttl).Err(); err != nil {
+		return fmt.Errorf("bus: save session: %w", err)
+	}
+	return nil
+}
+
+// TakeSession returns and deletes the session pid; ok=false when it is
+// unknown or expired.
+func (s *RedisStore) TakeSession(ctx context.Context, pid string) (hub.Session, bool, error) {
+	if pid == "" || len(pid) > 256 {
+		return hub.Session{}, false, nil
+	}
+	data, err := s.cfg.Client.GetDel(ctx, s.sessPrefix+pid).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return hub.Session{}, false, nil
+	}
+	if err != nil {
+		return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
+	}
+	var sj sessionJSON
+	if err := json.Unmarshal(data, &sj); err != nil {
+		return hub.Session{}, false, nil
+	}
+	at := time.UnixMilli(sj.DisconnectedAt)
+	if time.Since(at) > s.cfg.MaxAge {
+		return hub.Session{}, false, nil
+	}
+	return hub.Session{SID: sj.SID, PID: sj.PID, Namespace: sj.Namespace, Rooms: sj.Rooms, DisconnectedAt: at}, true, nil
+}
+
+// streamID is a Redis stream entry id "<ms>-<seq>"; walcast offsets
+// "<lsn>-<index>" have the same form.
+type streamID struct{ hi, lo uint64 }
+
+func parseStreamID(s string) (streamID, bool) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return streamID{}, false
+	}
+	hi, err1 := strconv.ParseUint(a, 10, 64)
+	lo, err2 := strconv.ParseUint(b, 10, 64)
+	if err1 != nil || err2 != nil || (hi == 0 && lo == 0) {
+		return streamID{}, false
+	}
+	return streamID{hi, lo}, true
+}
+
+func (a streamID) less(b streamID) bool { return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo) }
+
+func (a streamID) String() string {
+	return strconv.FormatUint(a.hi, 10) + "-" + strconv.FormatUint(a.lo, 10)
+}
+
+// isStaleID reports the XADD error for an id not above the stream's last id:
+// the packet was stored before (a redelivery after a leader change). Redis
+// reports it only as text.
+func isStaleID(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "equal or smaller than the target stream top item")
+}
