@@ -1,0 +1,203 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/hubtest"
+)
+
+func hubLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func raw(s string) json.RawMessage { return json.RawMessage(s) }
+
+func next(t *testing.T, c *hubtest.Client) hubtest.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	e, err := c.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return e
+}
+
+func dial(t *testing.T, url, nsp, auth string) *hubtest.Client {
+	t.Helper()
+	var a json.RawMessage
+	if auth != "" {
+		a = raw(auth)
+	}
+	c, err := hubtest.Dial(t.Context(), url, nsp, a)
+	if err != nil {
+		t.Fatalf("Dial %s: %v", nsp, err)
+	}
+	t.Cleanup(func() { c.Drop() })
+	return c
+}
+
+func TestServer_EventsAndAcks(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t)})
+	srv.Of("/").OnConnect(func(s *hub.Socket) {
+		s.Emit("auth", s.Handshake().Auth)
+		s.On("echo", func(s *hub.Socket, m *hub.Message) { s.EmitRaw("echo-back", m.Args, m.Attachments) })
+		s.On("ack", func(s *hub.Socket, m *hub.Message) {
+			if err := m.AckRaw(m.Args, m.Attachments); err != nil {
+				t.Errorf("AckRaw: %v", err)
+			}
+			if err := m.Ack(); !errors.Is(err, hub.ErrNoAck) {
+				t.Errorf("second Ack: got %v, want ErrNoAck", err)
+			}
+		})
+		s.On("ask", func(s *hub.Socket, m *hub.Message) {
+			go func() {
+				got, err := s.EmitWithAck(s.Context(), "question", 7)
+				if err != nil {
+					t.Errorf("EmitWithAck: %v", err)
+					return
+				}
+				s.Emit("answer", got[0])
+			}()
+		})
+	})
+	c := dial(t, ts.URL, "/", `{"token":"t<&>"}`)
+	if e := next(t, c); e.Name != "auth" || string(e.Args[0]) != `{"token":"t<&>"}` {
+		t.Fatalf("auth event: got %s %s", e.Name, e.Args)
+	}
+	c.Emit("echo", 1, "2", raw(`{"3":[true]}`), []byte{1, 2, 3})
+	e := next(t, c)
+	if e.Name != "echo-back" || len(e.Args) != 4 || string(e.Args[3]) != `{"_placeholder":true,"num":0}` ||
+		len(e.Attachments) != 1 || string(e.Attachments[0]) != "\x01\x02\x03" {
+		t.Fatalf("echo-back: got %+v", e)
+	}
+	got, err := c.EmitWithAck(t.Context(), "ack", "x", []byte{9})
+	if err != nil || len(got) != 2 || string(got[0]) != `"x"` {
+		t.Fatalf("ack: got %s, %v", got, err)
+	}
+	c.Emit("ask")
+	q := next(t, c)
+	if q.Name != "question" || q.Ack == nil {
+		t.Fatalf("question: got %+v", q)
+	}
+	q.Ack("yes")
+	if e := next(t, c); e.Name != "answer" || string(e.Args[0]) != `"yes"` {
+		t.Fatalf("answer: got %+v", e)
+	}
+}
+
+func TestServer_ConnectErrors(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t)})
+	srv.Of("/admin").Use(func(ctx context.Context, h *hub.Handshake) error {
+		var a struct{ Token string }
+		json.Unmarshal(h.Auth, &a)
+		if a.Token != "ok" {
+			return &hub.ConnectError{Message: "not authorized", Data: map[string]string{"reason": "bad token"}}
+		}
+		h.Data = "admin-user"
+		return nil
+	})
+	connected := make(chan any, 1)
+	srv.Of("/admin").OnConnect(func(s *hub.Socket) { connected <- s.Data() })
+
+	_, err := hubtest.Dial(t.Context(), ts.URL, "/admin", raw(`{"token":"no"}`))
+	var ce *hubtest.ConnectError
+	if !errors.As(err, &ce) || ce.Message != "not authorized" || string(ce.Data) != `{"reason":"bad token"}` {
+		t.Fatalf("refused: got %v", err)
+	}
+	_, err = hubtest.Dial(t.Context(), ts.URL, "/nope", nil)
+	if !errors.As(err, &ce) || ce.Message != "Invalid namespace" || ce.Data != nil {
+		t.Fatalf("unknown namespace: got %v", err)
+	}
+	dial(t, ts.URL, "/admin", `{"token":"ok"}`)
+	if d := <-connected; d != "admin-user" {
+		t.Fatalf("Data: got %v", d)
+	}
+}
+
+func TestServer_BroadcastRooms(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t)})
+	socks := make(chan *hub.Socket, 3)
+	srv.Of("/").OnConnect(func(s *hub.Socket) { socks <- s })
+	a, b, c := dial(t, ts.URL, "/", ""), dial(t, ts.URL, "/", ""), dial(t, ts.URL, "/", "")
+	sa, sb, sc := <-socks, <-socks, <-socks
+	_ = sc
+	sa.Join("shop:1", "x")
+	sb.Join("shop:1")
+	if got := srv.Stats(); got.Connections != 3 || got.Sockets != 3 || got.Rooms != 2 {
+		t.Fatalf("Stats: got %+v", got)
+	}
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"shop:1"}, Except: []string{sb.ID()}, Event: "order", Args: []json.RawMessage{raw(`{"id":1}`)}})
+	srv.Broadcast(&hub.Broadcast{Event: "all", Args: []json.RawMessage{raw(`2`)}})
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"shop:1", "x"}, Event: "multi", Attachments: [][]byte{{7}},
+		Args: []json.RawMessage{raw(`{"_placeholder":true,"num":0}`)}})
+	for _, w := range []struct {
+		c     *hubtest.Client
+		names []string
+	}{{a, []string{"order", "all", "multi"}}, {b, []string{"all", "multi"}}, {c, []string{"all"}}} {
+		var got []string
+		for range w.names {
+			e := next(t, w.c)
+			got = append(got, e.Name)
+			if e.Name == "multi" && (len(e.Attachments) != 1 || e.Attachments[0][0] != 7) {
+				t.Errorf("multi attachments: got %v", e.Attachments)
+			}
+		}
+		if !slices.Equal(got, w.names) {
+			t.Errorf("events: got %v, want %v", got, w.names)
+		}
+	}
+	sa.Leave("x")
+	if got := sa.Rooms(); !slices.Contains(got, sa.ID()) || !slices.Contains(got, "shop:1") || len(got) != 2 {
+		t.Errorf("Rooms: got %v", got)
+	}
+}
+
+func TestServer_Recovery(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t), Recovery: &hub.RecoveryConfig{}})
+	socks := make(chan *hub.Socket, 2)
+	srv.Of("/").OnConnect(func(s *hub.Socket) {
+		if !s.Recovered() {
+			s.Join("r")
+		}
+		socks <- s
+	})
+	c := dial(t, ts.URL, "/", `{"token":"a"}`)
+	s1 := <-socks
+	if c.PID() == "" {
+		t.Fatal("no pid in CONNECT reply")
+	}
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
+	if e := next(t, c); string(e.Args[len(e.Args)-1]) != `"100-0"` || c.LastOffset() != "100-0" {
+		t.Fatalf("offset: got %s / %q", e.Args, c.LastOffset())
+	}
+	c.Drop()
+	time.Sleep(50 * time.Millisecond)
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`2`)}, Offset: "101-0"})
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"other"}, Event: "e", Args: []json.RawMessage{raw(`3`)}, Offset: "101-1"})
+	srv.Broadcast(&hub.Broadcast{Event: "e", Args: []json.RawMessage{raw(`4`)}, Offset: "102-0"})
+	c2, err := c.Reconnect(t.Context())
+	if err != nil {
+		t.Fatalf("Reconnect: %v", err)
+	}
+	defer c2.Drop()
+	s2 := <-socks
+	if !c2.Recovered() || !s2.Recovered() || c2.ID() != s1.ID() {
+		t.Fatalf("recovered: client %v server %v id %s vs %s", c2.Recovered(), s2.Recovered(), c2.ID(), s1.ID())
+	}
+	for _, want := range []string{`2`, `4`} {
+		if e := next(t, c2); string(e.Args[0]) != want {
+			t.Fatalf("replay: got %s, want %s first", e.Args, want)
+		}
+	}
+	if !slices.Contains(s2.Rooms(), "r") {
+		t.Fatalf("rooms not restored: %v", s2.Rooms())
+	}
+}
