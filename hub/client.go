@@ -18,6 +18,7 @@ func (c *conn) onMessage(data []byte, binary bool) bool {
 			op := opText
 			if bin {
 				op = opBinary
+				d = append([]byte(nil), d...)
 			} else {
 				d = append([]byte{engineMessage}, d...)
 			}
