@@ -94,12 +94,12 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database pool: %s", redactErr(err, c.DatabaseURL))
 	}
-	if s.rooms, err = newRooms(c, srv, s.db, nil, reg, log); err != nil {
+	m := newCDCMetrics(reg)
+	s.cdc, err = newPipeline(c, log, s.db, &busSink{bus: b, m: m}, m)
+	if err != nil {
 		return nil, err
 	}
-	m := newCDCMetrics(reg)
-	s.cdc, err = newPipeline(c, log, &busSink{bus: b, m: m}, m)
-	if err != nil {
+	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, reg, log); err != nil {
 		return nil, err
 	}
 	s.mux.Handle("/socket.io/", srv)
@@ -157,7 +157,7 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	cdcWG.Go(func() {
-		if err := s.cdc.run(cdcCtx, s.bus); err != nil && cdcCtx.Err() == nil {
+		if err := s.cdc.run(cdcCtx); err != nil && cdcCtx.Err() == nil {
 			fatal <- fmt.Errorf("cdc: %w", err)
 		}
 	})
@@ -248,4 +248,47 @@ func newCDCMetrics(reg prometheus.Registerer) *cdcMetrics {
 	}
 	reg.MustRegister(m.eventsIn)
 	return m
+}
+
+// register adds the collectors that read the pipeline's counters.
+func (m *cdcMetrics) register(p *pipeline) {
+	stats := p.p.Stats
+	lag := func() float64 {
+		s := stats()
+		if s.ServerWALEnd <= s.AckedLSN {
+			return 0
+		}
+		return float64(s.ServerWALEnd - s.AckedLSN)
+	}
+	cs := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walcast_cdc_slot_lag_bytes",
+			Help: "WAL between the server's end and the position walcast acknowledged."}, lag),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walcast_cdc_acked_lsn",
+			Help: "Last LSN acknowledged to Postgres (as a number)."}, func() float64 { return float64(stats().AckedLSN) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_transactions_total",
+			Help: "Committed transactions received."}, func() float64 { return float64(stats().Transactions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_changes_total",
+			Help: "Row changes and messages received."}, func() float64 { return float64(stats().Changes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_reconnects_total",
+			Help: "Replication reconnects."}, func() float64 { return float64(stats().Reconnects) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_map_errors_total",
+			Help: "Changes the mapper rejected (skipped)."}, func() float64 { return float64(p.p.MapErrors()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_bad_messages_total",
+			Help: "Invalid walcast.emit messages (dropped)."}, func() float64 { return float64(p.mapper.Stats().BadMessages) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_lookup_misses_total",
+			Help: "Inventory rows whose variant or product was unknown."}, func() float64 { return float64(p.mapper.Stats().LookupMisses) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_missing_old_image_total",
+			Help: "Updates without the old row image the mapper needed (REPLICA IDENTITY not FULL)."}, func() float64 { return float64(p.mapper.Stats().MissingOldImage) }),
+	}
+	for _, st := range []cdc.ReaderState{cdc.StateStopped, cdc.StateConnecting, cdc.StateStreaming, cdc.StateStandingBy, cdc.StateReconnecting} {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walcast_cdc_reader_state",
+			Help: "1 for the replication reader's current state.", ConstLabels: prometheus.Labels{"state": st.String()}},
+			func() float64 {
+				if stats().State == st {
+					return 1
+				}
+				return 0
+			}))
+	}
+	m.reg.MustRegister(cs...)
 }

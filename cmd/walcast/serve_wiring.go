@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,23 +51,103 @@ func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics rooms.Metrics
 
 // pipeline is the CDC side: reader -> mapper -> sink, plus the metrics ticker.
 type pipeline struct {
-	cfg  config
-	log  *slog.Logger
-	sink cdc.Sink
-	m    *cdcMetrics
+	cfg    config
+	log    *slog.Logger
+	sink   cdc.Sink
+	mapper *cdc.Mapper
+	p      *cdc.Pipeline
+	db     cdc.Querier
 }
 
-func newPipeline(c config, log *slog.Logger, sink cdc.Sink, m *cdcMetrics) (*pipeline, error) {
-	return &pipeline{cfg: c, log: log, sink: sink, m: m}, nil
+func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *cdcMetrics) (*pipeline, error) {
+	mp, err := cdc.LoadMapping(c.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	mapper, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("mapper: %w", err)
+	}
+	p, err := cdc.NewPipeline(cdc.PipelineConfig{
+		Reader: cdc.ReaderConfig{
+			DSN:         c.DatabaseURL,
+			Slot:        c.Slot,
+			Publication: c.Publication,
+			Logger:      log,
+		},
+		Transformer: mapper,
+		Sink:        sink,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cdc: %w", err)
+	}
+	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, p: p, db: db}
+	m.register(pl)
+	return pl, nil
 }
 
-// run streams the slot until ctx ends.
-func (p *pipeline) run(ctx context.Context, b bus.Bus) error {
-	<-ctx.Done()
-	return nil
+// run loads the mapper's lookups (retrying while the database is unreachable),
+// then streams the slot and publishes the coalesced metrics event at most once
+// per second, until ctx ends.
+func (p *pipeline) run(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := p.mapper.Load(ctx, p.db)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if attempt == 0 || attempt%10 == 0 {
+			p.log.Error("cannot load the mapping from the database; retrying", "err", err, "attempt", attempt+1)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { p.metricsTicker(ctx) })
+	err := p.p.Run(ctx)
+	cancel()
+	wg.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
-// ready reports the replication state for /readyz.
+func (p *pipeline) metricsTicker(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			ev, ok := p.mapper.MetricsEvent(now)
+			if !ok {
+				continue
+			}
+			if err := p.sink.Publish(ctx, []cdc.Event{ev}); err != nil && ctx.Err() == nil {
+				p.log.Warn("publish metrics event", "err", err)
+			}
+		}
+	}
+}
+
+// ready reports the replication state for /readyz: streaming, or standing by
+// while another node holds the slot.
 func (p *pipeline) ready() (string, bool) {
-	return "not wired", false
+	st := p.p.Stats().State
+	return st.String(), st == cdc.StateStreaming || st == cdc.StateStandingBy
+}
+
+// AdminMetrics implements rooms.MetricsSource: a new admin:metrics subscriber
+// gets the current value at once.
+func (p *pipeline) AdminMetrics(ctx context.Context) (json.RawMessage, error) {
+	return p.mapper.CurrentMetrics(), nil
 }

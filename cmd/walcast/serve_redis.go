@@ -1,0 +1,103 @@
+package main
+
+// Cluster wiring (owned by the scale-out engineer): the Redis client, the Redis
+// bus and the Redis recovery store, used when WALCAST_REDIS_URL / REDIS_URL is
+// set. serve.go calls newCluster before hub.New (the store goes into the hub's
+// recovery config) and cluster.attach after it.
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/bus"
+)
+
+// standbyBackoffMax caps the CDC reader's retry delay in cluster mode: a
+// standby retries the slot at least this often, so it takes over within about
+// this long (plus jitter) after the leader's walsender exits. The reader's
+// default (5s, ±25%) alone would miss the 5-second takeover target.
+const standbyBackoffMax = time.Second
+
+// cluster holds the Redis parts of a multi-node walcast; nil when RedisURL is
+// empty.
+type cluster struct {
+	client *redis.Client
+	store  *bus.RedisStore
+	bus    *bus.Redis
+	m      *bus.Metrics
+	log    *slog.Logger
+}
+
+// newCluster creates the Redis client and recovery store (no I/O) and, when
+// recovery is on, puts the store into hcfg. It returns nil for a single node.
+func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog.Logger) (*cluster, error) {
+	if c.RedisURL == "" {
+		return nil, nil
+	}
+	opt, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url %s: %w", redactURL(c.RedisURL), err)
+	}
+	// Fail fast and let the bus retry: a dead Redis must not hold a publish
+	// for the client's default 3 retries x 5 s dial timeout.
+	opt.DialTimeout = 2 * time.Second
+	opt.MaxRetries = 1
+	cl := &cluster{client: redis.NewClient(opt), m: bus.NewMetrics(reg), log: log}
+	if hcfg.Recovery != nil {
+		cl.store, err = bus.NewRedisStore(bus.RedisStoreConfig{
+			Client: cl.client,
+			MaxAge: hcfg.Recovery.MaxDisconnection,
+			Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		hcfg.Recovery.Store = cl.store
+	}
+	return cl, nil
+}
+
+// attach creates the Redis bus delivering to srv.
+func (cl *cluster) attach(srv *hub.Server) (*bus.Redis, error) {
+	b, err := bus.NewRedis(bus.RedisConfig{
+		Client:     cl.client,
+		Server:     srv,
+		Store:      cl.store,
+		Namespaces: []string{"/"},
+		Metrics:    cl.m,
+		Logger:     cl.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cl.bus = b
+	return b, nil
+}
+
+// close releases the Redis connections.
+func (cl *cluster) close() {
+	if cl != nil {
+		cl.client.Close()
+	}
+}
+
+// roleGauge exports walcast_role{role="leader"|"standby"}: 1 for the role this
+// node has now. state returns the CDC reader's state ("streaming" = leader).
+func newRoleGauge(reg prometheus.Registerer, state func() string) {
+	for _, role := range []string{"leader", "standby"} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "walcast_role",
+			Help:        "1 for this node's current replication role: leader (streams the slot) or standby.",
+			ConstLabels: prometheus.Labels{"role": role},
+		}, func() float64 {
+			if (state() == "streaming") == (role == "leader") {
+				return 1
+			}
+			return 0
+		}))
+	}
+}
