@@ -1,0 +1,270 @@
+package rooms_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// driverWait bounds every wait for a line from the Node driver.
+const driverWait = 15 * time.Second
+
+// driver runs testdata/rooms/driver.mjs: real socket.io-client v4 sockets
+// commanded over stdin, reporting on stdout.
+type driver struct {
+	t      testing.TB
+	stdin  io.WriteCloser
+	stderr *syncBuffer
+
+	mu     sync.Mutex
+	lines  []*dline
+	notify chan struct{} // closed and replaced when a line arrives
+	closed bool
+	nextID int
+}
+
+// dline is one output line of the driver.
+type dline struct {
+	Name         string            `json:"name"`
+	Ev           string            `json:"ev"`
+	ID           json.RawMessage   `json:"id"`
+	Message      string            `json:"message"`
+	Data         json.RawMessage   `json:"data"`
+	Event        string            `json:"event"`
+	Args         []json.RawMessage `json:"args"`
+	Reason       string            `json:"reason"`
+	Error        string            `json:"error"`
+	Results      map[string]int    `json:"results"`
+	Disconnected bool              `json:"disconnected"`
+
+	at   time.Time
+	raw  string
+	used bool
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func startDriver(t testing.TB, url string) *driver {
+	t.Helper()
+	missing := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") != "" {
+			t.Fatalf(format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("node not found in PATH: %v", err)
+	}
+	td, err := filepath.Abs(filepath.Join("..", "testdata"))
+	if err != nil {
+		t.Fatalf("abs testdata: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(td, "node_modules", "socket.io-client", "package.json")); err != nil {
+		missing("socket.io-client is not installed (npm ci in testdata/): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	cmd := exec.CommandContext(ctx, node, filepath.Join(td, "rooms", "driver.mjs"), url)
+	cmd.Dir = td
+	cmd.Env = append(os.Environ(), "DRIVER_DEADLINE_MS=170000")
+	d := &driver{t: t, stderr: &syncBuffer{}, notify: make(chan struct{})}
+	cmd.Stderr = d.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatalf("stdout pipe: %v", err)
+	}
+	if d.stdin, err = cmd.StdinPipe(); err != nil {
+		cancel()
+		t.Fatalf("stdin pipe: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start driver: %v", err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 0, 64<<10), 8<<20)
+		for sc.Scan() {
+			l := &dline{at: time.Now(), raw: sc.Text()}
+			if err := json.Unmarshal(sc.Bytes(), l); err != nil {
+				l.Ev, l.Error = "unparsable", err.Error()
+			}
+			d.mu.Lock()
+			d.lines = append(d.lines, l)
+			close(d.notify)
+			d.notify = make(chan struct{})
+			d.mu.Unlock()
+		}
+		d.mu.Lock()
+		d.closed = true
+		close(d.notify)
+		d.notify = make(chan struct{})
+		d.mu.Unlock()
+	}()
+	t.Cleanup(func() {
+		_ = d.stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cancel()
+			<-done
+		}
+		cancel()
+		if t.Failed() {
+			if s := d.stderr.String(); s != "" {
+				t.Logf("driver stderr:\n%s", s)
+			}
+		}
+	})
+	return d
+}
+
+func (d *driver) send(cmd map[string]any) {
+	d.t.Helper()
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		d.t.Fatalf("marshal driver command: %v", err)
+	}
+	if _, err := d.stdin.Write(append(b, '\n')); err != nil {
+		d.t.Fatalf("write driver command: %v", err)
+	}
+}
+
+func (d *driver) id() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.nextID++
+	return d.nextID
+}
+
+// wait returns the first unused line matching pred, marking it used.
+func (d *driver) wait(what string, timeout time.Duration, pred func(*dline) bool) *dline {
+	d.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		d.mu.Lock()
+		for _, l := range d.lines {
+			if l.Ev == "fatal" {
+				d.mu.Unlock()
+				d.t.Fatalf("driver: %s", l.Error)
+			}
+			if !l.used && pred(l) {
+				l.used = true
+				d.mu.Unlock()
+				return l
+			}
+		}
+		ch, closed := d.notify, d.closed
+		d.mu.Unlock()
+		if closed {
+			d.t.Fatalf("waiting for %s: driver exited", what)
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			d.t.Fatalf("waiting for %s: timed out after %v", what, timeout)
+		}
+	}
+}
+
+// has reports whether some line (used or not) matches pred.
+func (d *driver) count(pred func(*dline) bool) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, l := range d.lines {
+		if pred(l) {
+			n++
+		}
+	}
+	return n
+}
+
+func (d *driver) lines4(name string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var b strings.Builder
+	for _, l := range d.lines {
+		if l.Name == name {
+			b.WriteString(l.raw)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+type connectOpts struct {
+	nsp        string
+	transports []string
+	noRetry    bool
+}
+
+// connect opens socket name with token ("" = no token at all) and returns the
+// connect or connect_error line.
+func (d *driver) connect(name, token string, o connectOpts) *dline {
+	d.t.Helper()
+	cmd := map[string]any{"op": "connect", "name": name, "reconnection": !o.noRetry}
+	if token != "" {
+		cmd["token"] = token
+	}
+	if o.nsp != "" {
+		cmd["nsp"] = o.nsp
+	}
+	if o.transports != nil {
+		cmd["transports"] = o.transports
+	}
+	d.send(cmd)
+	return d.wait("connect of "+name, driverWait, func(l *dline) bool {
+		return l.Name == name && (l.Ev == "connect" || l.Ev == "connect_error")
+	})
+}
+
+// emitAck emits event with args on socket name asking for an ack and returns
+// the ack's first argument (or the driver's ack error).
+func (d *driver) emitAck(name, event string, args ...any) (json.RawMessage, string) {
+	d.t.Helper()
+	id := d.id()
+	if args == nil {
+		args = []any{}
+	}
+	d.send(map[string]any{"op": "emit", "name": name, "id": id, "event": event, "args": args, "ack": true})
+	idj, _ := json.Marshal(id)
+	l := d.wait(event+" ack", driverWait, func(l *dline) bool {
+		return l.Name == name && l.Ev == "ack" && bytes.Equal(l.ID, idj)
+	})
+	if l.Error != "" {
+		return nil, l.Error
+	}
+	if len(l.Args) == 0 {
+		return nil, "ack without arguments"
+	}
+	return l.Args[0], ""
+}
