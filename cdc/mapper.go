@@ -634,7 +634,7 @@ func (m *Mapper) truncateLocked(c *Change, rel *Relation) {
 // Socket.IO reserves these event names; walcast.emit may not use them.
 var reservedEventNames = map[string]bool{
 	"connect": true, "connect_error": true, "disconnect": true, "disconnecting": true,
-	"newListener": true, "removeListener": true, "error": true, "ping": true, "pong": true,
+	"newListener": true, "removeListener": true,
 }
 
 // Limits on walcast.emit rooms and event names.

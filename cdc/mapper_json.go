@@ -24,6 +24,10 @@ const (
 	oidJSONB       = 3802
 )
 
+// AppendRowJSON appends row t of rel to dst as the JSON object the Mapper
+// uses for "the order row" (see appendRowJSON).
+func AppendRowJSON(dst []byte, rel *Relation, t Tuple) []byte { return appendRowJSON(dst, rel, t) }
+
 // appendRowJSON appends the row t of rel as a JSON object that equals what
 // Postgres' to_jsonb(row) gives, with keys in column order: numbers as JSON
 // numbers with their exact digits, booleans, json/jsonb embedded, timestamptz
