@@ -57,6 +57,8 @@ type service struct {
 	busUp func() bool
 	db    *pgxpool.Pool // profile/order-owner lookups (rooms) and the mapper's lookups
 	rooms *rooms.Policy
+
+	cluster *cluster // Redis client, bus and recovery store; nil for one node
 }
 
 // newService builds every component from c without I/O.
@@ -75,16 +77,23 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if c.RecoveryWindow > 0 {
 		hcfg.Recovery = &hub.RecoveryConfig{MaxDisconnection: c.RecoveryWindow}
 	}
+	cl, err := newCluster(c, &hcfg, reg, log) // nil without Redis; sets the recovery store
+	if err != nil {
+		return nil, err
+	}
 	srv, err := hub.New(hcfg)
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	s := &service{cfg: c, log: log, reg: reg, hub: srv, mux: http.NewServeMux(), busUp: func() bool { return true }}
-	b, err := newBus(c, srv, log)
+	b, err := newBus(c, srv, cl, log)
 	if err != nil {
 		return nil, err
 	}
 	s.bus = b
+	if cl != nil {
+		s.cluster, s.busUp = cl, cl.bus.Healthy
+	}
 	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %s", redactErr(err, c.DatabaseURL))
@@ -102,6 +111,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, reg, log); err != nil {
 		return nil, err
 	}
+	newRoleGauge(reg, func() string { st, _ := s.cdc.ready(); return st })
 	s.mux.Handle("/socket.io/", srv)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
@@ -121,7 +131,11 @@ func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	json.NewEncoder(w).Encode(map[string]any{"ready": ok, "replication": state, "bus": bus})
+	role := "standby"
+	if state == cdc.StateStreaming.String() {
+		role = "leader"
+	}
+	json.NewEncoder(w).Encode(map[string]any{"ready": ok, "replication": state, "role": role, "bus": bus})
 }
 
 // Run serves on ln until ctx ends or a component fails, then shuts down in
@@ -195,6 +209,7 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 	<-httpDone
 	stopBus()
 	wg.Wait()
+	s.cluster.close()
 	s.db.Close()
 	log.Info("stopped")
 	return runErr

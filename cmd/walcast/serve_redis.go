@@ -101,3 +101,12 @@ func newRoleGauge(reg prometheus.Registerer, state func() string) {
 		}))
 	}
 }
+
+// readerBackoffMax is the CDC reader's BackoffMax: standbyBackoffMax in
+// cluster mode, else the reader's default (0).
+func readerBackoffMax(c config) time.Duration {
+	if c.RedisURL != "" {
+		return standbyBackoffMax
+	}
+	return 0
+}

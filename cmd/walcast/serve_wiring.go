@@ -18,8 +18,12 @@ import (
 	"github.com/walcast/walcast/hub/bus"
 )
 
-// newBus returns the in-process bus, or the Redis bus when RedisURL is set.
-func newBus(c config, srv *hub.Server, log *slog.Logger) (bus.Bus, error) {
+// newBus returns the in-process bus, or the Redis bus when RedisURL is set
+// (cl != nil, see serve_redis.go).
+func newBus(c config, srv *hub.Server, cl *cluster, log *slog.Logger) (bus.Bus, error) {
+	if cl != nil {
+		return cl.attach(srv)
+	}
 	return bus.NewLocal(srv), nil
 }
 
@@ -73,6 +77,7 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 			DSN:         c.DatabaseURL,
 			Slot:        c.Slot,
 			Publication: c.Publication,
+			BackoffMax:  readerBackoffMax(c),
 			Logger:      log,
 		},
 		Transformer: mapper,
