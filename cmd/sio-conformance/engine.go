@@ -6,11 +6,10 @@ import (
 	"github.com/walcast/walcast/hub"
 )
 
-// newEchoEngine serves raw Engine.IO at cfg.Path, echoing every message.
-// TODO(hub-interop): needs a raw Engine.IO hook in hub (requested in hub-bugs.md); until
-// then /engine.io/ answers 501 and the engine.io-protocol suite cannot run.
+// newEchoEngine serves raw Engine.IO at cfg.Path and sends every message back as it came
+// (text as text, binary as binary), as the engine.io-protocol suite expects.
 func newEchoEngine(cfg hub.Config) (http.Handler, error) {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "raw Engine.IO echo not available yet", http.StatusNotImplemented)
-	}), nil
+	return hub.NewEngine(cfg, func(send func(data []byte, binary bool) error, data []byte, binary bool) {
+		_ = send(data, binary)
+	})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -117,43 +116,11 @@ func installSuiteHandlers(srv *hub.Server) {
 	srv.Of("/").OnConnect(func(s *hub.Socket) {
 		emitAuth(s)
 		s.On("message", func(s *hub.Socket, m *hub.Message) {
-			_ = s.Emit("message-back", echoArgs(m)...)
+			_ = s.EmitRaw("message-back", m.Args, m.Attachments)
 		})
 		s.On("message-with-ack", func(s *hub.Socket, m *hub.Message) {
-			_ = m.Ack(echoArgs(m)...)
+			_ = m.AckRaw(m.Args, m.Attachments)
 		})
 	})
 	srv.Of("/custom").OnConnect(emitAuth)
-}
-
-// echoArgs turns a received message's arguments back into Emit/Ack arguments: JSON
-// arguments pass through as json.RawMessage and a top-level binary placeholder
-// {"_placeholder":true,"num":i} becomes its attachment ([]byte), which the hub encodes as a
-// placeholder again. (Placeholders nested inside objects would be echoed as JSON without
-// their attachments; the suites send top-level ones only.)
-func echoArgs(m *hub.Message) []any {
-	out := make([]any, len(m.Args))
-	for i, a := range m.Args {
-		out[i] = a
-		if len(m.Attachments) == 0 {
-			continue
-		}
-		if n, ok := placeholder(a); ok && n < len(m.Attachments) {
-			out[i] = m.Attachments[n]
-		}
-	}
-	return out
-}
-
-// placeholder reports whether raw is exactly {"_placeholder":true,"num":n}.
-func placeholder(raw json.RawMessage) (int, bool) {
-	var p map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &p); err != nil || len(p) != 2 || string(p["_placeholder"]) != "true" {
-		return 0, false
-	}
-	var n int
-	if err := json.Unmarshal(p["num"], &n); err != nil || n < 0 {
-		return 0, false
-	}
-	return n, true
 }
