@@ -205,6 +205,7 @@ func (d *demo) routes(mux *http.ServeMux) error {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Write(d.clientJS)
 	})
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /demo/tokens", d.tokens)
 	mux.HandleFunc("GET /demo/state", d.state)
 	return nil
