@@ -181,6 +181,13 @@ func DialOptions(ctx context.Context, rawURL, namespace string, auth json.RawMes
 		}
 		return c, nil
 	case <-c.done:
+		select {
+		case err := <-c.connected:
+			if err != nil {
+				return nil, err
+			}
+		default:
+		}
 		return nil, fmt.Errorf("hubtest: connection closed before CONNECT reply: %w", c.Err())
 	case <-ctx.Done():
 		c.Drop()
