@@ -23,7 +23,7 @@ import (
 	walsql "github.com/walcast/walcast/sql"
 )
 
-var update = flag.Bool("update", false, "rewrite cdc/testdata/mapper/*.golden.json")
+var updateGolden = flag.Bool("update", false, "rewrite cdc/testdata/mapper/*.golden.json")
 
 // goldenEvent is one event as written to a golden file. LSNs and commit
 // times differ between runs: the transaction is numbered (1, 2, … in commit
@@ -203,7 +203,7 @@ func runGoldenCase(t *testing.T, c *pgtest.Cluster, path string) {
 
 	gotJSON := marshalGolden(t, got)
 	goldenPath := strings.TrimSuffix(path, ".sql") + ".golden.json"
-	if *update {
+	if *updateGolden {
 		if err := os.WriteFile(goldenPath, gotJSON, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,7 @@ func FuzzMapMessage(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	m, err := cdc.NewMapper(cdc.MapperConfig{Logger: discardLogger()})
+	m, err := cdc.NewMapper(cdc.MapperConfig{Logger: mapperDiscardLogger()})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -40,17 +40,17 @@ func FuzzMapRow(f *testing.F) {
 	f.Add("\xff\x00\"\\", "NaN", "Infinity", "2026-03-01 12:00:00.123456+05:30", "x", `{`, "-")
 	f.Add("", "", "-0.5e10", "infinity", "f", "null", "")
 	relRow := &cdc.Relation{ID: 99, Namespace: "public", Name: "orders", ReplicaIdentity: 'f', Columns: []cdc.Column{
-		col("id", tUUID), col("order_number", tText), col("total", tNumeric), col("created_at", tTimestamptz),
-		col("flag", tBool), col("meta", tJSONB), col("status", tEnum), col("user_id", 1114), col("seller_id", 701)}}
-	m, err := cdc.NewMapper(cdc.MapperConfig{Logger: discardLogger()})
+		mCol("id", mtUUID), mCol("order_number", mtText), mCol("total", mtNumeric), mCol("created_at", mtTimestamptz),
+		mCol("flag", mtBool), mCol("meta", mtJSONB), mCol("status", mtEnum), mCol("user_id", 1114), mCol("seller_id", 701)}}
+	m, err := cdc.NewMapper(cdc.MapperConfig{Logger: mapperDiscardLogger()})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, id, num, total, ts, flag, meta, status string) {
-		row := tup(id, num, total, ts, flag, meta, status, ts, total)
+		row := mTup(id, num, total, ts, flag, meta, status, ts, total)
 		for _, c := range []*cdc.Change{
 			{Op: cdc.OpInsert, Relation: relRow, New: row},
-			{Op: cdc.OpUpdate, Relation: relRow, Old: tup(id, num, "1", ts, flag, meta, "x", ts, total), New: row},
+			{Op: cdc.OpUpdate, Relation: relRow, Old: mTup(id, num, "1", ts, flag, meta, "x", ts, total), New: row},
 		} {
 			evs, err := m.Map(nil, c)
 			if err != nil {

@@ -11,32 +11,32 @@ import (
 
 // Type OIDs used by the hand-built relations.
 const (
-	tUUID        = 2950
-	tText        = 25
-	tInt4        = 23
-	tNumeric     = 1700
-	tTimestamptz = 1184
-	tBool        = 16
-	tJSONB       = 3802
-	tEnum        = 16400 // a user-defined enum: no special encoding
+	mtUUID        = 2950
+	mtText        = 25
+	mtInt4        = 23
+	mtNumeric     = 1700
+	mtTimestamptz = 1184
+	mtBool        = 16
+	mtJSONB       = 3802
+	mtEnum        = 16400 // a user-defined enum: no special encoding
 )
 
-func rel(id uint32, name string, ident byte, cols ...cdc.Column) *cdc.Relation {
+func mRel(id uint32, name string, ident byte, cols ...cdc.Column) *cdc.Relation {
 	return &cdc.Relation{ID: id, Namespace: "public", Name: name, ReplicaIdentity: ident, Columns: cols}
 }
 
-func col(name string, oid uint32) cdc.Column { return cdc.Column{Name: name, TypeOID: oid} }
+func mCol(name string, oid uint32) cdc.Column { return cdc.Column{Name: name, TypeOID: oid} }
 
 var (
-	relProducts  = rel(1, "products", 'd', col("id", tUUID), col("name", tText), col("seller_id", tUUID))
-	relVariants  = rel(2, "variants", 'd', col("id", tUUID), col("product_id", tUUID), col("name", tText), col("sku", tText), col("price", tNumeric))
-	relInventory = rel(3, "inventory", 'f', col("variant_id", tUUID), col("quantity", tInt4), col("reserved", tInt4), col("low_stock_threshold", tInt4))
-	relOrders    = rel(4, "orders", 'f', col("id", tUUID), col("order_number", tText), col("user_id", tUUID), col("seller_id", tUUID),
-		col("status", tEnum), col("total", tNumeric), col("tracking_number", tText), col("notes", tText), col("created_at", tTimestamptz))
+	mRelProducts  = mRel(1, "products", 'd', mCol("id", mtUUID), mCol("name", mtText), mCol("seller_id", mtUUID))
+	mRelVariants  = mRel(2, "variants", 'd', mCol("id", mtUUID), mCol("product_id", mtUUID), mCol("name", mtText), mCol("sku", mtText), mCol("price", mtNumeric))
+	mRelInventory = mRel(3, "inventory", 'f', mCol("variant_id", mtUUID), mCol("quantity", mtInt4), mCol("reserved", mtInt4), mCol("low_stock_threshold", mtInt4))
+	mRelOrders    = mRel(4, "orders", 'f', mCol("id", mtUUID), mCol("order_number", mtText), mCol("user_id", mtUUID), mCol("seller_id", mtUUID),
+		mCol("status", mtEnum), mCol("total", mtNumeric), mCol("tracking_number", mtText), mCol("notes", mtText), mCol("created_at", mtTimestamptz))
 )
 
 // tup builds a tuple: "<null>" is NULL, "<u>" an unchanged TOAST value.
-func tup(vals ...string) cdc.Tuple {
+func mTup(vals ...string) cdc.Tuple {
 	t := make(cdc.Tuple, len(vals))
 	for i, v := range vals {
 		switch v {
@@ -51,38 +51,38 @@ func tup(vals ...string) cdc.Tuple {
 	return t
 }
 
-var commit = time.Date(2026, 3, 1, 12, 0, 0, 123e6, time.UTC)
+var mCommit = time.Date(2026, 3, 1, 12, 0, 0, 123e6, time.UTC)
 
-// feeder hands changes to a Mapper with increasing LSNs.
-type feeder struct {
+// mFeeder hands changes to a Mapper with increasing LSNs.
+type mFeeder struct {
 	t   *testing.T
 	m   *cdc.Mapper
 	lsn cdc.LSN
 }
 
-func newFeeder(t *testing.T, mp *cdc.Mapping) *feeder {
+func newMFeeder(t *testing.T, mp *cdc.Mapping) *mFeeder {
 	t.Helper()
 	m, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: mapperLogger(t)})
 	if err != nil {
 		t.Fatalf("NewMapper: %v", err)
 	}
-	f := &feeder{t: t, m: m, lsn: 0x1000}
+	f := &mFeeder{t: t, m: m, lsn: 0x1000}
 	f.tx(
-		&cdc.Change{Op: cdc.OpInsert, Relation: relProducts, New: tup("p1", "T-Shirt", "s1")},
-		&cdc.Change{Op: cdc.OpInsert, Relation: relProducts, New: tup("p2", "Mug", "<null>")},
-		&cdc.Change{Op: cdc.OpInsert, Relation: relVariants, New: tup("v1", "p1", "Small", "TS-S", "19.99")},
-		&cdc.Change{Op: cdc.OpInsert, Relation: relVariants, New: tup("v2", "p2", "White", "M-W", "9.50")},
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelProducts, New: mTup("p1", "T-Shirt", "s1")},
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelProducts, New: mTup("p2", "Mug", "<null>")},
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelVariants, New: mTup("v1", "p1", "Small", "TS-S", "19.99")},
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelVariants, New: mTup("v2", "p2", "White", "M-W", "9.50")},
 	)
 	return f
 }
 
 // tx maps changes as one transaction and returns the events.
-func (f *feeder) tx(changes ...*cdc.Change) []cdc.Event {
+func (f *mFeeder) tx(changes ...*cdc.Change) []cdc.Event {
 	f.t.Helper()
 	f.lsn += 0x100
 	var evs []cdc.Event
 	for i, c := range changes {
-		c.CommitLSN, c.CommitTime, c.Index, c.XID = f.lsn, commit, uint32(i), 700
+		c.CommitLSN, c.CommitTime, c.Index, c.XID = f.lsn, mCommit, uint32(i), 700
 		var err error
 		evs, err = f.m.Map(evs, c)
 		if err != nil {
@@ -93,7 +93,7 @@ func (f *feeder) tx(changes ...*cdc.Change) []cdc.Event {
 }
 
 // summary renders events as "room event payload" lines.
-func summary(evs []cdc.Event) string {
+func mSummary(evs []cdc.Event) string {
 	var b strings.Builder
 	for _, e := range evs {
 		b.WriteString(e.Room + " " + e.Name + " " + string(e.Payload) + "\n")
@@ -101,40 +101,40 @@ func summary(evs []cdc.Event) string {
 	return b.String()
 }
 
-func inv(op cdc.Op, old, new cdc.Tuple) *cdc.Change {
-	return &cdc.Change{Op: op, Relation: relInventory, Old: old, New: new}
+func mInv(op cdc.Op, old, new cdc.Tuple) *cdc.Change {
+	return &cdc.Change{Op: op, Relation: mRelInventory, Old: old, New: new}
 }
 
 func TestMapper_Inventory(t *testing.T) {
-	f := newFeeder(t, nil)
-	ms := commit.UnixMilli()
+	f := newMFeeder(t, nil)
+	ms := mCommit.UnixMilli()
 	_ = ms
 	steps := []struct {
 		name string
 		c    *cdc.Change
 		want string
 	}{
-		{"InsertHigh", inv(cdc.OpInsert, nil, tup("v1", "10", "2", "5")),
+		{"InsertHigh", mInv(cdc.OpInsert, nil, mTup("v1", "10", "2", "5")),
 			`product:p1 product:stock-updated {"variantId":"v1","productId":"p1","available":8,"timestamp":1772366400123}` + "\n"},
-		{"CrossDown", inv(cdc.OpUpdate, tup("v1", "10", "2", "5"), tup("v1", "7", "2", "5")),
+		{"CrossDown", mInv(cdc.OpUpdate, mTup("v1", "10", "2", "5"), mTup("v1", "7", "2", "5")),
 			`product:p1 product:stock-updated {"variantId":"v1","productId":"p1","available":5,"timestamp":1772366400123}` + "\n" +
 				`admin:room admin:low-stock {"variant":{"id":"v1","product_id":"p1","product_name":"T-Shirt","name":"Small","available":5,"threshold":5},"variantId":"v1","available":5,"threshold":5,"timestamp":1772366400123}` + "\n" +
 				`seller:s1 inventory:low-stock {"id":"p1","name":"T-Shirt","stock":5,"variantId":"v1","variantName":"Small","threshold":5,"timestamp":1772366400123}` + "\n"},
-		{"StayLow", inv(cdc.OpUpdate, tup("v1", "7", "2", "5"), tup("v1", "6", "2", "5")),
+		{"StayLow", mInv(cdc.OpUpdate, mTup("v1", "7", "2", "5"), mTup("v1", "6", "2", "5")),
 			`product:p1 product:stock-updated {"variantId":"v1","productId":"p1","available":4,"timestamp":1772366400123}` + "\n"},
-		{"SameAvailable", inv(cdc.OpUpdate, tup("v1", "6", "2", "5"), tup("v1", "7", "3", "5")), ""},
-		{"BackUp", inv(cdc.OpUpdate, tup("v1", "7", "3", "5"), tup("v1", "50", "3", "5")),
+		{"SameAvailable", mInv(cdc.OpUpdate, mTup("v1", "6", "2", "5"), mTup("v1", "7", "3", "5")), ""},
+		{"BackUp", mInv(cdc.OpUpdate, mTup("v1", "7", "3", "5"), mTup("v1", "50", "3", "5")),
 			`product:p1 product:stock-updated {"variantId":"v1","productId":"p1","available":47,"timestamp":1772366400123}` + "\n"},
-		{"ThresholdRaised", inv(cdc.OpUpdate, tup("v1", "50", "3", "5"), tup("v1", "50", "3", "50")),
+		{"ThresholdRaised", mInv(cdc.OpUpdate, mTup("v1", "50", "3", "5"), mTup("v1", "50", "3", "50")),
 			`admin:room admin:low-stock {"variant":{"id":"v1","product_id":"p1","product_name":"T-Shirt","name":"Small","available":47,"threshold":50},"variantId":"v1","available":47,"threshold":50,"timestamp":1772366400123}` + "\n" +
 				`seller:s1 inventory:low-stock {"id":"p1","name":"T-Shirt","stock":47,"variantId":"v1","variantName":"Small","threshold":50,"timestamp":1772366400123}` + "\n"},
-		{"NoSellerNoSellerEvent", inv(cdc.OpInsert, nil, tup("v2", "1", "0", "<null>")),
+		{"NoSellerNoSellerEvent", mInv(cdc.OpInsert, nil, mTup("v2", "1", "0", "<null>")),
 			`product:p2 product:stock-updated {"variantId":"v2","productId":"p2","available":1,"timestamp":1772366400123}` + "\n" +
 				`admin:room admin:low-stock {"variant":{"id":"v2","product_id":"p2","product_name":"Mug","name":"White","available":1,"threshold":5},"variantId":"v2","available":1,"threshold":5,"timestamp":1772366400123}` + "\n"},
-		{"Delete", inv(cdc.OpDelete, tup("v1", "50", "3", "50"), nil), ""},
+		{"Delete", mInv(cdc.OpDelete, mTup("v1", "50", "3", "50"), nil), ""},
 	}
 	for _, s := range steps {
-		got := summary(f.tx(s.c))
+		got := mSummary(f.tx(s.c))
 		if got != s.want {
 			t.Errorf("%s: got\n%s\nwant\n%s", s.name, got, s.want)
 		}
@@ -142,12 +142,12 @@ func TestMapper_Inventory(t *testing.T) {
 }
 
 func TestMapper_InventoryWithoutFullIdentity(t *testing.T) {
-	f := newFeeder(t, nil)
-	r := *relInventory
+	f := newMFeeder(t, nil)
+	r := *mRelInventory
 	r.ReplicaIdentity = 'd'
-	evs := f.tx(&cdc.Change{Op: cdc.OpUpdate, Relation: &r, New: tup("v1", "1", "0", "5")})
+	evs := f.tx(&cdc.Change{Op: cdc.OpUpdate, Relation: &r, New: mTup("v1", "1", "0", "5")})
 	if len(evs) != 1 || evs[0].Name != cdc.EventStockUpdated {
-		t.Fatalf("update without old row: got %s, want just product:stock-updated (no invented crossing)", summary(evs))
+		t.Fatalf("update without old row: got %s, want just product:stock-updated (no invented crossing)", mSummary(evs))
 	}
 	if got := f.m.Stats().MissingOldImage; got != 1 {
 		t.Errorf("Stats().MissingOldImage = %d, want 1", got)
@@ -155,53 +155,53 @@ func TestMapper_InventoryWithoutFullIdentity(t *testing.T) {
 }
 
 func TestMapper_LookupFreshFromStream(t *testing.T) {
-	f := newFeeder(t, nil)
+	f := newMFeeder(t, nil)
 	// The variant moves to product p2; the product is renamed.
-	f.tx(&cdc.Change{Op: cdc.OpUpdate, Relation: relVariants, New: tup("v1", "p2", "Small", "TS-S", "19.99")},
-		&cdc.Change{Op: cdc.OpUpdate, Relation: relProducts, New: tup("p2", "Big Mug", "s2")})
-	evs := f.tx(inv(cdc.OpInsert, nil, tup("v1", "2", "0", "5")))
-	got := summary(evs)
+	f.tx(&cdc.Change{Op: cdc.OpUpdate, Relation: mRelVariants, New: mTup("v1", "p2", "Small", "TS-S", "19.99")},
+		&cdc.Change{Op: cdc.OpUpdate, Relation: mRelProducts, New: mTup("p2", "Big Mug", "s2")})
+	evs := f.tx(mInv(cdc.OpInsert, nil, mTup("v1", "2", "0", "5")))
+	got := mSummary(evs)
 	for _, want := range []string{"product:p2 product:stock-updated", `"product_name":"Big Mug"`, "seller:s2 inventory:low-stock"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("after variant/product updates got\n%s\nwant it to contain %s", got, want)
 		}
 	}
 	// Deleted variant: no room to send stock to; counted as a lookup miss.
-	f.tx(&cdc.Change{Op: cdc.OpDelete, Relation: relVariants, Old: tup("v1", "<null>", "<null>", "<null>", "<null>")})
-	evs = f.tx(inv(cdc.OpUpdate, tup("v1", "2", "0", "5"), tup("v1", "3", "0", "5")))
+	f.tx(&cdc.Change{Op: cdc.OpDelete, Relation: mRelVariants, Old: mTup("v1", "<null>", "<null>", "<null>", "<null>")})
+	evs = f.tx(mInv(cdc.OpUpdate, mTup("v1", "2", "0", "5"), mTup("v1", "3", "0", "5")))
 	if len(evs) != 0 {
-		t.Errorf("inventory of a deleted variant: got %s, want no events", summary(evs))
+		t.Errorf("inventory of a deleted variant: got %s, want no events", mSummary(evs))
 	}
 	if f.m.Stats().LookupMisses == 0 {
 		t.Error("Stats().LookupMisses = 0, want > 0")
 	}
 }
 
-func orderRow(status, total, tracking, notes string) cdc.Tuple {
-	return tup("o1", "ORD-1", "u1", "s1", status, total, tracking, notes, "2026-03-01 12:00:00.5+00")
+func mOrderRow(status, total, tracking, notes string) cdc.Tuple {
+	return mTup("o1", "ORD-1", "u1", "s1", status, total, tracking, notes, "2026-03-01 12:00:00.5+00")
 }
 
 func TestMapper_Orders(t *testing.T) {
-	f := newFeeder(t, nil)
+	f := newMFeeder(t, nil)
 	row := `{"id":"o1","order_number":"ORD-1","user_id":"u1","seller_id":"s1","status":"pending","total":10.50,"tracking_number":null,"notes":"a \"note\"\n","created_at":"2026-03-01T12:00:00.5+00:00"}`
 	steps := []struct {
 		name string
 		c    *cdc.Change
 		want string
 	}{
-		{"Insert", &cdc.Change{Op: cdc.OpInsert, Relation: relOrders, New: orderRow("pending", "10.50", "<null>", "a \"note\"\n")},
+		{"Insert", &cdc.Change{Op: cdc.OpInsert, Relation: mRelOrders, New: mOrderRow("pending", "10.50", "<null>", "a \"note\"\n")},
 			`admin:room admin:new-order {"order":` + row + `,"timestamp":1772366400123}` + "\n" +
 				`seller:s1 order:new ` + row + "\n"},
-		{"Status", &cdc.Change{Op: cdc.OpUpdate, Relation: relOrders, Old: orderRow("pending", "10.50", "<null>", "n"), New: orderRow("paid", "10.50", "<null>", "n")},
+		{"Status", &cdc.Change{Op: cdc.OpUpdate, Relation: mRelOrders, Old: mOrderRow("pending", "10.50", "<null>", "n"), New: mOrderRow("paid", "10.50", "<null>", "n")},
 			`order:o1 order:status-changed {"orderId":"o1","status":"paid","trackingNumber":null,"timestamp":1772366400123}` + "\n" +
 				`user:u1 order:status {"id":"o1","orderNumber":"ORD-1","status":"paid","timestamp":1772366400123}` + "\n"},
-		{"TrackingOnly", &cdc.Change{Op: cdc.OpUpdate, Relation: relOrders, Old: orderRow("paid", "10.50", "<null>", "n"), New: orderRow("paid", "10.50", "1Z", "n")},
+		{"TrackingOnly", &cdc.Change{Op: cdc.OpUpdate, Relation: mRelOrders, Old: mOrderRow("paid", "10.50", "<null>", "n"), New: mOrderRow("paid", "10.50", "1Z", "n")},
 			`order:o1 order:status-changed {"orderId":"o1","status":"paid","trackingNumber":"1Z","timestamp":1772366400123}` + "\n"},
-		{"NotesOnly", &cdc.Change{Op: cdc.OpUpdate, Relation: relOrders, Old: orderRow("paid", "10.50", "1Z", "n"), New: orderRow("paid", "10.50", "1Z", "m")}, ""},
-		{"Delete", &cdc.Change{Op: cdc.OpDelete, Relation: relOrders, Old: orderRow("paid", "10.50", "1Z", "m")}, ""},
+		{"NotesOnly", &cdc.Change{Op: cdc.OpUpdate, Relation: mRelOrders, Old: mOrderRow("paid", "10.50", "1Z", "n"), New: mOrderRow("paid", "10.50", "1Z", "m")}, ""},
+		{"Delete", &cdc.Change{Op: cdc.OpDelete, Relation: mRelOrders, Old: mOrderRow("paid", "10.50", "1Z", "m")}, ""},
 	}
 	for _, s := range steps {
-		got := summary(f.tx(s.c))
+		got := mSummary(f.tx(s.c))
 		if got != s.want {
 			t.Errorf("%s: got\n%s\nwant\n%s", s.name, got, s.want)
 		}
@@ -217,25 +217,25 @@ func TestMapper_Orders(t *testing.T) {
 }
 
 func TestMapper_OrderUnchangedToast(t *testing.T) {
-	f := newFeeder(t, nil)
-	r := *relOrders
+	f := newMFeeder(t, nil)
+	r := *mRelOrders
 	r.ReplicaIdentity = 'd'
 	// Without FULL the unchanged TOAST column stays "unchanged": the row JSON
 	// leaves it out instead of inventing null. Status events fire (the change
 	// cannot be seen without the old row).
-	evs := f.tx(&cdc.Change{Op: cdc.OpUpdate, Relation: &r, New: orderRow("shipped", "10.50", "<null>", "<u>")})
-	got := summary(evs)
+	evs := f.tx(&cdc.Change{Op: cdc.OpUpdate, Relation: &r, New: mOrderRow("shipped", "10.50", "<null>", "<u>")})
+	got := mSummary(evs)
 	if !strings.Contains(got, "order:o1 order:status-changed") || !strings.Contains(got, "user:u1 order:status") {
 		t.Errorf("update without old row: got\n%s\nwant status-changed and status", got)
 	}
 }
 
 func TestMapper_EventIDs(t *testing.T) {
-	f := newFeeder(t, nil)
+	f := newMFeeder(t, nil)
 	evs := f.tx(
-		&cdc.Change{Op: cdc.OpInsert, Relation: relOrders, New: orderRow("pending", "1", "<null>", "<null>")},
-		&cdc.Change{Op: cdc.OpInsert, Relation: relProducts, New: tup("p3", "X", "<null>")},
-		inv(cdc.OpUpdate, tup("v1", "9", "0", "5"), tup("v1", "1", "0", "5")),
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelOrders, New: mOrderRow("pending", "1", "<null>", "<null>")},
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelProducts, New: mTup("p3", "X", "<null>")},
+		mInv(cdc.OpUpdate, mTup("v1", "9", "0", "5"), mTup("v1", "1", "0", "5")),
 	)
 	var got []string
 	for _, e := range evs {
@@ -250,22 +250,22 @@ func TestMapper_EventIDs(t *testing.T) {
 }
 
 func TestMapper_Metrics(t *testing.T) {
-	f := newFeeder(t, nil)
-	if _, ok := f.m.MetricsEvent(commit); ok {
+	f := newMFeeder(t, nil)
+	if _, ok := f.m.MetricsEvent(mCommit); ok {
 		t.Fatal("MetricsEvent without changes: want none")
 	}
 	o := func(id, status, total string) cdc.Tuple {
-		return tup(id, "N-"+id, "u1", "<null>", status, total, "<null>", "<null>", "2026-03-01 12:00:00+00")
+		return mTup(id, "N-"+id, "u1", "<null>", status, total, "<null>", "<null>", "2026-03-01 12:00:00+00")
 	}
 	f.tx(
-		&cdc.Change{Op: cdc.OpInsert, Relation: relOrders, New: o("a", "paid", "10.10")},
-		&cdc.Change{Op: cdc.OpInsert, Relation: relOrders, New: o("b", "pending", "20.25")},
-		&cdc.Change{Op: cdc.OpInsert, Relation: relOrders, New: o("c", "cancelled", "99")},
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelOrders, New: o("a", "paid", "10.10")},
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelOrders, New: o("b", "pending", "20.25")},
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelOrders, New: o("c", "cancelled", "99")},
 	)
-	f.tx(&cdc.Change{Op: cdc.OpUpdate, Relation: relOrders, Old: o("b", "pending", "20.25"), New: o("b", "refunded", "20.25")})
-	f.tx(&cdc.Change{Op: cdc.OpUpdate, Relation: relOrders, Old: o("c", "cancelled", "99"), New: o("c", "paid", "5")})
-	f.tx(&cdc.Change{Op: cdc.OpDelete, Relation: relOrders, Old: o("a", "paid", "10.10")})
-	f.tx(&cdc.Change{Op: cdc.OpInsert, Relation: relOrders, New: o("d", "paid", "0.001")})
+	f.tx(&cdc.Change{Op: cdc.OpUpdate, Relation: mRelOrders, Old: o("b", "pending", "20.25"), New: o("b", "refunded", "20.25")})
+	f.tx(&cdc.Change{Op: cdc.OpUpdate, Relation: mRelOrders, Old: o("c", "cancelled", "99"), New: o("c", "paid", "5")})
+	f.tx(&cdc.Change{Op: cdc.OpDelete, Relation: mRelOrders, Old: o("a", "paid", "10.10")})
+	f.tx(&cdc.Change{Op: cdc.OpInsert, Relation: mRelOrders, New: o("d", "paid", "0.001")})
 	ev, ok := f.m.MetricsEvent(time.UnixMilli(1000))
 	if !ok {
 		t.Fatal("MetricsEvent after changes: want an event")
@@ -279,38 +279,38 @@ func TestMapper_Metrics(t *testing.T) {
 	}
 	// A redelivered transaction does not count twice.
 	f.lsn -= 0x100
-	f.tx(&cdc.Change{Op: cdc.OpInsert, Relation: relOrders, New: o("d", "paid", "0.001")})
-	if _, ok := f.m.MetricsEvent(commit); ok {
+	f.tx(&cdc.Change{Op: cdc.OpInsert, Relation: mRelOrders, New: o("d", "paid", "0.001")})
+	if _, ok := f.m.MetricsEvent(mCommit); ok {
 		t.Error("redelivered transaction changed the metrics")
 	}
 	// Truncate resets.
-	f.tx(&cdc.Change{Op: cdc.OpTruncate, Relation: relOrders, Truncated: []*cdc.Relation{relOrders}})
-	if ev, ok := f.m.MetricsEvent(commit); !ok || !strings.Contains(string(ev.Payload), `"totalRevenue":0,"totalOrders":0,"averageOrderValue":0`) {
+	f.tx(&cdc.Change{Op: cdc.OpTruncate, Relation: mRelOrders, Truncated: []*cdc.Relation{mRelOrders}})
+	if ev, ok := f.m.MetricsEvent(mCommit); !ok || !strings.Contains(string(ev.Payload), `"totalRevenue":0,"totalOrders":0,"averageOrderValue":0`) {
 		t.Errorf("after truncate: %s %v", ev.Payload, ok)
 	}
 }
 
-func msg(prefix, content string) *cdc.Change {
+func mMsg(prefix, content string) *cdc.Change {
 	return &cdc.Change{Op: cdc.OpMessage, Prefix: prefix, Content: []byte(content)}
 }
 
 func TestMapper_Messages(t *testing.T) {
-	f := newFeeder(t, nil)
+	f := newMFeeder(t, nil)
 	evs := f.tx(
-		msg("walcast", `{"room": "user:u1", "event": "notification", "payload": {"type": "info", "title": "Hi", "message": "Shipped"}}`),
-		msg("walcast.heartbeat", `2026-03-01 12:00:00+00`),
-		msg("someone.else", `{"room":"x","event":"y"}`),
-		msg("walcast", `{"room": "r", "event": "e"}`),
+		mMsg("walcast", `{"room": "user:u1", "event": "notification", "payload": {"type": "info", "title": "Hi", "message": "Shipped"}}`),
+		mMsg("walcast.heartbeat", `2026-03-01 12:00:00+00`),
+		mMsg("someone.else", `{"room":"x","event":"y"}`),
+		mMsg("walcast", `{"room": "r", "event": "e"}`),
 	)
 	want := `user:u1 notification {"type": "info", "title": "Hi", "message": "Shipped"}` + "\nr e null\n"
-	if got := summary(evs); got != want {
+	if got := mSummary(evs); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	bad := []string{`not json`, `{"room":"","event":"e"}`, `{"room":"r"}`, `{"room":1,"event":"e"}`,
 		`{"room":"r","event":"disconnect"}`, `{"room":"r\n","event":"e"}`, `[]`, `{"room":"r","event":"e","payload":}`}
 	for _, b := range bad {
-		if evs := f.tx(msg("walcast", b)); len(evs) != 0 {
-			t.Errorf("bad message %s gave events %s", b, summary(evs))
+		if evs := f.tx(mMsg("walcast", b)); len(evs) != 0 {
+			t.Errorf("bad message %s gave events %s", b, mSummary(evs))
 		}
 	}
 	if got := f.m.Stats().BadMessages; got != uint64(len(bad)) {
@@ -323,13 +323,13 @@ func TestMapper_EventsSwitchedOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFeeder(t, mp)
+	f := newMFeeder(t, mp)
 	evs := f.tx(
-		&cdc.Change{Op: cdc.OpInsert, Relation: relOrders, New: orderRow("pending", "1", "<null>", "<null>")},
-		msg("walcast", `{"room":"r","event":"e"}`),
-		inv(cdc.OpInsert, nil, tup("v1", "50", "0", "5")),
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelOrders, New: mOrderRow("pending", "1", "<null>", "<null>")},
+		mMsg("walcast", `{"room":"r","event":"e"}`),
+		mInv(cdc.OpInsert, nil, mTup("v1", "50", "0", "5")),
 	)
-	if got := summary(evs); !strings.HasPrefix(got, "admin:room admin:new-order") || strings.Count(got, "\n") != 1 {
+	if got := mSummary(evs); !strings.HasPrefix(got, "admin:room admin:new-order") || strings.Count(got, "\n") != 1 {
 		t.Errorf("got\n%s\nwant only admin:new-order", got)
 	}
 }
@@ -342,17 +342,17 @@ func TestMapper_OtherNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFeeder(t, mp)
+	f := newMFeeder(t, mp)
 	purchases := &cdc.Relation{ID: 10, Namespace: "shop", Name: "purchases", ReplicaIdentity: 'f', Columns: []cdc.Column{
-		col("purchase_id", tInt4), col("order_number", tText), col("user_id", tText), col("status", tText), col("total", tNumeric)}}
-	stock := rel(11, "stock", 'f', col("sku_id", tUUID), col("on_hand", tInt4))
+		mCol("purchase_id", mtInt4), mCol("order_number", mtText), mCol("user_id", mtText), mCol("status", mtText), mCol("total", mtNumeric)}}
+	stock := mRel(11, "stock", 'f', mCol("sku_id", mtUUID), mCol("on_hand", mtInt4))
 	evs := f.tx(
-		&cdc.Change{Op: cdc.OpInsert, Relation: purchases, New: tup("7", "N7", "u9", "new", "12.00")},
-		&cdc.Change{Op: cdc.OpUpdate, Relation: purchases, Old: tup("7", "N7", "u9", "new", "12.00"), New: tup("7", "N7", "u9", "paid", "12.00")},
-		&cdc.Change{Op: cdc.OpUpdate, Relation: stock, Old: tup("v1", "4"), New: tup("v1", "3")},
-		&cdc.Change{Op: cdc.OpInsert, Relation: relOrders, New: orderRow("pending", "1", "<null>", "<null>")}, // public.orders is not mapped now
+		&cdc.Change{Op: cdc.OpInsert, Relation: purchases, New: mTup("7", "N7", "u9", "new", "12.00")},
+		&cdc.Change{Op: cdc.OpUpdate, Relation: purchases, Old: mTup("7", "N7", "u9", "new", "12.00"), New: mTup("7", "N7", "u9", "paid", "12.00")},
+		&cdc.Change{Op: cdc.OpUpdate, Relation: stock, Old: mTup("v1", "4"), New: mTup("v1", "3")},
+		&cdc.Change{Op: cdc.OpInsert, Relation: mRelOrders, New: mOrderRow("pending", "1", "<null>", "<null>")}, // public.orders is not mapped now
 	)
-	got := summary(evs)
+	got := mSummary(evs)
 	for _, want := range []string{
 		`admin:room admin:new-order {"order":{"purchase_id":7,"order_number":"N7","user_id":"u9","status":"new","total":12.00}`,
 		`order:7 order:status-changed {"orderId":7,"status":"paid","trackingNumber":null,`,
