@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -168,6 +169,53 @@ func (st *socketState) logRefusal(m *hub.Message, r *refusal) {
 		attrs = append(attrs, slog.Bool("further_refusals_not_logged", true))
 	}
 	st.p.log.Info("client event refused", attrs...)
+}
+
+// revalidate checks the rooms a recovered session brought back (the hub
+// restores them from the session named by the client's pid) against this
+// socket's identity: rooms of another user, admin rooms for a non-admin and
+// orders the user does not own are left, the rest count as subscriptions.
+// This matters when a client reconnects with another user's token but the
+// previous session's pid (an app that switched accounts in place).
+func (st *socketState) revalidate(auto []string) {
+	keep := make(map[string]bool, len(auto)+1)
+	for _, r := range auto {
+		keep[r] = true
+	}
+	keep[st.s.ID()] = true
+	var drop []string
+	for _, room := range st.s.Rooms() {
+		if keep[room] {
+			continue
+		}
+		ok := false
+		switch {
+		case room == RoomMetrics:
+			ok = st.id.Admin
+		case strings.HasPrefix(room, "product:"):
+			ok = ValidRoomID(room[len("product:"):])
+		case strings.HasPrefix(room, "order:"):
+			id := room[len("order:"):]
+			if ValidRoomID(id) {
+				if st.id.Admin {
+					ok = true
+				} else {
+					owner, found, err := st.p.orderOwner(st.s.Context(), id)
+					ok = err == nil && found && owner == st.id.UserID
+				}
+			}
+		}
+		if ok && (st.p.cfg.MaxRoomsPerSocket <= 0 || len(st.subs) < st.p.cfg.MaxRoomsPerSocket) {
+			st.subs[room] = struct{}{}
+			continue
+		}
+		drop = append(drop, room)
+	}
+	if len(drop) > 0 {
+		st.s.Leave(drop...)
+		st.p.log.Info("recovered session: rooms not allowed for this identity were left",
+			slog.String(LogKeyUserID, st.id.UserID), slog.String(LogKeySocket, st.s.ID()), slog.Int("rooms", len(drop)))
+	}
 }
 
 // roomID reads the first argument as a room id.

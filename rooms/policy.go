@@ -267,5 +267,8 @@ func (p *Policy) onConnect(s *hub.Socket) {
 		auto = append(auto, RoomSeller(id.UserID))
 	}
 	s.Join(auto...)
+	if s.Recovered() {
+		st.revalidate(auto)
+	}
 	st.install()
 }

@@ -61,10 +61,22 @@ type stack struct {
 	url  string
 	keys *testKeys
 	jwks *jwksServer
+
+	mu      sync.Mutex
+	sockets map[string]*hub.Socket
 }
 
-func startStack(t *testing.T) *stack {
+type stackOpts struct {
+	recovery       bool // hub connection state recovery on
+	defaultPayload bool // hub MaxPayload left at its default (1e6)
+}
+
+func startStack(t *testing.T, o ...stackOpts) *stack {
 	t.Helper()
+	var opt stackOpts
+	if len(o) > 0 {
+		opt = o[0]
+	}
 	ctx := t.Context()
 	pg := pgtest.New(t, pgtest.Options{})
 	if err := pg.CreateDatabase(ctx, "shop"); err != nil {
@@ -82,7 +94,14 @@ func startStack(t *testing.T) *stack {
 	k := genKeys(t)
 	js := newJWKSServer(t, k)
 	log := testLogger(t)
-	srv, err := hub.New(hub.Config{Logger: log, MaxPayload: 4 << 20, PingInterval: 2 * time.Second, PingTimeout: 2 * time.Second})
+	hcfg := hub.Config{Logger: log, MaxPayload: 4 << 20, PingInterval: 2 * time.Second, PingTimeout: 2 * time.Second}
+	if opt.defaultPayload {
+		hcfg.MaxPayload = 0
+	}
+	if opt.recovery {
+		hcfg.Recovery = &hub.RecoveryConfig{}
+	}
+	srv, err := hub.New(hcfg)
 	if err != nil {
 		t.Fatalf("hub.New: %v", err)
 	}
@@ -111,6 +130,12 @@ func startStack(t *testing.T) *stack {
 	if err := pol.Install(srv); err != nil {
 		t.Fatalf("Install: %v", err)
 	}
+	st := &stack{hub: srv, pol: pol, keys: k, jwks: js, sockets: make(map[string]*hub.Socket)}
+	srv.Of("/").OnConnect(func(s *hub.Socket) {
+		st.mu.Lock()
+		st.sockets[s.ID()] = s
+		st.mu.Unlock()
+	})
 	runCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = pol.Run(runCtx) })
@@ -135,7 +160,20 @@ func startStack(t *testing.T) *stack {
 		stop()
 		wg.Wait()
 	})
-	return &stack{hub: srv, pol: pol, url: "http://" + ln.Addr().String(), keys: k, jwks: js}
+	st.url = "http://" + ln.Addr().String()
+	return st
+}
+
+// socket returns the server side of the socket with id sid.
+func (s *stack) socket(t *testing.T, sid string) *hub.Socket {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	so, ok := s.sockets[sid]
+	if !ok {
+		t.Fatalf("no server socket %s", sid)
+	}
+	return so
 }
 
 // token signs an RS256 (JWKS) token for user, valid for d, with an optional
@@ -572,4 +610,94 @@ func TestPolicy_ExpiryWhileConnected(t *testing.T) {
 	}
 	t.Logf("stale reconnect refused: message=%q data=%s", sl.Message, sl.Data)
 	t.Logf("stale client transcript:\n%s", d.lines4("stale"))
+}
+
+// TestPolicy_RecoveredSessionRevalidated: a client that recovers a session
+// (socket.io 4.6+ pid) keeps the rooms its identity may have; with another
+// user's token (an app that switched accounts in place) the previous user's
+// rooms and orders are left.
+func TestPolicy_RecoveredSessionRevalidated(t *testing.T) {
+	st := startStack(t, stackOpts{recovery: true})
+	d := startDriver(t, st.url)
+
+	sid := func(l *dline) string {
+		var s string
+		_ = json.Unmarshal(l.ID, &s)
+		return s
+	}
+	recovered := func(l *dline) bool { return strings.Contains(l.raw, `"recovered":true`) }
+	drop := func(name string, l *dline) *dline {
+		st.socket(t, sid(l)).CloseTransport("test drop")
+		d.wait(name+" disconnect", driverWait, func(x *dline) bool { return x.Name == name && x.Ev == "disconnect" })
+		return d.wait(name+" reconnect", driverWait, func(x *dline) bool { return x.Name == name && (x.Ev == "connect" || x.Ev == "connect_error") })
+	}
+	received := func(name, room, marker string) bool {
+		st.hub.Broadcast(&hub.Broadcast{Rooms: []string{room}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"` + marker + `"`)}, Offset: marker})
+		time.Sleep(150 * time.Millisecond)
+		return d.count(func(x *dline) bool { return x.Name == name && x.Event == "probe" && strings.Contains(x.raw, marker) }) > 0
+	}
+
+	t.Run("SameUserKeepsRooms", func(t *testing.T) {
+		l := d.connect("a", st.token(t, uCustomer1, "", time.Hour), connectOpts{transports: []string{"websocket"}})
+		if l.Ev != "connect" {
+			t.Fatalf("connect: %s %q", l.Ev, l.Message)
+		}
+		if ok, e := ackOf(t, d, "a", rooms.EventSubscribeOrder, order1); !ok {
+			t.Fatal(e)
+		}
+		if !received("a", rooms.RoomOrder(order1), "0-1") {
+			t.Fatalf("no event on order:%s before the drop", order1)
+		}
+		r := drop("a", l)
+		if r.Ev != "connect" || !recovered(r) {
+			t.Fatalf("reconnect: got %s, want a recovered connect", r.raw)
+		}
+		if !received("a", rooms.RoomOrder(order1), "0-2") {
+			t.Fatalf("recovered session lost its order room")
+		}
+		if ok, e := ackOf(t, d, "a", rooms.EventUnsubscribeOrder, order1); !ok {
+			t.Fatal(e)
+		}
+		if received("a", rooms.RoomOrder(order1), "0-3") {
+			t.Fatalf("unsubscribe:order did not leave a recovered order room")
+		}
+	})
+
+	t.Run("OtherUserLosesRooms", func(t *testing.T) {
+		l := d.connect("b", st.token(t, uCustomer1, "", time.Hour), connectOpts{transports: []string{"websocket"}})
+		if l.Ev != "connect" {
+			t.Fatalf("connect: %s %q", l.Ev, l.Message)
+		}
+		for _, c := range []struct{ ev, id string }{{rooms.EventSubscribeOrder, order1}, {rooms.EventSubscribeProduct, "p9"}} {
+			if ok, e := ackOf(t, d, "b", c.ev, c.id); !ok {
+				t.Fatal(e)
+			}
+		}
+		if !received("b", rooms.RoomUser(uCustomer1), "0-3b") { // gives the client an offset
+			t.Fatalf("no event on user:%s", uCustomer1)
+		}
+		// The app signs in as customer2 in the same tab.
+		d.send(map[string]any{"op": "setauth", "name": "b", "token": st.token(t, uCustomer2, "", time.Hour)})
+		d.wait("auth set", driverWait, func(x *dline) bool { return x.Name == "b" && x.Ev == "auth_set" })
+		r := drop("b", l)
+		if r.Ev != "connect" {
+			t.Fatalf("reconnect: %s", r.raw)
+		}
+		t.Logf("reconnect as another user: %s", r.raw)
+		if !recovered(r) {
+			t.Fatalf("the session was not recovered; the test needs it to be")
+		}
+		if received("b", rooms.RoomOrder(order1), "0-4") {
+			t.Errorf("customer2 receives customer1's order after recovering customer1's session")
+		}
+		if received("b", rooms.RoomUser(uCustomer1), "0-5") {
+			t.Errorf("customer2 receives user:%s after recovering its session", uCustomer1)
+		}
+		if !received("b", rooms.RoomUser(uCustomer2), "0-6") {
+			t.Errorf("customer2 does not receive its own user room")
+		}
+		if !received("b", rooms.RoomProduct("p9"), "0-7") {
+			t.Errorf("a recovered product room was dropped")
+		}
+	})
 }
