@@ -83,11 +83,11 @@ func appendValueJSON(dst []byte, oid uint32, v Value) []byte {
 	case oidTimestamptz:
 		return appendTimestamptzJSON(dst, b)
 	case oidTimestamp:
-		if len(b) > 10 && b[10] == ' ' {
+		if isISOTimestamp(b) {
 			dst = append(dst, '"')
 			dst = append(dst, b[:10]...)
 			dst = append(dst, 'T')
-			dst = appendJSONStringBody(dst, b[11:])
+			dst = append(dst, b[11:]...)
 			return append(dst, '"')
 		}
 	}
@@ -100,7 +100,7 @@ func appendValueJSON(dst []byte, oid uint32, v Value) []byte {
 // dates, other DateStyles) are kept as strings.
 func appendTimestamptzJSON(dst []byte, b []byte) []byte {
 	// Fast path: the server's TimeZone is UTC.
-	if n := len(b); n >= 22 && b[10] == ' ' && b[n-3] == '+' && b[n-2] == '0' && b[n-1] == '0' && isDigit(b[n-4]) {
+	if n := len(b); isISOTimestamp(b[:max(n-3, 0)]) && string(b[n-3:]) == "+00" {
 		dst = append(dst, '"')
 		dst = append(dst, b[:10]...)
 		dst = append(dst, 'T')
@@ -120,6 +120,33 @@ func appendTimestamptzJSON(dst []byte, b []byte) []byte {
 // tsLayouts parse Postgres' ISO timestamptz output; fractional seconds are
 // accepted by time.Parse without being in the layout.
 var tsLayouts = []string{"2006-01-02 15:04:05-07", "2006-01-02 15:04:05-07:00", "2006-01-02 15:04:05-07:00:00"}
+
+// isISOTimestamp reports whether b is "YYYY-MM-DD HH:MM:SS" with an optional
+// fraction ".d…", nothing else.
+func isISOTimestamp(b []byte) bool {
+	const shape = "dddd-dd-dd dd:dd:dd"
+	if len(b) < len(shape) {
+		return false
+	}
+	for i := 0; i < len(shape); i++ {
+		if shape[i] == 'd' && !isDigit(b[i]) || shape[i] != 'd' && b[i] != shape[i] {
+			return false
+		}
+	}
+	rest := b[len(shape):]
+	if len(rest) == 0 {
+		return true
+	}
+	if rest[0] != '.' || len(rest) == 1 {
+		return false
+	}
+	for _, c := range rest[1:] {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
