@@ -29,6 +29,8 @@ type Policy struct {
 
 	connMu sync.Mutex
 	conns  map[connKey]int // open (or reserved) sockets per namespace and user
+
+	pids pidOwners // owners of sessions being recovered (GuardRecovery)
 }
 
 type connKey struct{ nsp, user string }
@@ -220,6 +222,13 @@ func (p *Policy) authenticate(ctx context.Context, nsp string, h *hub.Handshake)
 	id, err := p.identify(ctx, claims)
 	if err != nil {
 		return nil, authErr(MsgAuthFailed, CodeProfileLookup, err)
+	}
+	if pid := recoveringPID(h.Auth); pid != "" {
+		if owner, ok := p.pids.take(pid, p.cfg.now()); ok && owner != id.UserID {
+			// The session is consumed by now, so the client's next attempt
+			// starts a fresh session.
+			return nil, authErr(MsgAuthFailed, CodeSessionMismatch, fmt.Errorf("session %q belongs to another user", pid))
+		}
 	}
 	if nsp == AdminNamespaceName && !id.Admin {
 		return nil, authErr(MsgAdminOnly, CodeNotAdmin, fmt.Errorf("role %q is not an admin role", id.Role))

@@ -68,6 +68,7 @@ type stack struct {
 
 type stackOpts struct {
 	recovery       bool // hub connection state recovery on
+	guard          bool // recovery store wrapped by Policy.GuardRecovery
 	defaultPayload bool // hub MaxPayload left at its default (1e6)
 }
 
@@ -94,17 +95,6 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 	k := genKeys(t)
 	js := newJWKSServer(t, k)
 	log := testLogger(t)
-	hcfg := hub.Config{Logger: log, MaxPayload: 4 << 20, PingInterval: 2 * time.Second, PingTimeout: 2 * time.Second}
-	if opt.defaultPayload {
-		hcfg.MaxPayload = 0
-	}
-	if opt.recovery {
-		hcfg.Recovery = &hub.RecoveryConfig{}
-	}
-	srv, err := hub.New(hcfg)
-	if err != nil {
-		t.Fatalf("hub.New: %v", err)
-	}
 	pol, err := rooms.New(rooms.Config{
 		JWTSecret:              rooms.Secret(k.secret),
 		JWKSURL:                js.URL(),
@@ -126,6 +116,20 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 	})
 	if err != nil {
 		t.Fatalf("rooms.New: %v", err)
+	}
+	hcfg := hub.Config{Logger: log, MaxPayload: 4 << 20, PingInterval: 2 * time.Second, PingTimeout: 2 * time.Second}
+	if opt.defaultPayload {
+		hcfg.MaxPayload = 0
+	}
+	if opt.recovery {
+		hcfg.Recovery = &hub.RecoveryConfig{}
+		if opt.guard {
+			hcfg.Recovery.Store = pol.GuardRecovery(hub.NewMemoryStore(2*time.Minute, 1000))
+		}
+	}
+	srv, err := hub.New(hcfg)
+	if err != nil {
+		t.Fatalf("hub.New: %v", err)
 	}
 	if err := pol.Install(srv); err != nil {
 		t.Fatalf("Install: %v", err)
@@ -700,4 +704,43 @@ func TestPolicy_RecoveredSessionRevalidated(t *testing.T) {
 			t.Errorf("a recovered product room was dropped")
 		}
 	})
+}
+
+// TestPolicy_RecoveryGuard: with the recovery store wrapped by GuardRecovery,
+// a CONNECT that tries to recover another user's session is refused before
+// any missed event is replayed; the client's next attempt starts afresh.
+func TestPolicy_RecoveryGuard(t *testing.T) {
+	st := startStack(t, stackOpts{recovery: true, guard: true})
+	d := startDriver(t, st.url)
+
+	l := d.connect("g", st.token(t, uCustomer1, "", time.Hour), connectOpts{transports: []string{"websocket"}})
+	if l.Ev != "connect" {
+		t.Fatalf("connect: %s %q", l.Ev, l.Message)
+	}
+	var sid string
+	_ = json.Unmarshal(l.ID, &sid)
+	st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomUser(uCustomer1)}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"before"`)}, Offset: "1-0"})
+	d.wait("probe before", driverWait, func(x *dline) bool { return x.Name == "g" && x.Event == "probe" })
+	d.send(map[string]any{"op": "setauth", "name": "g", "token": st.token(t, uCustomer2, "", time.Hour)})
+	d.wait("auth set", driverWait, func(x *dline) bool { return x.Name == "g" && x.Ev == "auth_set" })
+
+	st.socket(t, sid).CloseTransport("test drop")
+	d.wait("disconnect", driverWait, func(x *dline) bool { return x.Name == "g" && x.Ev == "disconnect" })
+	// Missed while disconnected: customer1's private event.
+	st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomUser(uCustomer1)}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"secret-missed"`)}, Offset: "2-0"})
+
+	r := d.wait("reconnect", driverWait, func(x *dline) bool { return x.Name == "g" && (x.Ev == "connect" || x.Ev == "connect_error") })
+	if r.Ev != "connect_error" || r.Message != rooms.MsgAuthFailed || codeOf(r) != rooms.CodeSessionMismatch {
+		t.Fatalf("recovering another user's session: got %s, want connect_error %q {code:%q}", r.raw, rooms.MsgAuthFailed, rooms.CodeSessionMismatch)
+	}
+	t.Logf("refused: message=%q data=%s", r.Message, r.Data)
+	d.send(map[string]any{"op": "reconnect", "name": "g"})
+	r = d.wait("fresh connect", driverWait, func(x *dline) bool { return x.Name == "g" && (x.Ev == "connect" || x.Ev == "connect_error") })
+	if r.Ev != "connect" || strings.Contains(r.raw, `"recovered":true`) {
+		t.Fatalf("retry: got %s, want a fresh (not recovered) connect", r.raw)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := d.count(func(x *dline) bool { return x.Name == "g" && strings.Contains(x.raw, "secret-missed") }); n != 0 {
+		t.Fatalf("customer2 received customer1's missed event")
+	}
 }

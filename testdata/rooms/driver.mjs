@@ -8,6 +8,7 @@
 //   {"op":"emit","name":"a","id":1,"event":"subscribe:product","args":["p1"],"ack":true}
 //   {"op":"flood","name":"a","id":2,"event":"subscribe:product","args":["p1"],"count":1000,"ms":1000}
 //   {"op":"setauth","name":"a","token":"…"}
+//   {"op":"reconnect","name":"a"}   (socket.connect() after a connect_error)
 //   {"op":"close","name":"a"}
 //
 // Output lines: {"name","ev":"connect","id"} | {"name","ev":"connect_error","message","data"} |
@@ -114,6 +115,12 @@ rl.on("line", (l) => {
       if (!s) return fail("no socket " + c.name);
       s.auth = c.token == null ? {} : { token: c.token };
       return out({ name: c.name, ev: "auth_set" });
+    }
+    case "reconnect": {
+      const s = sockets.get(c.name);
+      if (!s) return fail("no socket " + c.name);
+      s.connect();
+      return;
     }
     case "close": {
       const s = sockets.get(c.name);
