@@ -95,12 +95,22 @@ type broadcaster interface{ Broadcast(*hub.Broadcast) }
 
 // NewRedis returns a Redis bus for cfg; it does no I/O.
 func NewRedis(cfg RedisConfig) (*Redis, error) {
+	if cfg.Server == nil {
+		return nil, errors.New("bus: RedisConfig.Server is required")
+	}
+	r, err := newRedis(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.srv = cfg.Server
+	return r, nil
+}
+
+// newRedis builds the bus; r.srv is left for the caller to set.
+func newRedis(cfg RedisConfig) (*Redis, error) {
 	var errs []error
 	if cfg.Client == nil {
 		errs = append(errs, errors.New("bus: RedisConfig.Client is required"))
-	}
-	if cfg.Server == nil {
-		errs = append(errs, errors.New("bus: RedisConfig.Server is required"))
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
@@ -137,7 +147,6 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	r := &Redis{
 		cfg:  cfg,
 		log:  cfg.Logger.With("component", "bus"),
-		srv:  cfg.Server,
 		m:    cfg.Metrics,
 		nsps: make(map[string]bool),
 		last: make(map[string]streamID),
@@ -154,6 +163,11 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Store != nil {
 		cfg.Store.fedByBus.Store(true)
 		cfg.Store.m = cfg.Metrics
+		if cfg.Server != nil {
+			for n := range r.nsps {
+				cfg.Server.Of(n).OnConnect(cfg.Store.track)
+			}
+		}
 	}
 	return r, nil
 }
@@ -298,6 +312,13 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 // Store, first delivers what it missed meanwhile. It returns nil when ctx
 // ends.
 func (r *Redis) Run(ctx context.Context) error {
+	if r.cfg.Store != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		lctx, stop := context.WithCancel(ctx)
+		defer stop()
+		wg.Go(func() { r.cfg.Store.keepLive(lctx) })
+	}
 	ps := r.cfg.Client.PSubscribe(ctx, r.patterns...)
 	defer func() { ps.Close() }()
 	r.updateUp()

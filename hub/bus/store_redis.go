@@ -62,6 +62,7 @@ type RedisStore struct {
 	m          *Metrics
 	uid        string
 	sessPrefix string
+	live       liveSessions
 }
 
 var _ hub.RecoveryStore = (*RedisStore)(nil)
@@ -202,13 +203,14 @@ type sessionJSON struct {
 	DisconnectedAt int64    `json:"at"` // Unix milliseconds
 }
 
-// SaveSession stores sess for MaxAge.
-func (s *RedisStore) SaveSession(ctx context.Context, sess hub.Session) error {
-	data, err := json.Marshal(sessionJSON{SID: sess.SID, PID: sess.PID, Namespace: sess.Namespace,
+func encodeSession(sess hub.Session) []byte {
+	data, _ := json.Marshal(sessionJSON{SID: sess.SID, PID: sess.PID, Namespace: sess.Namespace,
 		Rooms: sess.Rooms, DisconnectedAt: sess.DisconnectedAt.UnixMilli()})
-	if err != nil {
-		return fmt.Errorf("bus: encode session: %w", err)
-	}
+	return data
+}
+
+// SaveSession stores sess for MaxAge after its DisconnectedAt.
+func (s *RedisStore) SaveSession(ctx context.Context, sess hub.Session) error {
 	ttl := s.cfg.MaxAge - time.Since(sess.DisconnectedAt)
 	if sess.DisconnectedAt.IsZero() || ttl > s.cfg.MaxAge {
 		ttl = s.cfg.MaxAge
@@ -216,7 +218,7 @@ func (s *RedisStore) SaveSession(ctx context.Context, sess hub.Session) error {
 	if ttl <= 0 {
 		return nil
 	}
-	if err := s.cfg.Client.Set(ctx, s.sessPrefix+sess.PID, data, ttl).Err(); err != nil {
+	if err := s.cfg.Client.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess), ttl).Err(); err != nil {
 		return fmt.Errorf("bus: save session: %w", err)
 	}
 	return nil

@@ -1,0 +1,106 @@
+package bus_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/hub/bus/redistest"
+	"github.com/walcast/walcast/hub/hubtest"
+)
+
+// hubNode is a real hub with the Redis bus and the Redis recovery store.
+type hubNode struct {
+	srv *hub.Server
+	url string
+	bus *bus.Redis
+}
+
+func startHubNode(t *testing.T, rs *redistest.Server) *hubNode {
+	t.Helper()
+	c := newClient(t, rs)
+	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t),
+		Recovery: &hub.RecoveryConfig{Store: st, MaxDisconnection: bus.DefaultStoreMaxAge}})
+	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
+	b, err := bus.NewRedis(bus.RedisConfig{Client: c, Server: srv, Store: st, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitHealthy(t, b)
+	return &hubNode{srv: srv, url: ts.URL, bus: b}
+}
+
+func next(t *testing.T, c *hubtest.Client) hubtest.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	ev, err := c.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return ev
+}
+
+func roomEvent(i int) *hub.Broadcast {
+	return &hub.Broadcast{Rooms: []string{"room1"}, Event: "tick",
+		Args: []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}, Offset: fmt.Sprintf("%d-0", 100+i)}
+}
+
+// TestRedis_HubAcrossNodes: a client on node B gets what node A publishes,
+// with the offset last; after a drop it recovers on node A what it missed.
+func TestRedis_HubAcrossNodes(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	a, b := startHubNode(t, rs), startHubNode(t, rs)
+	ctx := t.Context()
+	cl, err := hubtest.Dial(ctx, b.url, "/", json.RawMessage(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := a.bus.Publish(ctx, []*hub.Broadcast{roomEvent(1)}); err != nil {
+		t.Fatal(err)
+	}
+	ev := next(t, cl)
+	if ev.Name != "tick" || len(ev.Args) != 2 || string(ev.Args[0]) != `{"i":1}` || string(ev.Args[1]) != `"101-0"` {
+		t.Fatalf("client on B got %s %s, want tick {\"i\":1} \"101-0\"", ev.Name, ev.Args)
+	}
+
+	cl.Drop() // B saves the session in Redis
+	time.Sleep(100 * time.Millisecond)
+	if err := a.bus.Publish(ctx, []*hub.Broadcast{roomEvent(2), roomEvent(3)}); err != nil {
+		t.Fatal(err)
+	}
+	// Reconnect to A, the other node.
+	c2, err := hubtest.DialOptions(ctx, a.url, "/", json.RawMessage(`{}`), hubtest.Options{PID: cl.PID(), Offset: cl.LastOffset()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if !c2.Recovered() || c2.ID() != cl.ID() {
+		t.Fatalf("on node A: recovered=%v id=%s, want recovered with id %s", c2.Recovered(), c2.ID(), cl.ID())
+	}
+	for i := 2; i <= 3; i++ {
+		ev := next(t, c2)
+		if string(ev.Args[0]) != fmt.Sprintf(`{"i":%d}`, i) {
+			t.Fatalf("recovered event: got %s, want i=%d", ev.Args, i)
+		}
+	}
+	if err := b.bus.Publish(ctx, []*hub.Broadcast{roomEvent(4)}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, c2); string(ev.Args[0]) != `{"i":4}` {
+		t.Fatalf("live event after recovery: got %s, want i=4", ev.Args)
+	}
+}

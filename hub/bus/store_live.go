@@ -1,0 +1,120 @@
+package bus
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/walcast/walcast/hub"
+)
+
+// Live sessions: the hub saves a socket's session when the socket disconnects.
+// A node that is killed saves nothing, so its clients could not recover on
+// another node. The store therefore also keeps the session of every connected
+// socket in Redis, refreshed while the socket lives (rooms changes within
+// liveTick, the expiry every MaxAge/3). If the node dies, the last record stays
+// recoverable for MaxAge, and another node's TakeSession finds it.
+//
+// This needs the socket's private id, which *hub.Socket exposes through a
+// PID() string method; without it (an older hub) tracking is a no-op.
+
+// liveTick is how often rooms of connected sockets are checked for changes.
+const liveTick = time.Second
+
+type liveEntry struct {
+	sock    *hub.Socket
+	pid     string
+	rooms   []string
+	written time.Time
+}
+
+type liveSessions struct {
+	mu      sync.Mutex
+	entries map[*hub.Socket]*liveEntry
+}
+
+type pider interface{ PID() string }
+
+// track starts keeping sock's session; install it with Namespace.OnConnect.
+func (s *RedisStore) track(sock *hub.Socket) {
+	p, ok := any(sock).(pider)
+	if !ok || p.PID() == "" {
+		return
+	}
+	e := &liveEntry{sock: sock, pid: p.PID()}
+	s.live.mu.Lock()
+	if s.live.entries == nil {
+		s.live.entries = make(map[*hub.Socket]*liveEntry)
+	}
+	s.live.entries[sock] = e
+	s.live.mu.Unlock()
+	sock.OnDisconnect(func(sock *hub.Socket, reason string) {
+		s.live.mu.Lock()
+		delete(s.live.entries, sock)
+		s.live.mu.Unlock()
+		if !recoverableReason(reason) {
+			// The hub saved nothing; drop the live record so the session
+			// cannot be resumed after an explicit disconnect.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = s.cfg.Client.Del(ctx, s.sessPrefix+e.pid).Err()
+		}
+	})
+}
+
+// recoverableReason mirrors the hub: explicit namespace disconnects and
+// protocol errors are not recoverable.
+func recoverableReason(reason string) bool {
+	switch reason {
+	case "client namespace disconnect", "server namespace disconnect", "parse error", "invalid state":
+		return false
+	}
+	return true
+}
+
+// keepLive writes changed or ageing live sessions every liveTick until ctx ends.
+func (s *RedisStore) keepLive(ctx context.Context) {
+	t := time.NewTicker(liveTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.flushLive(ctx)
+	}
+}
+
+func (s *RedisStore) flushLive(ctx context.Context) {
+	now := time.Now()
+	var due []hub.Session
+	var dueEntries []*liveEntry
+	s.live.mu.Lock()
+	for _, e := range s.live.entries {
+		rooms := e.sock.Rooms()
+		if slices.Equal(rooms, e.rooms) && now.Sub(e.written) < s.cfg.MaxAge/3 {
+			continue
+		}
+		due = append(due, hub.Session{SID: e.sock.ID(), PID: e.pid, Namespace: e.sock.Namespace(), Rooms: rooms, DisconnectedAt: now})
+		dueEntries = append(dueEntries, e)
+	}
+	s.live.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	p := s.cfg.Client.Pipeline()
+	for _, sess := range due {
+		p.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess), s.cfg.MaxAge)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		s.log.Warn("save live sessions; retrying at the next tick", "count", len(due), "err", err)
+		return
+	}
+	s.live.mu.Lock()
+	for i, e := range dueEntries {
+		e.rooms, e.written = due[i].Rooms, now
+	}
+	s.live.mu.Unlock()
+}
