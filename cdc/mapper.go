@@ -505,18 +505,33 @@ func (m *Mapper) mapOrder(dst []Event, c *Change, ri *relInfo) []Event {
 	m.applyOrderMetricsLocked(c, ri)
 	switch c.Op {
 	case OpInsert:
+		var row []byte // the row JSON inside admin:new-order's payload, shared by order:new
 		if m.on.newOrder {
 			b := append(m.scratch[:0], `{"order":`...)
+			start := len(b)
 			b = appendRowJSON(b, ri.rel, c.New)
+			end := len(b)
 			b = append(b, ',')
 			b = m.appendTS(b, c)
 			m.scratch = append(b, '}')
 			dst = m.emitLocked(dst, c, 0, RoomAdmin, EventAdminNewOrder)
+			// Payloads are immutable once emitted, so order:new can share it.
+			row = dst[len(dst)-1].Payload[start:end:end]
 		}
 		if m.on.orderNew {
 			if seller, ok := textCol(c.New, ri.idx[oSellerID]); ok {
-				m.scratch = appendRowJSON(m.scratch[:0], ri.rel, c.New)
-				dst = m.emitLocked(dst, c, 1, "seller:"+string(seller), EventOrderNew)
+				if row == nil {
+					m.scratch = appendRowJSON(m.scratch[:0], ri.rel, c.New)
+					dst = m.emitLocked(dst, c, 1, "seller:"+string(seller), EventOrderNew)
+				} else {
+					dst = append(dst, Event{
+						ID:         EventID{LSN: c.CommitLSN, Index: c.Index*eventsPerChange + 1},
+						Room:       "seller:" + string(seller),
+						Name:       EventOrderNew,
+						Payload:    row,
+						CommitTime: c.CommitTime,
+					})
+				}
 			}
 		}
 	case OpUpdate:

@@ -146,11 +146,15 @@ func (m *Mapper) MetricsEvent(now time.Time) (Event, bool) {
 
 // CurrentMetrics returns the current admin:metrics-updated payload,
 // {"metrics":{totalRevenue,totalOrders,averageOrderValue},"timestamp":ms}, with
-// the commit time of the last change that moved it, for a new subscriber.
-// Safe to call from any goroutine.
+// the commit time of the last change that moved it (or of Load), for a new
+// subscriber; nil before Load and before any order change. Safe to call from
+// any goroutine.
 func (m *Mapper) CurrentMetrics() json.RawMessage {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.met.changed.IsZero() {
+		return nil
+	}
 	return m.metricsPayloadLocked(nil, m.met.changed.UnixMilli())
 }
 

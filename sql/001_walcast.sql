@@ -9,13 +9,18 @@ CREATE SCHEMA IF NOT EXISTS walcast;
 
 COMMENT ON SCHEMA walcast IS 'walcast: push committed changes to Socket.IO clients';
 
+-- Any role may call the functions, like pg_logical_emit_message itself (which
+-- PUBLIC may execute). To restrict who can emit events, revoke EXECUTE on the
+-- functions from PUBLIC and grant it to your application roles; migrations
+-- do not undo such grants (CREATE OR REPLACE keeps a function's privileges).
+GRANT USAGE ON SCHEMA walcast TO PUBLIC;
+
 -- walcast.emit sends event (with payload as its single argument) to room.
 -- Message prefix 'walcast', content {"room":…,"event":…,"payload":…}.
 CREATE OR REPLACE FUNCTION walcast.emit(room text, event text, payload jsonb DEFAULT NULL)
 RETURNS pg_lsn
 LANGUAGE plpgsql
 VOLATILE
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
@@ -41,7 +46,6 @@ CREATE OR REPLACE FUNCTION walcast.notify(user_id text, title text, message text
 RETURNS pg_lsn
 LANGUAGE sql
 VOLATILE
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
   SELECT walcast.emit('user:' || user_id, 'notification',
@@ -52,7 +56,6 @@ CREATE OR REPLACE FUNCTION walcast.notify(user_id uuid, title text, message text
 RETURNS pg_lsn
 LANGUAGE sql
 VOLATILE
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
   SELECT walcast.notify(user_id::text, title, message, type);
@@ -65,7 +68,6 @@ CREATE OR REPLACE FUNCTION walcast.heartbeat()
 RETURNS pg_lsn
 LANGUAGE sql
 VOLATILE
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
   SELECT pg_logical_emit_message(true, 'walcast.heartbeat', now()::text);

@@ -107,6 +107,12 @@ func TestMigrate(t *testing.T) {
 			}
 		}
 	})
+	t.Run("OtherRoleMayEmit", func(t *testing.T) {
+		out, err := c.Psql(ctx, "shop", "CREATE ROLE app LOGIN; SET ROLE app; SELECT walcast.emit('r', 'e', '{}') IS NOT NULL AS ok")
+		if err != nil || !strings.Contains(out, " t") {
+			t.Errorf("walcast.emit as a plain role: %q, %v", out, err)
+		}
+	})
 	t.Run("EmitRejectsEmptyRoom", func(t *testing.T) {
 		for _, q := range []string{"select walcast.emit('', 'e', null)", "select walcast.emit('r', null, null)"} {
 			_, err := conn.Exec(ctx, q)
