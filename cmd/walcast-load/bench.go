@@ -1,0 +1,537 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/walcast/walcast/cdc/pgtest"
+	wsql "github.com/walcast/walcast/sql"
+)
+
+// BenchConfig configures the scenario suite (`walcast-load bench`).
+type BenchConfig struct {
+	Root       string   // repository root (holds go.mod and testdata/bench)
+	Quick      bool     // small numbers, seconds instead of minutes (CI and BENCH_QUICK=1)
+	Servers    []string // "walcast", "node"; nil = both
+	Only       []string // scenario names; nil = all
+	ServerCPUs string   // taskset list for the servers; "" = no pinning
+	ToolCPUs   string   // taskset list for the load workers
+	Profile    string   // when set, perf-record walcast during fanout-cost into this file prefix
+	Log        io.Writer
+}
+
+// scenario is one row family of the issue-7 table.
+type scenario struct {
+	Name    string
+	Run     RunConfig // server fields filled per server
+	Storm   bool
+	Backlog int // rows changed while walcast is stopped (walcast only)
+}
+
+func scenarios(quick bool) []scenario {
+	if quick {
+		return []scenario{
+			{Name: "idle", Run: RunConfig{Clients: 300, Rooms: 300}},
+			{Name: "fanout-cost", Run: RunConfig{Clients: 200, Rooms: 1, Rate: 20, Duration: 3 * time.Second}},
+			{Name: "fanout-latency", Run: RunConfig{Clients: 300, Rooms: 1, Rate: 10, Duration: 3 * time.Second}},
+			{Name: "spread", Run: RunConfig{Clients: 300, Rooms: 300, Rate: 100, Duration: 3 * time.Second, DriverConns: 4}},
+			{Name: "slow", Run: RunConfig{Clients: 300, Slow: 10, Rooms: 1, Rate: 10, Duration: 3 * time.Second}},
+			{Name: "storm", Run: RunConfig{Clients: 100, Rooms: 100, Storm: true, Duration: 3 * time.Second, DriverConns: 4}},
+			{Name: "backlog", Backlog: 10_000},
+		}
+	}
+	return []scenario{
+		{Name: "idle", Run: RunConfig{Clients: 15000, Rooms: 10000, Settle: 5 * time.Second}},
+		{Name: "fanout-cost", Run: RunConfig{Clients: 5000, Rooms: 1, Rate: 50, Duration: 20 * time.Second}},
+		{Name: "fanout-latency", Run: RunConfig{Clients: 10000, Rooms: 1, Rate: 10, Duration: 20 * time.Second}},
+		{Name: "spread", Run: RunConfig{Clients: 10000, Rooms: 10000, Rate: 1000, Duration: 30 * time.Second, DriverConns: 8}},
+		{Name: "slow", Run: RunConfig{Clients: 10000, Slow: 100, Rooms: 1, Rate: 10, Duration: 20 * time.Second}},
+		{Name: "storm", Run: RunConfig{Clients: 1000, Rooms: 1000, Storm: true, Duration: 60 * time.Second, DriverConns: 6}},
+		{Name: "backlog", Backlog: 1_000_000},
+	}
+}
+
+// benchEnv is the shared state of one suite run.
+type benchEnv struct {
+	cfg     BenchConfig
+	pg      *pgtest.Cluster
+	dsn     string
+	secret  string
+	tmp     string
+	walcast string // built binary
+}
+
+// server is a running server process under test.
+type server struct {
+	kind   string
+	cmd    *exec.Cmd
+	addr   string
+	logf   string
+	exited chan struct{} // closed when the process has been waited for
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+func (s *server) stop() {
+	if s == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.exited:
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// BenchOutcome holds every run of a suite, keyed by scenario then server.
+type BenchOutcome struct {
+	Results map[string]map[string]*Result
+	Backlog map[string]*BacklogResult
+	Errors  map[string]map[string]error
+	Machine string
+}
+
+// BacklogResult is the backlog scenario's figure.
+type BacklogResult struct {
+	Rows     int
+	Drain    time.Duration // walcast start -> a change committed after the backlog is received
+	PeakRSS  int64
+	LoadAvg  string
+	Received bool
+}
+
+func (e *benchEnv) logf(format string, args ...any) {
+	if e.cfg.Log != nil {
+		fmt.Fprintf(e.cfg.Log, format+"\n", args...)
+	}
+}
+
+func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	root, err := findRoot()
+	if err != nil {
+		return err
+	}
+	cfg := BenchConfig{Root: root, Quick: getenv("BENCH_QUICK") == "1", Log: stderr,
+		ServerCPUs: "0", ToolCPUs: "1", Profile: getenv("BENCH_PROFILE")}
+	if v := getenv("BENCH_SERVERS"); v != "" {
+		cfg.Servers = strings.Split(v, ",")
+	}
+	if v := getenv("BENCH_ONLY"); v != "" {
+		cfg.Only = strings.Split(v, ",")
+	}
+	if v, ok := os.LookupEnv("BENCH_PIN"); ok && v == "0" {
+		cfg.ServerCPUs, cfg.ToolCPUs = "", ""
+	}
+	out, err := Bench(ctx, cfg)
+	if out != nil {
+		printTable(stdout, cfg, out)
+	}
+	return err
+}
+
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "testdata", "bench", "server.mjs")); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("bench: run inside the walcast repository (go.mod and testdata/bench not found)")
+		}
+		dir = parent
+	}
+}
+
+// Bench runs the scenarios against each server and returns every result.
+func Bench(ctx context.Context, cfg BenchConfig) (*BenchOutcome, error) {
+	if cfg.Servers == nil {
+		cfg.Servers = []string{"walcast", "node"}
+	}
+	e := &benchEnv{cfg: cfg, secret: "walcast-bench-secret-0123456789abcdef"}
+	var err error
+	if e.tmp, err = os.MkdirTemp("", "walcast-bench"); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(e.tmp)
+	out := &BenchOutcome{Results: map[string]map[string]*Result{}, Backlog: map[string]*BacklogResult{},
+		Errors: map[string]map[string]error{}, Machine: machine()}
+
+	if has(cfg.Servers, "walcast") {
+		e.walcast = filepath.Join(e.tmp, "walcast")
+		b := exec.CommandContext(ctx, "go", "build", "-o", e.walcast, "./cmd/walcast")
+		b.Dir = cfg.Root
+		if o, err := b.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("bench: build walcast: %w\n%s", err, o)
+		}
+	}
+	e.logf("bench: starting Postgres")
+	e.pg, err = pgtest.Start(ctx, pgtest.Options{TCPPort: -1, Settings: []string{"max_connections = 300", "max_wal_size = 8GB"}})
+	if err != nil {
+		return nil, fmt.Errorf("bench: start postgres: %w", err)
+	}
+	defer e.pg.Stop()
+	if err := e.pg.CreateDatabase(ctx, "bench"); err != nil {
+		return nil, err
+	}
+	e.dsn = e.pg.URL("bench")
+	if err := e.setupDB(ctx); err != nil {
+		return nil, err
+	}
+
+	record := func(sc, srv string, r *Result, err error) {
+		if out.Results[sc] == nil {
+			out.Results[sc], out.Errors[sc] = map[string]*Result{}, map[string]error{}
+		}
+		if err != nil {
+			out.Errors[sc][srv] = err
+			e.logf("bench: %s/%s: %v", sc, srv, err)
+			return
+		}
+		out.Results[sc][srv] = r
+		if cfg.Log != nil {
+			printResult(cfg.Log, sc+"/"+srv, r)
+		}
+	}
+	for _, kind := range cfg.Servers {
+		if err := e.setTrigger(ctx, kind == "node"); err != nil {
+			return out, err
+		}
+		for _, sc := range scenarios(cfg.Quick) {
+			if cfg.Only != nil && !has(cfg.Only, sc.Name) {
+				continue
+			}
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			if sc.Backlog > 0 {
+				if kind != "walcast" {
+					continue
+				}
+				br, err := e.backlog(ctx, sc.Backlog)
+				if err != nil {
+					record(sc.Name, kind, nil, err)
+					continue
+				}
+				out.Backlog[kind] = br
+				e.logf("bench: backlog/%s: %d rows drained in %s, peak RSS %s (load %s)", kind, br.Rows, br.Drain.Round(time.Millisecond), fmtBytes(br.PeakRSS), br.LoadAvg)
+				continue
+			}
+			e.logf("bench: %s/%s (load %s)", sc.Name, kind, loadAvg())
+			r, err := e.runOne(ctx, kind, sc)
+			record(sc.Name, kind, r, err)
+		}
+	}
+	return out, nil
+}
+
+func has(list []string, s string) bool {
+	for _, x := range list {
+		if strings.TrimSpace(x) == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *benchEnv) setupDB(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, e.dsn)
+	if err != nil {
+		return fmt.Errorf("bench: connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if err := wsql.Migrate(ctx, conn, wsql.Options{Demo: true, Slot: "walcast"}); err != nil {
+		return fmt.Errorf("bench: migrate: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(e.cfg.Root, "testdata", "bench", "bench.sql"))
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, string(b)); err != nil {
+		return fmt.Errorf("bench: bench.sql: %w", err)
+	}
+	return nil
+}
+
+func (e *benchEnv) setTrigger(ctx context.Context, on bool) error {
+	verb := "DISABLE"
+	if on {
+		verb = "ENABLE"
+	}
+	_, err := e.pg.Psql(ctx, "bench", "ALTER TABLE public.inventory "+verb+" TRIGGER bench_notify_stock")
+	return err
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (e *benchEnv) pinned(cpus string, name string, args ...string) *exec.Cmd {
+	if cpus == "" {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("taskset", append([]string{"-c", cpus, name}, args...)...)
+}
+
+// start launches a fresh server of kind and waits until it serves.
+func (e *benchEnv) start(ctx context.Context, kind string) (*server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	s := &server{kind: kind, addr: addr, logf: filepath.Join(e.tmp, kind+".log")}
+	logFile, err := os.OpenFile(s.logf, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	switch kind {
+	case "walcast":
+		s.cmd = e.pinned(e.cfg.ServerCPUs, e.walcast, "serve")
+		s.cmd.Env = append(os.Environ(), "WALCAST_DATABASE_URL="+e.dsn, "WALCAST_LISTEN="+addr,
+			"WALCAST_JWT_SECRET="+e.secret, "LOG_LEVEL=warn")
+	case "node":
+		s.cmd = e.pinned(e.cfg.ServerCPUs, "node", filepath.Join(e.cfg.Root, "testdata", "bench", "server.mjs"))
+		s.cmd.Env = append(os.Environ(), "DATABASE_URL="+e.dsn, "PORT="+strconv.Itoa(port), "HOST=127.0.0.1", "JWT_SECRET="+e.secret)
+	default:
+		return nil, fmt.Errorf("unknown server %q", kind)
+	}
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", kind, err)
+	}
+	exited := make(chan error, 1)
+	s.exited = make(chan struct{})
+	go func() { err := s.cmd.Wait(); exited <- err; close(s.exited) }()
+	// Wait until the port accepts connections.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			<-s.exited
+			b, _ := os.ReadFile(s.logf)
+			return nil, fmt.Errorf("%s exited at start: %v\n%s", kind, err, lastN(string(b), 2000))
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			s.cmd.Process.Kill()
+			<-s.exited
+			return nil, fmt.Errorf("%s did not listen on %s within 30s", kind, addr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if kind == "walcast" {
+		// Wait for replication to stream (readyz) so that the first changes are not
+		// measured against a slot that is still being opened.
+		for time.Now().Before(deadline) {
+			resp, err := httpClient.Get("http://" + addr + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return s, nil
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
+
+func lastN(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func (e *benchEnv) runOne(ctx context.Context, kind string, sc scenario) (*Result, error) {
+	s, err := e.start(ctx, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	rc := sc.Run
+	rc.Server, rc.DSN, rc.Secret, rc.ServerPID, rc.ToolCPUs, rc.Log = s.addr, e.dsn, e.secret, s.pid(), e.cfg.ToolCPUs, e.cfg.Log
+	if kind == "walcast" && sc.Name == "storm" {
+		rc.SlotName = "walcast"
+	}
+	if kind == "walcast" && sc.Name == "fanout-cost" && e.cfg.Profile != "" {
+		stop := e.perfRecord(ctx, s.pid(), rc.Settle+3*time.Second, rc.Duration)
+		defer stop()
+	}
+	return Run(ctx, rc)
+}
+
+// perfRecord samples the server with perf during the drive window.
+func (e *benchEnv) perfRecord(ctx context.Context, pid int, delay, d time.Duration) func() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+		data := e.cfg.Profile + ".data"
+		cmd := exec.CommandContext(ctx, "perf", "record", "-F", "499", "-g", "-o", data, "-p", strconv.Itoa(pid), "--", "sleep", strconv.Itoa(int(d.Seconds())))
+		if o, err := cmd.CombinedOutput(); err != nil {
+			e.logf("bench: perf record: %v %s", err, o)
+			return
+		}
+		rep := exec.CommandContext(ctx, "perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "symbol", "--percent-limit", "0.7")
+		o, err := rep.Output()
+		if err != nil {
+			e.logf("bench: perf report: %v", err)
+			return
+		}
+		_ = os.WriteFile(e.cfg.Profile+".txt", o, 0o644)
+		e.logf("bench: profile written to %s.txt", e.cfg.Profile)
+	}()
+	return func() { <-done }
+}
+
+// backlog stops walcast, commits rows row changes (10,000-row UPDATE
+// statements, one transaction each), starts walcast, then measures the time
+// until a change committed after the backlog reaches a subscribed client; the
+// slot delivers in commit order, so that is when the backlog has drained.
+func (e *benchEnv) backlog(ctx context.Context, rows int) (*BacklogResult, error) {
+	conn, err := pgx.Connect(ctx, e.dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	per := min(rows, 10000)
+	e.logf("bench: backlog: committing %d row changes while walcast is stopped", rows)
+	t0 := time.Now()
+	for done := 0; done < rows; done += per {
+		if _, err := conn.Exec(ctx, `update inventory set quantity = quantity + 1 where variant_id in (select id from variants where sku like 'BENCH-%' order by id limit $1)`, per); err != nil {
+			return nil, fmt.Errorf("backlog update: %w", err)
+		}
+	}
+	e.logf("bench: backlog committed in %s", time.Since(t0).Round(time.Millisecond))
+	var marker int64
+	if err := conn.QueryRow(ctx, `select coalesce(max(quantity), 0) + 1000 from inventory`).Scan(&marker); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	s, err := e.start(ctx, "walcast")
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	// One client in product room 0.
+	addr, _ := netip.ParseAddrPort(s.addr)
+	r, err := dial(dialOptions{Server: addr, Host: s.addr, Path: "/socket.io/", Token: signHS256([]byte(e.secret), 999999, time.Now(), time.Hour),
+		Room: productID(0), Timeout: 120 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("backlog client: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `update inventory set quantity = $1 where variant_id = $2`, marker, variantID(0)); err != nil {
+		return nil, err
+	}
+	res := &BacklogResult{Rows: rows}
+	got := make(chan struct{})
+	go func() {
+		defer close(got)
+		buf := r.rest
+		for {
+			for {
+				op, p, n, err := parseFrame(buf, 1<<24)
+				if err != nil || n == 0 {
+					break
+				}
+				if op == opText && len(p) == 1 && p[0] == '2' {
+					_ = writeAll(r.fd, pongFrame)
+				}
+				if v, ok := parseStockEvent(p); ok && v == marker {
+					res.Received = true
+					return
+				}
+				buf = buf[:copy(buf, buf[n:])]
+			}
+			var err error
+			if buf, err = readMore(r.fd, buf); err != nil {
+				return
+			}
+		}
+	}()
+	var peak int64
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(180 * time.Second)
+loop:
+	for {
+		select {
+		case <-got:
+			break loop
+		case <-tick.C:
+			if ps, err := readProc(s.pid()); err == nil && ps.HWM > peak {
+				peak = ps.HWM
+			}
+		case <-timeout:
+			break loop
+		}
+	}
+	res.Drain = time.Since(started)
+	if ps, err := readProc(s.pid()); err == nil && ps.HWM > peak {
+		peak = ps.HWM
+	}
+	closeFD(r.fd)
+	res.PeakRSS, res.LoadAvg = peak, loadAvg()
+	if !res.Received {
+		return res, fmt.Errorf("backlog: marker change not received within 180s")
+	}
+	return res, nil
+}
+
+func machine() string {
+	model := "?"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	var mem string
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		mem = strings.Join(strings.Fields(line)[1:], " ")
+	}
+	return fmt.Sprintf("%d vCPU %s, MemTotal %s", numCPU(), model, mem)
+}
