@@ -254,6 +254,9 @@ func (c *conn) enqueueLocked(f frame, force bool) bool {
 	if !force && c.outBytes+len(f.data) > c.srv.cfg.MaxQueueBytes {
 		return false
 	}
+	if c.out == nil {
+		c.out = getFrames()
+	}
 	c.out = append(c.out, f)
 	c.outBytes += len(f.data)
 	c.kickLocked()
@@ -274,6 +277,25 @@ func (c *conn) kickLocked() {
 		default:
 		}
 	}
+}
+
+// framesPool recycles queue slices so an idle connection holds none and a
+// delivery to an idle connection allocates no slice.
+// Only slices of the pooled size return to the pool (no allocation on Put).
+const pooledFrames = 8
+
+var framesPool = sync.Pool{New: func() any { return new([pooledFrames]frame) }}
+
+func getFrames() []frame { return framesPool.Get().(*[pooledFrames]frame)[:0] }
+
+// putFrames recycles a slice returned by takeLocked once it has been written.
+func putFrames(fs []frame) {
+	if cap(fs) != pooledFrames {
+		return
+	}
+	a := (*[pooledFrames]frame)(fs[:pooledFrames])
+	clear(a[:])
+	framesPool.Put(a)
 }
 
 // takeLocked removes and returns every queued frame.

@@ -54,6 +54,9 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 			c.mu.Unlock()
 			setPollingHeaders(w)
 			w.Write(appendPollingFrames(nil, fs))
+			if fs != nil {
+				putFrames(fs)
+			}
 			return
 		}
 		c.mu.Unlock()

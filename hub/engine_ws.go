@@ -168,6 +168,7 @@ func closeFrame(code int) []byte {
 type writeScratch struct {
 	hdr  []byte
 	bufs net.Buffers
+	tmp  net.Buffers // consumed by WriteTo
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
@@ -192,7 +193,11 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		if err := c.writeFrames(nc, fs); err != nil {
+		err := c.writeFrames(nc, fs)
+		if fs != nil {
+			putFrames(fs)
+		}
+		if err != nil {
 			reason := reasonTransportError
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -228,6 +233,7 @@ func (c *conn) writeFrames(nc net.Conn, fs []frame) error {
 	defer func() {
 		clear(sc.bufs[:cap(sc.bufs)])
 		sc.bufs = sc.bufs[:0]
+		sc.tmp = nil
 		sc.hdr = sc.hdr[:0]
 		scratchPool.Put(sc)
 	}()
@@ -256,8 +262,8 @@ func (c *conn) writeFrames(nc net.Conn, fs []frame) error {
 			}
 		}
 		nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		bufs := sc.bufs
-		if _, err := bufs.WriteTo(nc); err != nil {
+		sc.tmp = sc.bufs
+		if _, err := sc.tmp.WriteTo(nc); err != nil {
 			return err
 		}
 	}

@@ -437,6 +437,18 @@ func installInterop(srv *hub.Server, ev *interopEvents, welcome bool, onConnect 
 				_ = s.Emit("bin-answered", res)
 			}()
 		})
+		s.On("kick", func(s *hub.Socket, m *hub.Message) {
+			var how string
+			if len(m.Args) > 0 {
+				_ = json.Unmarshal(m.Args[0], &how)
+			}
+			switch how {
+			case "disconnect":
+				s.Disconnect()
+			case "close-transport":
+				s.CloseTransport("kicked by test")
+			}
+		})
 		s.On("join", func(s *hub.Socket, m *hub.Message) {
 			var room string
 			if len(m.Args) > 0 && json.Unmarshal(m.Args[0], &room) == nil {
@@ -643,7 +655,7 @@ func TestInterop_Rooms(t *testing.T) {
 
 func TestInterop_Reconnect(t *testing.T) {
 	nodeBinary(t)
-	for _, mode := range []string{"default", "websocket"} {
+	for _, mode := range []string{"default", "websocket", "polling"} {
 		t.Run(mode, func(t *testing.T) {
 			ev := newInteropEvents()
 			setup := func(srv *hub.Server) { installInterop(srv, ev, false, nil) }
@@ -685,10 +697,23 @@ func TestInterop_Reconnect(t *testing.T) {
 }
 
 // savingStore signals every session the hub saves, so the recovery test knows when the
-// dropped client can reconnect.
+// dropped client can reconnect, and holds TakeSession (the reconnecting client's CONNECT)
+// until gate is closed, so the test can broadcast what the client misses first.
 type savingStore struct {
 	hub.RecoveryStore
 	saved chan hub.Session
+	gate  chan struct{}
+}
+
+func (s *savingStore) TakeSession(ctx context.Context, pid string) (hub.Session, bool, error) {
+	select {
+	case <-s.gate:
+	case <-ctx.Done():
+		return hub.Session{}, false, ctx.Err()
+	case <-time.After(interopWait):
+		return hub.Session{}, false, errors.New("test gate not opened")
+	}
+	return s.RecoveryStore.TakeSession(ctx, pid)
 }
 
 func (s *savingStore) SaveSession(ctx context.Context, sess hub.Session) error {
@@ -702,92 +727,146 @@ func (s *savingStore) SaveSession(ctx context.Context, sess hub.Session) error {
 
 func TestInterop_Recovery(t *testing.T) {
 	nodeBinary(t)
-	for _, mode := range []string{"default", "websocket"} {
+	for _, tc := range []struct{ mode, how string }{
+		{"default", "manual"}, {"websocket", "manual"}, {"polling", "manual"},
+		{"default", "auto"}, {"polling", "auto"},
+	} {
+		t.Run(tc.mode+"/"+tc.how, func(t *testing.T) { testRecovery(t, tc.mode, tc.how) })
+	}
+}
+
+// testRecovery: the client gets "before-1", loses its transport (dropped by itself with
+// how="manual", by the server with how="auto"), misses four broadcasts (one of them not for
+// its rooms), reconnects, and must report recovered=true with the same id, the three missed
+// events once and in order (replayed before the CONNECT reply), then "last".
+func testRecovery(t *testing.T, mode, how string) {
+	ev := newInteropEvents()
+	store := &savingStore{RecoveryStore: hub.NewMemoryStore(time.Minute, 0), saved: make(chan hub.Session, 8), gate: make(chan struct{})}
+	cfg := interopConfig()
+	cfg.Recovery = &hub.RecoveryConfig{Store: store, MaxDisconnection: time.Minute}
+	ts := startServer(t, "127.0.0.1:0", cfg, func(srv *hub.Server) {
+		installInterop(srv, ev, false, func(s *hub.Socket) {
+			if !s.Recovered() {
+				s.Join("news")
+			}
+		})
+	})
+	news := func(arg, offset string, rooms, except []string) {
+		ts.Hub.Broadcast(&hub.Broadcast{Rooms: rooms, Except: except, Event: "news",
+			Args: []json.RawMessage{json.RawMessage(fmt.Sprintf("%q", arg))}, Offset: offset})
+	}
+	p := runNode(t, "recovery.mjs", ts.URL, mode, how)
+	var c1 struct {
+		ID        string `json:"id"`
+		Recovered bool   `json:"recovered"`
+	}
+	p.expect("connect").decode(t, &c1)
+	if c1.Recovered {
+		t.Errorf("first connect: recovered = true, want false")
+	}
+	first := recv(t, ev.connects, "server connect")
+	if first.Recovered() {
+		t.Errorf("first connect: server Socket.Recovered() = true")
+	}
+	p.expect("ready")
+
+	news("before-1", "100-0", []string{"news"}, nil)
+	p.expect("news") // the client now holds offset 100-0
+
+	if how == "manual" {
+		p.send("drop")
+	} else {
+		first.CloseTransport("test drop")
+	}
+	var d struct {
+		Reason string `json:"reason"`
+		Active bool   `json:"active"`
+	}
+	p.expect("disconnect").decode(t, &d)
+	if how == "auto" && !d.Active {
+		t.Fatalf("server dropped the transport: client reason %q with active=false, want automatic reconnection", d.Reason)
+	}
+	sess := recv(t, store.saved, "SaveSession")
+	if sess.SID != c1.ID || !slices.Contains(sess.Rooms, "news") {
+		t.Errorf("saved session: got sid %q rooms %v, want sid %q with room news", sess.SID, sess.Rooms, c1.ID)
+	}
+
+	news("missed-1", "101-0", []string{"news"}, nil)
+	news("missed-2", "101-1", []string{"news"}, nil)
+	news("skipped", "102-0", nil, []string{"news"}) // not for this client
+	news("missed-3", "103-0", nil, nil)
+	close(store.gate)
+	if how == "manual" {
+		p.send("reconnect")
+	}
+
+	var c2 struct {
+		ID        string `json:"id"`
+		Recovered bool   `json:"recovered"`
+	}
+	// The replayed events come before the connect line.
+	for {
+		l := p.next()
+		if l.Ev == "connect" {
+			l.decode(t, &c2)
+			break
+		}
+		if l.Ev != "news" {
+			t.Fatalf("while reconnecting: got %s", l.Raw)
+		}
+	}
+	if !c2.Recovered || c2.ID != c1.ID {
+		t.Errorf("reconnect: got recovered=%v id %q, want recovered=true and the old id %q", c2.Recovered, c2.ID, c1.ID)
+	}
+	if s := recv(t, ev.connects, "server connect after recovery"); !s.Recovered() {
+		t.Errorf("reconnect: server Socket.Recovered() = false, want true")
+	} else if !slices.Contains(s.Rooms(), "news") {
+		t.Errorf("recovered socket rooms %v, want news restored", s.Rooms())
+	}
+	news("last", "104-0", []string{"news"}, nil)
+	var done struct {
+		Events    [][]string `json:"events"`
+		Recovered bool       `json:"recovered"`
+	}
+	p.skipUntil("done").decode(t, &done)
+	want := [][]string{
+		{"before-1", "100-0"},
+		{"missed-1", "101-0"},
+		{"missed-2", "101-1"},
+		{"missed-3", "103-0"},
+		{"last", "104-0"},
+	}
+	if !reflect.DeepEqual(done.Events, want) {
+		t.Errorf("events seen by the client (args with the offset last):\n got %v\nwant %v", done.Events, want)
+	}
+}
+
+func TestInterop_ServerDisconnect(t *testing.T) {
+	nodeBinary(t)
+	for _, mode := range []string{"default", "websocket", "polling"} {
 		t.Run(mode, func(t *testing.T) {
 			ev := newInteropEvents()
-			store := &savingStore{RecoveryStore: hub.NewMemoryStore(time.Minute, 0), saved: make(chan hub.Session, 8)}
-			cfg := interopConfig()
-			cfg.Recovery = &hub.RecoveryConfig{Store: store, MaxDisconnection: time.Minute}
-			ts := startServer(t, "127.0.0.1:0", cfg, func(srv *hub.Server) {
-				installInterop(srv, ev, false, func(s *hub.Socket) {
-					if !s.Recovered() {
-						s.Join("news")
-					}
-				})
-			})
-			news := func(arg, offset string, rooms, except []string) {
-				ts.Hub.Broadcast(&hub.Broadcast{Rooms: rooms, Except: except, Event: "news",
-					Args: []json.RawMessage{json.RawMessage(fmt.Sprintf("%q", arg))}, Offset: offset})
+			ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) { installInterop(srv, ev, false, nil) })
+			p := runNode(t, "server_disconnect.mjs", ts.URL, mode)
+			var got struct {
+				Disconnect     json.RawMessage `json:"disconnect"`
+				CloseTransport struct {
+					Reason string `json:"reason"`
+					Active bool   `json:"active"`
+				} `json:"closeTransport"`
+				Reconnected bool `json:"reconnected"`
 			}
-			p := runNode(t, "recovery.mjs", ts.URL, mode)
-			var c1 struct {
-				ID        string `json:"id"`
-				Recovered bool   `json:"recovered"`
+			p.expect("done").decode(t, &got)
+			checkJSON(t, "Socket.Disconnect seen by the client", got.Disconnect, `{"reason":"io server disconnect","active":false}`)
+			if r := got.CloseTransport.Reason; (r != "transport close" && r != "transport error") || !got.CloseTransport.Active || !got.Reconnected {
+				t.Errorf("Socket.CloseTransport seen by the client: got reason %q active=%v reconnected=%v, want transport close/error, active, reconnected",
+					r, got.CloseTransport.Active, got.Reconnected)
 			}
-			p.expect("connect").decode(t, &c1)
-			if c1.Recovered {
-				t.Errorf("first connect: recovered = true, want false")
+			reasons := []string{recv(t, ev.discs, "server disconnect 1"), recv(t, ev.discs, "server disconnect 2")}
+			if reasons[0] != "server namespace disconnect" {
+				t.Errorf("server-side reason after Disconnect: got %q, want %q", reasons[0], "server namespace disconnect")
 			}
-			if s := recv(t, ev.connects, "server connect"); s.Recovered() {
-				t.Errorf("first connect: server Socket.Recovered() = true")
-			}
-			p.expect("ready")
-
-			news("before-1", "100-0", []string{"news"}, nil)
-			p.expect("news") // the client now holds offset 100-0
-
-			p.send("drop")
-			p.expect("disconnect")
-			sess := recv(t, store.saved, "SaveSession")
-			if sess.SID != c1.ID || !slices.Contains(sess.Rooms, "news") {
-				t.Errorf("saved session: got sid %q rooms %v, want sid %q with room news", sess.SID, sess.Rooms, c1.ID)
-			}
-
-			news("missed-1", "101-0", []string{"news"}, nil)
-			news("missed-2", "101-1", []string{"news"}, nil)
-			news("skipped", "102-0", nil, []string{"news"}) // not for this client
-			news("missed-3", "103-0", nil, nil)
-			p.send("reconnect")
-
-			var c2 struct {
-				ID        string `json:"id"`
-				Recovered bool   `json:"recovered"`
-			}
-			// The replayed events come before the connect line.
-			for {
-				l := p.next()
-				if l.Ev == "connect" {
-					l.decode(t, &c2)
-					break
-				}
-				if l.Ev != "news" {
-					t.Fatalf("while reconnecting: got %s", l.Raw)
-				}
-			}
-			if !c2.Recovered || c2.ID != c1.ID {
-				t.Errorf("reconnect: got recovered=%v id %q, want recovered=true and the old id %q", c2.Recovered, c2.ID, c1.ID)
-			}
-			if s := recv(t, ev.connects, "server connect after recovery"); !s.Recovered() {
-				t.Errorf("reconnect: server Socket.Recovered() = false, want true")
-			} else if !slices.Contains(s.Rooms(), "news") {
-				t.Errorf("recovered socket rooms %v, want news restored", s.Rooms())
-			}
-			news("last", "104-0", []string{"news"}, nil)
-			var done struct {
-				Events    [][]string `json:"events"`
-				Recovered bool       `json:"recovered"`
-			}
-			p.skipUntil("done").decode(t, &done)
-			want := [][]string{
-				{"before-1", "100-0"},
-				{"missed-1", "101-0"},
-				{"missed-2", "101-1"},
-				{"missed-3", "103-0"},
-				{"last", "104-0"},
-			}
-			if !reflect.DeepEqual(done.Events, want) {
-				t.Errorf("events seen by the client (args with the offset last):\n got %v\nwant %v", done.Events, want)
-			}
+			t.Logf("server-side reason after CloseTransport: %q", reasons[1])
 		})
 	}
 }
