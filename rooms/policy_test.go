@@ -691,8 +691,23 @@ func TestPolicy_RecoveredSessionRevalidated(t *testing.T) {
 		if !recovered(r) {
 			t.Fatalf("the session was not recovered; the test needs it to be")
 		}
+		// The hub restores rooms before its CONNECT reply and runs OnConnect
+		// after it, so revalidation (a DB query for orders) lags the client's
+		// "connect" a little; GuardRecovery closes that window.
+		waitFor(t, "revalidation", func() bool {
+			so := st.socket(t, sid(r))
+			if !so.Recovered() {
+				return false // still the socket of before the drop
+			}
+			for _, room := range so.Rooms() {
+				if room == rooms.RoomOrder(order1) || room == rooms.RoomUser(uCustomer1) {
+					return false
+				}
+			}
+			return true
+		})
 		if received("b", rooms.RoomOrder(order1), "0-4") {
-			t.Errorf("customer2 receives customer1's order after recovering customer1's session")
+			t.Errorf("customer2 receives customer1's order after recovering customer1's session:\n%s", d.lines4("b"))
 		}
 		if received("b", rooms.RoomUser(uCustomer1), "0-5") {
 			t.Errorf("customer2 receives user:%s after recovering its session", uCustomer1)
