@@ -67,18 +67,19 @@ func (s *goldenSink) Publish(_ context.Context, events []cdc.Event) error {
 // rowRecorder wraps the Mapper and keeps the last row JSON of every orders
 // change, to compare with Postgres' to_jsonb at the end.
 type rowRecorder struct {
-	m    *cdc.Mapper
-	mu   sync.Mutex
-	rows map[string][]byte // order id -> row JSON (nil after a delete)
+	m         *cdc.Mapper
+	table, id string // the orders table ("schema.name") and its id column
+	mu        sync.Mutex
+	rows      map[string][]byte // order id -> row JSON (nil after a delete)
 }
 
 func (r *rowRecorder) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
-	if c.Relation != nil && c.Relation.Name == "orders" && (c.Op == cdc.OpInsert || c.Op == cdc.OpUpdate || c.Op == cdc.OpDelete) {
+	if c.Relation != nil && c.Relation.Namespace+"."+c.Relation.Name == r.table && (c.Op == cdc.OpInsert || c.Op == cdc.OpUpdate || c.Op == cdc.OpDelete) {
 		t := c.New
 		if c.Op == cdc.OpDelete {
 			t = c.Old
 		}
-		id := string(t[c.Column("id")].Data)
+		id := string(t[c.Column(r.id)].Data)
 		r.mu.Lock()
 		if c.Op == cdc.OpDelete {
 			r.rows[id] = nil
@@ -126,24 +127,40 @@ func runGoldenCase(t *testing.T, c *pgtest.Cluster, path string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := walsql.Migrate(ctx, conn, walsql.Options{Demo: true}); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	if setup != "" {
-		psqlFile(t, c, db, setup)
+	// A case with a <case>.mapping.json runs on the schema its setup part
+	// creates, with that mapping; the others on the demo schema.
+	mp := cdc.DefaultMapping()
+	mappingPath := strings.TrimSuffix(path, ".sql") + ".mapping.json"
+	if _, err := os.Stat(mappingPath); err == nil {
+		if mp, err = cdc.LoadMapping(mappingPath); err != nil {
+			t.Fatal(err)
+		}
+		if setup != "" {
+			psqlFile(t, c, db, setup)
+		}
+		if err := walsql.Migrate(ctx, conn, walsql.Options{Tables: mp.Tables(), FullIdentity: mp.FullIdentityTables()}); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+	} else {
+		if err := walsql.Migrate(ctx, conn, walsql.Options{Demo: true}); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		if setup != "" {
+			psqlFile(t, c, db, setup)
+		}
 	}
 	if err := walsql.EnsureSlot(ctx, conn, db); err != nil {
 		t.Fatal(err)
 	}
 
-	m, err := cdc.NewMapper(cdc.MapperConfig{Logger: mapperLogger(t)})
+	m, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: mapperLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Load(ctx, conn); err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	rec := &rowRecorder{m: m, rows: map[string][]byte{}}
+	rec := &rowRecorder{m: m, rows: map[string][]byte{}, table: mp.Orders.Table, id: mp.Orders.ID}
 	sink := &goldenSink{done: make(chan struct{})}
 	p, err := cdc.NewPipeline(cdc.PipelineConfig{
 		Reader:      cdc.ReaderConfig{DSN: c.DSN(db), Slot: db, HeartbeatInterval: -1, Logger: mapperLogger(t)},
@@ -275,7 +292,8 @@ func compareRows(t *testing.T, ctx context.Context, conn *pgx.Conn, rec *rowReco
 	defer rec.mu.Unlock()
 	for id, row := range rec.rows {
 		var want []byte
-		err := conn.QueryRow(ctx, "SELECT to_jsonb(o)::text FROM orders o WHERE id = $1", id).Scan(&want)
+		err := conn.QueryRow(ctx, fmt.Sprintf("SELECT to_jsonb(o)::text FROM %s o WHERE %s::text = $1",
+			pgx.Identifier(strings.SplitN(rec.table, ".", 2)).Sanitize(), pgx.Identifier{rec.id}.Sanitize()), id).Scan(&want)
 		if row == nil {
 			if err != pgx.ErrNoRows {
 				t.Errorf("order %s: deleted in the stream but still in the table (err %v)", id, err)

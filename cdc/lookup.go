@@ -9,7 +9,8 @@ import (
 
 // variantInfo is what the Mapper keeps per variant.
 type variantInfo struct {
-	productID string
+	productID   string
+	productJSON string // product id as JSON, as to_jsonb gives it (string or number)
 	name      string
 	hasName   bool
 }
@@ -42,21 +43,21 @@ func loadLookups(ctx context.Context, q Querier, mp *Mapping) (lookups, error) {
 	if err != nil {
 		return lk, err
 	}
-	rows, err := q.Query(ctx, fmt.Sprintf("SELECT %s::text, %s::text, %s FROM %s",
-		colIdent(v.ID), colIdent(v.ProductID), optTextCol(v.Name), vt))
+	rows, err := q.Query(ctx, fmt.Sprintf("SELECT %s::text, %s::text, to_jsonb(%s)::text, %s FROM %s",
+		colIdent(v.ID), colIdent(v.ProductID), colIdent(v.ProductID), optTextCol(v.Name), vt))
 	if err != nil {
 		return lk, fmt.Errorf("mapper: load variants from %s: %w", v.Table, err)
 	}
 	for rows.Next() {
-		var id, pid, name *string
-		if err := rows.Scan(&id, &pid, &name); err != nil {
+		var id, pid, pjson, name *string
+		if err := rows.Scan(&id, &pid, &pjson, &name); err != nil {
 			rows.Close()
 			return lk, fmt.Errorf("mapper: load variants from %s: %w", v.Table, err)
 		}
-		if id == nil || pid == nil {
+		if id == nil || pid == nil || pjson == nil {
 			continue
 		}
-		vi := variantInfo{productID: *pid}
+		vi := variantInfo{productID: *pid, productJSON: *pjson}
 		if name != nil {
 			vi.name, vi.hasName = *name, true
 		}
@@ -145,7 +146,9 @@ func (lk *lookups) applyVariant(c *Change, ri *relInfo) {
 	}
 	vi := lk.variants[string(id)]
 	if string(pid) != vi.productID {
+		col := ri.idx[vProductID]
 		vi.productID = string(pid)
+		vi.productJSON = string(appendValueJSON(nil, ri.rel.Columns[col].TypeOID, c.New[col]))
 	}
 	if ri.idx[vName] >= 0 {
 		switch v := colValue(c.New, ri.idx[vName]); v.Kind {

@@ -411,7 +411,7 @@ func (m *Mapper) mapInventory(dst []Event, c *Change, ri *relInfo) []Event {
 		b := append(m.scratch[:0], `{"variantId":`...)
 		b = appendCol(b, ri, nt, iVariantID)
 		b = append(b, `,"productId":`...)
-		b = appendJSONString(b, vi.productID)
+		b = append(b, vi.productJSON...)
 		b = append(b, `,"available":`...)
 		b = strconv.AppendInt(b, avail, 10)
 		b = append(b, ',')
@@ -426,7 +426,11 @@ func (m *Mapper) mapInventory(dst []Event, c *Change, ri *relInfo) []Event {
 		b := append(m.scratch[:0], `{"variant":{"id":`...)
 		b = appendCol(b, ri, nt, iVariantID)
 		b = append(b, `,"product_id":`...)
-		b = appendOptString(b, vi.productID, vok)
+		if vok {
+			b = append(b, vi.productJSON...)
+		} else {
+			b = append(b, "null"...)
+		}
 		b = append(b, `,"product_name":`...)
 		b = appendOptString(b, pi.name, pok && pi.hasName)
 		b = append(b, `,"name":`...)
@@ -448,7 +452,7 @@ func (m *Mapper) mapInventory(dst []Event, c *Change, ri *relInfo) []Event {
 	}
 	if m.on.invLow && pok && pi.hasSeller {
 		b := append(m.scratch[:0], `{"id":`...)
-		b = appendJSONString(b, vi.productID)
+		b = append(b, vi.productJSON...)
 		b = append(b, `,"name":`...)
 		b = appendOptString(b, pi.name, pi.hasName)
 		b = append(b, `,"stock":`...)
@@ -652,10 +656,12 @@ var reservedEventNames = map[string]bool{
 	"newListener": true, "removeListener": true,
 }
 
-// Limits on walcast.emit rooms and event names.
+// Limits on walcast.emit messages: a message over them is dropped and
+// counted, so one bad emit cannot flood every client of a room.
 const (
-	maxRoomLen  = 256
-	maxEventLen = 256
+	maxRoomLen   = 256
+	maxEventLen  = 256
+	MaxEmitBytes = 1 << 20 // content of one walcast.emit message (1 MiB)
 )
 
 // emitMessage is the content of a walcast.emit logical message.
@@ -684,6 +690,9 @@ func (m *Mapper) mapMessage(dst []Event, c *Change) []Event {
 
 // parseEmit validates a walcast.emit message's content.
 func parseEmit(content []byte) (room, event string, payload []byte, err error) {
+	if len(content) > MaxEmitBytes {
+		return "", "", nil, fmt.Errorf("content is %d bytes, more than %d", len(content), MaxEmitBytes)
+	}
 	var msg emitMessage
 	if err := json.Unmarshal(content, &msg); err != nil {
 		return "", "", nil, fmt.Errorf("content is not a JSON object: %w", err)

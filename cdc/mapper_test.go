@@ -307,7 +307,8 @@ func TestMapper_Messages(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	bad := []string{`not json`, `{"room":"","event":"e"}`, `{"room":"r"}`, `{"room":1,"event":"e"}`,
-		`{"room":"r","event":"disconnect"}`, `{"room":"r\n","event":"e"}`, `[]`, `{"room":"r","event":"e","payload":}`}
+		`{"room":"r","event":"disconnect"}`, `{"room":"r\n","event":"e"}`, `[]`, `{"room":"r","event":"e","payload":}`,
+		`{"room":"r","event":"e","payload":"` + strings.Repeat("x", cdc.MaxEmitBytes) + `"}`}
 	for _, b := range bad {
 		if evs := f.tx(mMsg("walcast", b)); len(evs) != 0 {
 			t.Errorf("bad message %s gave events %s", b, mSummary(evs))
