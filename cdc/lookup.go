@@ -11,8 +11,8 @@ import (
 type variantInfo struct {
 	productID   string
 	productJSON string // product id as JSON, as to_jsonb gives it (string or number)
-	name      string
-	hasName   bool
+	name        string
+	hasName     bool
 }
 
 // productInfo is what the Mapper keeps per product.
