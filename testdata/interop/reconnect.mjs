@@ -1,4 +1,4 @@
-// reconnect.mjs <url> <default|websocket>: automatic reconnection. Prints {"ev":"connect"}
+// reconnect.mjs <url> <default|websocket|polling>: automatic reconnection. Prints {"ev":"connect"}
 // on every connect and {"ev":"disconnect"} on every disconnect; the Go test restarts the
 // server in between. After the second connect it checks the socket works (ack round trip)
 // and waits for "exit" on stdin.
@@ -7,6 +7,7 @@ import { url, args, out, emitAck, expectCommand, done } from "./lib.mjs";
 
 const opts = { auth: { token: "good" }, reconnectionDelay: 50, reconnectionDelayMax: 200, randomizationFactor: 0 };
 if (args[0] === "websocket") opts.transports = ["websocket"];
+if (args[0] === "polling") opts.transports = ["polling"];
 const socket = io(url, opts);
 let connects = 0;
 socket.on("disconnect", (reason) => out({ ev: "disconnect", reason, active: socket.active }));
