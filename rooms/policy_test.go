@@ -759,3 +759,30 @@ func TestPolicy_RecoveryGuard(t *testing.T) {
 		t.Fatalf("customer2 received customer1's missed event")
 	}
 }
+
+// TestPolicy_CartOverHubMaxPayload: with the hub's default MaxPayload (1e6
+// bytes) a 2 MB cart never reaches the policy: the hub drops that client's
+// connection (it reconnects), and another client of the same user is not
+// affected.
+func TestPolicy_CartOverHubMaxPayload(t *testing.T) {
+	st := startStack(t, stackOpts{defaultPayload: true})
+	d := startDriver(t, st.url)
+	tok := st.token(t, uCustomer1, "", time.Hour)
+	for _, name := range []string{"big", "other"} {
+		if l := d.connect(name, tok, connectOpts{transports: []string{"websocket"}}); l.Ev != "connect" {
+			t.Fatalf("%s: %s %q", name, l.Ev, l.Message)
+		}
+	}
+	raw, derr := d.emitAck("big", rooms.EventCartUpdate, map[string]any{"items": strings.Repeat("x", 2<<20)})
+	t.Logf("2 MB cart with hub defaults: ack=%s driver=%q", raw, derr)
+	dl := d.wait("big disconnect", driverWait, func(l *dline) bool { return l.Name == "big" && l.Ev == "disconnect" })
+	t.Logf("2 MB cart with hub defaults: disconnect reason %q", dl.Reason)
+	d.wait("big reconnect", driverWait, func(l *dline) bool { return l.Name == "big" && l.Ev == "connect" })
+	if n := d.count(func(l *dline) bool { return l.Name == "other" && l.Event == rooms.EventCartSynced }); n != 0 {
+		t.Fatalf("other device got %d cart:synced from the oversized cart", n)
+	}
+	if ok, e := ackOf(t, d, "big", rooms.EventCartUpdate, map[string]any{"items": []any{"v1"}}); !ok {
+		t.Fatalf("small cart after reconnect: %s", e)
+	}
+	d.wait("cart:synced on other", driverWait, func(l *dline) bool { return l.Name == "other" && l.Event == rooms.EventCartSynced })
+}
