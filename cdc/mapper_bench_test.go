@@ -1,9 +1,17 @@
 package cdc_test
 
 import (
+	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/cdc/pgtest"
+	walsql "github.com/walcast/walcast/sql"
 )
 
 // BenchmarkMapper_Map measures mapping one row change (no I/O): allocations
@@ -51,6 +59,96 @@ func BenchmarkMapper_Map(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// countSink counts published events.
+type countSink struct{ n atomic.Uint64 }
+
+func (s *countSink) Publish(_ context.Context, evs []cdc.Event) error {
+	s.n.Add(uint64(len(evs)))
+	return nil
+}
+
+// BenchmarkMapper_Backlog drains a real backlog through the Reader (pgoutput
+// decode) and the Mapper to a counting sink: per iteration, a fresh database
+// gets `rows` order inserts and `rows` inventory updates (in transactions of
+// 1,000 rows) before the pipeline starts; the timer covers only the drain.
+// Reports rows/s (decode+map) and events/s.
+func BenchmarkMapper_Backlog(b *testing.B) {
+	c := pgtest.New(b, pgtest.Options{})
+	for _, rows := range []int{50_000} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			var total, events uint64
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				i++
+				db := fmt.Sprintf("backlog_%d_%d", rows, i)
+				if err := c.CreateDatabase(b.Context(), db); err != nil {
+					b.Fatal(err)
+				}
+				conn, err := pgx.Connect(b.Context(), c.DSN(db))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := walsql.Migrate(b.Context(), conn, walsql.Options{Demo: true, Slot: db}); err != nil {
+					b.Fatal(err)
+				}
+				// 1,000 variants with stock; then rows/1,000 transactions of
+				// 1,000 order inserts and of 1,000 inventory updates.
+				script := `INSERT INTO variants (id, product_id, name, sku, price)
+					SELECT ('40000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, '10000000-0000-4000-8000-000000000001', 'V' || g, 'SKU-' || g, 10
+					FROM generate_series(1, 1000) g;
+					INSERT INTO inventory (variant_id, quantity, reserved, low_stock_threshold)
+					SELECT ('40000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 100000, 0, 5 FROM generate_series(1, 1000) g;`
+				for t := 0; t < rows/1000; t++ {
+					script += fmt.Sprintf(`INSERT INTO orders (order_number, user_id, seller_id, status, total, notes, created_at)
+						SELECT 'B-%d-' || g, '00000000-0000-4000-8000-000000000101', '00000000-0000-4000-8000-000000000011', 'paid', 12.34, 'note ' || g, '2026-02-01 00:00:00+00'
+						FROM generate_series(1, 1000) g;
+						UPDATE inventory SET quantity = quantity - 1 WHERE variant_id::text LIKE '40000000-%%';`, t)
+				}
+				if _, err := conn.Exec(b.Context(), script); err != nil {
+					b.Fatal(err)
+				}
+				m, err := cdc.NewMapper(cdc.MapperConfig{Logger: mapperDiscardLogger()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := m.Load(b.Context(), conn); err != nil {
+					b.Fatal(err)
+				}
+				conn.Close(b.Context())
+				sink := &countSink{}
+				p, err := cdc.NewPipeline(cdc.PipelineConfig{
+					Reader:      cdc.ReaderConfig{DSN: c.DSN(db), Slot: db, HeartbeatInterval: -1, Logger: mapperDiscardLogger()},
+					Transformer: m, Sink: sink,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(b.Context())
+				done := make(chan error, 1)
+				want := uint64(2*rows + 2000)
+				b.StartTimer()
+				go func() { done <- p.Run(ctx) }()
+				deadline := time.Now().Add(5 * time.Minute)
+				for p.Stats().Changes < want {
+					if time.Now().After(deadline) {
+						b.Fatalf("drained %d of %d changes in 5 minutes", p.Stats().Changes, want)
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+				b.StopTimer()
+				cancel()
+				<-done
+				total += want
+				events += sink.n.Load()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
 }
