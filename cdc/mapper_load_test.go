@@ -1,6 +1,7 @@
 package cdc_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,9 @@ func TestMapper_Load(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = m.Load(ctx, conn)
+		if !errors.Is(err, cdc.ErrMappingMismatch) {
+			t.Errorf("Load: err = %v, want errors.Is ErrMappingMismatch", err)
+		}
 		for _, want := range []string{
 			`orders.status: column "state" not found in table public.orders`,
 			`orders.trackingNumber: column "tracking" not found in table public.orders`,

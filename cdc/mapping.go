@@ -45,6 +45,11 @@ const (
 // column mapped, or the row's threshold is NULL.
 const DefaultLowStockThreshold = 5
 
+// ErrMappingMismatch reports that the mapping names a table or column the
+// database does not have. Mapper.Load wraps it (errors.Is) together with one
+// line per missing name; retrying will not help, so callers should fail fast.
+var ErrMappingMismatch = errors.New("cdc: mapping does not match the database")
+
 // allEvents lists the keys Mapping.Events accepts.
 var allEvents = []string{
 	EventStockUpdated, EventAdminLowStock, EventAdminNewOrder, EventOrderStatusChanged,
@@ -328,5 +333,8 @@ func (m *Mapping) validateCatalog(ctx context.Context, q Querier) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return fmt.Errorf("%w:\n%w", ErrMappingMismatch, errors.Join(errs...))
+	}
+	return nil
 }
