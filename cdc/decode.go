@@ -68,13 +68,18 @@ type WireMessage struct {
 	OldKind    byte
 	Old, New   Tuple
 
+	// Truncate: the relations (reusing the slice) and the option bits
+	// (1 cascade, 2 restart identity).
+	RelationIDs    []uint32
+	TruncateOption byte
+
 	// Message: a pg_logical_emit_message payload.
 	Transactional bool
 	Prefix        string
 	Content       []byte
 
-	// Other holds the pglogrepl decoding of Relation, Type, Truncate, Origin and
-	// stream messages.
+	// Other holds the pglogrepl decoding of Relation, Type, Origin and stream
+	// messages.
 	Other pglogrepl.Message
 }
 
@@ -135,7 +140,18 @@ func Decode(m *WireMessage, data []byte) (err error) {
 		m.Prefix = d.cstring()
 		n := d.u32()
 		m.Content = d.bytes(int(n))
-	case msgRelation, msgType, msgTruncate, msgOrigin,
+	case msgTruncate:
+		n := d.u32()
+		m.TruncateOption = d.u8()
+		m.RelationIDs = m.RelationIDs[:0]
+		// Check the announced count against the data before trusting it.
+		if d.err == nil && uint64(n)*4 != uint64(len(data)-d.off) {
+			d.fail(fmt.Errorf("truncate: %d relations announced, %d bytes left", n, len(data)-d.off))
+		}
+		for i := uint32(0); i < n && d.err == nil; i++ {
+			m.RelationIDs = append(m.RelationIDs, d.u32())
+		}
+	case msgRelation, msgType, msgOrigin,
 		msgStreamStart, msgStreamStop, msgStreamCommit, msgStreamAbort:
 		return decodeOther(m, data)
 	default:
@@ -168,11 +184,6 @@ func decodeOther(m *WireMessage, data []byte) (err error) {
 		// pglogrepl trusts the column count; make sure it matches.
 		if int(rel.ColumnNum) != len(rel.Columns) {
 			return &DecodeError{MsgType: data[0], Offset: -1, Err: fmt.Errorf("relation: %d columns announced, %d decoded", rel.ColumnNum, len(rel.Columns))}
-		}
-	}
-	if tr, ok := msg.(*pglogrepl.TruncateMessageV2); ok {
-		if int(tr.RelationNum) != len(tr.RelationIDs) {
-			return &DecodeError{MsgType: data[0], Offset: -1, Err: fmt.Errorf("truncate: %d relations announced, %d decoded", tr.RelationNum, len(tr.RelationIDs))}
 		}
 	}
 	m.Other = msg

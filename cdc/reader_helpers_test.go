@@ -22,7 +22,13 @@ import (
 // for all its tables.
 func testDB(t testing.TB, c *pgtest.Cluster, ddl string) string {
 	t.Helper()
-	name := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "_"))
+	return testDBNamed(t, c, t.Name(), ddl)
+}
+
+// testDBNamed is testDB with an explicit name.
+func testDBNamed(t testing.TB, c *pgtest.Cluster, name, ddl string) string {
+	t.Helper()
+	name = strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(name, "_"))
 	if len(name) > 50 {
 		name = name[len(name)-50:]
 	}
@@ -46,7 +52,7 @@ func psql(t testing.TB, c *pgtest.Cluster, db, sql string) string {
 }
 
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // rowMapper is a trivial Transformer: one event per change, room

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -59,13 +60,36 @@ func (s *stream) run(ctx context.Context) error {
 	// past. run re-checks ctx after every deadline change, so a later
 	// SetReadDeadline cannot undo this unnoticed.
 	netConn := s.conn.Conn()
-	stop := context.AfterFunc(ctx, func() { netConn.SetReadDeadline(time.Unix(1, 0)) })
+	var wakeMu sync.Mutex
+	closing := false
+	stop := context.AfterFunc(ctx, func() {
+		wakeMu.Lock()
+		defer wakeMu.Unlock()
+		if !closing {
+			netConn.SetReadDeadline(time.Unix(1, 0))
+		}
+	})
 	defer stop()
 	defer func() {
-		// Tell the server what was delivered before going away.
-		if s.acked > s.sentAcked && !s.conn.IsClosed() {
-			s.sendStatus(false)
+		if ctx.Err() == nil || s.conn.IsClosed() {
+			return // an error path: the conn may be broken; periodic status updates suffice
 		}
+		// A graceful stop: send the final position and end the stream with
+		// CopyDone, then wait for the server's answer, which proves the
+		// position was processed before the connection closes.
+		wakeMu.Lock()
+		closing = true
+		wakeMu.Unlock()
+		_ = netConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := s.sendStatus(false); err != nil {
+			s.r.log.Warn("final standby status not sent", "err", err)
+			return
+		}
+		if _, err := pglogrepl.SendStandbyCopyDone(context.Background(), s.conn); err != nil {
+			s.r.log.Warn("ending replication stream", "err", err, "lsn", s.acked.String())
+			return
+		}
+		s.r.log.Debug("replication stream ended cleanly", "lsn", s.acked.String())
 	}()
 
 	for {
@@ -204,6 +228,8 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 		return nil
 	case msgInsert, msgUpdate, msgDelete:
 		return s.handleRow(ctx, m)
+	case msgTruncate:
+		return s.handleTruncate(ctx, m)
 	case msgMessage:
 		c := s.resetChange()
 		c.Op = OpMessage
@@ -239,31 +265,33 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 		// User-defined types (enums, domains) are decoded as text by Value;
 		// nothing to register.
 		s.r.log.Debug("type message", "oid", o.DataType, "type", o.Namespace+"."+o.Name)
-	case *pglogrepl.TruncateMessageV2:
-		if !s.inTx {
-			return errors.New("replication stream: truncate outside a transaction")
-		}
-		s.trunc = s.trunc[:0]
-		for _, id := range o.RelationIDs {
-			rel, ok := s.rels[id]
-			if !ok {
-				return fmt.Errorf("replication stream: truncate of relation %d that was never described", id)
-			}
-			s.trunc = append(s.trunc, rel)
-		}
-		if len(s.trunc) == 0 {
-			return nil
-		}
-		c := s.resetChange()
-		c.Op = OpTruncate
-		c.Relation = s.trunc[0]
-		c.Truncated = s.trunc
-		s.fillTx(c)
-		return s.hand(ctx, c)
 	default:
 		// Origin and (unrequested) stream messages carry nothing we use.
 	}
 	return nil
+}
+
+func (s *stream) handleTruncate(ctx context.Context, m *WireMessage) error {
+	if !s.inTx {
+		return errors.New("replication stream: truncate outside a transaction")
+	}
+	s.trunc = s.trunc[:0]
+	for _, id := range m.RelationIDs {
+		rel, ok := s.rels[id]
+		if !ok {
+			return fmt.Errorf("replication stream: truncate of relation %d that was never described", id)
+		}
+		s.trunc = append(s.trunc, rel)
+	}
+	if len(s.trunc) == 0 {
+		return nil
+	}
+	c := s.resetChange()
+	c.Op = OpTruncate
+	c.Relation = s.trunc[0]
+	c.Truncated = s.trunc
+	s.fillTx(c)
+	return s.hand(ctx, c)
 }
 
 func (s *stream) handleRow(ctx context.Context, m *WireMessage) error {

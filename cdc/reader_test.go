@@ -72,6 +72,12 @@ func TestReader(t *testing.T) {
 		}
 	})
 
+	t.Run("Ack", func(t *testing.T) { testAck(t, c) })
+	t.Run("IdleAck", func(t *testing.T) { testIdleAck(t, c) })
+	t.Run("Heartbeat", func(t *testing.T) { testHeartbeat(t, c) })
+	t.Run("SlotInUse", func(t *testing.T) { testSlotInUse(t, c) })
+	t.Run("TOAST", func(t *testing.T) { testTOAST(t, c) })
+
 	t.Run("Value", func(t *testing.T) {
 		db := testDB(t, c, `CREATE TYPE mood AS ENUM ('ok','sad');
 			CREATE DOMAIN posint AS int CHECK (VALUE > 0);
@@ -93,7 +99,8 @@ func TestReader(t *testing.T) {
 			return append(dst, cdc.Event{ID: cdc.EventID{LSN: ch.CommitLSN, Index: ch.Index}, Room: "v", Payload: json.RawMessage(`{}`)}), nil
 		})
 		sink := newMemSink()
-		runPipeline(t, cdc.PipelineConfig{Reader: cdc.ReaderConfig{DSN: c.DSN(db), Slot: db, HeartbeatInterval: -1}, Sink: sink, Transformer: tr})
+		p, _ := runPipeline(t, cdc.PipelineConfig{Reader: cdc.ReaderConfig{DSN: c.DSN(db), Slot: db, HeartbeatInterval: -1}, Sink: sink, Transformer: tr})
+		waitState(t, p, cdc.StateStreaming, 30*time.Second)
 		psql(t, c, db, `INSERT INTO v VALUES (7, 12.5, '{"a":[1,2]}', 'sad', 3, '2026-01-02 03:04:05Z', true, 'x')`)
 		sink.waitEvents(t, 1, nil, 30*time.Second)
 		row := got[0]
@@ -121,6 +128,13 @@ func TestReader(t *testing.T) {
 type transformFunc func(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error)
 
 func (f transformFunc) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) { return f(dst, c) }
+
+// waitCaughtUp waits until the reader has acknowledged everything the
+// database has written so far.
+func waitCaughtUp(t testing.TB, p *cdc.Pipeline, dsn string) {
+	t.Helper()
+	waitAcked(t, p, mustLSN(t, queryValue(t, dsn, "SELECT pg_current_wal_lsn()::text")), 30*time.Second)
+}
 
 // waitAcked waits until the reader has acknowledged at least lsn.
 func waitAcked(t testing.TB, p *cdc.Pipeline, lsn cdc.LSN, timeout time.Duration) {
