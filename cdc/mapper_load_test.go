@@ -30,7 +30,7 @@ func TestMapper_Load(t *testing.T) {
 
 	t.Run("UnknownNames", func(t *testing.T) {
 		mp, err := cdc.ParseMapping([]byte(`{
-			"orders": {"status": "state", "trackingNumber": "tracking"},
+			"orders": {"status": "state", "trackingNumber": "tracking", "total": "notes"},
 			"products": {"table": "public.product"}}`))
 		if err != nil {
 			t.Fatal(err)
@@ -47,6 +47,7 @@ func TestMapper_Load(t *testing.T) {
 			`orders.status: column "state" not found in table public.orders`,
 			`orders.trackingNumber: column "tracking" not found in table public.orders`,
 			`products.table: table public.product not found`,
+			`orders.total: column public.orders.notes has type text; want one of smallint, integer, bigint, numeric`,
 		} {
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("Load: err = %v, want it to contain %q", err, want)

@@ -378,6 +378,7 @@ func TestParseMapping_Errors(t *testing.T) {
 		{`{"orders": {"id": ""}}`, `orders.id: a column name is required`},
 		{`{"inventory": {"table": "a.b.c"}}`, `inventory.table: bad table name`},
 		{`{} {}`, `trailing data`},
+		{`{"variants": {"table": "orders"}}`, `variants.table: public.orders is already mapped as orders`},
 	} {
 		_, err := cdc.ParseMapping([]byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -7,9 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // The events the Mapper produces (SPEC §3). They are also the keys of
@@ -192,9 +191,14 @@ func ParseMapping(b []byte) (*Mapping, error) {
 // missing required names, malformed table names, unknown event keys.
 func (m *Mapping) Validate() error {
 	var errs []error
+	seen := map[string]string{}
 	for _, t := range m.tables() {
-		if _, _, err := splitTable(t.table); err != nil {
+		if s, n, err := splitTable(t.table); err != nil {
 			errs = append(errs, fmt.Errorf("mapping: %s.table: %w", t.key, err))
+		} else if other, dup := seen[s+"."+n]; dup {
+			errs = append(errs, fmt.Errorf("mapping: %s.table: %s.%s is already mapped as %s", t.key, s, n, other))
+		} else {
+			seen[s+"."+n] = t.key
 		}
 		for _, c := range t.cols {
 			if c.name == "" && c.required {
@@ -297,6 +301,17 @@ func splitTable(s string) (schema, name string, err error) {
 	return schema, name, nil
 }
 
+// columnTypes restricts the types of the columns the Mapper computes with.
+var (
+	integerTypes = []string{"smallint", "integer", "bigint"}
+	columnTypes  = map[string][]string{
+		"inventory.quantity":          integerTypes,
+		"inventory.reserved":          integerTypes,
+		"inventory.lowStockThreshold": integerTypes,
+		"orders.total":                {"smallint", "integer", "bigint", "numeric", "real", "double precision"},
+	}
+)
+
 // validateCatalog checks every mapped table and column against the database
 // and reports each one that is missing by name.
 func (m *Mapping) validateCatalog(ctx context.Context, q Querier) error {
@@ -307,29 +322,46 @@ func (m *Mapping) validateCatalog(ctx context.Context, q Querier) error {
 			errs = append(errs, fmt.Errorf("mapping: %s.table: %w", t.key, err))
 			continue
 		}
-		rows, err := q.Query(ctx, `SELECT a.attname::text FROM pg_catalog.pg_attribute a
+		// The type of a domain column is its base type's.
+		rows, err := q.Query(ctx, `SELECT a.attname::text,
+				coalesce(nullif(t.typbasetype, 0), t.oid)::regtype::text
+			FROM pg_catalog.pg_attribute a
 			JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
 			  AND a.attnum > 0 AND NOT a.attisdropped`, schema, name)
 		if err != nil {
 			return fmt.Errorf("mapping: read catalog for %s.%s: %w", schema, name, err)
 		}
-		cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		have := map[string]string{}
+		for rows.Next() {
+			var col, typ string
+			if err := rows.Scan(&col, &typ); err != nil {
+				rows.Close()
+				return fmt.Errorf("mapping: read catalog for %s.%s: %w", schema, name, err)
+			}
+			have[col] = typ
+		}
+		if err := rows.Err(); err != nil {
 			return fmt.Errorf("mapping: read catalog for %s.%s: %w", schema, name, err)
 		}
-		if len(cols) == 0 {
+		if len(have) == 0 {
 			errs = append(errs, fmt.Errorf("mapping: %s.table: table %s.%s not found in the database", t.key, schema, name))
 			continue
 		}
-		have := make(map[string]bool, len(cols))
-		for _, c := range cols {
-			have[c] = true
-		}
 		for _, c := range t.cols {
-			if c.name != "" && !have[c.name] {
+			if c.name == "" {
+				continue
+			}
+			typ, ok := have[c.name]
+			if !ok {
 				errs = append(errs, fmt.Errorf("mapping: %s.%s: column %q not found in table %s.%s", t.key, c.key, c.name, schema, name))
+				continue
+			}
+			if want := columnTypes[t.key+"."+c.key]; want != nil && !slices.Contains(want, typ) {
+				errs = append(errs, fmt.Errorf("mapping: %s.%s: column %s.%s.%s has type %s; want one of %s",
+					t.key, c.key, schema, name, c.name, typ, strings.Join(want, ", ")))
 			}
 		}
 	}
