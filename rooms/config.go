@@ -149,6 +149,11 @@ type Config struct {
 	// MaxTokenBytes refuses longer tokens without parsing them; 0 = 16 KiB.
 	MaxTokenBytes int
 
+	// RecoveryGuard, the hub's wrapped RecoveryStore (NewRecoveryGuard), lets
+	// the middleware refuse to recover another user's session; nil = no check
+	// at CONNECT (recovered rooms are still revalidated after it).
+	RecoveryGuard *RecoveryGuard
+
 	// AdminNamespace declares "/admin", which only admins may connect to.
 	AdminNamespace bool
 	// Metrics gives new admin:metrics subscribers the current value; nil =

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/walcast/walcast/hub"
@@ -30,7 +31,7 @@ type Policy struct {
 	connMu sync.Mutex
 	conns  map[connKey]int // open (or reserved) sockets per namespace and user
 
-	pids pidOwners // owners of sessions being recovered (GuardRecovery)
+	guard atomic.Pointer[RecoveryGuard] // nil = sessions are not checked at CONNECT
 }
 
 type connKey struct{ nsp, user string }
@@ -53,6 +54,9 @@ func New(cfg Config) (*Policy, error) {
 		},
 		logLimit: rate.NewLimiter(10, 50),
 		conns:    make(map[connKey]int),
+	}
+	if cfg.RecoveryGuard != nil {
+		p.guard.Store(cfg.RecoveryGuard)
 	}
 	return p, nil
 }
@@ -223,11 +227,11 @@ func (p *Policy) authenticate(ctx context.Context, nsp string, h *hub.Handshake)
 	if err != nil {
 		return nil, authErr(MsgAuthFailed, CodeProfileLookup, err)
 	}
-	if pid := recoveringPID(h.Auth); pid != "" {
-		if owner, ok := p.pids.take(pid, p.cfg.now()); ok && owner != id.UserID {
+	if g := p.guard.Load(); g != nil {
+		if owner, ok := g.takeOwner(recoveringPID(h.Auth)); ok && owner != "" && owner != id.UserID {
 			// The session is consumed by now, so the client's next attempt
 			// starts a fresh session.
-			return nil, authErr(MsgAuthFailed, CodeSessionMismatch, fmt.Errorf("session %q belongs to another user", pid))
+			return nil, authErr(MsgAuthFailed, CodeSessionMismatch, errors.New("the recovered session belongs to another user"))
 		}
 	}
 	if nsp == AdminNamespaceName && !id.Admin {

@@ -95,7 +95,12 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 	k := genKeys(t)
 	js := newJWKSServer(t, k)
 	log := testLogger(t)
+	var guard *rooms.RecoveryGuard
+	if opt.guard {
+		guard = rooms.NewRecoveryGuard(hub.NewMemoryStore(2*time.Minute, 1000))
+	}
 	pol, err := rooms.New(rooms.Config{
+		RecoveryGuard:          guard,
 		JWTSecret:              rooms.Secret(k.secret),
 		JWKSURL:                js.URL(),
 		Issuer:                 testIssuer,
@@ -123,8 +128,8 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 	}
 	if opt.recovery {
 		hcfg.Recovery = &hub.RecoveryConfig{}
-		if opt.guard {
-			hcfg.Recovery.Store = pol.GuardRecovery(hub.NewMemoryStore(2*time.Minute, 1000))
+		if guard != nil {
+			hcfg.Recovery.Store = guard
 		}
 	}
 	srv, err := hub.New(hcfg)

@@ -14,31 +14,43 @@ import (
 // from the pid a client sends in CONNECT, before the policy's middleware
 // runs. A client that switched accounts in place (socket.auth changed to
 // another user's token) would recover the previous user's session.
-// GuardRecovery closes that: the wrapped store notes whose session each taken
-// pid was, and the middleware refuses a CONNECT whose token belongs to someone
-// else.
+// RecoveryGuard closes that.
 
 const (
 	pidOwnerTTL = time.Minute
 	pidOwnerMax = 100000
 )
 
-// GuardRecovery wraps the hub's RecoveryStore so that a session can only be
-// recovered by its own user. Use it as hub.RecoveryConfig.Store (wrap
-// hub.NewMemoryStore(...) or the Redis store). Without it, recovered rooms are
-// still revalidated on connect, but the events missed during the
-// disconnection are replayed before the policy can check them.
-func (p *Policy) GuardRecovery(inner hub.RecoveryStore) hub.RecoveryStore {
-	return &recoveryGuard{RecoveryStore: inner, p: p}
+// RecoveryGuard wraps the hub's RecoveryStore so that a session can only be
+// recovered by its own user: it notes whose session each taken pid was, and
+// the policy's middleware (Config.RecoveryGuard, or Policy.GuardRecovery)
+// refuses a CONNECT whose token belongs to someone else, before the hub
+// replays any missed event. Without it, recovered rooms are still revalidated
+// on connect, but missed events are replayed before the policy can check them.
+type RecoveryGuard struct {
+	hub.RecoveryStore
+	owners pidOwners
+	now    func() time.Time
 }
 
-type recoveryGuard struct {
-	hub.RecoveryStore
-	p *Policy
+// NewRecoveryGuard wraps inner (not nil: e.g. hub.NewMemoryStore(…) or the
+// Redis store). Use the result as hub.RecoveryConfig.Store and give it to the
+// policy as Config.RecoveryGuard.
+func NewRecoveryGuard(inner hub.RecoveryStore) *RecoveryGuard {
+	return &RecoveryGuard{RecoveryStore: inner, now: time.Now}
+}
+
+// GuardRecovery is NewRecoveryGuard for a policy that already exists: it
+// wraps inner and makes p check the sessions it recovers.
+func (p *Policy) GuardRecovery(inner hub.RecoveryStore) hub.RecoveryStore {
+	g := NewRecoveryGuard(inner)
+	g.now = p.cfg.now
+	p.guard.Store(g)
+	return g
 }
 
 // TakeSession records the owner of the taken session for the middleware.
-func (g *recoveryGuard) TakeSession(ctx context.Context, pid string) (hub.Session, bool, error) {
+func (g *RecoveryGuard) TakeSession(ctx context.Context, pid string) (hub.Session, bool, error) {
 	s, ok, err := g.RecoveryStore.TakeSession(ctx, pid)
 	if ok && err == nil {
 		owner := ""
@@ -48,9 +60,14 @@ func (g *recoveryGuard) TakeSession(ctx context.Context, pid string) (hub.Sessio
 				break
 			}
 		}
-		g.p.pids.put(pid, owner, g.p.cfg.now())
+		g.owners.put(pid, owner, g.now())
 	}
 	return s, ok, err
+}
+
+// takeOwner returns and forgets the owner of the session pid just taken.
+func (g *RecoveryGuard) takeOwner(pid string) (string, bool) {
+	return g.owners.take(pid, g.now())
 }
 
 // pidOwners maps a just-taken session pid to its user, briefly.
