@@ -874,3 +874,30 @@ func TestInterop_ServerDisconnect(t *testing.T) {
 		})
 	}
 }
+
+func TestInterop_AllowedOrigins(t *testing.T) {
+	nodeBinary(t)
+	ev := newInteropEvents()
+	cfg := interopConfig()
+	cfg.AllowedOrigins = []string{"https://shop.example"}
+	ts := startServer(t, "127.0.0.1:0", cfg, func(srv *hub.Server) { installInterop(srv, ev, false, nil) })
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{{"https://shop.example", true}, {"https://evil.example", false}} {
+		t.Run(tc.origin, func(t *testing.T) {
+			p := runNode(t, "origin.mjs", ts.URL, tc.origin)
+			var got struct {
+				Polling, WebSocket struct {
+					Connected bool   `json:"connected"`
+					Error     string `json:"error"`
+				}
+			}
+			p.expect("done").decode(t, &got)
+			if got.Polling.Connected != tc.ok || got.WebSocket.Connected != tc.ok {
+				t.Errorf("Origin %s: polling connected=%v (%s), websocket connected=%v (%s); want %v for both",
+					tc.origin, got.Polling.Connected, got.Polling.Error, got.WebSocket.Connected, got.WebSocket.Error, tc.ok)
+			}
+		})
+	}
+}
