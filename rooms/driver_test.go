@@ -225,6 +225,7 @@ type connectOpts struct {
 	nsp        string
 	transports []string
 	noRetry    bool
+	authFn     bool // auth as a callback reading the current token
 }
 
 // connect opens socket name with token ("" = no token at all) and returns the
@@ -240,6 +241,9 @@ func (d *driver) connect(name, token string, o connectOpts) *dline {
 	}
 	if o.transports != nil {
 		cmd["transports"] = o.transports
+	}
+	if o.authFn {
+		cmd["authFn"] = true
 	}
 	d.send(cmd)
 	return d.wait("connect of "+name, driverWait, func(l *dline) bool {

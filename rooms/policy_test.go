@@ -584,6 +584,13 @@ func TestPolicy_ExpiryWhileConnected(t *testing.T) {
 	// apps do on TOKEN_REFRESHED.
 	d.send(map[string]any{"op": "setauth", "name": "exp", "token": st.token(t, uExpiring, "", time.Hour)})
 
+	// The same with auth as a callback (socket.io-client calls it at every
+	// connection attempt).
+	if l := d.connect("expfn", st.token(t, uSeller, "seller", 3*time.Second), connectOpts{authFn: true}); l.Ev != "connect" {
+		t.Fatalf("expfn connect: got %s %q", l.Ev, l.Message)
+	}
+	d.send(map[string]any{"op": "setauth", "name": "expfn", "token": st.token(t, uSeller, "seller", time.Hour)})
+
 	// A second client keeps its stale token.
 	if l := d.connect("stale", st.token(t, uCustomer2, "", 3*time.Second), connectOpts{}); l.Ev != "connect" {
 		t.Fatalf("stale connect: got %s %q", l.Ev, l.Message)
@@ -610,6 +617,13 @@ func TestPolicy_ExpiryWhileConnected(t *testing.T) {
 	d.wait("event after reconnect", driverWait, func(l *dline) bool {
 		return l.Name == "exp" && l.Event == "notification"
 	})
+
+	d.wait("expfn disconnect at exp", 10*time.Second, func(l *dline) bool { return l.Name == "expfn" && l.Ev == "disconnect" })
+	if fl := d.wait("expfn reconnect", driverWait, func(l *dline) bool {
+		return l.Name == "expfn" && (l.Ev == "connect" || l.Ev == "connect_error")
+	}); fl.Ev != "connect" {
+		t.Fatalf("reconnect with an auth callback: got %s", fl.raw)
+	}
 
 	// The stale client ends with "Token expired" (possibly after one more
 	// connection accepted within the leeway).

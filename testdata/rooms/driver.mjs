@@ -4,7 +4,9 @@
 // Commands arrive on stdin, one JSON object per line; everything the sockets
 // see goes to stdout, one JSON object per line, tagged with the socket's name.
 //
-//   {"op":"connect","name":"a","nsp":"/","token":"…","transports":["websocket"],"reconnection":true}
+//   {"op":"connect","name":"a","nsp":"/","token":"…","transports":["websocket"],"reconnection":true,"authFn":false}
+//     (authFn: auth is a callback returning the socket's current token, as apps
+//     that read the session at each (re)connection do)
 //   {"op":"emit","name":"a","id":1,"event":"subscribe:product","args":["p1"],"ack":true}
 //   {"op":"flood","name":"a","id":2,"event":"subscribe:product","args":["p1"],"count":1000,"ms":1000}
 //   {"op":"setauth","name":"a","token":"…"}
@@ -36,12 +38,14 @@ process.on("uncaughtException", (e) => fail(e && e.stack ? e.stack : e));
 setTimeout(() => fail("driver deadline exceeded"), Number(process.env.DRIVER_DEADLINE_MS || 120000)).unref();
 
 const sockets = new Map();
+const tokens = new Map(); // for sockets whose auth is a callback (authFn)
 const ACK_TIMEOUT = 5000;
 
 function connect(c) {
   const nsp = c.nsp || "/";
+  tokens.set(c.name, c.token);
   const s = io(base + (nsp === "/" ? "" : nsp), {
-    auth: c.token == null ? {} : { token: c.token },
+    auth: c.authFn ? (cb) => cb({ token: tokens.get(c.name) }) : c.token == null ? {} : { token: c.token },
     transports: c.transports || ["polling", "websocket"],
     reconnection: c.reconnection !== false,
     reconnectionDelay: 100,
@@ -113,7 +117,8 @@ rl.on("line", (l) => {
     case "setauth": {
       const s = sockets.get(c.name);
       if (!s) return fail("no socket " + c.name);
-      s.auth = c.token == null ? {} : { token: c.token };
+      tokens.set(c.name, c.token);
+      if (typeof s.auth !== "function") s.auth = c.token == null ? {} : { token: c.token };
       return out({ name: c.name, ev: "auth_set" });
     }
     case "reconnect": {
