@@ -32,6 +32,30 @@
 // hub.Socket.CloseTransport, so socket.io-client reconnects on its own with the
 // token the app has put in socket.auth meanwhile.
 //
+// # Recovered sessions
+//
+// The hub restores a recovered session's rooms (socket.io 4.6+ pid) before
+// the policy sees the socket. On connect the policy revalidates them against
+// the new identity, and with a RecoveryGuard wrapped around the hub's
+// RecoveryStore (Config.RecoveryGuard) it refuses, before any missed event is
+// replayed, a CONNECT that would recover another user's session.
+//
+// # Limits
+//
+// Per socket: a token bucket of EventRate/EventBurst client events (refused
+// with the ack error "rate limited"; more than AbuseLimit refusals within
+// AbuseWindow disconnect the socket), MaxRoomsPerSocket subscriptions and
+// MaxCartBytes per cart:update. Per user and namespace on this node:
+// MaxConnsPerUser sockets ("Too many connections").
+//
+// # Metrics and logs
+//
+// NewPromMetrics registers walcast_rooms_auth_refused_total{reason},
+// walcast_rooms_events_refused_total{reason},
+// walcast_rooms_token_expired_disconnects_total and
+// walcast_rooms_abuse_disconnects_total. Refusals are logged at Info (at most
+// 10 lines a second overall and 5 per socket), with the keys of log.go.
+//
 // # Concurrency
 //
 // A Policy is safe for concurrent use. Handlers of one socket run on that
