@@ -26,6 +26,9 @@ func printTable(w io.Writer, cfg BenchConfig, o *BenchOutcome) {
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	row := func(sc, measure, target string, f func(*Result) string, ratio func(wc, n *Result) string, met func(*Result, *Result) string) {
 		wc, n := get(sc, "walcast"), get(sc, "node")
+		if wc == nil && n == nil && len(o.Errors[sc]) == 0 {
+			return // not run
+		}
 		cell := func(r *Result, srv string) string {
 			if r == nil {
 				if err := o.Errors[sc][srv]; err != nil {

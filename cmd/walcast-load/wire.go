@@ -161,6 +161,10 @@ type dialOptions struct {
 	Path    string     // e.g. /socket.io/
 	Token   string
 	Room    string // product id for subscribe:product; "" = no subscribe
+	// SmallRcvBuf shrinks the socket's receive buffer to the minimum, so that a
+	// client that never reads (a stuck browser tab) pushes back on the server
+	// after a few KB instead of the default 128 KB.
+	SmallRcvBuf bool
 	Timeout time.Duration
 }
 
@@ -198,6 +202,9 @@ func dial(o dialOptions) (_ dialResult, err error) {
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if o.SmallRcvBuf {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1024)
+	}
 	if o.Source.IsValid() {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
 		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: o.Source.As4()}); err != nil {

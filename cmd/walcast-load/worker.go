@@ -245,6 +245,7 @@ func (w *worker) connectAll(ctx context.Context) (WorkerResult, error) {
 				if len(w.cfg.Rooms) > 0 {
 					o.Room = w.cfg.Rooms[idx%len(w.cfg.Rooms)]
 				}
+				o.SmallRcvBuf = i >= w.cfg.Count-w.cfg.Slow
 				if len(sources) > 0 {
 					per := max(w.cfg.PerSource, 1)
 					o.Source = sources[(idx/per)%len(sources)]
