@@ -901,3 +901,115 @@ func TestInterop_AllowedOrigins(t *testing.T) {
 		})
 	}
 }
+
+func TestInterop_Namespaces(t *testing.T) {
+	nodeBinary(t)
+	for _, mode := range []string{"default", "websocket", "polling"} {
+		t.Run(mode, func(t *testing.T) {
+			ev := newInteropEvents()
+			ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) {
+				installInterop(srv, ev, false, nil)
+				admin := srv.Of("/admin")
+				admin.Use(func(_ context.Context, h *hub.Handshake) error {
+					var a struct {
+						Token string `json:"token"`
+					}
+					if json.Unmarshal(h.Auth, &a) != nil || a.Token != "good-admin" {
+						return &hub.ConnectError{Message: "Admins only", Data: map[string]any{"nsp": h.Namespace}}
+					}
+					return nil
+				})
+				admin.OnConnect(func(s *hub.Socket) {
+					s.On("broadcast", func(s *hub.Socket, m *hub.Message) {
+						var req struct {
+							Event string            `json:"event"`
+							Args  []json.RawMessage `json:"args"`
+						}
+						if len(m.Args) == 0 || json.Unmarshal(m.Args[0], &req) != nil {
+							_ = m.Ack("bad broadcast request")
+							return
+						}
+						srv.Broadcast(&hub.Broadcast{Namespace: "/admin", Event: req.Event, Args: req.Args})
+						_ = m.Ack(true)
+					})
+				})
+			})
+			p := runNode(t, "namespaces.mjs", ts.URL, mode)
+			var got struct {
+				SameEngine bool            `json:"sameEngine"`
+				Got        json.RawMessage `json:"got"`
+				Refused    json.RawMessage `json:"refused"`
+				Echo       json.RawMessage `json:"echo"`
+			}
+			p.expect("done").decode(t, &got)
+			if !got.SameEngine {
+				t.Errorf("the two namespaces did not share one Manager/Engine.IO connection")
+			}
+			checkJSON(t, "events per namespace", got.Got, `{"main":[["to-main"]],"admin":[["to-admin"]]}`)
+			checkJSON(t, "/admin without admin token", got.Refused, `{"message":"Admins only","data":{"nsp":"/admin"}}`)
+			checkJSON(t, "/ after leaving /admin", got.Echo, `["still-here"]`)
+		})
+	}
+}
+
+// TestInterop_Payload: many large events in both directions. Over polling the client packs
+// its POSTs up to the advertised maxPayload (64 KB here), so the hub must accept batches
+// right at the limit; the hub's GET answers carry many packets at once.
+func TestInterop_Payload(t *testing.T) {
+	nodeBinary(t)
+	const count, size = 40, 20000
+	for _, mode := range []string{"polling", "websocket", "default"} {
+		t.Run(mode, func(t *testing.T) {
+			ev := newInteropEvents()
+			cfg := interopConfig()
+			cfg.MaxPayload = 64 << 10
+			ts := startServer(t, "127.0.0.1:0", cfg, func(srv *hub.Server) {
+				installInterop(srv, ev, false, func(s *hub.Socket) {
+					var n, bytes int // handlers of one socket run one at a time
+					next := 0
+					inOrder := true
+					s.On("bulk", func(s *hub.Socket, m *hub.Message) {
+						var i int
+						var str string
+						if len(m.Args) == 2 && json.Unmarshal(m.Args[0], &i) == nil && json.Unmarshal(m.Args[1], &str) == nil {
+							if i != next {
+								inOrder = false
+							}
+							next++
+							n++
+							bytes += len(str)
+						}
+					})
+					s.On("tally", func(s *hub.Socket, m *hub.Message) {
+						_ = m.Ack(map[string]any{"n": n, "bytes": bytes, "inOrder": inOrder})
+					})
+					s.On("flood", func(s *hub.Socket, m *hub.Message) {
+						chunk := strings.Repeat("y", size)
+						for i := range count {
+							if err := s.Emit("bulk-back", i, chunk); err != nil {
+								t.Errorf("emit bulk-back %d: %v", i, err)
+								return
+							}
+						}
+					})
+				})
+			})
+			p := runNode(t, "payload.mjs", ts.URL, mode, fmt.Sprint(count), fmt.Sprint(size))
+			var got struct {
+				Tally       json.RawMessage `json:"tally"`
+				Received    int             `json:"received"`
+				Bytes       int             `json:"bytes"`
+				InOrder     bool            `json:"inOrder"`
+				Disconnects []string        `json:"disconnects"`
+			}
+			p.expect("done").decode(t, &got)
+			checkJSON(t, "server tally of client events", got.Tally, fmt.Sprintf(`{"n":%d,"bytes":%d,"inOrder":true}`, count, count*size))
+			if got.Received != count || got.Bytes != count*size || !got.InOrder {
+				t.Errorf("client received %d events (%d bytes, in order %v), want %d (%d bytes, in order)", got.Received, got.Bytes, got.InOrder, count, count*size)
+			}
+			if len(got.Disconnects) > 1 || (len(got.Disconnects) == 1 && got.Disconnects[0] != "io client disconnect") {
+				t.Errorf("disconnects: %v", got.Disconnects)
+			}
+		})
+	}
+}
