@@ -84,7 +84,7 @@ func (r *rowRecorder) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 		if c.Op == cdc.OpDelete {
 			r.rows[id] = nil
 		} else {
-			r.rows[id] = cdc.AppendRowJSON(nil, c.Relation, c.New)
+			r.rows[id] = r.m.AppendRowJSON(nil, c.Relation, c.New)
 		}
 		r.mu.Unlock()
 	}

@@ -148,7 +148,7 @@ func (lk *lookups) applyVariant(c *Change, ri *relInfo) {
 	if string(pid) != vi.productID {
 		col := ri.idx[vProductID]
 		vi.productID = string(pid)
-		vi.productJSON = string(appendValueJSON(nil, ri.rel.Columns[col].TypeOID, c.New[col]))
+		vi.productJSON = string(appendValueJSON(nil, ri.oids[col], c.New[col]))
 	}
 	if ri.idx[vName] >= 0 {
 		switch v := colValue(c.New, ri.idx[vName]); v.Kind {
@@ -199,4 +199,26 @@ func (lk *lookups) applyProduct(c *Change, ri *relInfo) {
 		}
 	}
 	lk.products[string(id)] = pi
+}
+
+// loadDomains maps every domain type to its base type (one level; relInfo
+// follows chains).
+func loadDomains(ctx context.Context, q Querier) (map[uint32]uint32, error) {
+	rows, err := q.Query(ctx, "SELECT oid::int8, typbasetype::int8 FROM pg_catalog.pg_type WHERE typtype = 'd'")
+	if err != nil {
+		return nil, fmt.Errorf("mapper: load domain types: %w", err)
+	}
+	defer rows.Close()
+	out := map[uint32]uint32{}
+	for rows.Next() {
+		var oid, base int64
+		if err := rows.Scan(&oid, &base); err != nil {
+			return nil, fmt.Errorf("mapper: load domain types: %w", err)
+		}
+		out[uint32(oid)] = uint32(base)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("mapper: load domain types: %w", err)
+	}
+	return out, nil
 }

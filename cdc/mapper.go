@@ -54,6 +54,7 @@ type Mapper struct {
 
 	mu      sync.Mutex
 	rels    map[uint32]*relInfo
+	domains map[uint32]uint32 // domain type OID -> its base type OID (from Load)
 	lk      lookups
 	met     metricsState
 	warned  map[string]bool
@@ -84,8 +85,9 @@ type relInfo struct {
 	rel    *Relation
 	ncols  int
 	kind   int
-	idx    [8]int // column index per slot; -1 when unmapped or not published
-	broken bool   // a required column is missing from the relation
+	idx    [8]int   // column index per slot; -1 when unmapped or not published
+	oids   []uint32 // column types, domains resolved to their base type
+	broken bool     // a required column is missing from the relation
 }
 
 // NewMapper returns a Mapper for cfg. It does no I/O; call Load before Map.
@@ -160,9 +162,15 @@ func (m *Mapper) Load(ctx context.Context, q Querier) error {
 	if err != nil {
 		return err
 	}
+	domains, err := loadDomains(ctx, q)
+	if err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lk = lk
+	m.domains = domains
+	clear(m.rels) // resolve column types again with the domains
 	// Keep the watermark of changes already applied in this process.
 	if met.wmLSN < m.met.wmLSN {
 		met.wmLSN, met.wmIdx = m.met.wmLSN, m.met.wmIdx
@@ -222,15 +230,36 @@ func (m *Mapper) Map(dst []Event, c *Change) ([]Event, error) {
 	return dst, nil
 }
 
+// AppendRowJSON appends row t of rel to dst as the JSON object the Mapper
+// sends as "the order row": equal to Postgres' to_jsonb(row), with domain
+// columns encoded like their base type (known after Load).
+func (m *Mapper) AppendRowJSON(dst []byte, rel *Relation, t Tuple) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return appendRowJSON(dst, rel, m.relInfoLocked(rel).oids, t)
+}
+
 // relInfoLocked resolves rel against the mapping, cached per relation id. A
 // new Relation message (new pointer or new column count) resolves again.
 func (m *Mapper) relInfoLocked(rel *Relation) *relInfo {
 	if ri := m.rels[rel.ID]; ri != nil && ri.rel == rel && ri.ncols == len(rel.Columns) {
 		return ri
 	}
-	ri := &relInfo{rel: rel, ncols: len(rel.Columns), kind: tableNone}
+	ri := &relInfo{rel: rel, ncols: len(rel.Columns), kind: tableNone, oids: make([]uint32, len(rel.Columns))}
 	for i := range ri.idx {
 		ri.idx[i] = -1
+	}
+	for i, c := range rel.Columns {
+		ri.oids[i] = c.TypeOID
+		// Domains chain to a base type; the loop bound guards against a
+		// malformed (cyclic) map.
+		for range 8 {
+			base, ok := m.domains[ri.oids[i]]
+			if !ok {
+				break
+			}
+			ri.oids[i] = base
+		}
 	}
 	for k, t := range m.tables {
 		if t.schema == rel.Namespace && t.name == rel.Name {
@@ -345,7 +374,7 @@ func appendCol(dst []byte, ri *relInfo, t Tuple, slot int) []byte {
 	if i < 0 {
 		return append(dst, "null"...)
 	}
-	return appendValueJSON(dst, ri.rel.Columns[i].TypeOID, colValue(t, i))
+	return appendValueJSON(dst, ri.oids[i], colValue(t, i))
 }
 
 func appendOptString(dst []byte, s string, ok bool) []byte {
@@ -513,7 +542,7 @@ func (m *Mapper) mapOrder(dst []Event, c *Change, ri *relInfo) []Event {
 		if m.on.newOrder {
 			b := append(m.scratch[:0], `{"order":`...)
 			start := len(b)
-			b = appendRowJSON(b, ri.rel, c.New)
+			b = appendRowJSON(b, ri.rel, ri.oids, c.New)
 			end := len(b)
 			b = append(b, ',')
 			b = m.appendTS(b, c)
@@ -525,7 +554,7 @@ func (m *Mapper) mapOrder(dst []Event, c *Change, ri *relInfo) []Event {
 		if m.on.orderNew {
 			if seller, ok := textCol(c.New, ri.idx[oSellerID]); ok {
 				if row == nil {
-					m.scratch = appendRowJSON(m.scratch[:0], ri.rel, c.New)
+					m.scratch = appendRowJSON(m.scratch[:0], ri.rel, ri.oids, c.New)
 					dst = m.emitLocked(dst, c, 1, "seller:"+string(seller), EventOrderNew)
 				} else {
 					dst = append(dst, Event{

@@ -14,7 +14,6 @@ const (
 	oidInt8        = 20
 	oidInt2        = 21
 	oidInt4        = 23
-	oidOID         = 26
 	oidJSON        = 114
 	oidFloat4      = 700
 	oidFloat8      = 701
@@ -24,10 +23,6 @@ const (
 	oidJSONB       = 3802
 )
 
-// AppendRowJSON appends row t of rel to dst as the JSON object the Mapper
-// uses for "the order row" (see appendRowJSON).
-func AppendRowJSON(dst []byte, rel *Relation, t Tuple) []byte { return appendRowJSON(dst, rel, t) }
-
 // appendRowJSON appends the row t of rel as a JSON object that equals what
 // Postgres' to_jsonb(row) gives, with keys in column order: numbers as JSON
 // numbers with their exact digits, booleans, json/jsonb embedded, timestamptz
@@ -35,7 +30,10 @@ func AppendRowJSON(dst []byte, rel *Relation, t Tuple) []byte { return appendRow
 // Columns whose value is not known (absent from an old key-only tuple, or an
 // unchanged TOAST value Postgres did not send) are left out rather than
 // invented.
-func appendRowJSON(dst []byte, rel *Relation, t Tuple) []byte {
+//
+// oids, when not nil, holds each column's type with domains resolved to their
+// base type (to_jsonb encodes a domain like its base type).
+func appendRowJSON(dst []byte, rel *Relation, oids []uint32, t Tuple) []byte {
 	dst = append(dst, '{')
 	first := true
 	for i := range rel.Columns {
@@ -52,7 +50,11 @@ func appendRowJSON(dst []byte, rel *Relation, t Tuple) []byte {
 		first = false
 		dst = appendJSONString(dst, rel.Columns[i].Name)
 		dst = append(dst, ':')
-		dst = appendValueJSON(dst, rel.Columns[i].TypeOID, v)
+		oid := rel.Columns[i].TypeOID
+		if i < len(oids) {
+			oid = oids[i]
+		}
+		dst = appendValueJSON(dst, oid, v)
 	}
 	return append(dst, '}')
 }
@@ -71,7 +73,7 @@ func appendValueJSON(dst []byte, oid uint32, v Value) []byte {
 		case "f":
 			return append(dst, "false"...)
 		}
-	case oidInt2, oidInt4, oidInt8, oidOID, oidNumeric, oidFloat4, oidFloat8:
+	case oidInt2, oidInt4, oidInt8, oidNumeric, oidFloat4, oidFloat8:
 		// NaN and ±Infinity are not JSON numbers; to_jsonb makes them strings.
 		if isJSONNumber(b) {
 			return append(dst, b...)

@@ -1,12 +1,14 @@
 -- A schema with other table and column names, mapped by
 -- other_names.mapping.json: integer ids, a text status, bigint amounts, no
--- reserved or threshold column (lowStockThreshold 2), order:status off.
+-- reserved or threshold column (lowStockThreshold 2), order:status off, a
+-- domain-typed amount.
 CREATE SCHEMA shop;
+CREATE DOMAIN shop.cents AS bigint CHECK (VALUE >= 0);  -- to_jsonb encodes it like bigint
 CREATE TABLE shop.items (item_id bigint PRIMARY KEY, title text NOT NULL, vendor_id bigint);
 CREATE TABLE shop.skus (sku_id bigint PRIMARY KEY, item_id bigint NOT NULL REFERENCES shop.items, label text);
 CREATE TABLE shop.stock (sku_id bigint PRIMARY KEY REFERENCES shop.skus, on_hand integer NOT NULL);
 CREATE TABLE shop.purchases (purchase_id bigint PRIMARY KEY, reference text, customer_id text NOT NULL,
-  state text NOT NULL, amount_cents bigint NOT NULL, carrier_ref text, placed_at timestamptz NOT NULL);
+  state text NOT NULL, amount_cents shop.cents NOT NULL, carrier_ref text, placed_at timestamptz NOT NULL);
 INSERT INTO shop.items VALUES (1, 'Kettle', 77);
 INSERT INTO shop.skus VALUES (10, 1, 'Steel');
 INSERT INTO shop.stock VALUES (10, 9);
