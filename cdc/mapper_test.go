@@ -270,7 +270,7 @@ func TestMapper_Metrics(t *testing.T) {
 	if !ok {
 		t.Fatal("MetricsEvent after changes: want an event")
 	}
-	want := `{"metrics":{"totalRevenue":5.001,"totalOrders":2,"averageOrderValue":2.5005},"timestamp":1000}`
+	want := `{"metrics":{"totalRevenue":5.001,"totalOrders":2,"averageOrderValue":2.5005},"timestamp":1772366400123}`
 	if string(ev.Payload) != want || ev.Room != cdc.RoomMetrics || ev.Name != cdc.EventMetricsUpdated || !ev.ID.IsZero() {
 		t.Errorf("MetricsEvent = %s %s %s %v, want %s admin:metrics zero id", ev.Room, ev.Name, ev.Payload, ev.ID, want)
 	}

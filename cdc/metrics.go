@@ -123,9 +123,11 @@ func parseLSN(s string) (LSN, error) {
 }
 
 // MetricsEvent returns an admin:metrics-updated event (room admin:metrics,
-// zero EventID, timestamp now) if the aggregate changed since the last call,
-// and false otherwise or when the event is switched off. Safe to call from any
-// goroutine; the binary calls it at most once per second.
+// zero EventID) if the aggregate changed since the last call, and false
+// otherwise or when the event is switched off. Its timestamp is the commit
+// time of the last change that moved the aggregate (the time of Load at
+// first; now if neither is known). Safe to call from any goroutine; the
+// binary calls it at most once per second.
 func (m *Mapper) MetricsEvent(now time.Time) (Event, bool) {
 	if !m.on.metrics {
 		return Event{}, false
@@ -136,11 +138,15 @@ func (m *Mapper) MetricsEvent(now time.Time) (Event, bool) {
 		return Event{}, false
 	}
 	m.met.sent = m.met.version
+	at := m.met.changed
+	if at.IsZero() {
+		at = now
+	}
 	return Event{
 		Room:       RoomMetrics,
 		Name:       EventMetricsUpdated,
-		Payload:    m.metricsPayloadLocked(nil, now.UnixMilli()),
-		CommitTime: m.met.changed,
+		Payload:    m.metricsPayloadLocked(nil, at.UnixMilli()),
+		CommitTime: at,
 	}, true
 }
 
