@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -291,3 +292,5 @@ func slotConfirmed(t testing.TB, c *pgtest.Cluster, db, slot string) cdc.LSN {
 	}
 	return cdc.LSN(uint64(hi)<<32 | uint64(lo))
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
