@@ -201,24 +201,30 @@ func (lk *lookups) applyProduct(c *Change, ri *relInfo) {
 	lk.products[string(id)] = pi
 }
 
-// loadDomains maps every domain type to its base type (one level; relInfo
-// follows chains).
-func loadDomains(ctx context.Context, q Querier) (map[uint32]uint32, error) {
-	rows, err := q.Query(ctx, "SELECT oid::int8, typbasetype::int8 FROM pg_catalog.pg_type WHERE typtype = 'd'")
+// loadTypes maps every domain type to its base type (one level; the Mapper
+// follows chains) and every array type to its element type.
+func loadTypes(ctx context.Context, q Querier) (domains, arrays map[uint32]uint32, err error) {
+	rows, err := q.Query(ctx, `SELECT oid::int8, typtype = 'd', CASE WHEN typtype = 'd' THEN typbasetype ELSE typelem END::int8
+		FROM pg_catalog.pg_type WHERE typtype = 'd' OR (typcategory = 'A' AND typelem <> 0)`)
 	if err != nil {
-		return nil, fmt.Errorf("mapper: load domain types: %w", err)
+		return nil, nil, fmt.Errorf("mapper: load domain and array types: %w", err)
 	}
 	defer rows.Close()
-	out := map[uint32]uint32{}
+	domains, arrays = map[uint32]uint32{}, map[uint32]uint32{}
 	for rows.Next() {
-		var oid, base int64
-		if err := rows.Scan(&oid, &base); err != nil {
-			return nil, fmt.Errorf("mapper: load domain types: %w", err)
+		var oid, other int64
+		var domain bool
+		if err := rows.Scan(&oid, &domain, &other); err != nil {
+			return nil, nil, fmt.Errorf("mapper: load domain and array types: %w", err)
 		}
-		out[uint32(oid)] = uint32(base)
+		if domain {
+			domains[uint32(oid)] = uint32(other)
+		} else {
+			arrays[uint32(oid)] = uint32(other)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("mapper: load domain types: %w", err)
+		return nil, nil, fmt.Errorf("mapper: load domain and array types: %w", err)
 	}
-	return out, nil
+	return domains, arrays, nil
 }

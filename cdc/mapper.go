@@ -55,6 +55,7 @@ type Mapper struct {
 	mu      sync.Mutex
 	rels    map[uint32]*relInfo
 	domains map[uint32]uint32 // domain type OID -> its base type OID (from Load)
+	arrays  map[uint32]uint32 // array type OID -> element type OID (from Load)
 	lk      lookups
 	met     metricsState
 	warned  map[string]bool
@@ -87,6 +88,7 @@ type relInfo struct {
 	kind   int
 	idx    [8]int   // column index per slot; -1 when unmapped or not published
 	oids   []uint32 // column types, domains resolved to their base type
+	elems  []uint32 // element types of array columns (domains resolved), else 0
 	broken bool     // a required column is missing from the relation
 }
 
@@ -162,14 +164,14 @@ func (m *Mapper) Load(ctx context.Context, q Querier) error {
 	if err != nil {
 		return err
 	}
-	domains, err := loadDomains(ctx, q)
+	domains, arrays, err := loadTypes(ctx, q)
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lk = lk
-	m.domains = domains
+	m.domains, m.arrays = domains, arrays
 	clear(m.rels) // resolve column types again with the domains
 	// Keep the watermark of changes already applied in this process.
 	if met.wmLSN < m.met.wmLSN {
@@ -230,13 +232,27 @@ func (m *Mapper) Map(dst []Event, c *Change) ([]Event, error) {
 	return dst, nil
 }
 
+// baseType follows domains to their base type; the loop bound guards against
+// a malformed (cyclic) map.
+func (m *Mapper) baseType(oid uint32) uint32 {
+	for range 8 {
+		base, ok := m.domains[oid]
+		if !ok {
+			break
+		}
+		oid = base
+	}
+	return oid
+}
+
 // AppendRowJSON appends row t of rel to dst as the JSON object the Mapper
 // sends as "the order row": equal to Postgres' to_jsonb(row), with domain
 // columns encoded like their base type (known after Load).
 func (m *Mapper) AppendRowJSON(dst []byte, rel *Relation, t Tuple) []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return appendRowJSON(dst, rel, m.relInfoLocked(rel).oids, t)
+	ri := m.relInfoLocked(rel)
+	return appendRowJSON(dst, rel, ri.oids, ri.elems, t)
 }
 
 // relInfoLocked resolves rel against the mapping, cached per relation id. A
@@ -245,20 +261,19 @@ func (m *Mapper) relInfoLocked(rel *Relation) *relInfo {
 	if ri := m.rels[rel.ID]; ri != nil && ri.rel == rel && ri.ncols == len(rel.Columns) {
 		return ri
 	}
-	ri := &relInfo{rel: rel, ncols: len(rel.Columns), kind: tableNone, oids: make([]uint32, len(rel.Columns))}
+	n := len(rel.Columns)
+	ri := &relInfo{rel: rel, ncols: n, kind: tableNone, oids: make([]uint32, n), elems: make([]uint32, n)}
 	for i := range ri.idx {
 		ri.idx[i] = -1
 	}
 	for i, c := range rel.Columns {
-		ri.oids[i] = c.TypeOID
-		// Domains chain to a base type; the loop bound guards against a
-		// malformed (cyclic) map.
-		for range 8 {
-			base, ok := m.domains[ri.oids[i]]
-			if !ok {
-				break
-			}
-			ri.oids[i] = base
+		ri.oids[i] = m.baseType(c.TypeOID)
+		elem, ok := arrayElems[ri.oids[i]]
+		if !ok {
+			elem = m.arrays[ri.oids[i]]
+		}
+		if elem != 0 {
+			ri.elems[i] = m.baseType(elem)
 		}
 	}
 	for k, t := range m.tables {
@@ -542,7 +557,7 @@ func (m *Mapper) mapOrder(dst []Event, c *Change, ri *relInfo) []Event {
 		if m.on.newOrder {
 			b := append(m.scratch[:0], `{"order":`...)
 			start := len(b)
-			b = appendRowJSON(b, ri.rel, ri.oids, c.New)
+			b = appendRowJSON(b, ri.rel, ri.oids, ri.elems, c.New)
 			end := len(b)
 			b = append(b, ',')
 			b = m.appendTS(b, c)
@@ -554,7 +569,7 @@ func (m *Mapper) mapOrder(dst []Event, c *Change, ri *relInfo) []Event {
 		if m.on.orderNew {
 			if seller, ok := textCol(c.New, ri.idx[oSellerID]); ok {
 				if row == nil {
-					m.scratch = appendRowJSON(m.scratch[:0], ri.rel, ri.oids, c.New)
+					m.scratch = appendRowJSON(m.scratch[:0], ri.rel, ri.oids, ri.elems, c.New)
 					dst = m.emitLocked(dst, c, 1, "seller:"+string(seller), EventOrderNew)
 				} else {
 					dst = append(dst, Event{

@@ -33,7 +33,10 @@ const (
 //
 // oids, when not nil, holds each column's type with domains resolved to their
 // base type (to_jsonb encodes a domain like its base type).
-func appendRowJSON(dst []byte, rel *Relation, oids []uint32, t Tuple) []byte {
+//
+// elems, when not nil, holds each array column's element type (0 for
+// non-array columns); arrays become JSON arrays.
+func appendRowJSON(dst []byte, rel *Relation, oids, elems []uint32, t Tuple) []byte {
 	dst = append(dst, '{')
 	first := true
 	for i := range rel.Columns {
@@ -50,6 +53,12 @@ func appendRowJSON(dst []byte, rel *Relation, oids []uint32, t Tuple) []byte {
 		first = false
 		dst = appendJSONString(dst, rel.Columns[i].Name)
 		dst = append(dst, ':')
+		if i < len(elems) && elems[i] != 0 && v.Kind == ValueText {
+			var ok bool
+			if dst, ok = appendArrayJSON(dst, elems[i], v.Data); ok {
+				continue
+			}
+		}
 		oid := rel.Columns[i].TypeOID
 		if i < len(oids) {
 			oid = oids[i]
@@ -369,4 +378,123 @@ func appendJSONStringBody[T string | []byte](dst []byte, s T) []byte {
 		i += size
 	}
 	return append(dst, s[start:]...)
+}
+
+// arrayElems maps built-in array types to their element type; Load adds the
+// database's other array types (enums, domains, …).
+var arrayElems = map[uint32]uint32{
+	1000: oidBool, 1005: oidInt2, 1007: oidInt4, 1016: oidInt8, 1021: oidFloat4, 1022: oidFloat8,
+	1231: oidNumeric, 199: oidJSON, 3807: oidJSONB, 1115: oidTimestamp, 1185: oidTimestamptz,
+	1009: 25 /* text */, 1015: 1043 /* varchar */, 1014: 1042 /* bpchar */, 2951: 2950, /* uuid */
+	1182: 1082 /* date */, 1001: 17, /* bytea */
+}
+
+// appendArrayJSON appends a Postgres array in its text form ("{1,2,NULL}",
+// `{"a b","c\"d"}`, "{{1,2},{3,4}}") as a JSON array the way to_jsonb does,
+// encoding each element as elem. It reports false (and dst unchanged) for
+// text it does not accept, e.g. arrays with explicit bounds ("[0:1]={…}").
+func appendArrayJSON(dst []byte, elem uint32, b []byte) ([]byte, bool) {
+	p := arrayParser{b: b, elem: elem}
+	out, ok := p.array(dst, 0)
+	if !ok || p.i != len(b) {
+		return dst, false
+	}
+	return out, true
+}
+
+type arrayParser struct {
+	b    []byte
+	i    int
+	elem uint32
+	tmp  []byte
+}
+
+func (p *arrayParser) skipSpace() {
+	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
+		p.i++
+	}
+}
+
+func (p *arrayParser) array(dst []byte, depth int) ([]byte, bool) {
+	if depth > 6 || p.i >= len(p.b) || p.b[p.i] != '{' {
+		return dst, false
+	}
+	p.i++
+	dst = append(dst, '[')
+	p.skipSpace()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return append(dst, ']'), true
+	}
+	for first := true; ; first = false {
+		if !first {
+			dst = append(dst, ',')
+		}
+		p.skipSpace()
+		if p.i >= len(p.b) {
+			return dst, false
+		}
+		var ok bool
+		switch p.b[p.i] {
+		case '{':
+			if dst, ok = p.array(dst, depth+1); !ok {
+				return dst, false
+			}
+		case '"':
+			p.i++
+			p.tmp = p.tmp[:0]
+			for {
+				if p.i >= len(p.b) {
+					return dst, false
+				}
+				c := p.b[p.i]
+				p.i++
+				if c == '"' {
+					break
+				}
+				if c == '\\' {
+					if p.i >= len(p.b) {
+						return dst, false
+					}
+					c = p.b[p.i]
+					p.i++
+				}
+				p.tmp = append(p.tmp, c)
+			}
+			dst = appendValueJSON(dst, p.elem, Value{Kind: ValueText, Data: p.tmp})
+		default:
+			start := p.i
+			for p.i < len(p.b) && p.b[p.i] != ',' && p.b[p.i] != '}' {
+				if c := p.b[p.i]; c == '{' || c == '"' || c == '\\' {
+					return dst, false
+				}
+				p.i++
+			}
+			tok := p.b[start:p.i]
+			for len(tok) > 0 && (tok[len(tok)-1] == ' ' || tok[len(tok)-1] == '\t' || tok[len(tok)-1] == '\n' || tok[len(tok)-1] == '\r') {
+				tok = tok[:len(tok)-1]
+			}
+			if len(tok) == 0 {
+				return dst, false
+			}
+			if len(tok) == 4 && (tok[0]|0x20) == 'n' && (tok[1]|0x20) == 'u' && (tok[2]|0x20) == 'l' && (tok[3]|0x20) == 'l' {
+				dst = append(dst, "null"...)
+			} else {
+				dst = appendValueJSON(dst, p.elem, Value{Kind: ValueText, Data: tok})
+			}
+		}
+		p.skipSpace()
+		if p.i >= len(p.b) {
+			return dst, false
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return append(dst, ']'), true
+		default:
+			return dst, false
+		}
+	}
 }
