@@ -5,7 +5,8 @@ package hub_test
 // and reads the script's JSON lines (one object per line, {"ev": ...}); scripts that need
 // the test to act in between (restart, recovery) take commands as lines on stdin.
 // Nothing here sleeps to wait for an event: every step waits for a line, a channel or a
-// marker event, with a deadline.
+// marker event, with a deadline (the only sleep is the retry while a restarted server's port
+// is still busy).
 
 import (
 	"bufio"
