@@ -19,7 +19,7 @@ import (
 // attachConn connects a server-side Engine.IO session on nc (as if upgraded
 // to WebSocket) with one socket in namespace "/", without a reader.
 func (s *Server) attachConn(nc net.Conn) *Socket {
-	c := &conn{srv: s, sid: newID(), transport: transportWebSocket, nc: nc, done: make(chan struct{})}
+	c := &conn{srv: s, sid: newID(), transport: transportWebSocket, nc: nc}
 	s.register(c)
 	n := s.namespace("/")
 	sock := &Socket{id: newID(), nsp: n, c: c, hs: &Handshake{Namespace: "/", Auth: emptyAuth}}

@@ -163,7 +163,11 @@ func (c *conn) onConnect(p socketPacket) bool {
 	if p.Data != nil {
 		auth = append(json.RawMessage(nil), p.Data...)
 	}
-	ctx := c.context()
+	ctx := context.Background()
+	mws := n.middlewares()
+	if len(mws) > 0 || srv.cfg.Recovery != nil {
+		ctx = c.context() // cancelled when the connection closes; allocated only when needed
+	}
 	hs := &Handshake{Namespace: n.name, Auth: auth, Header: c.header, Query: c.query, RemoteAddr: c.remoteAddr}
 
 	var sess Session
@@ -191,7 +195,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 		}
 	}
 
-	for _, mw := range n.middlewares() {
+	for _, mw := range mws {
 		var err error
 		ok := c.runHandler(func() { err = mw(ctx, hs) })
 		if !ok {
@@ -229,6 +233,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 	c.everSocket = true
 	if c.connTimer != nil {
 		c.connTimer.Stop()
+		c.connTimer = nil
 	}
 	c.mu.Unlock()
 	n.rooms.addSocket(s)

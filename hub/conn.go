@@ -72,8 +72,8 @@ type conn struct {
 
 	mu          sync.Mutex
 	transport   transportKind
-	ws          *websocket.Conn
-	nc          net.Conn // ws.NetConn(), written only by the writer
+	nc          net.Conn // the upgraded connection; written only by the writer
+	hdr         [14]byte // frame header scratch of the reader
 	out         []frame
 	outBytes    int
 	writing     bool // a writer goroutine runs (WebSocket)
@@ -88,7 +88,7 @@ type conn struct {
 	everSocket  bool
 	ctx         context.Context
 	cancel      context.CancelFunc
-	done        chan struct{} // closed when finish has run
+	finished    bool // finish has run
 
 	// polling state (under mu)
 	pollNotify chan struct{}
@@ -118,7 +118,6 @@ func (s *Server) newConn(r *http.Request, t transportKind) *conn {
 		query:      r.URL.Query(),
 		remoteAddr: r.RemoteAddr,
 		transport:  t,
-		done:       make(chan struct{}),
 	}
 	if t == transportPolling {
 		c.pollNotify = make(chan struct{}, 1)
@@ -332,6 +331,7 @@ func (c *conn) close(reason string, hard bool) {
 	if c.cancel != nil {
 		c.cancel()
 	}
+	c.header, c.query = nil, nil
 	probe := c.probing
 	c.probing = nil
 	ws := c.transport == transportWebSocket && c.nc != nil
@@ -367,13 +367,11 @@ func (c *conn) close(reason string, hard bool) {
 // finish disconnects every socket of the closed connection, once.
 func (c *conn) finish(reason string) {
 	c.mu.Lock()
-	select {
-	case <-c.done:
+	if c.finished {
 		c.mu.Unlock()
 		return
-	default:
 	}
-	close(c.done)
+	c.finished = true
 	socks := make([]*Socket, 0, len(c.sockets))
 	for _, s := range c.sockets {
 		socks = append(socks, s)

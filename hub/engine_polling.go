@@ -175,8 +175,6 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, c *conn) {
 // the WebSocket becomes the transport and its reader loop takes over.
 func (c *conn) probe(ws *websocket.Conn) {
 	nc := ws.NetConn()
-	ws.SetReadLimit(c.srv.cfg.MaxPayload)
-	ws.SetCloseHandler(func(int, string) error { return nil })
 	fail := func(why string) {
 		c.srv.log.Debug("upgrade failed", "sid", c.sid, "why", why)
 		c.mu.Lock()
@@ -187,9 +185,12 @@ func (c *conn) probe(ws *websocket.Conn) {
 		c.mu.Unlock()
 		nc.Close()
 	}
-	ws.SetReadDeadline(time.Now().Add(c.srv.cfg.UpgradeTimeout))
-	mt, data, err := readWSMessage(ws)
-	if err != nil || mt != websocket.TextMessage || string(data) != string(probeString) {
+	nc.SetReadDeadline(time.Now().Add(c.srv.cfg.UpgradeTimeout))
+	var pr conn // scratch for the frame reader; pings during the probe are ignored
+	pr.srv = c.srv
+	pr.closed = true
+	m, err := pr.readWSFrames(nc, c.srv.cfg.MaxPayload, false)
+	if err != nil || m.binary || string(m.data) != string(probeString) {
 		fail("no 2probe")
 		return
 	}
@@ -207,13 +208,12 @@ func (c *conn) probe(ws *websocket.Conn) {
 	c.upgrading = true
 	c.kickLocked()
 	c.mu.Unlock()
-	mt, data, err = readWSMessage(ws)
-	if err != nil || mt != websocket.TextMessage || string(data) != string([]byte{engineUpgrade}) {
+	m, err = pr.readWSFrames(nc, c.srv.cfg.MaxPayload, false)
+	if err != nil || m.binary || string(m.data) != string([]byte{engineUpgrade}) {
 		fail("no upgrade packet")
 		return
 	}
-	ws.SetReadDeadline(time.Time{})
-	c.setupWS(ws)
+	nc.SetReadDeadline(time.Time{})
 	c.mu.Lock()
 	if c.probing != ws || c.closed {
 		c.mu.Unlock()
@@ -223,7 +223,6 @@ func (c *conn) probe(ws *websocket.Conn) {
 	c.probing = nil
 	c.upgrading = false
 	c.transport = transportWebSocket
-	c.ws = ws
 	c.nc = nc
 	select { // wake a pending GET so it sees the transport change
 	case c.pollNotify <- struct{}{}:
@@ -234,5 +233,5 @@ func (c *conn) probe(ws *websocket.Conn) {
 		go c.writeLoop()
 	}
 	c.mu.Unlock()
-	c.readLoopWS(ws)
+	c.readLoopWS(nc)
 }

@@ -16,9 +16,9 @@ import (
 // every frame takes two iovecs).
 const maxWriteBatch = 500
 
-// wsReadBufferSize keeps the per-connection read buffer small: idle
-// connections dominate and large messages bypass the buffer anyway.
-const wsReadBufferSize = 512
+// wsReadBufferSize is gorilla's minimum: its reader is only allocated by the
+// upgrade and dropped (frames are read by readWSFrames).
+const wsReadBufferSize = 128
 
 // writeBufferPool is never used for data (the writer frames messages itself);
 // it only stops gorilla from allocating a write buffer per connection.
@@ -36,17 +36,6 @@ func (s *Server) upgrader() *websocket.Upgrader {
 	}
 }
 
-// setupWS prepares a gorilla connection: read limit, and control-frame
-// handlers that never write from the reader goroutine.
-func (c *conn) setupWS(ws *websocket.Conn) {
-	ws.SetReadLimit(c.srv.cfg.MaxPayload)
-	ws.SetCloseHandler(func(int, string) error { return nil })
-	ws.SetPingHandler(func(data string) error {
-		c.enqueue(frame{data: []byte(data), op: opPong})
-		return nil
-	})
-}
-
 // serveWebSocketOpen handles a WebSocket-only session (no sid).
 func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request) {
 	ws, err := s.upgrader().Upgrade(w, r, nil)
@@ -56,63 +45,98 @@ func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.newConn(r, transportWebSocket)
-	c.setupWS(ws)
-	c.ws = ws
-	c.nc = ws.NetConn()
+	c.nc = ws.NetConn() // gorilla did the handshake; frames are ours from here
 	c.enqueue(frame{data: s.openPacket(c.sid, false), op: opText})
 	s.register(c)
-	go c.readLoopWS(ws)
+	go c.readLoopWS(c.nc)
 }
 
-// readLoopWS is the connection's reader goroutine on WebSocket.
-func (c *conn) readLoopWS(ws *websocket.Conn) {
-	reason := reasonTransportClose
-	for {
-		mt, data, err := readWSMessage(ws)
-		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				c.srv.m.badPacket("oversize")
-				c.srv.log.Debug("frame over MaxPayload", "sid", c.sid)
-				reason = reasonTransportError
-				c.mu.Lock()
-				if c.nc != nil && !c.closed {
-					c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-					c.nc.Write(closeFrame(websocket.CloseMessageTooBig))
-				}
-				c.mu.Unlock()
-			}
-			break
-		}
-		c.readMu.Lock()
-		ok := c.onWSMessage(mt, data)
-		c.readMu.Unlock()
-		if !ok {
-			break
-		}
+// readLoopWS reads one message, handles it, and hands the next wait to a
+// fresh goroutine: handling may have grown this stack (JSON, middlewares,
+// handlers), and an idle connection should park on the smallest stack
+// possible (measured: ~4 KiB per idle socket otherwise).
+func (c *conn) readLoopWS(nc net.Conn) {
+	// The idle wait: as few frames as possible below this Read (an idle
+	// goroutine then stays on the minimum 2 KiB stack).
+	_, err := io.ReadFull(nc, c.hdr[:2])
+	c.onReadable(nc, err)
+}
+
+//go:noinline
+func (c *conn) onReadable(nc net.Conn, err error) {
+	var msg wsMessage
+	if err == nil {
+		msg, err = c.readWSFrames(nc, c.srv.cfg.MaxPayload, true)
 	}
-	c.close(reason, true)
+	if err != nil {
+		reason := reasonTransportClose
+		switch {
+		case errors.Is(err, errFrameTooBig):
+			c.srv.m.badPacket("oversize")
+			c.srv.log.Debug("frame over MaxPayload", "sid", c.sid)
+			c.closeGracefully(reasonTransportError, websocket.CloseMessageTooBig)
+		case errors.Is(err, errFrameProtocol):
+			c.srv.m.badPacket("websocket")
+			c.srv.log.Debug("websocket protocol error", "sid", c.sid, "err", err)
+			c.closeGracefully(reasonTransportError, websocket.CloseProtocolError)
+		case errors.Is(err, errClientClosed):
+			c.closeGracefully(reasonTransportClose, websocket.CloseNormalClosure)
+		}
+		c.close(reason, true)
+		c.finishNow()
+		return
+	}
+	c.readMu.Lock()
+	ok := c.onWSMessage(msg)
+	c.readMu.Unlock()
+	if !ok {
+		c.close(reasonTransportClose, false)
+		c.waitWriter()
+		c.close(reasonTransportClose, true)
+		c.finishNow()
+		return
+	}
+	go c.readLoopWS(nc)
+}
+
+// closeGracefully closes with a close frame carrying code, sent by the writer.
+func (c *conn) closeGracefully(reason string, code int) {
+	c.mu.Lock()
+	if !c.closed {
+		c.closeCode = code
+	}
+	c.mu.Unlock()
+	c.close(reason, false)
+	c.waitWriter()
+}
+
+// waitWriter waits (bounded) for the writer to flush and send the close frame.
+func (c *conn) waitWriter() {
+	for deadline := time.Now().Add(c.srv.cfg.WriteTimeout); time.Now().Before(deadline); {
+		c.mu.Lock()
+		busy := c.writing
+		c.mu.Unlock()
+		if !busy {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (c *conn) finishNow() {
 	c.mu.Lock()
 	r := c.closeReason
 	c.mu.Unlock()
 	c.finish(r)
 }
 
-func readWSMessage(ws *websocket.Conn) (int, []byte, error) {
-	mt, r, err := ws.NextReader()
-	if err != nil {
-		return 0, nil, err
-	}
-	data, err := io.ReadAll(r)
-	return mt, data, err
-}
-
 // onWSMessage handles one WebSocket message on the main transport; it returns
 // false when the connection must close.
-func (c *conn) onWSMessage(mt int, data []byte) bool {
-	if mt == websocket.BinaryMessage {
-		return c.onEnginePacket(enginePacket{Type: engineMessage, Data: data, Binary: true})
+func (c *conn) onWSMessage(m wsMessage) bool {
+	if m.binary {
+		return c.onEnginePacket(enginePacket{Type: engineMessage, Data: m.data, Binary: true})
 	}
-	p, err := decodeEnginePacket(data)
+	p, err := decodeEnginePacket(m.data)
 	if err != nil {
 		c.badInput("engine", err)
 		return false
@@ -214,6 +238,9 @@ func (c *conn) writeLoop() {
 			c.mu.Lock()
 			if c.closeReason == reasonShutdown {
 				code = websocket.CloseGoingAway
+			}
+			if c.closeCode != 0 {
+				code = c.closeCode
 			}
 			c.mu.Unlock()
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
