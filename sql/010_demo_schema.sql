@@ -64,5 +64,14 @@ CREATE TABLE IF NOT EXISTS public.orders (
 CREATE INDEX IF NOT EXISTS orders_user_id_idx ON public.orders (user_id);
 CREATE INDEX IF NOT EXISTS orders_seller_id_idx ON public.orders (seller_id);
 
-ALTER TABLE public.orders REPLICA IDENTITY FULL;
-ALTER TABLE public.inventory REPLICA IDENTITY FULL;
+-- Only when not set yet: ALTER TABLE takes an ACCESS EXCLUSIVE lock.
+DO $do$
+BEGIN
+  IF (SELECT relreplident FROM pg_class WHERE oid = 'public.orders'::regclass) <> 'f' THEN
+    ALTER TABLE public.orders REPLICA IDENTITY FULL;
+  END IF;
+  IF (SELECT relreplident FROM pg_class WHERE oid = 'public.inventory'::regclass) <> 'f' THEN
+    ALTER TABLE public.inventory REPLICA IDENTITY FULL;
+  END IF;
+END
+$do$;

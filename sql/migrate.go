@@ -148,6 +148,18 @@ func Migrate(ctx context.Context, db DB, opts Options) (err error) {
 		if err != nil {
 			return err
 		}
+		// Skip tables already FULL: ALTER TABLE takes an ACCESS EXCLUSIVE lock.
+		var ident string
+		err = tx.QueryRow(ctx, "SELECT relreplident::text FROM pg_class WHERE oid = to_regclass($1)", id.Sanitize()).Scan(&ident)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("sql: migrate: replica identity full on %s: table not found", t)
+		}
+		if err != nil {
+			return fmt.Errorf("sql: migrate: replica identity of %s: %w", t, err)
+		}
+		if ident == "f" {
+			continue
+		}
 		if _, err := tx.Exec(ctx, "ALTER TABLE "+id.Sanitize()+" REPLICA IDENTITY FULL"); err != nil {
 			return fmt.Errorf("sql: migrate: replica identity full on %s: %w", t, err)
 		}

@@ -75,8 +75,15 @@ func TestMigrate(t *testing.T) {
 		}
 	})
 	t.Run("AddTable", func(t *testing.T) {
-		if err := walsql.Migrate(ctx, conn, walsql.Options{Tables: append(walsql.DefaultTables, "profiles")}); err != nil {
+		if err := walsql.Migrate(ctx, conn, walsql.Options{Tables: append(walsql.DefaultTables, "profiles"), FullIdentity: []string{"profiles"}}); err != nil {
 			t.Fatal(err)
+		}
+		var ri string
+		if err := conn.QueryRow(ctx, "select relreplident::text from pg_class where oid = 'profiles'::regclass").Scan(&ri); err != nil || ri != "f" {
+			t.Errorf("profiles replica identity = %q, %v; want f", ri, err)
+		}
+		if err := walsql.Migrate(ctx, conn, walsql.Options{FullIdentity: []string{"nosuch"}}); err == nil || !strings.Contains(err.Error(), "nosuch") {
+			t.Errorf("FullIdentity on a missing table: err = %v, want one naming it", err)
 		}
 		var in bool
 		if err := conn.QueryRow(ctx, "select exists(select 1 from pg_publication_tables where pubname='walcast' and tablename='profiles')").Scan(&in); err != nil {
