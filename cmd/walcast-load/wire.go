@@ -155,17 +155,17 @@ func parseStockEvent(p []byte) (int64, bool) {
 
 // dialOptions configure one blocking handshake.
 type dialOptions struct {
-	Server  netip.AddrPort
-	Source  netip.Addr // 127.0.0.x source address; invalid = any
-	Host    string     // Host header
-	Path    string     // e.g. /socket.io/
-	Token   string
-	Room    string // product id for subscribe:product; "" = no subscribe
+	Server netip.AddrPort
+	Source netip.Addr // 127.0.0.x source address; invalid = any
+	Host   string     // Host header
+	Path   string     // e.g. /socket.io/
+	Token  string
+	Room   string // product id for subscribe:product; "" = no subscribe
 	// SmallRcvBuf shrinks the socket's receive buffer to the minimum, so that a
 	// client that never reads (a stuck browser tab) pushes back on the server
 	// after a few KB instead of the default 128 KB.
 	SmallRcvBuf bool
-	Timeout time.Duration
+	Timeout     time.Duration
 }
 
 // dialResult is a connected, subscribed client socket, still blocking.

@@ -59,6 +59,7 @@ type conn struct {
 	lastSeq int64
 	partial []byte // an incomplete frame carried to the next read
 	closed  bool
+	started bool // the poller has read from it (handshake leftovers consumed)
 }
 
 type pending struct {
@@ -77,10 +78,15 @@ type worker struct {
 
 	received, dups, stale, other, unmatched atomic.Uint64
 	closed                                  atomic.Int64
+	leftover                                atomic.Int64 // conns added with handshake bytes to parse
 
-	conns []*conn // by fd
-	slow  []int   // fds of clients that never read
+	ep    int                    // the epoll instance
+	conns []atomic.Pointer[conn] // by fd; set by connectAll, read by poll
+	slow  []int                  // fds of clients that never read
 }
+
+// maxFDs bounds the fd numbers a worker can hold (the machine allows 20,000).
+const maxFDs = 1 << 16
 
 // runWorker is the `walcast-load worker` subcommand: connect, report "ready",
 // then read commit records until "end" and report the result.
@@ -94,39 +100,30 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	if err := json.Unmarshal(line, &cfg); err != nil {
 		return fmt.Errorf("worker: parse config: %w", err)
 	}
-	w := &worker{cfg: cfg, commit: make([]atomic.Int64, cfg.MaxSeq+2), hist: NewHist()}
-	res, err := w.connectAll(ctx)
-	if err != nil {
-		return err
-	}
-	out := bufio.NewWriter(stdout)
-	fmt.Fprintf(out, "ready %d %d\n", res.Connected, res.ConnectFailed)
-	out.Flush()
-
+	w := &worker{cfg: cfg, commit: make([]atomic.Int64, cfg.MaxSeq+2), hist: NewHist(), conns: make([]atomic.Pointer[conn], maxFDs)}
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("worker: epoll_create: %w", err)
 	}
 	defer unix.Close(ep)
-	for _, c := range w.conns {
-		if c == nil {
-			continue
-		}
-		if err := unix.SetNonblock(c.fd, true); err != nil {
-			return fmt.Errorf("worker: set nonblock: %w", err)
-		}
-		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}); err != nil {
-			return fmt.Errorf("worker: epoll_ctl: %w", err)
-		}
-	}
+	w.ep = ep
+	// The poller runs while clients connect, so that early clients answer
+	// the server's pings during a long connect phase.
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		w.poll(ep, stop)
 	}()
-	// Leftover bytes read during the handshake are parsed by the poller's first
-	// pass (handled in connectAll by keeping them in c.partial).
+	res, err := w.connectAll(ctx)
+	if err != nil {
+		close(stop)
+		<-done
+		return err
+	}
+	out := bufio.NewWriter(stdout)
+	fmt.Fprintf(out, "ready %d %d\n", res.Connected, res.ConnectFailed)
+	out.Flush()
 
 	finish := func() error {
 		close(stop)
@@ -294,13 +291,33 @@ func (w *worker) connectAll(ctx context.Context) (WorkerResult, error) {
 			w.slow = append(w.slow, it.c.fd)
 			continue
 		}
-		for it.c.fd >= len(w.conns) {
-			w.conns = append(w.conns, make([]*conn, len(w.conns)+1024)...)
+		if err := w.add(it.c); err != nil {
+			return res, err
 		}
-		w.conns[it.c.fd] = it.c
 	}
 	res.ConnectTime = time.Since(start)
 	return res, ctx.Err()
+}
+
+// add hands a connected client to the poller. Bytes read past the handshake
+// stay in c.partial and are parsed with the next read.
+func (w *worker) add(c *conn) error {
+	if c.fd >= maxFDs {
+		return fmt.Errorf("worker: fd %d over %d", c.fd, maxFDs)
+	}
+	if err := unix.SetNonblock(c.fd, true); err != nil {
+		return fmt.Errorf("worker: set nonblock: %w", err)
+	}
+	w.conns[c.fd].Store(c)
+	if err := unix.EpollCtl(w.ep, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}); err != nil {
+		return fmt.Errorf("worker: epoll_ctl: %w", err)
+	}
+	if len(c.partial) > 0 {
+		// Already buffered data may never make the socket readable again:
+		// ask the poller to look at it with a zero-length wake-up.
+		w.leftover.Add(1)
+	}
+	return nil
 }
 
 // poll is the single event loop of the worker: level-triggered epoll, one read
@@ -309,16 +326,21 @@ func (w *worker) poll(ep int, stop <-chan struct{}) {
 	runtime.LockOSThread()
 	events := make([]unix.EpollEvent, 256)
 	buf := make([]byte, 1<<16)
-	// First, parse what the handshakes left over.
-	now := time.Now().UnixNano()
-	for _, c := range w.conns {
-		if c != nil && len(c.partial) > 0 {
-			p := c.partial
-			c.partial = nil
-			w.consume(c, p, now)
-		}
-	}
 	for {
+		if w.leftover.Load() > 0 {
+			// Parse what handshakes left over (rare: an event right after the ack).
+			w.leftover.Store(0)
+			now := time.Now().UnixNano()
+			for i := range w.conns {
+				c := w.conns[i].Load()
+				if c != nil && !c.closed && len(c.partial) > 0 && !c.started {
+					c.started = true
+					p := c.partial
+					c.partial = nil
+					w.consume(c, p, now)
+				}
+			}
+		}
 		select {
 		case <-stop:
 			return
@@ -332,10 +354,11 @@ func (w *worker) poll(ep int, stop <-chan struct{}) {
 			return
 		}
 		for i := range n {
-			c := w.conns[events[i].Fd]
+			c := w.conns[events[i].Fd].Load()
 			if c == nil || c.closed {
 				continue
 			}
+			c.started = true
 			var data []byte
 			off := copy(buf, c.partial)
 			if off == len(buf) { // a frame bigger than the buffer: grow for this conn
