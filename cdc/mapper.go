@@ -41,9 +41,35 @@ const eventsPerChange = 4
 // Mapper turns Changes into Events (SPEC §3). Map is pure apart from the
 // Mapper's own state (lookup caches, metrics); it does no I/O.
 //
+// What maps (default names; Mapping renames tables and columns):
+//
+//   - inventory INSERT/UPDATE → product:stock-updated to product:{productId}
+//     {variantId, productId, available, timestamp} when available = quantity
+//     - reserved changed; admin:low-stock to admin:room and
+//     inventory:low-stock to seller:{sellerId} {id, name, stock, …} once per
+//     crossing to available <= low_stock_threshold. See mapInventory for what
+//     happens without REPLICA IDENTITY FULL.
+//   - orders INSERT → admin:new-order {order, timestamp} and, with a seller,
+//     order:new (the row) to seller:{sellerId}. UPDATE → order:status-changed
+//     {orderId, status, trackingNumber, timestamp} to order:{id} when status
+//     or tracking number changed, order:status {id, orderNumber, status} to
+//     user:{userId} when status changed. Every change moves the metrics
+//     (metricsState).
+//   - variants and products changes keep the lookup caches fresh; they give
+//     no events. TRUNCATE clears a cache or resets the metrics.
+//   - logical message "walcast" (walcast.emit, walcast.notify) → its event to
+//     its room; "walcast.heartbeat" and other prefixes → nothing.
+//
+// Payload timestamps are the commit time in ms. "The row" is encoded from the
+// column bytes as to_jsonb(row) would (appendRowJSON). Event identity is
+// (commit LSN, change index × 4 + event number): see eventsPerChange.
+//
 // Map is meant for one goroutine (the pipeline's); MetricsEvent,
-// CurrentMetrics and Stats may be called from any goroutine. Load must run
-// before the first Map (it may run again later, e.g. after a reconnect).
+// CurrentMetrics, AppendRowJSON and Stats may be called from any goroutine
+// (one mutex guards the state). Load must run before the first Map (it may
+// run again later, e.g. after a reconnect). Until Load, lookups are empty
+// (stock events for unknown variants are skipped) and domains are not
+// resolved.
 type Mapper struct {
 	mp        *Mapping
 	log       *slog.Logger
