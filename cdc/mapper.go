@@ -44,8 +44,8 @@ const eventsPerChange = 4
 // What maps (default names; Mapping renames tables and columns):
 //
 //   - inventory INSERT/UPDATE → product:stock-updated to product:{productId}
-//     {variantId, productId, available, timestamp} when available = quantity
-//     - reserved changed; admin:low-stock to admin:room and
+//     {variantId, productId, available, timestamp} when available (quantity
+//     minus reserved) changed; admin:low-stock to admin:room and
 //     inventory:low-stock to seller:{sellerId} {id, name, stock, …} once per
 //     crossing to available <= low_stock_threshold. See mapInventory for what
 //     happens without REPLICA IDENTITY FULL.
