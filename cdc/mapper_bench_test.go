@@ -152,3 +152,32 @@ func BenchmarkMapper_Backlog(b *testing.B) {
 		})
 	}
 }
+
+// TestMapper_Allocs pins the allocations per mapped row: none when nothing
+// is emitted, and one payload plus at most one room string per event.
+func TestMapper_Allocs(t *testing.T) {
+	f := newMFeeder(t, nil)
+	const vid = "v1"
+	order := mOrderRow("pending", "10.50", "<null>", "n")
+	for _, tc := range []struct {
+		name string
+		c    *cdc.Change
+		max  float64
+	}{
+		{"InventoryUnchanged", &cdc.Change{Op: cdc.OpUpdate, Relation: mRelInventory, Old: mTup(vid, "10", "2", "5"), New: mTup(vid, "11", "3", "5")}, 0},
+		{"InventoryStock", &cdc.Change{Op: cdc.OpUpdate, Relation: mRelInventory, Old: mTup(vid, "40", "2", "5"), New: mTup(vid, "39", "2", "5")}, 2},
+		{"OrderInsert", &cdc.Change{Op: cdc.OpInsert, Relation: mRelOrders, New: order}, 2},
+		{"Heartbeat", &cdc.Change{Op: cdc.OpMessage, Prefix: cdc.MessagePrefixHeartbeat, Content: []byte("x")}, 0},
+	} {
+		dst := make([]cdc.Event, 0, 8)
+		var lsn cdc.LSN = 1 << 40
+		got := testing.AllocsPerRun(200, func() {
+			lsn++
+			tc.c.CommitLSN = lsn
+			dst, _ = f.m.Map(dst[:0], tc.c)
+		})
+		if got > tc.max {
+			t.Errorf("%s: %.1f allocs per Map, want <= %.0f", tc.name, got, tc.max)
+		}
+	}
+}
