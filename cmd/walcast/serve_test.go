@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jackc/pgx/v5"
+	"github.com/walcast/walcast/cdc/pgtest"
+	"github.com/walcast/walcast/hub/hubtest"
+)
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServe runs `walcast serve` in process against a real Postgres: readiness,
+// metrics, a database change reaching a Socket.IO client, and a graceful
+// shutdown that closes the client and acknowledges the delivered position.
+func TestServe(t *testing.T) {
+	pg := pgtest.New(t, pgtest.Options{})
+	ctx := t.Context()
+	dbURL := pg.URL("postgres")
+	if out, err := runCapture(t, map[string]string{"DATABASE_URL": dbURL}, "migrate", "-demo"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	const secretKey = "test-secret-test-secret-test-secret"
+	c, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, []string{"-listen", "127.0.0.1:0"},
+		envMap(map[string]string{"DATABASE_URL": dbURL, "SUPABASE_JWT_SECRET": secretKey, "WALCAST_SHUTDOWN_TIMEOUT": "3s"}))
+	if err != nil {
+		t.Fatalf("parseConfig: %v", err)
+	}
+	svc, err := newService(c, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if err != nil {
+		t.Fatalf("newService: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx, ln) }()
+
+	if code, body := httpGet(t, base+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
+		t.Fatalf("/healthz = %d %q, want 200 ok", code, body)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := httpGet(t, base+"/readyz")
+		if code == 200 && strings.Contains(body, `"replication":"streaming"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %s after 20s, want 200 streaming", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": demoUsers["customer"].ID, "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte(secretKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, _ := json.Marshal(map[string]string{"token": tok})
+	cl, err := hubtest.Dial(ctx, base, "/", auth)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer cl.Close()
+	const product, variant = "10000000-0000-4000-8000-000000000001", "20000000-0000-4000-8000-000000000001"
+	ack, err := cl.EmitWithAck(ctx, "subscribe:product", product)
+	if err != nil || len(ack) == 0 || !strings.Contains(string(ack[0]), `"ok":true`) {
+		t.Fatalf("subscribe:product ack = %s, %v; want ok", ack, err)
+	}
+	conn, err := pgx.Connect(ctx, pg.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var commitLSN string
+	if _, err := conn.Exec(ctx, `UPDATE inventory SET quantity = 11, reserved = 1 WHERE variant_id = $1`, variant); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&commitLSN); err != nil {
+		t.Fatal(err)
+	}
+	evCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		ev, err := cl.Next(evCtx)
+		if err != nil {
+			t.Fatalf("waiting for product:stock-updated: %v", err)
+		}
+		if ev.Name != "product:stock-updated" {
+			continue
+		}
+		var p struct {
+			VariantID string `json:"variantId"`
+			Available int    `json:"available"`
+		}
+		json.Unmarshal(ev.Args[0], &p)
+		if p.VariantID != variant || p.Available != 10 {
+			t.Fatalf("product:stock-updated = %s, want variant %s available 10", ev.Args[0], variant)
+		}
+		break
+	}
+	if code, body := httpGet(t, base+"/metrics"); code != 200 ||
+		!strings.Contains(body, `walcast_cdc_events_in_total{event="product:stock-updated"} 1`) ||
+		!strings.Contains(body, "walcast_cdc_slot_lag_bytes") || !strings.Contains(body, "walcast_hub_connections 1") ||
+		!strings.Contains(body, `walcast_cdc_reader_state{state="streaming"} 1`) || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("/metrics = %d, missing expected series:\n%s", code, grepLines(body, "walcast_"))
+	}
+
+	// Graceful shutdown: Run returns, the client is closed (so it would
+	// reconnect), and the slot acknowledges at least the delivered change.
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after cancel = %v, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return within 15s of cancel")
+	}
+	select {
+	case <-cl.Done():
+	case <-time.After(5 * time.Second):
+		t.Error("client still connected after shutdown")
+	}
+	// The walsender may take a moment to exit after the connection closes.
+	var acked, active bool
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		err = conn.QueryRow(ctx, `SELECT confirmed_flush_lsn >= $1::pg_lsn, active FROM pg_replication_slots WHERE slot_name = 'walcast'`, commitLSN).Scan(&acked, &active)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (acked && !active) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !acked {
+		t.Errorf("slot confirmed_flush_lsn is behind the delivered change at %s after shutdown", commitLSN)
+	}
+	if active {
+		t.Errorf("slot still active 5s after shutdown")
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
