@@ -44,6 +44,12 @@ type Column struct {
 	TypeOID uint32
 	TypeMod int32
 	Key     bool // part of the replica identity
+
+	// TypeName is "schema.name" of a user-defined type (enum, domain,
+	// composite) as announced by a pgoutput Type message; empty for built-in
+	// types, whose OIDs pgx knows. For a domain pgoutput names its base type
+	// (e.g. "pg_catalog.int4"), which Change.Value uses to decode it.
+	TypeName string
 }
 
 // Relation is a published table as last described by a pgoutput Relation message.

@@ -3,6 +3,7 @@ package cdc
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -38,27 +39,33 @@ func (c *Change) Value(t Tuple, i int) (any, error) {
 		return nil, ErrValueAbsent
 	}
 	var oid uint32
+	var typeName string
 	if c.Relation != nil && i < len(c.Relation.Columns) {
 		oid = c.Relation.Columns[i].TypeOID
+		typeName = c.Relation.Columns[i].TypeName
 	}
 	m := c.types
 	if m == nil {
 		m = pgtype.NewMap()
 		c.types = m
 	}
-	return decodeText(m, oid, v.Data)
+	return decodeText(m, oid, typeName, v.Data)
 }
 
 // decodeText decodes a text-format value of type oid, falling back to the
-// text itself for types m does not know or cannot decode.
-func decodeText(m *pgtype.Map, oid uint32, data []byte) (any, error) {
-	if t, ok := m.TypeForOID(oid); ok {
-		v, err := t.Codec.DecodeValue(m, oid, pgtype.TextFormatCode, data)
+// built-in type typeName names (a domain's base type), then to the text
+// itself for types m does not know or cannot decode (enums).
+func decodeText(m *pgtype.Map, oid uint32, typeName string, data []byte) (any, error) {
+	t, ok := m.TypeForOID(oid)
+	if !ok && strings.HasPrefix(typeName, "pg_catalog.") {
+		t, ok = m.TypeForName(strings.TrimPrefix(typeName, "pg_catalog."))
+	}
+	if ok {
+		v, err := t.Codec.DecodeValue(m, t.OID, pgtype.TextFormatCode, data)
 		if err == nil {
 			return v, nil
 		}
-		// A value the codec rejects (for example a domain with a surprising
-		// text form) is still worth passing on as text.
+		// A value the codec rejects is still worth passing on as text.
 	}
 	return string(data), nil
 }

@@ -135,6 +135,10 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 
 	attempt := 0
 	standingBy := false
+	// One log line per distinct failure, repeated at most once a minute.
+	var lastMsg string
+	var lastLog time.Time
+	suppressed := 0
 	for {
 		start := time.Now()
 		ackBefore := r.acked.Load()
@@ -157,7 +161,16 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 			standingBy = false
 			r.state.Store(int32(StateReconnecting))
 			r.reconnects.Add(1)
-			r.log.Warn("replication stream ended; reconnecting", "err", err, "attempt", attempt+1)
+			if msg := err.Error(); msg != lastMsg || time.Since(lastLog) > time.Minute {
+				level := slog.LevelWarn
+				if errors.Is(err, ErrNoPublication) {
+					level = slog.LevelError // an operator must act: run walcast migrate
+				}
+				r.log.Log(ctx, level, "replication stream ended; reconnecting", "err", err, "attempt", attempt+1, "suppressed", suppressed)
+				lastMsg, lastLog, suppressed = msg, time.Now(), 0
+			} else {
+				suppressed++
+			}
 		}
 		delay := backoff(r.cfg.BackoffMin, r.cfg.BackoffMax, attempt)
 		attempt++

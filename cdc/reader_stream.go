@@ -22,8 +22,9 @@ type stream struct {
 	conn *pgconn.PgConn
 	br   *bufio.Reader
 
-	types *pgtype.Map
-	rels  map[uint32]*Relation
+	types     *pgtype.Map
+	rels      map[uint32]*Relation
+	typeNames map[uint32]string // user-defined type OID -> "schema.name"
 
 	msg    WireMessage
 	change Change
@@ -51,6 +52,7 @@ type stream struct {
 
 func (s *stream) run(ctx context.Context) error {
 	s.rels = make(map[uint32]*Relation)
+	s.typeNames = make(map[uint32]string)
 	cfg := &s.r.cfg
 	now := time.Now()
 	s.lastRecv = now
@@ -258,13 +260,20 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 			Columns:         make([]Column, len(o.Columns)),
 		}
 		for i, col := range o.Columns {
-			rel.Columns[i] = Column{Name: col.Name, TypeOID: col.DataType, TypeMod: col.TypeModifier, Key: col.Flags&1 == 1}
+			rel.Columns[i] = Column{Name: col.Name, TypeOID: col.DataType, TypeMod: col.TypeModifier, Key: col.Flags&1 == 1, TypeName: s.typeNames[col.DataType]}
 		}
 		s.rels[rel.ID] = rel
 	case *pglogrepl.TypeMessageV2:
 		// User-defined types (enums, domains) are decoded as text by Value;
-		// nothing to register.
-		s.r.log.Debug("type message", "oid", o.DataType, "type", o.Namespace+"."+o.Name)
+		// their names are kept for Column.TypeName. A Type message always
+		// precedes the Relation message that uses the type.
+		if len(s.typeNames) < 100_000 {
+			ns := o.Namespace
+			if ns == "" {
+				ns = "pg_catalog" // pgoutput leaves pg_catalog out
+			}
+			s.typeNames[o.DataType] = ns + "." + o.Name
+		}
 	default:
 		// Origin and (unrequested) stream messages carry nothing we use.
 	}

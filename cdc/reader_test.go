@@ -88,6 +88,11 @@ func TestReader(t *testing.T) {
 				return dst, nil
 			}
 			row := map[string]any{}
+			for _, col := range ch.Relation.Columns {
+				if col.TypeName != "" {
+					row["type:"+col.Name] = col.TypeName
+				}
+			}
 			for i, col := range ch.Relation.Columns {
 				v, err := ch.Value(ch.New, i)
 				if err != nil {
@@ -107,11 +112,14 @@ func TestReader(t *testing.T) {
 		if row["id"] != int64(7) {
 			t.Errorf("id = %#v, want int64(7)", row["id"])
 		}
+		if row["type:m"] != "public.mood" || row["type:d"] != "pg_catalog.int4" || row["type:id"] != nil {
+			t.Errorf("Column.TypeName: m %v, d %v, id %v; want public.mood, pg_catalog.int4 (a domain's base type), none", row["type:m"], row["type:d"], row["type:id"])
+		}
 		if row["m"] != "sad" {
 			t.Errorf("enum m = %#v, want \"sad\" (text fallback)", row["m"])
 		}
-		if row["d"] != "3" && row["d"] != int32(3) {
-			t.Errorf("domain d = %#v, want \"3\" or int32(3)", row["d"])
+		if row["d"] != int32(3) {
+			t.Errorf("domain d = %#v, want int32(3) (decoded as its base type)", row["d"])
 		}
 		if ts, ok := row["ts"].(time.Time); !ok || !ts.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
 			t.Errorf("ts = %#v, want 2026-01-02T03:04:05Z", row["ts"])
