@@ -50,6 +50,7 @@ type config struct {
 	MaxPayload      int64         // bytes per Engine.IO message; 0 = hub default (1e6)
 	RecoveryWindow  time.Duration // connection state recovery window; 0 = off; default 2m
 	RateLimit       float64       // client events per second per socket; 0 = rooms default
+	AdminNamespace  bool          // also serve the admins-only "/admin" namespace
 
 	// Warnings are printed (logged) at start; they do not stop walcast.
 	Warnings []string
@@ -190,6 +191,14 @@ func options() []struct {
 				return fmt.Errorf("%q is not a non-negative number", v)
 			}
 			c.RateLimit = f
+			return nil
+		}}},
+		{optServe, option{"admin-namespace", []string{"WALCAST_ADMIN_NAMESPACE"}, "false", "also serve the /admin namespace, which only admins may connect to", func(c *config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			c.AdminNamespace = b
 			return nil
 		}}},
 		{optLog, option{"log-level", []string{"LOG_LEVEL", "WALCAST_LOG_LEVEL"}, "info", "debug, info, warn or error", func(c *config, v string) error {

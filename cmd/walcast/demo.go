@@ -70,6 +70,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	if !*keepDB {
+		defer onAbort(func() { pg.Stop() })()
+	}
 	defer func() {
 		if *keepDB {
 			fmt.Fprintf(stderr, "walcast demo: Postgres left running: psql %q\n  stop it with: pg_ctl -D %s stop && rm -rf %s\n", pg.URL(demoDB), pg.DataDir, pg.Dir)

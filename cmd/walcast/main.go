@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
@@ -31,6 +32,7 @@ func main() {
 		cancel()
 		<-sig
 		fmt.Fprintln(os.Stderr, "walcast: aborted")
+		runAbortHooks()
 		os.Exit(130)
 	}()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
@@ -58,6 +60,40 @@ Usage:
 
 Run 'walcast <command> -h' for the flags; every flag also has an environment variable.
 `
+
+// abortHooks run when a second signal aborts the graceful shutdown: they
+// undo what must not outlive the process (the demo's Postgres).
+var (
+	abortMu    sync.Mutex
+	abortHooks = map[int]func(){}
+	abortSeq   int
+)
+
+// onAbort registers fn to run on abort and returns a function that removes it.
+func onAbort(fn func()) (remove func()) {
+	abortMu.Lock()
+	defer abortMu.Unlock()
+	abortSeq++
+	id := abortSeq
+	abortHooks[id] = fn
+	return func() {
+		abortMu.Lock()
+		defer abortMu.Unlock()
+		delete(abortHooks, id)
+	}
+}
+
+func runAbortHooks() {
+	abortMu.Lock()
+	hooks := make([]func(), 0, len(abortHooks))
+	for _, fn := range abortHooks {
+		hooks = append(hooks, fn)
+	}
+	abortMu.Unlock()
+	for _, fn := range hooks {
+		fn()
+	}
+}
 
 // run is main without the process: args exclude the program name, getenv
 // reads the environment, and every message goes to stderr.

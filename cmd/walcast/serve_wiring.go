@@ -31,17 +31,18 @@ func newBus(c config, srv *hub.Server, cl *cluster, log *slog.Logger) (bus.Bus, 
 // and installs it on srv. db runs the profile and order-owner queries.
 func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics rooms.MetricsSource, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
 	rcfg := rooms.Config{
-		JWTSecret:  rooms.Secret(c.JWTSecret),
-		JWKSURL:    c.JWKSURL,
-		Issuer:     c.JWTIssuer,
-		Audience:   c.JWTAudience,
-		RoleClaim:  c.RoleClaim,
-		AdminRoles: c.AdminRoles,
-		EventRate:  c.RateLimit,
-		DB:         db,
-		Metrics:    metrics,
-		Prom:       rooms.NewPromMetrics(reg),
-		Logger:     log,
+		JWTSecret:      rooms.Secret(c.JWTSecret),
+		JWKSURL:        c.JWKSURL,
+		Issuer:         c.JWTIssuer,
+		Audience:       c.JWTAudience,
+		RoleClaim:      c.RoleClaim,
+		AdminRoles:     c.AdminRoles,
+		EventRate:      c.RateLimit,
+		AdminNamespace: c.AdminNamespace,
+		DB:             db,
+		Metrics:        metrics,
+		Prom:           rooms.NewPromMetrics(reg),
+		Logger:         log,
 	}
 	p, err := rooms.New(rcfg)
 	if err != nil {
