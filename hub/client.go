@@ -37,6 +37,10 @@ func (c *conn) onMessage(data []byte, binary bool) bool {
 			return true
 		}
 		c.pendingBin = nil
+		if err := validatePlaceholders(pb.p.Data, len(pb.attachments)); err != nil {
+			c.badInput("socket", err)
+			return false
+		}
 		return c.dispatch(pb.p, pb.attachments)
 	}
 	if c.pendingBin != nil {

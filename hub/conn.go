@@ -56,6 +56,10 @@ const (
 	reasonForcedServerClos = "forced server close"
 )
 
+// pollCloseGrace keeps a polling session closed by the client findable, so a
+// GET sent concurrently with the client's close packet gets its noop.
+const pollCloseGrace = 100 * time.Millisecond
+
 // conn is one Engine.IO session (one per browser tab), on polling or WebSocket.
 type conn struct {
 	srv        *Server
@@ -333,6 +337,14 @@ func (c *conn) close(reason string, hard bool) {
 	}
 	c.header, c.query = nil, nil
 	probe := c.probing
+	if c.upgrading {
+		// Past 3probe the client waits to send "5" on the probe: let the
+		// probe goroutine take it and close the WebSocket (bounded).
+		probe = nil
+		if c.probing != nil {
+			c.probing.NetConn().SetReadDeadline(time.Now().Add(time.Second))
+		}
+	}
 	c.probing = nil
 	ws := c.transport == transportWebSocket && c.nc != nil
 	if ws {
@@ -356,7 +368,13 @@ func (c *conn) close(reason string, hard bool) {
 	if probe != nil {
 		probe.NetConn().Close()
 	}
-	c.srv.unregister(c)
+	if ws || reason != reasonTransportClose {
+		c.srv.unregister(c)
+	} else {
+		// A client close by POST: a GET racing with it still gets its noop,
+		// then the sid is forgotten (by that GET or after a grace period).
+		time.AfterFunc(pollCloseGrace, func() { c.srv.unregister(c) })
+	}
 	c.srv.m.disconnect(reason)
 	c.srv.log.Debug("connection closed", "sid", c.sid, "reason", reason)
 	if !ws {

@@ -39,6 +39,30 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
 		return
 	}
+	if c.upgrading && !c.closed {
+		// A GET that arrives mid-upgrade: if the client's "5" is being
+		// processed the session is about to switch, and a GET after the
+		// switch must fail (transport mismatch), so wait briefly like the
+		// reference's 100 ms upgrade check.
+		c.mu.Unlock()
+		select {
+		case <-c.pollNotify:
+		case <-time.After(100 * time.Millisecond):
+		case <-r.Context().Done():
+		}
+		c.mu.Lock()
+		if c.transport != transportPolling {
+			c.mu.Unlock()
+			writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
+			return
+		}
+	}
+	if c.closed && len(c.out) == 0 {
+		c.mu.Unlock()
+		c.srv.unregister(c)
+		writeEngineError(w, http.StatusBadRequest, errUnknownSID, "Session ID unknown")
+		return
+	}
 	c.getActive = true
 	for {
 		if (c.upgrading || c.transport != transportPolling) && !c.closed {
@@ -51,7 +75,11 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 		if len(c.out) > 0 || c.closed {
 			fs := c.takeLocked()
 			c.getActive = false
+			closed := c.closed
 			c.mu.Unlock()
+			if closed {
+				c.srv.unregister(c) // the close packet is delivered: forget the sid
+			}
 			setPollingHeaders(w)
 			w.Write(appendPollingFrames(nil, fs))
 			if fs != nil {
@@ -145,27 +173,26 @@ func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveUpgrade accepts the probing WebSocket of a polling session.
+//
+// A WebSocket for a session that is already upgraded or probing is accepted
+// and closed at once, as the reference server does.
 func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, c *conn) {
-	c.mu.Lock()
-	ok := c.transport == transportPolling && c.probing == nil && !c.closed
-	c.mu.Unlock()
-	if !ok {
-		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
-		return
-	}
 	ws, err := s.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		s.m.badPacket("upgrade")
 		return
 	}
 	c.mu.Lock()
-	ok = c.transport == transportPolling && c.probing == nil && !c.closed
+	ok := c.transport == transportPolling && c.probing == nil && !c.closed
 	if ok {
 		c.probing = ws
 	}
 	c.mu.Unlock()
 	if !ok {
-		ws.NetConn().Close()
+		nc := ws.NetConn()
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write(closeFrame(websocket.CloseNormalClosure))
+		nc.Close()
 		return
 	}
 	go c.probe(ws)
@@ -216,7 +243,13 @@ func (c *conn) probe(ws *websocket.Conn) {
 	nc.SetReadDeadline(time.Time{})
 	c.mu.Lock()
 	if c.probing != ws || c.closed {
+		// The session closed during the upgrade. The client has paused
+		// polling and switched to this WebSocket: close it properly so the
+		// client sees "transport close" at once (dropping the probe earlier
+		// would leave it waiting for its ping timeout).
 		c.mu.Unlock()
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write(closeFrame(websocket.CloseGoingAway))
 		nc.Close()
 		return
 	}

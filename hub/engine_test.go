@@ -245,12 +245,58 @@ func TestEngine_Upgrade(t *testing.T) {
 		t.Fatalf("polling after upgrade: got %d, want 400", code)
 	}
 	ws2, _, err := websocket.DefaultDialer.Dial(wsURL(ts, "transport=websocket&sid="+sid), nil)
-	if err == nil {
-		ws2.SetReadDeadline(time.Now().Add(time.Second))
-		if _, _, err := ws2.ReadMessage(); err == nil {
-			t.Fatal("second WebSocket with the same sid was not closed")
+	if err != nil {
+		t.Fatalf("second WebSocket with the same sid: handshake must succeed, got %v", err)
+	}
+	ws2.SetReadDeadline(time.Now().Add(time.Second))
+	if _, _, err := ws2.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("second WebSocket with the same sid: got %v, want a close", err)
+	}
+	ws2.Close()
+}
+
+func TestEngine_UpgradeRaceWithGET(t *testing.T) {
+	_, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t)})
+	for range 5 {
+		sid := pollOpen(t, ts)
+		u := eioURL(ts, "transport=polling&sid="+sid)
+		ws, _, err := websocket.DefaultDialer.Dial(wsURL(ts, "transport=websocket&sid="+sid), nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		ws2.Close()
+		ws.WriteMessage(websocket.TextMessage, []byte("2probe"))
+		ws.WriteMessage(websocket.TextMessage, []byte("5"))
+		readWS(t, ws)
+		if code, body := httpDo(t, "GET", u, ""); code != 400 {
+			t.Fatalf("GET after 5: got %d %q, want 400", code, body)
+		}
+		ws.Close()
+	}
+}
+
+func TestEngine_PollingCloseRace(t *testing.T) {
+	_, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t)})
+	for _, getFirst := range []bool{true, false} {
+		sid := pollOpen(t, ts)
+		u := eioURL(ts, "transport=polling&sid="+sid)
+		var wg sync.WaitGroup
+		var code int
+		var body string
+		if !getFirst {
+			httpDo(t, "POST", u, "1")
+		}
+		wg.Go(func() { code, body = httpDo(t, "GET", u, "") })
+		if getFirst {
+			time.Sleep(30 * time.Millisecond)
+			httpDo(t, "POST", u, "1")
+		}
+		wg.Wait()
+		if code != 200 || body != "6" {
+			t.Errorf("getFirst=%v: GET got %d %q, want 200 noop", getFirst, code, body)
+		}
+		if code, _ := httpDo(t, "GET", u, ""); code != 400 {
+			t.Errorf("getFirst=%v: later GET got %d, want 400", getFirst, code)
+		}
 	}
 }
 
@@ -310,6 +356,7 @@ func TestSocket_BadPackets(t *testing.T) {
 		{"SecondConnect", "40", false},
 		{"NotConnectedNamespace", `42/other,["m"]`, false},
 		{"DisconnectWithPayload", `41{}`, false},
+		{"PlaceholderOutOfRange", `451-["m",{"_placeholder":true,"num":5}]`, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ws := wsSession(t, ts)
@@ -318,6 +365,9 @@ func TestSocket_BadPackets(t *testing.T) {
 				mt = websocket.BinaryMessage
 			}
 			ws.WriteMessage(mt, []byte(c.frame))
+			if strings.HasPrefix(c.frame, "451-") {
+				ws.WriteMessage(websocket.BinaryMessage, []byte{1})
+			}
 			expectClosed(t, ws)
 		})
 	}

@@ -84,6 +84,10 @@ type ackReply struct {
 // the name of a room that contains only this socket.
 func (s *Socket) ID() string { return s.id }
 
+// PID returns the private session id sent in the CONNECT reply for
+// connection state recovery ("" when recovery is off).
+func (s *Socket) PID() string { return s.pid }
+
 // Namespace returns the socket's namespace name.
 func (s *Socket) Namespace() string { return s.nsp.name }
 

@@ -149,12 +149,24 @@ func (s *Socket) emitRaw(event string, raw []json.RawMessage, atts [][]byte, id 
 
 // EmitWithAck sends an event asking for an acknowledgement and waits for the
 // client's answer until ctx ends. Binary attachments of the answer are
-// dropped; placeholders stay in the returned arguments.
+// dropped (placeholders stay in the returned arguments); use EmitWithAckRaw
+// to get them.
 func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]json.RawMessage, error) {
 	raw, atts, err := encodeArgs(args)
 	if err != nil {
 		return nil, err
 	}
+	m, err := s.EmitWithAckRaw(ctx, event, raw, atts)
+	if err != nil {
+		return nil, err
+	}
+	return m.Args, nil
+}
+
+// EmitWithAckRaw is EmitWithAck with JSON arguments (placeholders referring
+// to attachments allowed); the client's answer is returned as a Message
+// (Event empty) with its arguments and binary attachments.
+func (s *Socket) EmitWithAckRaw(ctx context.Context, event string, raw []json.RawMessage, atts [][]byte) (*Message, error) {
 	ch := make(chan ackReply, 1)
 	s.mu.Lock()
 	if s.closed {
@@ -176,7 +188,7 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 		if !ok {
 			return nil, ErrDisconnected
 		}
-		return r.args, nil
+		return &Message{Args: r.args, Attachments: r.attachments, s: s, ackID: -1}, nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		delete(s.acks, id)
