@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,4 +174,65 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServe_NotLogical: on a Postgres without wal_level=logical, serve stays
+// up, /readyz says 503 and the log names the problem with the SQL that fixes it.
+func TestServe_NotLogical(t *testing.T) {
+	pg := pgtest.New(t, pgtest.Options{WalLevel: "replica"})
+	dbURL := pg.URL("postgres")
+	c, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, nil,
+		envMap(map[string]string{"DATABASE_URL": dbURL, "WALCAST_JWT_SECRET": "x", "WALCAST_SHUTDOWN_TIMEOUT": "2s"}))
+	if err != nil {
+		t.Fatalf("parseConfig: %v", err)
+	}
+	var logs syncBuffer
+	svc, err := newService(c, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("newService: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx, ln) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(logs.String(), "ALTER SYSTEM SET wal_level = logical") {
+		if time.Now().After(deadline) {
+			t.Fatalf("log does not name wal_level with its fix after 15s:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := httpGet(t, "http://"+ln.Addr().String()+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d %s, want 503", code, body)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return within 15s of cancel")
+	}
 }

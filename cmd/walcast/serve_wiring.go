@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,6 +97,7 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 // then streams the slot and publishes the coalesced metrics event at most once
 // per second, until ctx ends.
 func (p *pipeline) run(ctx context.Context) error {
+	p.startupCheck(ctx)
 	for attempt := 0; ; attempt++ {
 		err := p.mapper.Load(ctx, p.db)
 		if err == nil {
@@ -124,6 +126,29 @@ func (p *pipeline) run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// startupCheck runs `walcast check` once and logs every problem with the SQL
+// that fixes it, so an operator sees why replication cannot start. It never
+// stops walcast: the reader keeps retrying, and the problem may be fixed live.
+func (p *pipeline) startupCheck(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rep, err := cdc.Check(ctx, p.db, cdc.CheckConfig{Slot: p.cfg.Slot, Publication: p.cfg.Publication, Tables: p.mapper.Mapping().CheckTables()})
+	if err != nil {
+		p.log.Warn("database check could not run", "err", err)
+		return
+	}
+	for _, r := range rep.Problems() {
+		if r.Name == "slot" && strings.Contains(r.Message, "does not exist") {
+			continue // the reader creates the slot itself
+		}
+		lvl := slog.LevelWarn
+		if r.Severity == cdc.CheckFail {
+			lvl = slog.LevelError
+		}
+		p.log.Log(ctx, lvl, "database check: "+r.Message, "check", r.Name, "fix", r.Fix)
+	}
 }
 
 func (p *pipeline) metricsTicker(ctx context.Context) {
