@@ -127,3 +127,17 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestDecode_Allocs pins the row path at zero allocations: tuples reuse the
+// WireMessage's slices and alias the input.
+func TestDecode_Allocs(t *testing.T) {
+	seeds := decodeSeeds()
+	var m cdc.WireMessage
+	for _, i := range []int{0, 1, 3, 4, 6} { // begin, commit, insert, update, delete
+		msg := seeds[i]
+		cdc.Decode(&m, msg) // grow the slices once
+		if n := testing.AllocsPerRun(100, func() { cdc.Decode(&m, msg) }); n != 0 {
+			t.Errorf("Decode(%q) allocates %v times, want 0", msg[0], n)
+		}
+	}
+}
