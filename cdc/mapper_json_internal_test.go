@@ -43,3 +43,61 @@ func FuzzArrayJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendValueJSON(t *testing.T) {
+	for _, tc := range []struct {
+		oid      uint32
+		in, want string
+	}{
+		{oidTimestamptz, "2026-02-14 10:00:00.123456+05:30", `"2026-02-14T04:30:00.123456+00:00"`},
+		{oidTimestamptz, "2026-02-14 23:59:59.5-08", `"2026-02-15T07:59:59.5+00:00"`},
+		{oidTimestamptz, "1900-01-01 00:00:00+00:19:32", `"1899-12-31T23:40:28+00:00"`},
+		{oidTimestamptz, "2026-02-14 10:00:00+00", `"2026-02-14T10:00:00+00:00"`},
+		{oidTimestamptz, "infinity", `"infinity"`},
+		{oidTimestamptz, "0044-03-15 12:00:00+00 BC", `"0044-03-15 12:00:00+00 BC"`},
+		{oidTimestamp, "2026-02-14 10:00:00.5", `"2026-02-14T10:00:00.5"`},
+		{oidNumeric, "-0.000100", `-0.000100`},
+		{oidNumeric, "NaN", `"NaN"`},
+		{oidFloat8, "1e+100", `1e+100`},
+		{oidFloat8, "-Infinity", `"-Infinity"`},
+		{oidInt8, "9223372036854775807", `9223372036854775807`},
+		{oidBool, "t", `true`},
+		{oidJSONB, `{"a": [1, "x"]}`, `{"a": [1, "x"]}`},
+		{25, "tab\there \"q\" \\ \x01 \xff é", `"tab\there \"q\" \\ \u0001 \ufffd é"`},
+		{2950, "00000000-0000-4000-8000-000000000001", `"00000000-0000-4000-8000-000000000001"`},
+	} {
+		got := appendValueJSON(nil, tc.oid, Value{Kind: ValueText, Data: []byte(tc.in)})
+		if string(got) != tc.want {
+			t.Errorf("appendValueJSON(%d, %q) = %s, want %s", tc.oid, tc.in, got, tc.want)
+		}
+		if !json.Valid(got) {
+			t.Errorf("appendValueJSON(%d, %q) = %s: not valid JSON", tc.oid, tc.in, got)
+		}
+	}
+}
+
+func TestParseMicros(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"12.34", 12_340_000, true}, {"-0.5", -500_000, true}, {"7", 7_000_000, true},
+		{"0.0000005", 1, true}, {"0.0000004", 0, true}, {"1.", 1_000_000, true},
+		{"NaN", 0, false}, {"1e5", 0, false}, {"", 0, false}, {"-", 0, false},
+		{"99999999999999999999", 0, false},
+	} {
+		got, ok := parseMicros([]byte(tc.in))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseMicros(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		in   int64
+		want string
+	}{{0, "0"}, {12_340_000, "12.34"}, {-500_000, "-0.5"}, {1, "0.000001"}} {
+		if got := string(appendMicros(nil, tc.in)); got != tc.want {
+			t.Errorf("appendMicros(%d) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
