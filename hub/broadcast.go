@@ -49,6 +49,12 @@ func (s *Server) Broadcast(b *Broadcast) {
 		}
 	}
 	text, atts := encodeBroadcast(b, rc != nil, offset)
+	if rc != nil && b.Offset != "" {
+		text.off = b.Offset
+		for i := range atts {
+			atts[i].off = b.Offset
+		}
+	}
 	var fs []frame
 	if len(atts) > 0 {
 		fs = append([]frame{text}, atts...)

@@ -175,8 +175,8 @@ func (c *conn) onConnect(p socketPacket) bool {
 	hs := &Handshake{Namespace: n.name, Auth: auth, Header: c.header, Query: c.query, RemoteAddr: c.remoteAddr}
 
 	var sess Session
-	var missed []*Broadcast
 	recovered := false
+	var offset string
 	if rc := srv.cfg.Recovery; rc != nil && p.Data != nil {
 		var a struct {
 			PID    *string `json:"pid"`
@@ -188,13 +188,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 				srv.log.Warn("recovery: take session", "err", err)
 			}
 			if ok && s.Namespace == n.name {
-				out, ok, err := rc.Store.Since(ctx, n.name, *a.Offset)
-				if err != nil {
-					srv.log.Warn("recovery: read missed packets", "err", err)
-				}
-				if ok {
-					sess, missed, recovered = s, out, true
-				}
+				sess, recovered, offset = s, true, *a.Offset
 			}
 		}
 	}
@@ -239,6 +233,10 @@ func (c *conn) onConnect(p socketPacket) bool {
 		c.connTimer.Stop()
 		c.connTimer = nil
 	}
+	if recovered {
+		// Hold the queue: live broadcasts from now on wait behind the replay.
+		c.holding++
+	}
 	c.mu.Unlock()
 	n.rooms.addSocket(s)
 	srv.nSockets.Add(1)
@@ -246,16 +244,8 @@ func (c *conn) onConnect(p socketPacket) bool {
 	if recovered && len(sess.Rooms) > 0 {
 		s.Join(sess.Rooms...)
 	}
-
-	for _, b := range missed {
-		if !s.matches(b) {
-			continue
-		}
-		text, atts := encodeBroadcast(b, true, b.Offset)
-		c.enqueue(text)
-		if len(atts) > 0 {
-			c.enqueue(atts...)
-		}
+	if recovered {
+		c.replay(s, offset)
 	}
 	reply := []byte(`{"sid":`)
 	reply = appendJSONString(reply, s.id)
@@ -271,6 +261,60 @@ func (c *conn) onConnect(p socketPacket) bool {
 		}
 	}
 	return true
+}
+
+// replay queues the broadcasts s missed after offset, read from the store
+// after s was registered so none falls between the two: broadcasts queued
+// meanwhile (held) that are also in the replay are dropped, the rest follow
+// it. If the offset is gone the socket is not recovered (new pid).
+func (c *conn) replay(s *Socket, offset string) {
+	n := s.nsp
+	ctx, cancel := context.WithTimeout(c.context(), 10*time.Second)
+	missed, ok, err := c.srv.cfg.Recovery.Store.Since(ctx, n.name, offset)
+	cancel()
+	if err != nil {
+		c.srv.log.Warn("recovery: read missed packets", "err", err)
+	}
+	var fs []frame
+	seen := make(map[string]bool, len(missed))
+	if ok {
+		for _, b := range missed {
+			seen[b.Offset] = true
+			if !s.matches(b) {
+				continue
+			}
+			text, atts := encodeBroadcast(b, true, b.Offset)
+			text.off = b.Offset
+			fs = append(fs, text)
+			for _, a := range atts {
+				a.off = b.Offset
+				fs = append(fs, a)
+			}
+		}
+	} else {
+		s.recovered = false
+		s.pid = newID()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holding--
+	if c.closed {
+		return
+	}
+	held := c.out
+	size := 0
+	for _, f := range fs {
+		size += len(f.data)
+	}
+	for _, f := range held {
+		if f.off != "" && seen[f.off] {
+			continue
+		}
+		fs = append(fs, f)
+		size += len(f.data)
+	}
+	c.out, c.outBytes = fs, size
+	c.kickLocked()
 }
 
 // matches reports whether b would have been delivered to s (recovery replay).

@@ -28,6 +28,7 @@ const (
 type frame struct {
 	data []byte
 	op   byte
+	off  string // recovery offset of the broadcast it belongs to ("" = none)
 }
 
 type transportKind uint8
@@ -86,6 +87,7 @@ type conn struct {
 	closeReason string
 	closeCode   int
 	pingWaiting bool
+	holding     int // recoveries in progress: queue, do not send yet
 	pingTimer   *time.Timer
 	connTimer   *time.Timer
 	sockets     map[string]*Socket
@@ -268,6 +270,9 @@ func (c *conn) enqueueLocked(f frame, force bool) bool {
 
 // kickLocked makes the transport send what is queued.
 func (c *conn) kickLocked() {
+	if c.holding > 0 {
+		return
+	}
 	switch {
 	case c.transport == transportWebSocket && c.nc != nil:
 		if !c.writing {

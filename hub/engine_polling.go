@@ -72,7 +72,7 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 			w.Write(frameNoop)
 			return
 		}
-		if len(c.out) > 0 || c.closed {
+		if (len(c.out) > 0 && c.holding == 0) || c.closed {
 			fs := c.takeLocked()
 			c.getActive = false
 			closed := c.closed

@@ -203,6 +203,11 @@ var scratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
 func (c *conn) writeLoop() {
 	for {
 		c.mu.Lock()
+		if c.holding > 0 && !c.closed {
+			c.writing = false // a recovery replay goes first; it kicks again
+			c.mu.Unlock()
+			return
+		}
 		fs := c.takeLocked()
 		closed, hard, nc := c.closed, c.hard, c.nc
 		if len(fs) == 0 && !closed {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -224,5 +225,63 @@ func TestServer_Recovery(t *testing.T) {
 	}
 	if !slices.Contains(s2.Rooms(), "r") {
 		t.Fatalf("rooms not restored: %v", s2.Rooms())
+	}
+}
+
+// TestServer_RecoveryUnderLoad drops and recovers a client while broadcasts
+// keep flowing: every offset must arrive exactly once, in order, across the
+// two connections.
+func TestServer_RecoveryUnderLoad(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t), Recovery: &hub.RecoveryConfig{}})
+	srv.Of("/").OnConnect(func(s *hub.Socket) {
+		if !s.Recovered() {
+			s.Join("r")
+		}
+	})
+	c := dial(t, ts.URL, "/", "")
+	const n = 3000
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(fmt.Sprint(i))},
+				Offset: fmt.Sprintf("%d-0", i)})
+			if i%20 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		close(stop)
+	})
+	var got []int
+	take := func(c *hubtest.Client, until func() bool) {
+		for !until() {
+			e := next(t, c)
+			var i int
+			json.Unmarshal(e.Args[0], &i)
+			got = append(got, i)
+		}
+	}
+	take(c, func() bool { return len(got) >= 500 })
+	c.Drop()
+	for e := range c.Events() { // received before the drop, not yet read
+		var i int
+		json.Unmarshal(e.Args[0], &i)
+		got = append(got, i)
+	}
+	time.Sleep(20 * time.Millisecond)
+	c2, err := c.Reconnect(t.Context())
+	if err != nil {
+		t.Fatalf("Reconnect: %v", err)
+	}
+	defer c2.Drop()
+	if !c2.Recovered() {
+		t.Fatal("not recovered")
+	}
+	take(c2, func() bool { return len(got) > 0 && got[len(got)-1] == n-1 })
+	wg.Wait()
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("event %d: got %d (dup or gap); around: %v", i, v, got[max(0, i-3):min(len(got), i+3)])
+		}
 	}
 }
