@@ -163,8 +163,8 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 			r.reconnects.Add(1)
 			if msg := err.Error(); msg != lastMsg || time.Since(lastLog) > time.Minute {
 				level := slog.LevelWarn
-				if errors.Is(err, ErrNoPublication) {
-					level = slog.LevelError // an operator must act: run walcast migrate
+				if errors.Is(err, ErrNoPublication) || errors.Is(err, ErrSlotLost) {
+					level = slog.LevelError // an operator must act
 				}
 				r.log.Log(ctx, level, "replication stream ended; reconnecting", "err", err, "attempt", attempt+1, "suppressed", suppressed)
 				lastMsg, lastLog, suppressed = msg, time.Now(), 0

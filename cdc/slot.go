@@ -13,6 +13,12 @@ import (
 // the database (run `walcast migrate`). The Reader logs it and keeps retrying.
 var ErrNoPublication = errors.New("cdc: publication does not exist")
 
+// ErrSlotLost reports a replication slot that Postgres invalidated because
+// the WAL it needed was removed (max_slot_wal_keep_size). It cannot stream
+// again: an operator must drop and recreate it, and the changes in between
+// are lost. The Reader logs it at Error and keeps retrying.
+var ErrSlotLost = errors.New("cdc: replication slot invalidated (WAL removed); drop and recreate it")
+
 // ensureSlot checks the publication and the slot over the replication
 // connection, creates the slot when it is missing (pgoutput, durable), and
 // makes sure the Reader never acknowledges less than the slot already has.
@@ -27,13 +33,13 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
 		return fmt.Errorf("%w: %q", ErrNoPublication, r.cfg.Publication)
 	}
 
-	res, err = conn.Exec(ctx, "SELECT plugin, database = current_database(), coalesce(confirmed_flush_lsn::text, '0/0') FROM pg_replication_slots WHERE slot_name = '"+r.cfg.Slot+"'").ReadAll()
+	res, err = conn.Exec(ctx, "SELECT plugin, database = current_database(), coalesce(confirmed_flush_lsn::text, '0/0'), coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = '"+r.cfg.Slot+"'").ReadAll()
 	if err != nil {
 		return fmt.Errorf("check replication slot %q: %w", r.cfg.Slot, err)
 	}
 	if len(res) > 0 && len(res[0].Rows) > 0 {
 		row := res[0].Rows[0]
-		if len(row) != 3 {
+		if len(row) != 4 {
 			return fmt.Errorf("check replication slot %q: unexpected result", r.cfg.Slot)
 		}
 		if string(row[0]) != "pgoutput" {
@@ -41,6 +47,9 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
 		}
 		if string(row[1]) != "t" {
 			return fmt.Errorf("replication slot %q belongs to another database", r.cfg.Slot)
+		}
+		if string(row[3]) == "lost" {
+			return fmt.Errorf("slot %q: %w", r.cfg.Slot, ErrSlotLost)
 		}
 		confirmed, err := pglogrepl.ParseLSN(string(row[2]))
 		if err != nil {
