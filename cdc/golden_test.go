@@ -71,6 +71,7 @@ type rowRecorder struct {
 	table, id string // the orders table ("schema.name") and its id column
 	mu        sync.Mutex
 	rows      map[string][]byte // order id -> row JSON (nil after a delete)
+	partial   map[string]bool   // order id -> last change had no full old image
 }
 
 func (r *rowRecorder) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
@@ -85,6 +86,7 @@ func (r *rowRecorder) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 			r.rows[id] = nil
 		} else {
 			r.rows[id] = r.m.AppendRowJSON(nil, c.Relation, c.New)
+			r.partial[id] = c.Relation.ReplicaIdentity != 'f'
 		}
 		r.mu.Unlock()
 	}
@@ -160,7 +162,7 @@ func runGoldenCase(t *testing.T, c *pgtest.Cluster, path string) {
 	if err := m.Load(ctx, conn); err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	rec := &rowRecorder{m: m, rows: map[string][]byte{}, table: mp.Orders.Table, id: mp.Orders.ID}
+	rec := &rowRecorder{m: m, rows: map[string][]byte{}, partial: map[string]bool{}, table: mp.Orders.Table, id: mp.Orders.ID}
 	sink := &goldenSink{done: make(chan struct{})}
 	p, err := cdc.NewPipeline(cdc.PipelineConfig{
 		Reader:      cdc.ReaderConfig{DSN: c.DSN(db), Slot: db, HeartbeatInterval: -1, Logger: mapperLogger(t)},
@@ -304,6 +306,15 @@ func compareRows(t *testing.T, ctx context.Context, conn *pgx.Conn, rec *rowReco
 			t.Errorf("order %s: to_jsonb: %v", id, err)
 			continue
 		}
+		if rec.partial[id] {
+			// Without REPLICA IDENTITY FULL an unchanged TOAST value is not
+			// known: the row leaves it out (never null); what it has must
+			// match.
+			if !jsonSubset(row, want) {
+				t.Errorf("order %s row JSON is not a subset of to_jsonb:\n got %s\nwant %s", id, clip(row), clip(want))
+			}
+			continue
+		}
 		if !jsonEqual(row, want) {
 			t.Errorf("order %s row JSON differs from to_jsonb:\n got %s\nwant %s", id, clip(row), clip(want))
 		}
@@ -315,6 +326,24 @@ func clip(b []byte) string {
 		return string(b[:300]) + "…" + string(b[len(b)-300:])
 	}
 	return string(b)
+}
+
+// jsonSubset reports whether every key of object a is in object b with an
+// equal value.
+func jsonSubset(a, b []byte) bool {
+	var va, vb map[string]any
+	da, db := json.NewDecoder(bytes.NewReader(a)), json.NewDecoder(bytes.NewReader(b))
+	da.UseNumber()
+	db.UseNumber()
+	if da.Decode(&va) != nil || db.Decode(&vb) != nil {
+		return false
+	}
+	for k, v := range va {
+		if w, ok := vb[k]; !ok || !reflect.DeepEqual(v, w) {
+			return false
+		}
+	}
+	return true
 }
 
 func jsonEqual(a, b []byte) bool {
