@@ -423,7 +423,7 @@ func (e *benchEnv) runOne(ctx context.Context, kind string, sc scenario) (*Resul
 	defer s.stop()
 	rc := sc.Run
 	rc.Server, rc.DSN, rc.Secret, rc.ServerPID, rc.ToolCPUs, rc.Log = s.addr, e.dsn, e.secret, s.pid(), e.cfg.ToolCPUs, e.cfg.Log
-	if kind == "walcast" && sc.Name == "storm" {
+	if kind == "walcast" {
 		rc.SlotName = "walcast"
 	}
 	if kind == "walcast" && sc.Name == "fanout-cost" && e.cfg.Profile != "" {

@@ -79,6 +79,7 @@ type Result struct {
 	CPUPerDelivery                                            time.Duration
 	ToolCPU                                                   time.Duration // the client workers
 	DriverCPU                                                 time.Duration // this process: the database driver
+	WalsenderCPU                                              time.Duration // the slot's walsender (walcast runs)
 	ToolCPUPerDelivery                                        time.Duration
 
 	SlotLagMax, SlotLagP99    int64 // bytes; 0 when not sampled
@@ -292,6 +293,23 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		if cfg.SlotName != "" {
 			lagStop = sampleSlotLag(ctx, cfg.DSN, cfg.SlotName)
 		}
+		var wsPID int
+		var ws0 ProcSample
+		if cfg.SlotName != "" {
+			// The slot's walsender decodes WAL for the server; its CPU is
+			// part of walcast's cost even though it is a Postgres process.
+			_ = db.QueryRow(ctx, `select coalesce(active_pid, 0) from pg_replication_slots where slot_name = $1`, cfg.SlotName).Scan(&wsPID)
+			if wsPID > 0 {
+				ws0, _ = readProc(wsPID)
+			}
+		}
+		defer func() {
+			if wsPID > 0 {
+				if ws1, err := readProc(wsPID); err == nil && ws0.Valid {
+					res.WalsenderCPU = ws1.CPU - ws0.CPU
+				}
+			}
+		}()
 		d := &driver{cfg: cfg, base: base, procs: procs}
 		start := time.Now()
 		changes, err = d.run(ctx)

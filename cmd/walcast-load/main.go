@@ -87,6 +87,9 @@ func printResult(w io.Writer, name string, r *Result) {
 	fmt.Fprintf(w, "  server RSS %s -> %s (%.2f KiB/conn), cpu %s (%.2f µs/delivery); tool cpu %s (%.2f µs/delivery), driver cpu %s; load %s\n",
 		fmtBytes(r.ServerRSSBefore), fmtBytes(r.ServerRSSIdle), r.RSSPerConn/1024, r.ServerCPU.Round(time.Millisecond),
 		us(r.CPUPerDelivery), r.ToolCPU.Round(time.Millisecond), us(r.ToolCPUPerDelivery), r.DriverCPU.Round(time.Millisecond), r.LoadAvg)
+	if r.WalsenderCPU > 0 {
+		fmt.Fprintf(w, "  walsender cpu %s\n", r.WalsenderCPU.Round(time.Millisecond))
+	}
 	if r.SlotLagMax > 0 {
 		fmt.Fprintf(w, "  slot lag max %s p99 %s first-quarter avg %s last-quarter avg %s\n",
 			fmtBytes(r.SlotLagMax), fmtBytes(r.SlotLagP99), fmtBytes(int64(r.SlotLagFirst)), fmtBytes(int64(r.SlotLagLast)))
