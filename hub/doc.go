@@ -33,14 +33,37 @@
 // open. Malformed packets close that client's connection with a logged reason
 // and a walcast_hub_bad_packets_total{kind} increment; nobody else notices.
 //
-// # Fan-out
+// # Fan-out and memory
 //
 // Server.Broadcast encodes the whole Engine.IO frame ("42[…]") once and hands
 // the same immutable []byte to every receiving connection's bounded outbound
-// queue. Each connection has at most one writer goroutine, started only while
-// there is something to write; it drains the queue and writes everything with
-// one flush. A connection over MaxQueueBytes or stuck longer than WriteTimeout
-// is closed as "slow"; the broadcaster never waits for a client.
+// queue (1 allocation per delivery: the writer goroutine start). Each
+// connection has at most one writer goroutine, started only while there is
+// something to write; it drains the queue and writes every frame with one
+// writev, framing WebSocket messages itself (no per-connection write buffer).
+// A connection over MaxQueueBytes or stuck longer than WriteTimeout is closed
+// as "slow" (recoverable); the broadcaster never waits for a client.
+//
+// gorilla/websocket performs the upgrade handshake; frames are then read by
+// the hub's own reader without a read buffer, and an idle connection parks in
+// a fresh goroutine on the minimum stack (the reader hands the wait over after
+// each message). Pings use one runtime timer per connection, no goroutine.
+// Measured with hub/testdata/memcheck: 6.8 KiB RSS per idle WebSocket socket
+// at 15,000 connections (3.5 KB heap + 2 KB stack).
+//
+// # Connection state recovery
+//
+// With Config.Recovery set, the CONNECT reply carries a pid and every event
+// without ack ends with an offset string: the Broadcast's Offset, or for
+// broadcasts without one and Socket.Emit the namespace's latest offset (""
+// before the first), as socket.io requires. Broadcasts with an Offset are
+// appended to the RecoveryStore (synchronously, once per broadcast). On a
+// recoverable disconnect (anything but an explicit namespace disconnect or a
+// protocol error) the session is saved; a reconnect with that pid and offset
+// gets the missed broadcasts that matched its rooms, before the CONNECT reply,
+// its old socket id and rooms, and Recovered() == true. Middlewares still run.
+// Live broadcasts during the replay are held and de-duplicated by offset, so
+// each event arrives once, in order.
 //
 // # Goroutine safety
 //

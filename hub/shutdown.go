@@ -56,5 +56,20 @@ wait:
 		})
 	}
 	wg.Wait()
+	// Wait for every connection's sockets to be disconnected (OnDisconnect
+	// handlers ran, recovery sessions saved), until ctx ends or, when the
+	// drain already used up ctx, for a short grace.
+	deadline := time.Now().Add(shutdownFinishGrace)
+	if d, ok := ctx.Deadline(); ok && err == nil {
+		deadline = d
+	}
+	for s.nConns.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.log.Info("shut down", "remaining_connections", s.nConns.Load())
 	return err
 }
+
+// shutdownFinishGrace bounds the wait for socket cleanup after the drain
+// deadline has passed.
+const shutdownFinishGrace = 2 * time.Second
