@@ -87,6 +87,7 @@ type conn struct {
 	closeReason string
 	closeCode   int
 	pingWaiting bool
+	pongDue     time.Time // when pingWaiting: the pong deadline
 	holding     int // recoveries in progress: queue, do not send yet
 	pingTimer   *time.Timer
 	connTimer   *time.Timer
@@ -164,10 +165,23 @@ func (s *Server) register(c *conn) {
 	c.mu.Unlock()
 }
 
+// lookup finds a session. A session whose pong is overdue is closed here
+// rather than served, whatever the lag of its timer under load.
 func (s *Server) lookup(sid string) *conn {
 	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	return s.conns[sid]
+	c := s.conns[sid]
+	s.connMu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	overdue := c.pingWaiting && !c.closed && time.Now().After(c.pongDue)
+	c.mu.Unlock()
+	if overdue {
+		c.close(reasonPingTimeout, true)
+		return nil
+	}
+	return c
 }
 
 func (s *Server) unregister(c *conn) {
@@ -193,6 +207,7 @@ func (c *conn) onPingTimer() {
 		return
 	}
 	c.pingWaiting = true
+	c.pongDue = time.Now().Add(c.srv.cfg.PingTimeout)
 	c.pingTimer.Reset(c.srv.cfg.PingTimeout)
 	c.enqueueLocked(frame{data: framePing, op: opText}, true)
 	c.mu.Unlock()
