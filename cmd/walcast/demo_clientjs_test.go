@@ -66,3 +66,24 @@ func TestBundleFromTarball(t *testing.T) {
 		}
 	})
 }
+
+// FuzzExtractBundle: downloaded tarball bytes give the bundle or an error,
+// never a panic.
+func FuzzExtractBundle(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0x1f, 0x8b, 0x08})
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: clientBundlePath, Mode: 0o644, Size: 3})
+	tw.Write([]byte("io;"))
+	tw.Close()
+	zw.Close()
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		js, err := extractBundle(b)
+		if err == nil && js == nil {
+			t.Errorf("extractBundle = nil, nil")
+		}
+	})
+}
