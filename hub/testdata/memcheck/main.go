@@ -7,6 +7,8 @@
 //
 //	go run ./hub/testdata/memcheck server &
 //	go run ./hub/testdata/memcheck client -n 15000
+//
+// The Node socket.io baseline with the same client: testdata/hub/memcheck-node.mjs.
 package main
 
 import (
