@@ -58,7 +58,9 @@ func scenarios(quick bool) []scenario {
 		{Name: "fanout-cost", Run: RunConfig{Clients: 5000, Rooms: 1, Rate: 50, Duration: 20 * time.Second}},
 		{Name: "fanout-latency", Run: RunConfig{Clients: 10000, Rooms: 1, Rate: 10, Duration: 20 * time.Second}},
 		{Name: "spread", Run: RunConfig{Clients: 10000, Rooms: 10000, Rate: 1000, Duration: 30 * time.Second, DriverConns: 8}},
-		{Name: "slow", Run: RunConfig{Clients: 10000, Slow: 100, Rooms: 1, Rate: 10, Duration: 20 * time.Second}},
+		// 50 s: a client that never reads never answers pings either, so both
+		// servers should drop it at pingInterval+pingTimeout (45 s) at the latest.
+		{Name: "slow", Run: RunConfig{Clients: 10000, Slow: 100, Rooms: 1, Rate: 10, Duration: 50 * time.Second}},
 		{Name: "storm", Run: RunConfig{Clients: 1000, Rooms: 1000, Storm: true, Duration: 60 * time.Second, DriverConns: 6}},
 		{Name: "backlog", Backlog: 1_000_000},
 	}

@@ -420,6 +420,10 @@ type driver struct {
 
 	mu  sync.Mutex
 	seq int64
+
+	bufMu sync.Mutex
+	buf   []byte // pending commit records
+	spare []byte // owned by flush
 }
 
 func (d *driver) next() int64 {
@@ -429,9 +433,43 @@ func (d *driver) next() int64 {
 	return d.seq
 }
 
-func (d *driver) broadcast(line string) {
-	for _, p := range d.procs {
-		_ = p.send(line)
+// record queues a commit record for every worker; flushLoop sends them in
+// batches (at most every millisecond) so that a storm of small commits does not
+// cost a pipe write and a worker wake-up each.
+func (d *driver) record(seq, t int64) {
+	d.bufMu.Lock()
+	d.buf = append(d.buf, 'c', ' ')
+	d.buf = strconv.AppendInt(d.buf, seq, 10)
+	d.buf = append(d.buf, ' ')
+	d.buf = strconv.AppendInt(d.buf, t, 10)
+	d.buf = append(d.buf, '\n')
+	d.bufMu.Unlock()
+}
+
+func (d *driver) flush() {
+	d.bufMu.Lock()
+	b := d.buf
+	d.buf = d.spare[:0]
+	d.bufMu.Unlock()
+	if len(b) > 0 {
+		for _, p := range d.procs {
+			_ = p.send(string(b))
+		}
+	}
+	d.spare = b
+}
+
+func (d *driver) flushLoop(stop <-chan struct{}) {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			d.flush()
+			return
+		case <-t.C:
+			d.flush()
+		}
 	}
 }
 
@@ -457,6 +495,10 @@ func (d *driver) run(ctx context.Context) ([]int, error) {
 		counts[k] = make([]int, rooms)
 	}
 	errc := make(chan error, nconn)
+	stopFlush := make(chan struct{})
+	flushDone := make(chan struct{})
+	go func() { defer close(flushDone); d.flushLoop(stopFlush) }()
+	defer func() { close(stopFlush); <-flushDone }()
 	var wg sync.WaitGroup
 	for k := range nconn {
 		conn, err := pgx.Connect(ctx, d.cfg.DSN)
@@ -483,7 +525,7 @@ func (d *driver) run(ctx context.Context) ([]int, error) {
 					return err
 				}
 				counts[k][room]++
-				d.broadcast("c " + strconv.FormatInt(seq, 10) + " " + strconv.FormatInt(t, 10) + "\n")
+				d.record(seq, t)
 				return nil
 			}
 			if d.cfg.Storm {

@@ -170,12 +170,12 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		switch {
 		case strings.HasPrefix(line, "c "):
 			// c <idx> <unixnano>
-			f := strings.Fields(line)
-			if len(f) != 3 {
+			a, b, ok := strings.Cut(line[2:], " ")
+			if !ok {
 				continue
 			}
-			idx, _ := strconv.Atoi(f[1])
-			t, _ := strconv.ParseInt(f[2], 10, 64)
+			idx, _ := strconv.Atoi(a)
+			t, _ := strconv.ParseInt(b, 10, 64)
 			if idx > 0 && idx < len(w.commit) {
 				w.commit[idx].Store(t)
 			}
