@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,12 @@ type config struct {
 	// Warnings are printed (logged) at start; they do not stop walcast.
 	Warnings []string
 }
+
+// The names the CDC reader accepts (it builds replication commands from them).
+var (
+	slotNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+	pubNameRE  = regexp.MustCompile(`^[A-Za-z0-9_]{1,63}$`)
+)
 
 // option is one setting: a flag, the environment variables it falls back to
 // (first non-empty wins), a default, and how to store it.
@@ -128,8 +135,20 @@ func options() []struct {
 				c.DatabaseURL = v
 				return nil
 			}}},
-		{optDB | optServe, option{"slot", []string{"WALCAST_SLOT"}, "walcast", "replication slot name", str(func(c *config) *string { return &c.Slot })}},
-		{optDB | optServe, option{"publication", []string{"WALCAST_PUBLICATION"}, "walcast", "publication name", str(func(c *config) *string { return &c.Publication })}},
+		{optDB | optServe, option{"slot", []string{"WALCAST_SLOT"}, "walcast", "replication slot name", func(c *config, v string) error {
+			if !slotNameRE.MatchString(v) {
+				return fmt.Errorf("%q is not a slot name (lower-case letters, digits and _, at most 63)", v)
+			}
+			c.Slot = v
+			return nil
+		}}},
+		{optDB | optServe, option{"publication", []string{"WALCAST_PUBLICATION"}, "walcast", "publication name", func(c *config, v string) error {
+			if !pubNameRE.MatchString(v) {
+				return fmt.Errorf("%q is not a publication name (letters, digits and _, at most 63)", v)
+			}
+			c.Publication = v
+			return nil
+		}}},
 		{optDB | optServe, option{"mapping", []string{"WALCAST_MAPPING"}, "", "mapping file (default: built-in seed schema)", str(func(c *config) *string { return &c.Mapping })}},
 		{optServe, option{"listen", []string{"WALCAST_LISTEN"}, ":3001", "HTTP/WebSocket listen address", func(c *config, v string) error {
 			if _, _, err := net.SplitHostPort(v); err != nil {

@@ -90,6 +90,8 @@ func TestConfig_Serve(t *testing.T) {
 		{name: "BadValues", env: with("WALCAST_SHUTDOWN_TIMEOUT", "10", "LOG_FORMAT", "xml", "WALCAST_REDIS_URL", "http://r", "WALCAST_ALLOWED_ORIGINS", "shop.example"),
 			wantErr: []string{"WALCAST_SHUTDOWN_TIMEOUT: \"10\" is not a duration", "LOG_FORMAT: \"xml\" is not text or json", "WALCAST_REDIS_URL", "allowed origins: \"shop.example\""}},
 		{name: "BadDatabaseURLHidesPassword", env: with("DATABASE_URL", "postgres://u:hunter2@db:notaport/x"), wantErr: []string{"DATABASE_URL: not a valid connection string"}},
+		{name: "BadNames", env: with("WALCAST_SLOT", "My-Slot", "WALCAST_PUBLICATION", "pub;drop"),
+			wantErr: []string{`WALCAST_SLOT: "My-Slot" is not a slot name`, `WALCAST_PUBLICATION: "pub;drop" is not a publication name`}},
 		{name: "NegativeDuration", env: with(), args: []string{"-ping-timeout", "-5s"}, wantErr: []string{"-ping-timeout: \"-5s\" is negative"}},
 		{name: "BadFlag", env: base, args: []string{"-nope"}, wantErr: []string{"flag provided but not defined"}},
 	}
