@@ -125,7 +125,7 @@ func Check(ctx context.Context, q Querier, cfg CheckConfig) (CheckReport, error)
 	var r CheckReport
 	st := &checkState{CheckConfig: cfg}
 	steps := []func(context.Context, Querier, *checkState, *CheckReport) error{
-		checkWalLevel, checkReplicationRole, checkPublication, checkTables, checkSlot, checkWalKeep,
+		checkWalLevel, checkReplicationRole, checkPublication, checkTables, checkSlot, checkWalKeep, checkSQLAPI,
 	}
 	for _, step := range steps {
 		if err := step(ctx, q, st, &r); err != nil {
@@ -308,6 +308,22 @@ func checkWalKeep(ctx context.Context, q Querier, _ *checkState, r *CheckReport)
 		return nil
 	}
 	r.add("max_slot_wal_keep_size", CheckOK, "", "max_slot_wal_keep_size is %s", keep)
+	return nil
+}
+
+func checkSQLAPI(ctx context.Context, q Querier, _ *checkState, r *CheckReport) error {
+	var emit, heartbeat bool
+	err := q.QueryRow(ctx, `SELECT to_regprocedure('walcast.emit(text,text,jsonb)') IS NOT NULL,
+		to_regprocedure('walcast.heartbeat()') IS NOT NULL`).Scan(&emit, &heartbeat)
+	if err != nil {
+		return fmt.Errorf("check walcast functions: %w", err)
+	}
+	if !emit || !heartbeat {
+		r.add("sql_api", CheckWarn, "walcast migrate",
+			"the walcast schema (walcast.emit, walcast.notify, walcast.heartbeat) is not installed: no events from SQL")
+		return nil
+	}
+	r.add("sql_api", CheckOK, "", "walcast.emit, walcast.notify and walcast.heartbeat are installed")
 	return nil
 }
 

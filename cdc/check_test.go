@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/cdc/pgtest"
+	wsql "github.com/walcast/walcast/sql"
 )
 
 const checkSchema = `
@@ -81,7 +82,18 @@ CREATE PUBLICATION walcast FOR TABLE orders, inventory, variants, products;`
 		if _, err := pg.Psql(ctx, "postgres", `SELECT pg_create_logical_replication_slot('walcast', 'pgoutput')`); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := cdc.Check(ctx, connect(t, pg.DSN("postgres")), cdc.CheckConfig{})
+		conn := connect(t, pg.DSN("postgres"))
+		rep, err := cdc.Check(ctx, conn, cdc.CheckConfig{})
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		if c, _ := find(rep, "sql_api"); c.Severity != cdc.CheckWarn {
+			t.Errorf("sql_api before the walcast schema = %+v, want warn", c)
+		}
+		if err := wsql.Migrate(ctx, conn, wsql.Options{}); err != nil {
+			t.Fatalf("sql.Migrate: %v", err)
+		}
+		rep, err = cdc.Check(ctx, conn, cdc.CheckConfig{})
 		if err != nil {
 			t.Fatalf("Check: %v", err)
 		}
