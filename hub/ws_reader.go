@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 )
 
 // Errors of the WebSocket frame reader.
@@ -30,7 +29,7 @@ type wsMessage struct {
 //
 // haveHeader says the first two header bytes are already in c.hdr (read by
 // the idle wait in readLoopWS).
-func (c *conn) readWSFrames(nc net.Conn, limit int64, haveHeader bool) (wsMessage, error) {
+func (c *conn) readWSFrames(nc io.Reader, limit int64, haveHeader bool) (wsMessage, error) {
 	var msg wsMessage
 	inMessage := false
 	for {
