@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,7 +105,7 @@ func (s *server) stop() {
 type BenchOutcome struct {
 	Results map[string]map[string]*Result
 	Backlog map[string]*BacklogResult
-	Errors  map[string]map[string]error
+	Errors  map[string]map[string]error `json:"-"`
 	Machine string
 }
 
@@ -142,6 +143,17 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	out, err := Bench(ctx, cfg)
 	if out != nil {
 		printTable(stdout, cfg, out)
+		// Keep the raw figures next to the table (artifacts/ is gitignored).
+		dir := filepath.Join(root, "artifacts", "bench")
+		if merr := os.MkdirAll(dir, 0o755); merr == nil {
+			var tb strings.Builder
+			printTable(&tb, cfg, out)
+			_ = os.WriteFile(filepath.Join(dir, "table.md"), []byte(tb.String()), 0o644)
+			if b, jerr := json.MarshalIndent(out, "", "  "); jerr == nil {
+				_ = os.WriteFile(filepath.Join(dir, "results.json"), b, 0o644)
+			}
+			fmt.Fprintf(stderr, "bench: table and raw results in %s\n", dir)
+		}
 	}
 	return err
 }
