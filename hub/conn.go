@@ -355,7 +355,6 @@ func (c *conn) close(reason string, hard bool) {
 	if c.cancel != nil {
 		c.cancel()
 	}
-	c.header, c.query = nil, nil
 	probe := c.probing
 	if c.upgrading {
 		// Past 3probe the client waits to send "5" on the probe: let the

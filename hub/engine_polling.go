@@ -65,7 +65,28 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 	}
 	c.getActive = true
 	for {
-		if (c.upgrading || c.transport != transportPolling) && !c.closed {
+		if c.upgrading && c.transport == transportPolling && !c.closed {
+			// Same grace as above for a GET that was pending when the probe
+			// started: answer noop, unless the switch happens meanwhile.
+			c.mu.Unlock()
+			select {
+			case <-c.pollNotify:
+			case <-time.After(100 * time.Millisecond):
+			case <-r.Context().Done():
+			}
+			c.mu.Lock()
+			c.getActive = false
+			polling := c.transport == transportPolling
+			c.mu.Unlock()
+			if !polling {
+				writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
+				return
+			}
+			setPollingHeaders(w)
+			w.Write(frameNoop)
+			return
+		}
+		if c.transport != transportPolling && !c.closed {
 			c.getActive = false
 			c.mu.Unlock()
 			setPollingHeaders(w)
