@@ -344,6 +344,7 @@ type interopEvents struct {
 	auth     chan json.RawMessage   // every auth object a middleware saw
 	answers  chan []json.RawMessage // results of the server's EmitWithAck("question")
 	binMsgs  chan *hub.Message      // "bin" messages received
+	binAcks  chan *hub.Message      // the client's binary ack to "bin-question"
 	connects chan *hub.Socket       // every connected socket
 	discs    chan string            // disconnect reasons
 }
@@ -353,6 +354,7 @@ func newInteropEvents() *interopEvents {
 		auth:     make(chan json.RawMessage, 64),
 		answers:  make(chan []json.RawMessage, 8),
 		binMsgs:  make(chan *hub.Message, 8),
+		binAcks:  make(chan *hub.Message, 8),
 		connects: make(chan *hub.Socket, 64),
 		discs:    make(chan string, 64),
 	}
@@ -430,12 +432,14 @@ func installInterop(srv *hub.Server, ev *interopEvents, welcome bool, onConnect 
 			go func() {
 				ctx, cancel := context.WithTimeout(s.Context(), 5*time.Second)
 				defer cancel()
-				res, err := s.EmitWithAck(ctx, "bin-question", []byte{7, 8, 9})
+				ack, err := s.EmitWithAckRaw(ctx, "bin-question",
+					[]json.RawMessage{json.RawMessage(`{"_placeholder":true,"num":0}`)}, [][]byte{{7, 8, 9}})
 				if err != nil {
 					_ = s.Emit("bin-answered", "error: "+err.Error())
 					return
 				}
-				_ = s.Emit("bin-answered", res)
+				ev.binAcks <- ack
+				_ = s.EmitRaw("bin-answered", ack.Args, ack.Attachments)
 			}()
 		})
 		s.On("kick", func(s *hub.Socket, m *hub.Message) {
@@ -570,9 +574,18 @@ func TestInterop_Basic(t *testing.T) {
 			}
 			checkJSON(t, "binary ack (server->client)", got.BinAck, `[{"bin":[4]},{"bin":[1,2,3]},2]`)
 			checkJSON(t, "binary event (server->client)", got.BinBack, `[{"bin":[1,2,3]},"mid",{"bin":[4]}]`)
-			// The client acks bin-question with ("got", 3, Buffer 9 8 7): a binary ack to the
-			// server. EmitWithAck returns the JSON args only, so the buffer shows as a placeholder.
-			checkJSON(t, "binary ack (client->server)", got.BinAnswer, `["got",3,{"_placeholder":true,"num":0}]`)
+			// Server -> client binary event with an ack; the client acks with binary
+			// ("got", 3, Buffer 9 8 7), which the server echoes back with EmitRaw.
+			ack := recv(t, ev.binAcks, "binary ack")
+			if len(ack.Args) != 3 {
+				t.Fatalf("binary ack args: got %s, want 3", ack.Args)
+			}
+			checkJSON(t, "binary ack args (client->server)", json.RawMessage(fmt.Sprintf("[%s,%s,%s]", ack.Args[0], ack.Args[1], ack.Args[2])),
+				`["got",3,{"_placeholder":true,"num":0}]`)
+			if want := [][]byte{{9, 8, 7}}; !reflect.DeepEqual(ack.Attachments, want) {
+				t.Errorf("binary ack attachments (client->server): got %v, want %v", ack.Attachments, want)
+			}
+			checkJSON(t, "binary ack echoed back", got.BinAnswer, `["got",3,{"bin":[9,8,7]}]`)
 		})
 	}
 }
@@ -848,11 +861,12 @@ func testRecovery(t *testing.T, mode, how string) {
 
 func TestInterop_ServerDisconnect(t *testing.T) {
 	nodeBinary(t)
-	for _, mode := range []string{"default", "websocket", "polling"} {
+	for _, mode := range []string{"default", "default-nowait", "websocket", "polling"} {
 		t.Run(mode, func(t *testing.T) {
 			ev := newInteropEvents()
 			ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) { installInterop(srv, ev, false, nil) })
-			p := runNode(t, "server_disconnect.mjs", ts.URL, mode)
+			transport, wait, _ := strings.Cut(mode, "-")
+			p := runNode(t, "server_disconnect.mjs", ts.URL, transport, wait)
 			var got struct {
 				Disconnect     json.RawMessage `json:"disconnect"`
 				CloseTransport struct {

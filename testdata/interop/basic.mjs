@@ -42,7 +42,7 @@ const binBackArgs = await binBack;
 
 const binAnswered = once(socket, "bin-answered");
 socket.emit("bin-ask");
-const [binAnswer] = await binAnswered;
+const binAnswer = plain(await binAnswered);
 
 const transport = socket.io.engine.transport.name;
 socket.disconnect();
