@@ -103,7 +103,8 @@ func newHandler(log *slog.Logger) (http.Handler, *hub.Server, error) {
 	return mux, sio, nil
 }
 
-// installSuiteHandlers declares what socket.io-protocol/test-suite expects:
+// installSuiteHandlers declares what socket.io-protocol/test-suite expects (plus
+// "emit-with-ack" for the extended suites):
 //
 //	io.on("connection", s => { s.emit("auth", s.handshake.auth);
 //	  s.on("message", (...a) => s.emit("message-back", ...a));
@@ -120,6 +121,19 @@ func installSuiteHandlers(srv *hub.Server) {
 		})
 		s.On("message-with-ack", func(s *hub.Socket, m *hub.Message) {
 			_ = m.AckRaw(m.Args, m.Attachments)
+		})
+		// Not in the official suites: the extended ones (socket.io-protocol PR 33,
+		// socketioxide) send "emit-with-ack" and expect the server to emit it back with an
+		// ack request, then to emit the client's ack arguments as a plain event.
+		s.On("emit-with-ack", func(s *hub.Socket, m *hub.Message) {
+			go func() { // the ack is read by this socket's reader: wait elsewhere
+				ctx, cancel := context.WithTimeout(s.Context(), 5*time.Second)
+				defer cancel()
+				ack, err := s.EmitWithAckRaw(ctx, "emit-with-ack", m.Args, m.Attachments)
+				if err == nil {
+					_ = s.EmitRaw("emit-with-ack", ack.Args, ack.Attachments)
+				}
+			}()
 		})
 	})
 	srv.Of("/custom").OnConnect(emitAuth)
