@@ -121,8 +121,8 @@ func (s *Server) newConn(r *http.Request, t transportKind) *conn {
 	c := &conn{
 		srv:        s,
 		sid:        newID(),
-		header:     r.Header,
-		query:      r.URL.Query(),
+		header:     compactHeader(r.Header),
+		query:      compactQuery(r.URL.Query()),
 		remoteAddr: r.RemoteAddr,
 		transport:  t,
 	}
@@ -130,6 +130,47 @@ func (s *Server) newConn(r *http.Request, t transportKind) *conn {
 		c.pollNotify = make(chan struct{}, 1)
 	}
 	return c
+}
+
+// droppedHeaders are handshake and hop-by-hop headers no handler needs; an
+// idle connection keeps its Handshake, so these would cost memory for life.
+var droppedHeaders = map[string]bool{
+	"Connection": true, "Upgrade": true, "Sec-Websocket-Key": true, "Sec-Websocket-Version": true,
+	"Sec-Websocket-Extensions": true, "Sec-Websocket-Protocol": true, "Cache-Control": true,
+	"Pragma": true, "Accept-Encoding": true, "Content-Length": true, "Content-Type": true,
+}
+
+// compactHeader copies h without droppedHeaders into a map of its own size.
+func compactHeader(h http.Header) http.Header {
+	n := 0
+	for k := range h {
+		if !droppedHeaders[k] {
+			n++
+		}
+	}
+	out := make(http.Header, n)
+	for k, v := range h {
+		if !droppedHeaders[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// compactQuery drops the Engine.IO parameters (EIO, transport, sid, t); nil
+// when nothing else is left.
+func compactQuery(q url.Values) url.Values {
+	for _, k := range []string{"EIO", "transport", "sid", "t"} {
+		delete(q, k)
+	}
+	if len(q) == 0 {
+		return nil
+	}
+	out := make(url.Values, len(q))
+	for k, v := range q {
+		out[k] = v
+	}
+	return out
 }
 
 // openPacket is the Engine.IO handshake with exactly its five fields.

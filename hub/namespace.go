@@ -17,9 +17,14 @@ type Middleware func(ctx context.Context, h *Handshake) error
 
 // Handshake is what a client presented when it connected to a namespace.
 type Handshake struct {
-	Namespace  string
-	Auth       json.RawMessage // the CONNECT payload ("auth" object), {} when absent
-	Header     http.Header
+	Namespace string
+	Auth      json.RawMessage // the CONNECT payload ("auth" object), {} when absent
+	// Header is the handshake request's headers, without Connection,
+	// Upgrade, Sec-WebSocket-*, Cache-Control, Pragma, Accept-Encoding and
+	// Content-* (kept for the connection's life, so trimmed).
+	Header http.Header
+	// Query is the handshake URL's query without the Engine.IO parameters
+	// (EIO, transport, sid, t); nil when nothing else was sent.
 	Query      url.Values
 	RemoteAddr string
 	Data       any // set by middlewares (e.g. the verified identity); read by handlers

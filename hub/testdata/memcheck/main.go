@@ -91,7 +91,25 @@ func getStats(addr string) stats {
 	return s
 }
 
-func client(addr string, n, par int) {
+// browserHeader is what Chrome sends with a socket.io WebSocket handshake
+// (plus the Sec-WebSocket-* headers the dialer adds), with a 200-byte cookie.
+func browserHeader() http.Header {
+	return http.Header{
+		"User-Agent":      {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
+		"Origin":          {"https://shop.example.com"},
+		"Cache-Control":   {"no-cache"},
+		"Pragma":          {"no-cache"},
+		"Accept-Encoding": {"gzip, deflate, br, zstd"},
+		"Accept-Language": {"en-US,en;q=0.9,de;q=0.8"},
+		"Cookie":          {"session=" + strings.Repeat("x", 192)},
+	}
+}
+
+func client(addr string, n, par int, browser bool) {
+	var hdr http.Header
+	if browser {
+		hdr = browserHeader()
+	}
 	before := getStats(addr)
 	var ok atomic.Int64
 	var wg sync.WaitGroup
@@ -103,7 +121,7 @@ func client(addr string, n, par int) {
 			defer func() { <-sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
+			ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+addr+"/socket.io/?EIO=4&transport=websocket&t=PdXq1zK", hdr)
 			if err != nil {
 				log.Printf("dial %d: %v", i, err)
 				return
@@ -145,6 +163,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:4001", "server address")
 	n := flag.Int("n", 15000, "connections (client)")
 	par := flag.Int("par", 200, "concurrent dials (client)")
+	browser := flag.Bool("browser-headers", false, "send browser-like handshake headers (client)")
 	flag.CommandLine.Parse(os.Args[min(2, len(os.Args)):])
 	if len(os.Args) < 2 {
 		log.Fatal("usage: memcheck server|client [flags]")
@@ -153,6 +172,6 @@ func main() {
 	case "server":
 		server(*addr)
 	case "client":
-		client(*addr, *n, *par)
+		client(*addr, *n, *par, *browser)
 	}
 }
