@@ -217,6 +217,13 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchOutcome, error) {
 	if err := e.setupDB(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.ToolCPUs != "" {
+		// The driver (this process) counts as the load tool: keep it off the
+		// server's CPU. Postgres, started above, stays unpinned.
+		if err := pinSelf(cfg.ToolCPUs); err != nil {
+			e.logf("bench: pin the driver to CPU %s: %v", cfg.ToolCPUs, err)
+		}
+	}
 	if has(cfg.Servers, "walcast") {
 		// Let walcast consume the setup's inserts once, so that no scenario
 		// starts with a replay in progress.

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -9,3 +13,30 @@ import (
 func closeFD(fd int) { _ = unix.Close(fd) }
 
 func numCPU() int { return runtime.NumCPU() }
+
+// pinSelf sets the CPU affinity of every thread of this process (threads
+// created later inherit it). cpus is a taskset-style list of single CPUs, e.g. "1".
+func pinSelf(cpus string) error {
+	var set unix.CPUSet
+	for _, f := range strings.Split(cpus, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return fmt.Errorf("cpu list %q: %w", cpus, err)
+		}
+		set.Set(n)
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			return fmt.Errorf("pin thread %d: %w", tid, err)
+		}
+	}
+	return nil
+}
