@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +103,34 @@ func TestRedis_HubAcrossNodes(t *testing.T) {
 	}
 	if ev := next(t, c2); string(ev.Args[0]) != `{"i":4}` {
 		t.Fatalf("live event after recovery: got %s, want i=4", ev.Args)
+	}
+}
+
+// TestRedisStore_LiveSessions: the session of a connected socket is in Redis
+// (so it survives the node's death), and is taken only once.
+func TestRedisStore_LiveSessions(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	a := startHubNode(t, rs)
+	ctx := t.Context()
+	cl, err := hubtest.Dial(ctx, a.url, "/", json.RawMessage(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rc := newClient(t, rs)
+	key := bus.DefaultStorePrefix + ":session:" + cl.PID()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		v, err := rc.Get(ctx, key).Result()
+		if err == nil {
+			if !strings.Contains(v, `"room1"`) || !strings.Contains(v, cl.ID()) {
+				t.Fatalf("live session %s = %s, want sid %s and room1", key, v, cl.ID())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no live session %s after 3s: %v", key, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

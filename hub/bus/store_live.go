@@ -40,6 +40,7 @@ type pider interface{ PID() string }
 func (s *RedisStore) track(sock *hub.Socket) {
 	p, ok := any(sock).(pider)
 	if !ok || p.PID() == "" {
+		s.log.Debug("live session not tracked: no pid", "sid", sock.ID(), "has_pid_method", ok)
 		return
 	}
 	e := &liveEntry{sock: sock, pid: p.PID()}
@@ -108,6 +109,7 @@ func (s *RedisStore) flushLive(ctx context.Context) {
 	for _, sess := range due {
 		p.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess), s.cfg.MaxAge)
 	}
+	s.log.Debug("saving live sessions", "count", len(due))
 	if _, err := p.Exec(ctx); err != nil {
 		s.log.Warn("save live sessions; retrying at the next tick", "count", len(due), "err", err)
 		return
