@@ -1028,3 +1028,51 @@ func TestInterop_Payload(t *testing.T) {
 		})
 	}
 }
+
+// TestInterop_StreamDuringUpgrade: events flow both ways, without pauses, while the client
+// upgrades from polling to WebSocket; none may be lost, duplicated or reordered.
+func TestInterop_StreamDuringUpgrade(t *testing.T) {
+	nodeBinary(t)
+	const count = 2000
+	ev := newInteropEvents()
+	ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) {
+		installInterop(srv, ev, false, func(s *hub.Socket) {
+			n, inOrder := 0, true // handlers of one socket run one at a time
+			s.On("seq", func(s *hub.Socket, m *hub.Message) {
+				var i int
+				if len(m.Args) != 1 || json.Unmarshal(m.Args[0], &i) != nil || i != n {
+					inOrder = false
+				}
+				n++
+			})
+			s.On("seq-tally", func(s *hub.Socket, m *hub.Message) {
+				_ = m.Ack(map[string]any{"n": n, "inOrder": inOrder})
+			})
+			go func() {
+				for i := range count {
+					if err := s.Emit("seq", i); err != nil {
+						t.Errorf("emit seq %d: %v", i, err)
+						return
+					}
+				}
+			}()
+		})
+	})
+	p := runNode(t, "stream.mjs", ts.URL, fmt.Sprint(count))
+	var got struct {
+		Received   int             `json:"received"`
+		InOrder    bool            `json:"inOrder"`
+		UpgradedAt int             `json:"upgradedAt"`
+		Transport  string          `json:"transport"`
+		Tally      json.RawMessage `json:"tally"`
+	}
+	p.expect("done").decode(t, &got)
+	if got.Received != count || !got.InOrder {
+		t.Errorf("client received %d events (in order %v), want %d in order", got.Received, got.InOrder, count)
+	}
+	if got.Transport != "websocket" {
+		t.Errorf("transport at the end: %s, want websocket", got.Transport)
+	}
+	checkJSON(t, "server tally of the client's events", got.Tally, fmt.Sprintf(`{"n":%d,"inOrder":true}`, count))
+	t.Logf("upgrade completed after %d of %d server events", got.UpgradedAt, count)
+}
