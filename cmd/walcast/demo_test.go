@@ -103,7 +103,7 @@ func TestDemo_Browser(t *testing.T) {
 	if err != nil {
 		t.Errorf("node testdata/browser/demo.mjs: %v", err)
 	}
-	for _, want := range []string{"ok   page-ready", "ok   stock-update", "ok   new-order-toast", "ok   order-status"} {
+	for _, want := range []string{"ok   page-ready", "ok   stock-update", "ok   new-order-toast", "ok   order-status", "ok   low-stock-alert", "ok   sql-notification"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("browser output lacks %q", want)
 		}

@@ -7,7 +7,9 @@
 // Steps: wait for the three sockets (customer, seller, admin) to connect and
 // subscribe; UPDATE inventory -> the stock number changes; INSERT an order ->
 // the admin toast shows its number; UPDATE the order's status -> the customer's
-// tracking view shows the new status and tracking number. A screenshot is saved
+// tracking view shows the new status and tracking number; a low-stock crossing
+// -> the admin's warning toast; walcast.notify -> the customer's notification
+// list. A screenshot is saved
 // after each step (and on failure). Exit status 0 = pass.
 import { chromium } from 'playwright-core';
 import pg from 'pg';
@@ -108,6 +110,19 @@ try {
       return tr && tr.querySelector('.status').textContent === s && tr.querySelector('.tracking').textContent === t;
     }, [row, next, tracking], { timeout: STEP_TIMEOUT });
     console.log(`     ${before.trim()} -> ${next}, tracking ${tracking}`);
+  });
+
+  await step('low-stock-alert', async () => {
+    // Classic T-Shirt Large: push it below its threshold (5) so it crosses once.
+    const LARGE = '20000000-0000-4000-8000-000000000003';
+    await db.query(`UPDATE inventory SET quantity = reserved + 2 WHERE variant_id = $1`, [LARGE]);
+    const toast = page.locator('.toast.warning', { hasText: 'Classic T-Shirt - Large: 2 left' });
+    await toast.waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+  });
+
+  await step('sql-notification', async () => {
+    await db.query(`SELECT walcast.notify($1::uuid, 'Hello', 'sent from the browser test', 'info')`, [CUSTOMER]);
+    await page.locator('#notifications li', { hasText: 'Hello: sent from the browser test' }).waitFor({ timeout: STEP_TIMEOUT });
   });
 } catch (err) {
   failed = true;
