@@ -35,14 +35,27 @@ func (bigMapper) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 	}), nil
 }
 
-// countingSink counts events and checks they come in index order.
+// countingSink counts events and publish calls, checks the events come in
+// index order, and counts chunks published while the reader had already
+// acknowledged past the transaction (it must not: the transaction's end LSN
+// may only be acknowledged after its last chunk).
 type countingSink struct {
-	n       atomic.Int64
-	next    uint32
-	badSeqs int
+	n          atomic.Int64
+	calls      int
+	next       uint32
+	badSeqs    int
+	p          *cdc.Pipeline
+	ackAtStart cdc.LSN
+	earlyAcks  int
 }
 
 func (s *countingSink) Publish(_ context.Context, evs []cdc.Event) error {
+	s.calls++
+	if s.calls == 1 {
+		s.ackAtStart = s.p.Stats().AckedLSN
+	} else if s.p.Stats().AckedLSN != s.ackAtStart {
+		s.earlyAcks++
+	}
 	for _, e := range evs {
 		if e.ID.Index != s.next {
 			s.badSeqs++
@@ -85,6 +98,7 @@ func bigTxChild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sink.p = p
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -105,7 +119,7 @@ func bigTxChild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("DONE %d %.3f %d %d\n", sink.n.Load(), elapsed.Seconds(), hwm, sink.badSeqs)
+	fmt.Printf("DONE %d %.3f %d %d %d %d\n", sink.n.Load(), elapsed.Seconds(), hwm, sink.badSeqs, sink.calls, sink.earlyAcks)
 	return nil
 }
 
@@ -139,11 +153,14 @@ func TestReader_BigTransaction(t *testing.T) {
 	}
 	var n, hwm int64
 	var secs float64
-	var badSeqs int
-	if _, err := fmt.Sscanf(result, "DONE %d %f %d %d", &n, &secs, &hwm, &badSeqs); err != nil {
+	var badSeqs, calls, earlyAcks int
+	if _, err := fmt.Sscanf(result, "DONE %d %f %d %d %d %d", &n, &secs, &hwm, &badSeqs, &calls, &earlyAcks); err != nil {
 		t.Fatalf("child result %q: %v", result, err)
 	}
-	t.Logf("big transaction: %d rows streamed and acked in %.2fs (%.0f rows/s), child peak RSS (VmHWM) %d MB", n, secs, float64(n)/secs, hwm>>10)
+	t.Logf("big transaction: %d rows streamed in %d Publish calls and acked in %.2fs (%.0f rows/s), child peak RSS (VmHWM) %d MB", n, calls, secs, float64(n)/secs, hwm>>10)
+	if calls < 2 || earlyAcks != 0 {
+		t.Errorf("%d Publish calls, %d of them after the transaction was acknowledged; want chunks (>1) and no ack before the last", calls, earlyAcks)
+	}
 	if n != bigRows || badSeqs != 0 {
 		t.Errorf("child saw %d events (%d out of order), want %d in order", n, badSeqs, bigRows)
 	}

@@ -111,8 +111,12 @@ func (s *stream) run(ctx context.Context) error {
 			}
 			s.nextStatus = now.Add(cfg.StatusInterval)
 		}
-		if s.drained() && s.dirty {
+		if s.dirty && !s.inTx && s.drained() {
 			// The next read may block: publish what is buffered first.
+			// Inside a transaction the server is sending the rest of it
+			// (pgoutput sends only committed transactions, whole), so the
+			// handler's batches fill up instead of going out in small pieces;
+			// a stalled stream is still flushed at the next status update.
 			if err := s.flush(ctx); err != nil {
 				return err
 			}
