@@ -88,6 +88,7 @@ try {
 
   const orderNumber = `ORD-BT-${Date.now() % 1000000}`;
   await step('new-order-toast', async () => {
+    const ordersBefore = Number(await page.textContent('#m-orders'));
     await db.query(
       `INSERT INTO orders (order_number, user_id, seller_id, total) VALUES ($1, $2, $3, 64.50)`,
       [orderNumber, CUSTOMER, SELLER]);
@@ -96,6 +97,9 @@ try {
     const text = await toast.textContent();
     if (!text.includes('Total: $64.50')) throw new Error(`toast ${JSON.stringify(text)}, want the total $64.50`);
     await page.waitForSelector('#bell-count:not([hidden])', { timeout: STEP_TIMEOUT });
+    // LiveMetrics: the coalesced admin:metrics-updated (at most one per second) counts it.
+    await page.waitForFunction((n) => Number(document.querySelector('#m-orders').textContent) === n + 1,
+      ordersBefore, { timeout: STEP_TIMEOUT });
   });
 
   await step('order-status', async () => {
