@@ -82,7 +82,33 @@ type ReaderStats struct {
 	Reconnects   uint64
 }
 
-// Reader streams a durable pgoutput replication slot. See the package doc.
+// Reader streams a durable pgoutput replication slot.
+//
+// Protocol flow, per connection: connect with replication=database, check
+// the publication and the slot (creating the slot, plugin pgoutput, durable,
+// when missing), START_REPLICATION at the highest position known to be
+// delivered (proto_version '2', messages 'true', publication_names; no
+// streaming, no two_phase), then loop: receive with a read deadline, decode,
+// hand each change to the Handler as it arrives (no per-transaction
+// buffering), Flush the Handler whenever everything received is handled
+// between transactions, and send a standby status update at least every
+// StatusInterval and at once when the server asks.
+//
+// Acknowledgements: the flushed position sent is the end LSN of the last
+// transaction whose changes were all handed on before a successful Flush,
+// or a keepalive's WAL end seen with no transaction open once everything
+// before it is flushed; it never moves back. Relation and Type messages are
+// cached per connection.
+//
+// Failure: any error (connection, server error, decode, Flush or
+// HandleChange error, ReadTimeout of silence) ends the connection; the
+// Handler is Reset, and the Reader reconnects with jittered exponential
+// backoff and resumes from the slot, so unacknowledged transactions come
+// again with the same commit LSN and change indexes. A slot held by another
+// process (ErrSlotInUse, SQLSTATE 55006) puts the Reader in StateStandingBy,
+// logged once at Info, retried with the same backoff.
+//
+// Run is driven by one goroutine; Stats is safe from any goroutine.
 type Reader struct {
 	cfg ReaderConfig
 	log *slog.Logger
