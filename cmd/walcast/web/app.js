@@ -122,6 +122,12 @@ async function main() {
   for (const o of state.orders) orderRow(o);
   setMetrics(state.metrics);
   const url = location.origin;
+  // auth as a function: every (re)connection fetches a fresh demo token, so a
+  // session outlives token expiry (walcast drops a socket at its token's exp).
+  const tokenFor = (who) => (cb) => fetch('/demo/tokens')
+    .then((r) => r.json())
+    .then((t) => cb({ token: t[who] }))
+    .catch(() => cb({ token: state[who].token }));
   const ready = { customer: false, seller: false, admin: false };
   const markReady = (who) => {
     ready[who] = true;
@@ -130,7 +136,7 @@ async function main() {
 
   // Storefront: seed 000 storefront/lib/socket.ts options.
   const customer = io(url, {
-    auth: { token: state.customer.token },
+    auth: tokenFor('customer'),
     transports: ['websocket', 'polling'],
     autoConnect: true,
     reconnection: true,
@@ -165,14 +171,14 @@ async function main() {
   });
 
   // Seller: seed 003 client options (websocket only).
-  const seller = io(url, { auth: { token: state.seller.token }, transports: ['websocket'] });
+  const seller = io(url, { auth: tokenFor('seller'), transports: ['websocket'] });
   indicate(seller, 'seller');
   seller.on('connect', () => markReady('seller'));
   seller.on('order:new', (order) => feed($('#seller-feed'), `new order ${order.order_number} ${money(order.total)}`));
   seller.on('inventory:low-stock', (p) => feed($('#seller-feed'), `low stock: ${p.name} (${p.stock} left)`, 'warn'));
 
   // Admin: default options (polling, then upgrade to WebSocket).
-  const admin = io(url, { auth: { token: state.admin.token } });
+  const admin = io(url, { auth: tokenFor('admin') });
   indicate(admin, 'admin');
   let newOrders = 0;
   admin.on('connect', async () => {
