@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"reflect"
@@ -139,5 +141,23 @@ func TestSecretRedacted(t *testing.T) {
 	slog.New(slog.NewTextHandler(&b, nil)).Info("x", "secret", secret("abc"))
 	if strings.Contains(b.String(), "abc") || !strings.Contains(b.String(), "[redacted]") {
 		t.Errorf("log line = %q, want the secret redacted", b.String())
+	}
+}
+
+func TestRun_Commands(t *testing.T) {
+	if out, err := runCapture(t, nil); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out, "walcast serve") {
+		t.Errorf("run() = %v, %q; want usage and flag.ErrHelp", err, out)
+	}
+	if out, err := runCapture(t, nil, "version"); err != nil || !strings.HasPrefix(out, "walcast ") {
+		t.Errorf("run(version) = %v, %q", err, out)
+	}
+	if _, err := runCapture(t, nil, "bogus"); err == nil || !strings.Contains(err.Error(), `unknown command "bogus"`) {
+		t.Errorf("run(bogus) = %v, want unknown command", err)
+	}
+	if out, err := runCapture(t, nil, "serve", "-h"); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out, "WALCAST_DATABASE_URL") {
+		t.Errorf("run(serve -h) = %v, want flag help naming the env variables:\n%s", err, out)
+	}
+	if out, err := runCapture(t, nil, "serve"); err == nil || !strings.Contains(err.Error(), "no database") {
+		t.Errorf("run(serve) with no env = %v, %q; want the config errors", err, out)
 	}
 }
