@@ -1,9 +1,3 @@
-// Command walcast streams a Postgres database's committed changes to
-// Socket.IO clients. See README.md for the runbook.
-//
-// Subcommands: serve, migrate, check, demo, version. Configuration comes from
-// the environment (WALCAST_* and the seeds' own variables) with flags to
-// override; run `walcast <subcommand> -h` for the list.
 package main
 
 import (
