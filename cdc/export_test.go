@@ -1,0 +1,4 @@
+package cdc
+
+// Backoff exposes the reconnect delay function to tests.
+var Backoff = backoff
