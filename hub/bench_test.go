@@ -19,7 +19,8 @@ import (
 // attachConn connects a server-side Engine.IO session on nc (as if upgraded
 // to WebSocket) with one socket in namespace "/", without a reader.
 func (s *Server) attachConn(nc net.Conn) *Socket {
-	c := &conn{srv: s, sid: newID(), transport: transportWebSocket, nc: nc}
+	c := &conn{srv: s, sid: newID(), transport: transportWebSocket}
+	c.setNetConn(nc)
 	s.register(c)
 	n := s.namespace("/")
 	sock := &Socket{id: newID(), nsp: n, c: c, hs: &Handshake{Namespace: "/", Auth: emptyAuth}}
@@ -126,6 +127,8 @@ func BenchmarkBroadcast(b *testing.B) {
 				runtime.GC()
 				runtime.ReadMemStats(&ms0)
 				var sent int64
+				var ru0, ru1 syscall.Rusage
+				syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 				b.ReportAllocs()
 				b.SetBytes(per * int64(subs))
 				start := time.Now()
@@ -135,9 +138,13 @@ func BenchmarkBroadcast(b *testing.B) {
 					d.wait(b, sent*per*int64(subs))
 				}
 				el := time.Since(start)
+				syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+				cpu := time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
 				runtime.ReadMemStats(&ms1)
 				deliveries := float64(sent) * float64(subs)
 				b.ReportMetric(float64(el.Nanoseconds())/deliveries, "ns/delivery")
+				// process CPU (hub + the in-process client drains) per delivery
+				b.ReportMetric(float64(cpu.Nanoseconds())/deliveries, "cpu-ns/delivery")
 				b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/deliveries, "allocs/delivery")
 				for _, c := range clients {
 					c.Close()

@@ -61,11 +61,15 @@ func (s *Server) Broadcast(b *Broadcast) {
 	}
 	tp := targetsPool.Get().(*[]*Socket)
 	targets := n.rooms.collect((*tp)[:0], b.Rooms, b.Except)
+	var iw *inlineWrite
+	if fs == nil && len(targets) > 0 {
+		iw = newInlineWrite(text)
+	}
 	delivered := 0
 	for _, sock := range targets {
 		var ok bool
 		if fs == nil {
-			ok = sock.c.enqueue1(text)
+			ok = sock.c.deliverInline(iw, text)
 		} else {
 			ok = sock.c.enqueue(fs...)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -77,8 +78,9 @@ type conn struct {
 
 	mu          sync.Mutex
 	transport   transportKind
-	nc          net.Conn // the upgraded connection; written only by the writer
-	hdr         [14]byte // frame header scratch of the reader
+	nc          net.Conn        // the upgraded connection; written only by the writer
+	rc          syscall.RawConn // nc's raw conn for inline writes; nil if unsupported
+	hdr         [14]byte        // frame header scratch of the reader
 	out         []frame
 	outBytes    int
 	writing     bool // a writer goroutine runs (WebSocket)
@@ -88,7 +90,7 @@ type conn struct {
 	closeCode   int
 	pingWaiting bool
 	pongDue     time.Time // when pingWaiting: the pong deadline
-	holding     int // recoveries in progress: queue, do not send yet
+	holding     int       // recoveries in progress: queue, do not send yet
 	pingTimer   *time.Timer
 	connTimer   *time.Timer
 	sockets     map[string]*Socket
@@ -171,6 +173,16 @@ func compactQuery(q url.Values) url.Values {
 		out[k] = v
 	}
 	return out
+}
+
+// setNetConn makes nc the connection's WebSocket (under c.mu or before use).
+func (c *conn) setNetConn(nc net.Conn) {
+	c.nc = nc
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+		}
+	}
 }
 
 // openPacket is the Engine.IO handshake with exactly its five fields.

@@ -277,7 +277,7 @@ func (c *conn) probe(ws *websocket.Conn) {
 	c.probing = nil
 	c.upgrading = false
 	c.transport = transportWebSocket
-	c.nc = nc
+	c.setNetConn(nc)
 	select { // wake a pending GET so it sees the transport change
 	case c.pollNotify <- struct{}{}:
 	default:

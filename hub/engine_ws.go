@@ -45,7 +45,7 @@ func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.newConn(r, transportWebSocket)
-	c.nc = ws.NetConn() // gorilla did the handshake; frames are ours from here
+	c.setNetConn(ws.NetConn()) // gorilla did the handshake; frames are ours from here
 	c.enqueue(frame{data: s.openPacket(c.sid, false), op: opText})
 	s.register(c)
 	go c.readLoopWS(c.nc)
@@ -275,20 +275,24 @@ func (c *conn) writeFrames(nc net.Conn, fs []frame) error {
 		fs = fs[n:]
 		sc.hdr = sc.hdr[:0]
 		for _, f := range batch {
-			sc.hdr = appendFrameHeader(sc.hdr, f.op, len(f.data))
+			if f.op != opRaw {
+				sc.hdr = appendFrameHeader(sc.hdr, f.op, len(f.data))
+			}
 		}
 		sc.bufs = sc.bufs[:0]
 		h := sc.hdr
 		for _, f := range batch {
-			hl := 2
-			if len(f.data) >= 126 {
-				hl = 4
-				if len(f.data) > 0xffff {
-					hl = 10
+			if f.op != opRaw {
+				hl := 2
+				if len(f.data) >= 126 {
+					hl = 4
+					if len(f.data) > 0xffff {
+						hl = 10
+					}
 				}
+				sc.bufs = append(sc.bufs, h[:hl:hl])
+				h = h[hl:]
 			}
-			sc.bufs = append(sc.bufs, h[:hl:hl])
-			h = h[hl:]
 			if len(f.data) > 0 {
 				sc.bufs = append(sc.bufs, f.data)
 			}

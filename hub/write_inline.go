@@ -1,0 +1,81 @@
+package hub
+
+import (
+	"errors"
+	"syscall"
+)
+
+// opRaw marks a queued frame whose bytes are already WebSocket-framed (the
+// unwritten rest of an inline write).
+const opRaw byte = 0
+
+// inlineWrite is one broadcast frame, framed once, that Broadcast tries to
+// write straight into each idle receiver's socket with one non-blocking
+// write(2): no goroutine start, no scheduling, no deadline timer for the
+// common case of an idle connection with room in its kernel buffer. It is
+// used by one goroutine at a time (the broadcaster).
+type inlineWrite struct {
+	wire []byte // WebSocket frame header + Engine.IO packet
+	n    int
+	err  error
+	fn   func(fd uintptr) bool
+}
+
+func newInlineWrite(f frame) *inlineWrite {
+	wire := appendFrameHeader(make([]byte, 0, len(f.data)+10), f.op, len(f.data))
+	w := &inlineWrite{wire: append(wire, f.data...)}
+	w.fn = func(fd uintptr) bool {
+		w.n, w.err = syscall.Write(int(fd), w.wire)
+		return true // one attempt: never wait for writability here
+	}
+	return w
+}
+
+// deliverInline delivers f (framed in iw) to c: written at once when c is an
+// idle WebSocket, else queued like enqueue1. It never blocks on the client.
+func (c *conn) deliverInline(iw *inlineWrite, f frame) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if c.rc == nil || c.writing || len(c.out) > 0 || c.holding > 0 || c.transport != transportWebSocket {
+		c.mu.Unlock()
+		return c.enqueue1(f)
+	}
+	c.writing = true // this goroutine owns the socket's write side now
+	rc := c.rc
+	c.mu.Unlock()
+
+	iw.n, iw.err = 0, nil
+	err := rc.Write(iw.fn)
+	n := max(iw.n, 0)
+	if err == nil && iw.err != nil && !errors.Is(iw.err, syscall.EAGAIN) && !errors.Is(iw.err, syscall.EINTR) {
+		err = iw.err
+	}
+	c.mu.Lock()
+	c.writing = false
+	if err != nil {
+		c.mu.Unlock()
+		c.close(reasonTransportError, true)
+		return false
+	}
+	if n < len(iw.wire) {
+		// Kernel buffer full: the rest goes first in the queue, for the writer.
+		rest := frame{data: iw.wire[n:], op: opRaw, off: f.off}
+		fs := getFrames()
+		fs = append(fs, rest)
+		fs = append(fs, c.out...)
+		if c.out != nil {
+			putFrames(c.out)
+		}
+		c.out = fs
+		c.outBytes += len(rest.data)
+	}
+	if (len(c.out) > 0 || c.closed) && !c.hard {
+		c.writing = true
+		go c.writeLoop()
+	}
+	c.mu.Unlock()
+	return true
+}
