@@ -35,14 +35,14 @@
 //
 // # Fan-out and memory
 //
-// Server.Broadcast encodes the whole Engine.IO frame ("42[…]") once and hands
-// the same immutable []byte to every receiving connection's bounded outbound
-// queue (1 allocation per delivery: the writer goroutine start). Each
-// connection has at most one writer goroutine, started only while there is
-// something to write; it drains the queue and writes every frame with one
-// writev, framing WebSocket messages itself (no per-connection write buffer).
-// A connection over MaxQueueBytes or stuck longer than WriteTimeout is closed
-// as "slow" (recoverable); the broadcaster never waits for a client.
+// Server.Broadcast encodes the whole Engine.IO frame ("42[…]") and its
+// WebSocket framing once. To an idle WebSocket receiver it is written inline
+// with one non-blocking write(2) (no goroutine, no allocation); a receiver that
+// is busy, polling, or whose kernel buffer is full gets the shared bytes in its
+// bounded outbound queue, drained by a writer goroutine that exists only while
+// there is something to write and that writes everything queued with one
+// writev. A connection over MaxQueueBytes or stuck longer than WriteTimeout is
+// closed as "slow" (recoverable); the broadcaster never waits for a client.
 //
 // gorilla/websocket performs the upgrade handshake; frames are then read by
 // the hub's own reader without a read buffer, and an idle connection parks in
