@@ -130,3 +130,23 @@ func TestReader_HalfOpen(t *testing.T) {
 		t.Errorf("no reconnect after the connection went silent")
 	}
 }
+
+// TestReader_ReplyRequested: with status updates due only every minute, the
+// reader stays connected through several wal_sender_timeouts because it
+// answers the server's reply requests at once.
+func TestReader_ReplyRequested(t *testing.T) {
+	c := pgtest.New(t, pgtest.Options{Settings: []string{"wal_sender_timeout = '1s'"}})
+	db := testDB(t, c, `CREATE TABLE rr (id int PRIMARY KEY)`)
+	sink := newMemSink()
+	p, _ := runPipeline(t, cdc.PipelineConfig{Reader: cdc.ReaderConfig{
+		DSN: c.DSN(db), Slot: db, HeartbeatInterval: -1, StatusInterval: time.Minute, ReadTimeout: 2 * time.Minute,
+	}, Sink: sink})
+	waitState(t, p, cdc.StateStreaming, 30*time.Second)
+	time.Sleep(4 * time.Second) // four wal_sender_timeouts
+	execEach(t, c.DSN(db), `INSERT INTO rr VALUES (1)`)
+	sink.waitEvents(t, 1, nil, 30*time.Second)
+	waitCaughtUp(t, p, c.DSN(db))
+	if st := p.Stats(); st.Reconnects != 0 || st.State != cdc.StateStreaming {
+		t.Errorf("stats %+v: want streaming with no reconnects (every reply request answered)", st)
+	}
+}
