@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walcast/walcast/cdc"
 )
 
 // secret is a string that never prints (slog, %v).
@@ -149,7 +150,16 @@ func options() []struct {
 			c.Publication = v
 			return nil
 		}}},
-		{optDB | optServe, option{"mapping", []string{"WALCAST_MAPPING"}, "", "mapping file (default: built-in seed schema)", str(func(c *config) *string { return &c.Mapping })}},
+		{optDB | optServe, option{"mapping", []string{"WALCAST_MAPPING"}, "", "mapping file (default: built-in seed schema)", func(c *config, v string) error {
+			if v == "" {
+				return nil
+			}
+			if _, err := cdc.LoadMapping(v); err != nil {
+				return err
+			}
+			c.Mapping = v
+			return nil
+		}}},
 		{optServe, option{"listen", []string{"WALCAST_LISTEN"}, ":3001", "HTTP/WebSocket listen address", func(c *config, v string) error {
 			if _, _, err := net.SplitHostPort(v); err != nil {
 				return fmt.Errorf("%q is not host:port", v)

@@ -94,6 +94,8 @@ func TestConfig_Serve(t *testing.T) {
 		{name: "BadDatabaseURLHidesPassword", env: with("DATABASE_URL", "postgres://u:hunter2@db:notaport/x"), wantErr: []string{"DATABASE_URL: not a valid connection string"}},
 		{name: "BadNames", env: with("WALCAST_SLOT", "My-Slot", "WALCAST_PUBLICATION", "pub;drop"),
 			wantErr: []string{`WALCAST_SLOT: "My-Slot" is not a slot name`, `WALCAST_PUBLICATION: "pub;drop" is not a publication name`}},
+		{name: "BadMapping", env: with("WALCAST_MAPPING", "../../testdata/e2e/custom_schema.sql"), wantErr: []string{"WALCAST_MAPPING: mapping ../../testdata/e2e/custom_schema.sql: mapping: parse"}},
+		{name: "MissingMapping", env: with("WALCAST_MAPPING", "/nonexistent/m.json"), wantErr: []string{"WALCAST_MAPPING: mapping: read /nonexistent/m.json"}},
 		{name: "NegativeDuration", env: with(), args: []string{"-ping-timeout", "-5s"}, wantErr: []string{"-ping-timeout: \"-5s\" is negative"}},
 		{name: "BadFlag", env: base, args: []string{"-nope"}, wantErr: []string{"flag provided but not defined"}},
 	}
