@@ -18,6 +18,7 @@ const (
 	DefaultMaxQueueBytes    = 1 << 20
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultMaxDisconnection = 2 * time.Minute
+	DefaultMaxInboundRate   = 200
 )
 
 // Config configures a Server. Every zero field takes its Default… value.
@@ -45,6 +46,10 @@ type Config struct {
 	// WriteTimeout bounds each write to a client; a client stuck longer is
 	// disconnected; 0 = 10s.
 	WriteTimeout time.Duration
+	// MaxInboundRate bounds the messages (Socket.IO packets and attachments)
+	// a client may send per second, with bursts of twice that; a client over
+	// it is disconnected ("flood"). 0 = 200; negative = unlimited.
+	MaxInboundRate int
 	// Recovery enables connection state recovery; nil = off.
 	Recovery *RecoveryConfig
 	// Metrics are optional Prometheus collectors from NewMetrics; nil = none.
@@ -105,6 +110,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxQueueBytes = DefaultMaxQueueBytes
 	case c.MaxQueueBytes < 0:
 		errs = append(errs, fmt.Errorf("hub: MaxQueueBytes %d must not be negative", c.MaxQueueBytes))
+	}
+	if c.MaxInboundRate == 0 {
+		c.MaxInboundRate = DefaultMaxInboundRate
 	}
 	if c.Recovery != nil {
 		r := *c.Recovery

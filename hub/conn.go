@@ -56,6 +56,7 @@ const (
 	reasonHeartbeat        = "invalid heartbeat direction"
 	reasonPollingConflict  = "duplicate poll"
 	reasonForcedServerClos = "forced server close"
+	reasonFlood            = "flood"
 )
 
 // pollCloseGrace keeps a polling session closed by the client findable, so a
@@ -90,7 +91,9 @@ type conn struct {
 	closeCode   int
 	pingWaiting bool
 	pongDue     time.Time // when pingWaiting: the pong deadline
-	holding     int       // recoveries in progress: queue, do not send yet
+	tokens      float64   // inbound rate limit bucket (reader side, under readMu)
+	tokensAt    time.Time
+	holding     int // recoveries in progress: queue, do not send yet
 	pingTimer   *time.Timer
 	connTimer   *time.Timer
 	sockets     map[string]*Socket
@@ -173,6 +176,28 @@ func compactQuery(q url.Values) url.Values {
 		out[k] = v
 	}
 	return out
+}
+
+// allowPacket takes one token from the connection's inbound bucket
+// (MaxInboundRate per second, burst twice that). Caller holds readMu.
+func (c *conn) allowPacket() bool {
+	rate := c.srv.cfg.MaxInboundRate
+	if rate < 0 {
+		return true
+	}
+	now := time.Now()
+	burst := 2 * float64(rate)
+	if c.tokensAt.IsZero() {
+		c.tokens = burst
+	} else {
+		c.tokens = min(burst, c.tokens+now.Sub(c.tokensAt).Seconds()*float64(rate))
+	}
+	c.tokensAt = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
 }
 
 // setNetConn makes nc the connection's WebSocket (under c.mu or before use).

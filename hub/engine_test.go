@@ -530,3 +530,38 @@ func TestBroadcast_SlowClientDisconnected(t *testing.T) {
 		t.Fatal("slow client not disconnected")
 	}
 }
+
+func TestSocket_FloodClosesOnlyThatClient(t *testing.T) {
+	cfg := fastConfig(t)
+	cfg.MaxInboundRate = 50
+	srv, ts := hubtest.NewServer(t, cfg)
+	srv.Of("/").OnConnect(func(s *hub.Socket) {
+		s.On("m", func(s *hub.Socket, m *hub.Message) { s.EmitRaw("back", m.Args, nil) })
+	})
+	calm := dial(t, ts.URL, "/", "")
+	flood := wsSession(t, ts)
+	for range 500 {
+		if flood.WriteMessage(websocket.TextMessage, []byte(`42["m",0]`)) != nil {
+			break
+		}
+	}
+	expectClosedAfterEchoes(t, flood)
+	calm.Emit("m", 1)
+	if e := next(t, calm); e.Name != "back" {
+		t.Fatalf("calm client: got %q", e.Name)
+	}
+}
+
+// expectClosedAfterEchoes reads until the connection closes.
+func expectClosedAfterEchoes(t *testing.T, ws *websocket.Conn) {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatal("flooding client not closed")
+			}
+			return
+		}
+	}
+}

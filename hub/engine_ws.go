@@ -148,6 +148,12 @@ func (c *conn) onWSMessage(m wsMessage) bool {
 func (c *conn) onEnginePacket(p enginePacket) bool {
 	switch p.Type {
 	case engineMessage:
+		if !c.allowPacket() {
+			c.srv.m.badPacket("flood")
+			c.srv.log.Warn("client over MaxInboundRate, closing", "sid", c.sid, "rate", c.srv.cfg.MaxInboundRate)
+			c.close(reasonFlood, false)
+			return false
+		}
 		return c.onMessage(p.Data, p.Binary)
 	case enginePong:
 		c.onPong()
