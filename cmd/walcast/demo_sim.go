@@ -116,12 +116,24 @@ func (s *shopSim) advanceOrder(ctx context.Context) error {
 	if next == "shipped" {
 		tracking = fmt.Sprintf("1Z%06dDEMO", s.rnd.IntN(1000000))
 	}
-	_, err = s.db.Exec(ctx, `UPDATE orders SET status = $2::order_status, tracking_number = coalesce($3, tracking_number), updated_at = now() WHERE id = $1`,
-		id, next, tracking)
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var user, number string
+	err = tx.QueryRow(ctx, `UPDATE orders SET status = $2::order_status, tracking_number = coalesce($3, tracking_number), updated_at = now()
+		WHERE id = $1 RETURNING user_id::text, order_number`, id, next, tracking).Scan(&user, &number)
 	if err != nil {
 		return fmt.Errorf("advance order: %w", err)
 	}
-	return nil
+	if next == "shipped" {
+		// The SQL API in the same transaction: delivered only if the update commits.
+		if _, err := tx.Exec(ctx, `SELECT walcast.notify($1::uuid, 'Order shipped', $2, 'info')`, user, number+" is on its way"); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
+	}
+	return tx.Commit(ctx)
 }
 
 func (s *shopSim) sell(ctx context.Context) error {
