@@ -18,7 +18,7 @@ const (
 	DefaultMaxQueueBytes    = 1 << 20
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultMaxDisconnection = 2 * time.Minute
-	DefaultMaxInboundRate   = 200
+	DefaultMaxInboundRate   = 1000
 )
 
 // Config configures a Server. Every zero field takes its Default… value.
@@ -47,8 +47,8 @@ type Config struct {
 	// disconnected; 0 = 10s.
 	WriteTimeout time.Duration
 	// MaxInboundRate bounds the messages (Socket.IO packets and attachments)
-	// a client may send per second, with bursts of twice that; a client over
-	// it is disconnected ("flood"). 0 = 200; negative = unlimited.
+	// a client may send per second, with bursts of five times that; a client
+	// over it is disconnected ("flood"). 0 = 1000; negative = unlimited.
 	MaxInboundRate int
 	// Recovery enables connection state recovery; nil = off.
 	Recovery *RecoveryConfig

@@ -179,14 +179,14 @@ func compactQuery(q url.Values) url.Values {
 }
 
 // allowPacket takes one token from the connection's inbound bucket
-// (MaxInboundRate per second, burst twice that). Caller holds readMu.
+// (MaxInboundRate per second, burst five times that). Caller holds readMu.
 func (c *conn) allowPacket() bool {
 	rate := c.srv.cfg.MaxInboundRate
 	if rate < 0 {
 		return true
 	}
 	now := time.Now()
-	burst := 2 * float64(rate)
+	burst := 5 * float64(rate)
 	if c.tokensAt.IsZero() {
 		c.tokens = burst
 	} else {

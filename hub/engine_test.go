@@ -533,7 +533,7 @@ func TestBroadcast_SlowClientDisconnected(t *testing.T) {
 
 func TestSocket_FloodClosesOnlyThatClient(t *testing.T) {
 	cfg := fastConfig(t)
-	cfg.MaxInboundRate = 50
+	cfg.MaxInboundRate = 20 // burst 100
 	srv, ts := hubtest.NewServer(t, cfg)
 	srv.Of("/").OnConnect(func(s *hub.Socket) {
 		s.On("m", func(s *hub.Socket, m *hub.Message) { s.EmitRaw("back", m.Args, nil) })
