@@ -47,7 +47,7 @@ func raw(s string) json.RawMessage { return json.RawMessage(s) }
 
 func next(t *testing.T, c *hubtest.Client) hubtest.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
 	e, err := c.Next(ctx)
 	if err != nil {
