@@ -41,7 +41,7 @@ func (s *Server) Broadcast(b *Broadcast) {
 	if rc != nil {
 		if offset != "" {
 			if err := rc.Store.Append(context.Background(), b); err != nil {
-				s.log.Warn("recovery: append broadcast", "event", b.Event, "err", err)
+				s.log.Warn("recovery: append broadcast", logKeyEvent, b.Event, "err", err)
 			}
 			n.lastOffset.Store(&offset)
 		} else {

@@ -123,7 +123,7 @@ func (c *conn) dispatch(p socketPacket, atts [][]byte) bool {
 func (c *conn) runHandler(fn func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.srv.log.Error("handler panic, closing connection", "sid", c.sid, "panic", r, "stack", string(debug.Stack()))
+			c.srv.log.Error("handler panic, closing connection", logKeyConn, c.sid, "panic", r, "stack", string(debug.Stack()))
 			c.close(reasonForcedServerClos, false)
 			ok = false
 		}
@@ -206,7 +206,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 				msg, data = ce.Message, ce.Data
 			}
 			srv.m.badPacket("refused")
-			srv.log.Debug("connect refused", "sid", c.sid, "namespace", n.name, "reason", msg)
+			srv.log.Debug("connect refused", logKeyConn, c.sid, logKeyNamespace, n.name, logKeyReason, msg)
 			c.enqueue(frame{data: connectFrame(n.name, sioConnectError, connectErrorPayload(msg, data)), op: opText})
 			return true
 		}

@@ -473,7 +473,7 @@ func (c *conn) close(reason string, hard bool) {
 		time.AfterFunc(pollCloseGrace, func() { c.srv.unregister(c) })
 	}
 	c.srv.m.disconnect(reason)
-	c.srv.log.Debug("connection closed", "sid", c.sid, "reason", reason)
+	c.srv.log.Debug("connection closed", logKeyConn, c.sid, logKeyReason, reason)
 	if !ws {
 		go c.finish(reason)
 	}

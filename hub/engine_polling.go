@@ -34,7 +34,7 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 	if c.getActive {
 		c.mu.Unlock()
 		c.srv.m.badPacket("polling")
-		c.srv.log.Debug("concurrent polling GET, closing", "sid", c.sid)
+		c.srv.log.Debug("concurrent polling GET, closing", logKeyConn, c.sid)
 		c.close(reasonPollingConflict, false)
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
 		return
@@ -167,7 +167,7 @@ func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			c.srv.m.badPacket("oversize")
-			c.srv.log.Debug("polling body over MaxPayload", "sid", c.sid)
+			c.srv.log.Debug("polling body over MaxPayload", logKeyConn, c.sid)
 			c.close(reasonTransportError, false)
 			writeEngineError(w, http.StatusRequestEntityTooLarge, errBadRequest, "Payload too large")
 			return
@@ -224,7 +224,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, c *conn) {
 func (c *conn) probe(ws *websocket.Conn) {
 	nc := ws.NetConn()
 	fail := func(why string) {
-		c.srv.log.Debug("upgrade failed", "sid", c.sid, "why", why)
+		c.srv.log.Debug("upgrade failed", logKeyConn, c.sid, "why", why)
 		c.mu.Lock()
 		if c.probing == ws {
 			c.probing = nil

@@ -73,11 +73,11 @@ func (c *conn) onReadable(nc net.Conn, err error) {
 		switch {
 		case errors.Is(err, errFrameTooBig):
 			c.srv.m.badPacket("oversize")
-			c.srv.log.Debug("frame over MaxPayload", "sid", c.sid)
+			c.srv.log.Debug("frame over MaxPayload", logKeyConn, c.sid)
 			c.closeGracefully(reasonTransportError, websocket.CloseMessageTooBig)
 		case errors.Is(err, errFrameProtocol):
 			c.srv.m.badPacket("websocket")
-			c.srv.log.Debug("websocket protocol error", "sid", c.sid, "err", err)
+			c.srv.log.Debug("websocket protocol error", logKeyConn, c.sid, "err", err)
 			c.closeGracefully(reasonTransportError, websocket.CloseProtocolError)
 		case errors.Is(err, errClientClosed):
 			c.closeGracefully(reasonTransportClose, websocket.CloseNormalClosure)
@@ -150,7 +150,7 @@ func (c *conn) onEnginePacket(p enginePacket) bool {
 	case engineMessage:
 		if !c.allowPacket() {
 			c.srv.m.badPacket("flood")
-			c.srv.log.Warn("client over MaxInboundRate, closing", "sid", c.sid, "rate", c.srv.cfg.MaxInboundRate)
+			c.srv.log.Warn("client over MaxInboundRate, closing", logKeyConn, c.sid, "rate", c.srv.cfg.MaxInboundRate)
 			c.close(reasonFlood, false)
 			return false
 		}
@@ -174,7 +174,7 @@ func (c *conn) onEnginePacket(p enginePacket) bool {
 // badInput logs, counts and closes the connection for malformed input.
 func (c *conn) badInput(kind string, err error) {
 	c.srv.m.badPacket(kind)
-	c.srv.log.Debug("bad packet, closing connection", "sid", c.sid, "kind", kind, "err", err)
+	c.srv.log.Debug("bad packet, closing connection", logKeyConn, c.sid, logKeyKind, kind, "err", err)
 	c.close(reasonParseError, false)
 }
 
