@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,7 +48,8 @@ func scenarios(quick bool) []scenario {
 		return []scenario{
 			{Name: "idle", Run: RunConfig{Clients: 300, Rooms: 300}},
 			{Name: "fanout-cost", Run: RunConfig{Clients: 200, Rooms: 1, Rate: 20, Duration: 3 * time.Second}},
-			{Name: "fanout-latency", Run: RunConfig{Clients: 300, Rooms: 1, Rate: 10, Duration: 3 * time.Second}},
+			// 12 s: longer than the servers' 10 s write timeout, which once closed idle-looking connections.
+			{Name: "fanout-latency", Run: RunConfig{Clients: 300, Rooms: 1, Rate: 10, Duration: 12 * time.Second}},
 			{Name: "spread", Run: RunConfig{Clients: 300, Rooms: 300, Rate: 100, Duration: 3 * time.Second, DriverConns: 4}},
 			{Name: "slow", Run: RunConfig{Clients: 300, Slow: 10, Rooms: 1, Rate: 10, Duration: 3 * time.Second}},
 			{Name: "storm", Run: RunConfig{Clients: 100, Rooms: 100, Storm: true, Duration: 3 * time.Second, DriverConns: 4}},
@@ -365,7 +367,9 @@ func (e *benchEnv) start(ctx context.Context, kind string) (*server, error) {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	s := &server{kind: kind, addr: addr, logf: filepath.Join(e.tmp, kind+".log")}
+	logDir := filepath.Join(e.cfg.Root, "artifacts", "bench")
+	_ = os.MkdirAll(logDir, 0o755)
+	s := &server{kind: kind, addr: addr, logf: filepath.Join(logDir, kind+".log")}
 	logFile, err := os.OpenFile(s.logf, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
@@ -375,7 +379,7 @@ func (e *benchEnv) start(ctx context.Context, kind string) (*server, error) {
 	case "walcast":
 		s.cmd = e.pinned(e.cfg.ServerCPUs, e.walcast, "serve")
 		s.cmd.Env = append(os.Environ(), "WALCAST_DATABASE_URL="+e.dsn, "WALCAST_LISTEN="+addr,
-			"WALCAST_JWT_SECRET="+e.secret, "LOG_LEVEL=warn")
+			"WALCAST_JWT_SECRET="+e.secret, "LOG_LEVEL="+cmp.Or(os.Getenv("BENCH_LOG_LEVEL"), "warn"))
 	case "node":
 		s.cmd = e.pinned(e.cfg.ServerCPUs, "node", filepath.Join(e.cfg.Root, "testdata", "bench", "server.mjs"))
 		s.cmd.Env = append(os.Environ(), "DATABASE_URL="+e.dsn, "PORT="+strconv.Itoa(port), "HOST=127.0.0.1", "JWT_SECRET="+e.secret)
@@ -451,7 +455,39 @@ func (e *benchEnv) runOne(ctx context.Context, kind string, sc scenario) (*Resul
 		stop := e.perfRecord(ctx, s.pid(), rc.Settle+3*time.Second, rc.Duration)
 		defer stop()
 	}
-	return Run(ctx, rc)
+	fmt.Fprintf(logFileAppend(s.logf), "=== scenario %s (pid %d) %s\n", sc.Name, s.pid(), time.Now().Format(time.RFC3339))
+	r, err := Run(ctx, rc)
+	if kind == "walcast" {
+		// Keep walcast's own view (drops, disconnect reasons, latency histogram).
+		if resp, herr := httpClient.Get("http://" + s.addr + "/metrics"); herr == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			_ = os.WriteFile(filepath.Join(filepath.Dir(s.logf), "walcast-"+sc.Name+".metrics"), b, 0o644)
+		}
+	}
+	select {
+	case <-s.exited:
+		e.logf("bench: %s exited during %s; log: %s", kind, sc.Name, s.logf)
+	default:
+	}
+	return r, err
+}
+
+// logFileAppend opens path for appending; writes to it are best effort.
+func logFileAppend(path string) io.Writer {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return io.Discard
+	}
+	return closingWriter{f}
+}
+
+type closingWriter struct{ f *os.File }
+
+func (w closingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.f.Close()
+	return n, err
 }
 
 // perfRecord samples the server with perf during the drive window.

@@ -85,6 +85,10 @@ type Result struct {
 	SlotLagMax, SlotLagP99    int64 // bytes; 0 when not sampled
 	SlotLagFirst, SlotLagLast float64
 
+	CloseReasons map[string]int `json:",omitempty"` // why reading clients lost their connection
+	FirstClose   time.Time
+	ConnectedAt  time.Time // when every client was connected
+
 	LoadAvg string
 	Hist    *Hist `json:"-"`
 }
@@ -253,6 +257,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		res.ConnectFailed += failed
 	}
 	res.ConnectTime = time.Since(t0)
+	res.ConnectedAt = time.Now()
 	cfg.logf("  connected %d (failed %d) in %s", res.Connected, res.ConnectFailed, res.ConnectTime.Round(time.Millisecond))
 
 	select {
@@ -393,6 +398,15 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 			res.ConnectErrors = append(res.ConnectErrors, wr.ConnectErrors...)
 		}
 		res.Hist.Merge(wr.Hist)
+		for k, v := range wr.CloseReasons {
+			if res.CloseReasons == nil {
+				res.CloseReasons = map[string]int{}
+			}
+			res.CloseReasons[k] += v
+		}
+		if !wr.FirstClose.IsZero() && (res.FirstClose.IsZero() || wr.FirstClose.Before(res.FirstClose)) {
+			res.FirstClose = wr.FirstClose
+		}
 	}
 	res.Lost = int64(res.Expected) - int64(res.Received)
 	if driveTime > 0 {

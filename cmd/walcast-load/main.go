@@ -87,6 +87,9 @@ func printResult(w io.Writer, name string, r *Result) {
 	fmt.Fprintf(w, "  server RSS %s -> %s (%.2f KiB/conn), cpu %s (%.2f µs/delivery); tool cpu %s (%.2f µs/delivery), driver cpu %s; load %s\n",
 		fmtBytes(r.ServerRSSBefore), fmtBytes(r.ServerRSSIdle), r.RSSPerConn/1024, r.ServerCPU.Round(time.Millisecond),
 		us(r.CPUPerDelivery), r.ToolCPU.Round(time.Millisecond), us(r.ToolCPUPerDelivery), r.DriverCPU.Round(time.Millisecond), r.LoadAvg)
+	if len(r.CloseReasons) > 0 {
+		fmt.Fprintf(w, "  connections lost: %v, first %s after all connected\n", r.CloseReasons, r.FirstClose.Sub(r.ConnectedAt).Round(time.Millisecond))
+	}
 	if r.WalsenderCPU > 0 {
 		fmt.Fprintf(w, "  walsender cpu %s\n", r.WalsenderCPU.Round(time.Millisecond))
 	}

@@ -37,20 +37,22 @@ type WorkerConfig struct {
 
 // WorkerResult is the last line a worker writes on stdout (JSON).
 type WorkerResult struct {
-	Connected     int           `json:"connected"`
-	ConnectFailed int           `json:"connect_failed"`
-	ConnectErrors []string      `json:"connect_errors,omitempty"` // first few
-	ConnectTime   time.Duration `json:"connect_time"`
-	Received      uint64        `json:"received"`   // unique in-order stock events for this run
-	Duplicates    uint64        `json:"duplicates"` // seq not above the client's last one
-	Stale         uint64        `json:"stale"`      // stock events from before this run
-	Other         uint64        `json:"other"`      // other Socket.IO packets
-	Closed        int           `json:"closed"`     // reading clients the server dropped
-	SlowClosed    int           `json:"slow_closed"`
-	Unmatched     uint64        `json:"unmatched"` // no commit time ever arrived
-	Hist          *Hist         `json:"hist"`
-	CPU           time.Duration `json:"cpu"`
-	RSS           int64         `json:"rss"`
+	Connected     int            `json:"connected"`
+	ConnectFailed int            `json:"connect_failed"`
+	ConnectErrors []string       `json:"connect_errors,omitempty"` // first few
+	ConnectTime   time.Duration  `json:"connect_time"`
+	Received      uint64         `json:"received"`   // unique in-order stock events for this run
+	Duplicates    uint64         `json:"duplicates"` // seq not above the client's last one
+	Stale         uint64         `json:"stale"`      // stock events from before this run
+	Other         uint64         `json:"other"`      // other Socket.IO packets
+	Closed        int            `json:"closed"`     // reading clients the server dropped
+	SlowClosed    int            `json:"slow_closed"`
+	Unmatched     uint64         `json:"unmatched"` // no commit time ever arrived
+	CloseReasons  map[string]int `json:"close_reasons,omitempty"`
+	FirstClose    time.Time      `json:"first_close"`
+	Hist          *Hist          `json:"hist"`
+	CPU           time.Duration  `json:"cpu"`
+	RSS           int64          `json:"rss"`
 }
 
 // conn is one client socket owned by the poller.
@@ -72,9 +74,11 @@ type worker struct {
 	cfg    WorkerConfig
 	commit []atomic.Int64 // commit wall time (unix ns) by seq-Base; 0 = not yet known
 
-	mu      sync.Mutex // guards hist, pending (poller vs. the final report)
-	hist    *Hist
-	pending []pending
+	mu           sync.Mutex // guards hist, pending, closeReasons (poller vs. the final report)
+	hist         *Hist
+	pending      []pending
+	closeReasons map[string]int
+	firstClose   time.Time
 
 	received, dups, stale, other, unmatched atomic.Uint64
 	closed                                  atomic.Int64
@@ -150,6 +154,7 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		res.Unmatched = w.unmatched.Load()
 		res.Closed = int(w.closed.Load())
 		res.Hist = w.hist
+		res.CloseReasons, res.FirstClose = w.closeReasons, w.firstClose
 		if s, err := readProc(0); err == nil {
 			res.CPU, res.RSS = s.CPU, s.HWM
 		}
@@ -371,6 +376,11 @@ func (w *worker) poll(ep int, stop <-chan struct{}) {
 				continue
 			}
 			if err != nil || m == 0 {
+				if err != nil {
+					w.noteClose("read error: " + err.Error())
+				} else {
+					w.noteClose("eof")
+				}
 				w.closeConn(ep, c)
 				continue
 			}
@@ -387,11 +397,29 @@ func (w *worker) closeConn(ep int, c *conn) {
 	w.closed.Add(1)
 }
 
+// noteClose counts why the server side went away (first reason kept with its time).
+func (w *worker) noteClose(reason string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closeReasons == nil {
+		w.closeReasons = map[string]int{}
+	}
+	if len(w.closeReasons) < 10 {
+		if _, ok := w.closeReasons[reason]; !ok && w.firstClose.IsZero() {
+			w.firstClose = time.Now()
+		}
+		w.closeReasons[reason]++
+	} else {
+		w.closeReasons["other"]++
+	}
+}
+
 // consume parses complete frames from b and keeps an incomplete tail in c.partial.
 func (w *worker) consume(c *conn, b []byte, now int64) {
 	for len(b) > 0 {
 		op, p, n, err := parseFrame(b, 1<<24)
 		if err != nil {
+			w.noteClose("bad frame: " + err.Error())
 			unix.Shutdown(c.fd, unix.SHUT_RDWR)
 			return
 		}
@@ -406,6 +434,7 @@ func (w *worker) consume(c *conn, b []byte, now int64) {
 		case opPing:
 			_ = writeAll(c.fd, appendClientFrame(nil, opPong, p))
 		case opClose:
+			w.noteClose(fmt.Sprintf("close frame %q", p))
 			unix.Shutdown(c.fd, unix.SHUT_RDWR)
 		default:
 			w.other.Add(1)
