@@ -142,11 +142,17 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		}
 		w.pending = nil
 		w.mu.Unlock()
+		var slowClosed atomic.Int64
+		var wg sync.WaitGroup
 		for _, fd := range w.slow {
-			if drainedClosed(fd) {
-				res.SlowClosed++
-			}
+			wg.Go(func() {
+				if drainedClosed(fd, 3*time.Second) {
+					slowClosed.Add(1)
+				}
+			})
 		}
+		wg.Wait()
+		res.SlowClosed = int(slowClosed.Load())
 		res.Received = w.received.Load()
 		res.Duplicates = w.dups.Load()
 		res.Stale = w.stale.Load()
@@ -194,23 +200,31 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 }
 
 // drainedClosed reads what a non-reading client's socket holds and reports
-// whether the server has closed or reset the connection.
-func drainedClosed(fd int) bool {
+// whether the server has closed or reset the connection. A server that closed
+// still has its close queued behind the data the client never read, so the
+// check reads until EOF, or until nothing arrives for 300 ms, or budget ends.
+func drainedClosed(fd int, budget time.Duration) bool {
 	_ = unix.SetNonblock(fd, true)
 	buf := make([]byte, 1<<16)
-	for {
+	deadline := time.Now().Add(budget)
+	for time.Now().Before(deadline) {
 		n, err := unix.Read(fd, buf)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			return false
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			k, _ := unix.Poll(pfd, 300)
+			if k == 0 {
+				return false // quiet and open
+			}
 		case err != nil:
 			return true // ECONNRESET and friends
 		case n == 0:
 			return true
 		}
 	}
+	return false
 }
 
 func (w *worker) connectAll(ctx context.Context) (WorkerResult, error) {
