@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -562,6 +563,25 @@ func expectClosedAfterEchoes(t *testing.T, ws *websocket.Conn) {
 				t.Fatal("flooding client not closed")
 			}
 			return
+		}
+	}
+}
+
+// A connection whose last queued write is older than WriteTimeout still gets
+// broadcasts (regression: a stale write deadline failed inline writes).
+func TestBroadcast_AfterWriteTimeoutAge(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, hub.Config{WriteTimeout: 100 * time.Millisecond, Logger: hubLogger(t)})
+	socks := make(chan *hub.Socket, 1)
+	srv.Of("/").OnConnect(func(s *hub.Socket) { socks <- s })
+	c := dial(t, ts.URL, "/", "")
+	s := <-socks
+	s.Emit("queued") // written by the writer goroutine, which sets a deadline
+	next(t, c)
+	time.Sleep(300 * time.Millisecond)
+	for i := range 3 {
+		srv.Broadcast(&hub.Broadcast{Event: "b", Args: []json.RawMessage{raw(fmt.Sprint(i))}})
+		if e := next(t, c); e.Name != "b" {
+			t.Fatalf("broadcast %d: got %q", i, e.Name)
 		}
 	}
 }

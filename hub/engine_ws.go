@@ -207,6 +207,7 @@ var scratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
 // queued and gone when the queue is empty, so idle connections cost no
 // goroutine. It drains the whole queue and writes it with one writev.
 func (c *conn) writeLoop() {
+	wrote := false
 	for {
 		c.mu.Lock()
 		if c.holding > 0 && !c.closed {
@@ -219,6 +220,10 @@ func (c *conn) writeLoop() {
 		if len(fs) == 0 && !closed {
 			c.writing = false
 			c.mu.Unlock()
+			if wrote {
+				// No stale deadline may fail a later inline write.
+				nc.SetWriteDeadline(time.Time{})
+			}
 			return
 		}
 		c.mu.Unlock()
@@ -229,6 +234,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		err := c.writeFrames(nc, fs)
+		wrote = true
 		if fs != nil {
 			putFrames(fs)
 		}

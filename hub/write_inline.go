@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -49,6 +50,9 @@ func (c *conn) deliverInline(iw *inlineWrite, f frame) bool {
 
 	iw.n, iw.err = 0, nil
 	err := rc.Write(iw.fn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = nil // a deadline left by the writer: nothing written, queue it
+	}
 	n := max(iw.n, 0)
 	if err == nil && iw.err != nil && !errors.Is(iw.err, syscall.EAGAIN) && !errors.Is(iw.err, syscall.EINTR) {
 		err = iw.err
