@@ -247,6 +247,7 @@ func (c *conn) probe(ws *websocket.Conn) {
 		fail("write 3probe")
 		return
 	}
+	nc.SetWriteDeadline(time.Time{})
 	c.mu.Lock()
 	if c.probing != ws || c.closed {
 		c.mu.Unlock()
