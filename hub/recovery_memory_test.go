@@ -1,0 +1,70 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestMemoryStore(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1000, 0)
+	m := NewMemoryStore(time.Minute, 3)
+	m.now = func() time.Time { return now }
+	add := func(nsp, off string) { m.Append(ctx, &Broadcast{Namespace: nsp, Offset: off}) }
+	offsets := func(bs []*Broadcast) (out []string) {
+		for _, b := range bs {
+			out = append(out, b.Offset)
+		}
+		return out
+	}
+	add("", "1")
+	add("/a", "2")
+	add("/", "3")
+	t.Run("Since", func(t *testing.T) {
+		got, ok, _ := m.Since(ctx, "/", "1")
+		if !ok || fmt.Sprint(offsets(got)) != "[3]" {
+			t.Fatalf("got %v %v, want [3]", offsets(got), ok)
+		}
+		if got, ok, _ := m.Since(ctx, "/", "3"); !ok || len(got) != 0 {
+			t.Fatalf("after the last: got %v %v", offsets(got), ok)
+		}
+		if _, ok, _ := m.Since(ctx, "/", "2"); ok {
+			t.Fatal("offset of another namespace accepted")
+		}
+		if _, ok, _ := m.Since(ctx, "/", "nope"); ok {
+			t.Fatal("unknown offset accepted")
+		}
+	})
+	t.Run("CountBound", func(t *testing.T) {
+		add("/", "4")
+		if _, ok, _ := m.Since(ctx, "/", "1"); ok {
+			t.Fatal("offset 1 should be dropped by the count bound")
+		}
+		if got, ok, _ := m.Since(ctx, "/", "3"); !ok || fmt.Sprint(offsets(got)) != "[4]" {
+			t.Fatalf("got %v %v", offsets(got), ok)
+		}
+	})
+	t.Run("AgeBound", func(t *testing.T) {
+		now = now.Add(2 * time.Minute)
+		if _, ok, _ := m.Since(ctx, "/", "3"); ok {
+			t.Fatal("expired offset accepted")
+		}
+	})
+	t.Run("Sessions", func(t *testing.T) {
+		m.SaveSession(ctx, Session{SID: "s", PID: "p", Namespace: "/", Rooms: []string{"r"}})
+		s, ok, _ := m.TakeSession(ctx, "p")
+		if !ok || s.SID != "s" || s.Rooms[0] != "r" {
+			t.Fatalf("TakeSession: %+v %v", s, ok)
+		}
+		if _, ok, _ := m.TakeSession(ctx, "p"); ok {
+			t.Fatal("session taken twice")
+		}
+		m.SaveSession(ctx, Session{SID: "s", PID: "q", Namespace: "/"})
+		now = now.Add(2 * time.Minute)
+		if _, ok, _ := m.TakeSession(ctx, "q"); ok {
+			t.Fatal("expired session taken")
+		}
+	})
+}
