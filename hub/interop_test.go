@@ -1076,3 +1076,31 @@ func TestInterop_StreamDuringUpgrade(t *testing.T) {
 	checkJSON(t, "server tally of the client's events", got.Tally, fmt.Sprintf(`{"n":%d,"inOrder":true}`, count))
 	t.Logf("upgrade completed after %d of %d server events", got.UpgradedAt, count)
 }
+
+// TestInterop_IdleThenBroadcast: a client that has been idle for longer than WriteTimeout
+// (and through several pings) still gets broadcasts. Time must pass here, so this test
+// sleeps on purpose: it checks nothing about speed.
+func TestInterop_IdleThenBroadcast(t *testing.T) {
+	nodeBinary(t)
+	for _, mode := range []string{"default", "websocket", "polling"} {
+		t.Run(mode, func(t *testing.T) {
+			ev := newInteropEvents()
+			cfg := interopConfig()
+			cfg.PingInterval, cfg.PingTimeout = 100*time.Millisecond, time.Second
+			cfg.WriteTimeout = 50 * time.Millisecond
+			ts := startServer(t, "127.0.0.1:0", cfg, func(srv *hub.Server) { installInterop(srv, ev, true, nil) })
+			p := runNode(t, "idle.mjs", ts.URL, mode)
+			p.expect("ready")
+			recv(t, ev.connects, "server connect")
+			time.Sleep(400 * time.Millisecond) // idle: > WriteTimeout, several pings
+			for _, arg := range []string{"first", "last"} {
+				ts.Hub.Broadcast(&hub.Broadcast{Event: "news", Args: []json.RawMessage{json.RawMessage(fmt.Sprintf("%q", arg))}})
+			}
+			var got struct {
+				Got json.RawMessage `json:"got"`
+			}
+			p.expect("done").decode(t, &got)
+			checkJSON(t, "events after idling", got.Got, `[["first"],["last"]]`)
+		})
+	}
+}
