@@ -81,7 +81,7 @@ type conn struct {
 	transport   transportKind
 	nc          net.Conn        // the upgraded connection; written only by the writer
 	rc          syscall.RawConn // nc's raw conn for inline writes; nil if unsupported
-	hdr         [14]byte        // frame header scratch of the reader
+	hdr         [10]byte        // frame header scratch of the reader
 	out         []frame
 	outBytes    int
 	writing     bool // a writer goroutine runs (WebSocket)

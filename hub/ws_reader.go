@@ -21,7 +21,7 @@ type wsMessage struct {
 }
 
 // readWSFrames reads client frames from nc until one data message is
-// complete. It has no buffer of its own (the 14-byte header scratch lives in
+// complete. It has no buffer of its own (the 10-byte header scratch lives in
 // the conn), so an idle connection parks in a plain Read on a small stack
 // and holds no read buffer; gorilla/websocket is used only for the upgrade
 // handshake. Pings are answered through the writer; a close frame returns
@@ -61,19 +61,19 @@ func (c *conn) readWSFrames(nc io.Reader, limit int64, haveHeader bool) (wsMessa
 			}
 			n = int64(u)
 		}
+		// The masking key and the payload are read together: one read(2)
+		// for the usual small message after the two header bytes.
 		var key [4]byte
-		if _, err := io.ReadFull(nc, c.hdr[10:14]); err != nil {
-			return msg, err
-		}
-		copy(key[:], c.hdr[10:14])
 		if op >= 8 { // control frame
 			if !fin || n > 125 {
 				return msg, fmt.Errorf("%w: bad control frame", errFrameProtocol)
 			}
-			p := make([]byte, n)
-			if _, err := io.ReadFull(nc, p); err != nil {
+			kp := make([]byte, 4+n)
+			if _, err := io.ReadFull(nc, kp); err != nil {
 				return msg, err
 			}
+			copy(key[:], kp)
+			p := kp[4:]
 			maskBytes(key, p)
 			switch op {
 			case 8:
@@ -99,10 +99,13 @@ func (c *conn) readWSFrames(nc io.Reader, limit int64, haveHeader bool) (wsMessa
 			return msg, errFrameTooBig
 		}
 		start := len(msg.data)
-		msg.data = append(msg.data, make([]byte, n)...)
+		msg.data = append(msg.data, make([]byte, 4+n)...)
 		if _, err := io.ReadFull(nc, msg.data[start:]); err != nil {
 			return msg, err
 		}
+		copy(key[:], msg.data[start:])
+		copy(msg.data[start:], msg.data[start+4:])
+		msg.data = msg.data[:start+int(n)]
 		maskBytes(key, msg.data[start:])
 		if fin {
 			if msg.data == nil {
