@@ -1,6 +1,8 @@
 package cdc_test
 
 import (
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 
@@ -127,4 +129,21 @@ CREATE PUBLICATION walcast FOR TABLE orders;`
 			t.Errorf("max_slot_wal_keep_size severity = %v, want warn", c.Severity)
 		}
 	})
+}
+
+func TestCheckReplicationConn(t *testing.T) {
+	pg := pgtest.New(t, pgtest.Options{})
+	if r := cdc.CheckReplicationConn(t.Context(), pg.DSN("postgres")); r.Severity != cdc.CheckOK || !strings.Contains(r.Message, "replication connection works") {
+		t.Errorf("CheckReplicationConn(pgtest) = %+v, want ok", r)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().(*net.TCPAddr)
+	l.Close()
+	r := cdc.CheckReplicationConn(t.Context(), fmt.Sprintf("host=127.0.0.1 port=%d user=x dbname=y connect_timeout=2", addr.Port))
+	if r.Severity != cdc.CheckFail || r.Name != "replication_conn" || !strings.Contains(r.Fix, "pooler") {
+		t.Errorf("CheckReplicationConn(closed port) = %+v, want FAIL naming the pooler fix", r)
+	}
 }

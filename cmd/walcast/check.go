@@ -31,6 +31,12 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
+	// A replication connection is only worth trying once the role may replicate.
+	for _, r := range rep {
+		if r.Name == "replication" && r.Severity == cdc.CheckOK {
+			rep = append(rep, cdc.CheckReplicationConn(ctx, c.DatabaseURL))
+		}
+	}
 	fmt.Fprint(stderr, cdc.FormatCheckReport(rep))
 	if rep.Failed() {
 		fmt.Fprintf(stderr, "walcast check: %d problem(s); run the fix lines above (or walcast migrate), then check again\n", countFail(rep))

@@ -52,6 +52,9 @@ func TestMigrateThenCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("check after migrate = %v:\n%s", err, out)
 	}
+	if !strings.Contains(out, "replication connection works") {
+		t.Errorf("check output lacks the replication connection line:\n%s", out)
+	}
 	if !strings.Contains(out, "walcast check: ok") {
 		t.Errorf("check output lacks the ok line:\n%s", out)
 	}
