@@ -39,8 +39,8 @@ type BenchConfig struct {
 type scenario struct {
 	Name    string
 	Run     RunConfig // server fields filled per server
-	Storm   bool
-	Backlog int // rows changed while walcast is stopped (walcast only)
+	Storm   bool      // pgbench writes at the database's maximum rate during the run
+	Backlog int       // rows changed while walcast is stopped (walcast only)
 }
 
 func scenarios(quick bool) []scenario {
@@ -52,7 +52,7 @@ func scenarios(quick bool) []scenario {
 			{Name: "fanout-latency", Run: RunConfig{Clients: 300, Rooms: 1, Rate: 10, Duration: 12 * time.Second}},
 			{Name: "spread", Run: RunConfig{Clients: 300, Rooms: 300, Rate: 100, Duration: 3 * time.Second, DriverConns: 4}},
 			{Name: "slow", Run: RunConfig{Clients: 300, Slow: 10, Rooms: 1, Rate: 10, Duration: 3 * time.Second}},
-			{Name: "storm", Run: RunConfig{Clients: 100, Rooms: 100, Storm: true, Duration: 3 * time.Second, DriverConns: 4}},
+			{Name: "storm", Run: RunConfig{Clients: 20, Rooms: 1, Rate: 20, Duration: 3 * time.Second}, Storm: true},
 			{Name: "backlog", Backlog: 10_000},
 		}
 	}
@@ -64,7 +64,10 @@ func scenarios(quick bool) []scenario {
 		// 50 s: a client that never reads never answers pings either, so both
 		// servers should drop it at pingInterval+pingTimeout (45 s) at the latest.
 		{Name: "slow", Run: RunConfig{Clients: 10000, Slow: 100, Rooms: 1, Rate: 10, Duration: 50 * time.Second}},
-		{Name: "storm", Run: RunConfig{Clients: 1000, Rooms: 1000, Storm: true, Duration: 60 * time.Second, DriverConns: 6}},
+		// pgbench (6 clients) updates random bench rows 2..10000 as fast as the
+		// database allows; a probe commits 20 changes/s to room 0, which 100
+		// clients follow: its commit→receive latency is the lag events see.
+		{Name: "storm", Run: RunConfig{Clients: 100, Rooms: 1, Rate: 20, Duration: 60 * time.Second}, Storm: true},
 		{Name: "backlog", Backlog: 1_000_000},
 	}
 }
@@ -456,7 +459,25 @@ func (e *benchEnv) runOne(ctx context.Context, kind string, sc scenario) (*Resul
 		defer stop()
 	}
 	fmt.Fprintf(logFileAppend(s.logf), "=== scenario %s (pid %d) %s\n", sc.Name, s.pid(), time.Now().Format(time.RFC3339))
+	var storm chan stormResult
+	if sc.Storm {
+		if rc.Settle == 0 {
+			rc.Settle = 3 * time.Second
+		}
+		storm = make(chan stormResult, 1)
+		delay := rc.Settle + time.Second // ~ when the probe starts (connecting 100 clients is quick)
+		go func() { storm <- e.pgbench(ctx, delay, rc.Duration) }()
+	}
 	r, err := Run(ctx, rc)
+	if storm != nil {
+		sr := <-storm
+		if err == nil && sr.err != nil {
+			err = sr.err
+		}
+		if r != nil {
+			r.StormTPS = sr.tps
+		}
+	}
 	if kind == "walcast" {
 		// Keep walcast's own view (drops, disconnect reasons, latency histogram).
 		if resp, herr := httpClient.Get("http://" + s.addr + "/metrics"); herr == nil {
@@ -488,6 +509,52 @@ func (w closingWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.f.Close()
 	return n, err
+}
+
+type stormResult struct {
+	tps float64
+	err error
+}
+
+// pgbenchScript updates one random bench row (never row 1, the probe's).
+const pgbenchScript = `\set r random(2, 10000)
+UPDATE public.inventory SET quantity = quantity + 1
+ WHERE variant_id = ('40000000-0000-4000-8000-' || lpad(:r::text, 12, '0'))::uuid;
+`
+
+// pgbench runs pgbench with 6 clients for d after delay (the clients' connect
+// and settle time), pinned like the load tool, and returns its tps.
+func (e *benchEnv) pgbench(ctx context.Context, delay, d time.Duration) stormResult {
+	// Connecting takes a moment; start when the probe's drive starts.
+	bin, err := pgtest.FindBin()
+	if err != nil {
+		return stormResult{err: err}
+	}
+	script := filepath.Join(e.tmp, "storm.sql")
+	if err := os.WriteFile(script, []byte(pgbenchScript), 0o644); err != nil {
+		return stormResult{err: err}
+	}
+	select {
+	case <-time.After(delay):
+	case <-ctx.Done():
+		return stormResult{err: ctx.Err()}
+	}
+	cmd := e.pinned(e.cfg.ToolCPUs, filepath.Join(bin, "pgbench"), "-n", "-c", "6", "-j", "2",
+		"-T", strconv.Itoa(max(int(d.Seconds()), 1)), "-f", script, e.pg.DSN("bench"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return stormResult{err: fmt.Errorf("pgbench: %w\n%s", err, lastN(string(out), 1000))}
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "tps = "); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				tps, _ := strconv.ParseFloat(f[0], 64)
+				return stormResult{tps: tps}
+			}
+		}
+	}
+	return stormResult{err: fmt.Errorf("pgbench: no tps in output\n%s", lastN(string(out), 1000))}
 }
 
 // perfRecord samples the server with perf during the drive window.

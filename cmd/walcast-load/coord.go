@@ -82,6 +82,8 @@ type Result struct {
 	WalsenderCPU                                              time.Duration // the slot's walsender (walcast runs)
 	ToolCPUPerDelivery                                        time.Duration
 
+	StormTPS float64 // pgbench transactions/s during a storm run
+
 	SlotLagMax, SlotLagP99    int64 // bytes; 0 when not sampled
 	SlotLagFirst, SlotLagLast float64
 

@@ -90,6 +90,9 @@ func printResult(w io.Writer, name string, r *Result) {
 	if len(r.CloseReasons) > 0 {
 		fmt.Fprintf(w, "  connections lost: %v, first %s after all connected\n", r.CloseReasons, r.FirstClose.Sub(r.ConnectedAt).Round(time.Millisecond))
 	}
+	if r.StormTPS > 0 {
+		fmt.Fprintf(w, "  pgbench %.0f tx/s during the run\n", r.StormTPS)
+	}
 	if r.WalsenderCPU > 0 {
 		fmt.Fprintf(w, "  walsender cpu %s\n", r.WalsenderCPU.Round(time.Millisecond))
 	}

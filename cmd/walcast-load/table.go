@@ -94,13 +94,13 @@ func printTable(w io.Writer, cfg BenchConfig, o *BenchOutcome) {
 			return yes(wc.Lost == 0 && wc.P99 <= 2*base.P99+5*time.Millisecond)
 		})
 	storm := func(r *Result) string {
-		s := fmt.Sprintf("%.0f changes/s; lost %d; p99 %s", r.Rate, r.Lost, fmtDur(r.P99))
+		s := fmt.Sprintf("pgbench %.0f tx/s; probe lost %d, p50 %s p99 %s max %s", r.StormTPS, r.Lost, fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.Max))
 		if r.SlotLagMax > 0 {
 			s += fmt.Sprintf("; slot lag p99 %s, avg %s→%s", fmtBytes(r.SlotLagP99), fmtBytes(int64(r.SlotLagFirst)), fmtBytes(int64(r.SlotLagLast)))
 		}
 		return s
 	}
-	row("storm", "commit→receive p99 under max write rate; slot lag", "p99 < 100 ms, no growth", storm, p99ratio,
+	row("storm", "probe commit→receive under the max write rate; slot lag", "p99 < 100 ms, no growth", storm, p99ratio,
 		func(wc, _ *Result) string {
 			return yes(wc.Lost == 0 && wc.P99 < 100*time.Millisecond && (wc.SlotLagLast <= 2*wc.SlotLagFirst+1<<20))
 		})
