@@ -498,7 +498,9 @@ func installInterop(srv *hub.Server, ev *interopEvents, welcome bool, onConnect 
 			_ = m.Ack(true)
 		})
 		if welcome {
-			_ = s.Emit("welcome", map[string]any{"id": s.ID(), "auth": s.Handshake().Auth, "recovered": s.Recovered()})
+			hs := s.Handshake()
+			_ = s.Emit("welcome", map[string]any{"id": s.ID(), "auth": hs.Auth, "recovered": s.Recovered(),
+				"query": hs.Query.Get("shop"), "header": hs.Header.Get("X-Interop"), "nsp": hs.Namespace})
 		}
 		if onConnect != nil {
 			onConnect(s)
@@ -516,11 +518,18 @@ func interopConfig() hub.Config {
 
 func TestInterop_Basic(t *testing.T) {
 	nodeBinary(t)
-	for _, mode := range []string{"default", "websocket", "polling"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, name := range []string{"default", "websocket", "polling", "default-custompath"} {
+		t.Run(name, func(t *testing.T) {
+			mode, custom, _ := strings.Cut(name, "-")
 			ev := newInteropEvents()
-			ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) { installInterop(srv, ev, true, nil) })
-			p := runNode(t, "basic.mjs", ts.URL, mode)
+			cfg := interopConfig()
+			var args []string
+			if custom != "" {
+				cfg.Path = "/rt/v1/"
+				args = append(args, "/rt/v1/")
+			}
+			ts := startServer(t, "127.0.0.1:0", cfg, func(srv *hub.Server) { installInterop(srv, ev, true, nil) })
+			p := runNode(t, "basic.mjs", ts.URL, append([]string{mode}, args...)...)
 			l := p.expect("done")
 			var got struct {
 				InitialTransport string          `json:"initialTransport"`
@@ -551,7 +560,7 @@ func TestInterop_Basic(t *testing.T) {
 			if a := recv(t, ev.auth, "middleware auth"); string(a) != auth {
 				t.Errorf("middleware saw auth %s, want %s (byte for byte)", a, auth)
 			}
-			checkJSON(t, "welcome", got.Welcome, fmt.Sprintf(`{"id":%q,"auth":%s,"recovered":false}`, got.ID, auth))
+			checkJSON(t, "welcome", got.Welcome, fmt.Sprintf(`{"id":%q,"auth":%s,"recovered":false,"query":"demo shop","header":"yes","nsp":"/"}`, got.ID, auth))
 			checkJSON(t, "client->server ack", got.Echo, `[1,"two",{"three":[true]},"<&>"]`)
 
 			// Server -> client ack: the client answers ("answer", n+1).

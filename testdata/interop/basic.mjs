@@ -1,11 +1,18 @@
-// basic.mjs <url> <default|websocket|polling>: one client exercising the connect handshake
-// with auth, acks both ways and binary both ways. Prints one {"ev":"done",...} line.
+// basic.mjs <url> <default|websocket|polling> [path]: one client exercising the connect
+// handshake with auth, query and an extra header, acks both ways and binary both ways.
+// Prints one {"ev":"done",...} line.
 import { io } from "socket.io-client";
 import { args, out, fail, once, emitAck, plain, done } from "./lib.mjs";
 import { url } from "./lib.mjs";
 
 const mode = args[0] || "default";
-const opts = { auth: { token: "good", extra: [1, "x", { y: null }] }, reconnection: false };
+const opts = {
+  auth: { token: "good", extra: [1, "x", { y: null }] },
+  query: { shop: "demo shop" },
+  extraHeaders: { "X-Interop": "yes" },
+  reconnection: false,
+};
+if (args[1]) opts.path = args[1];
 if (mode === "websocket") opts.transports = ["websocket"];
 if (mode === "polling") opts.transports = ["polling"];
 
