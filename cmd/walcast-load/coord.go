@@ -450,7 +450,7 @@ func (d *driver) next() int64 {
 }
 
 // record queues a commit record for every worker; flushLoop sends them in
-// batches (at most every millisecond) so that a storm of small commits does not
+// batches (every 10 ms) so that a storm of small commits does not
 // cost a pipe write and a worker wake-up each.
 func (d *driver) record(seq, t int64) {
 	d.bufMu.Lock()
@@ -476,7 +476,7 @@ func (d *driver) flush() {
 }
 
 func (d *driver) flushLoop(stop <-chan struct{}) {
-	t := time.NewTicker(time.Millisecond)
+	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
