@@ -88,7 +88,8 @@ type conn struct {
 	closed      bool
 	hard        bool // close without flushing
 	closeReason string
-	closeCode   int
+	closeCode   int    // WebSocket close code; 0 = by reason
+	closeText   string // WebSocket close reason text
 	pingWaiting bool
 	pongDue     time.Time // when pingWaiting: the pong deadline
 	tokens      float64   // inbound rate limit bucket (reader side, under readMu)

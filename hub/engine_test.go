@@ -317,7 +317,7 @@ func wsSession(t *testing.T, ts *httptest.Server) *websocket.Conn {
 	return ws
 }
 
-func expectClosed(t *testing.T, ws *websocket.Conn) {
+func expectClosed(t *testing.T, ws *websocket.Conn) error {
 	t.Helper()
 	ws.SetReadDeadline(time.Now().Add(3 * time.Second))
 	for {
@@ -326,7 +326,7 @@ func expectClosed(t *testing.T, ws *websocket.Conn) {
 			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
 				t.Fatal("connection not closed")
 			}
-			return
+			return err
 		}
 		if string(m) != "2" {
 			t.Fatalf("got %q before close", m)
@@ -369,7 +369,10 @@ func TestSocket_BadPackets(t *testing.T) {
 			if strings.HasPrefix(c.frame, "451-") {
 				ws.WriteMessage(websocket.BinaryMessage, []byte{1})
 			}
-			expectClosed(t, ws)
+			err := expectClosed(t, ws)
+			if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != websocket.CloseProtocolError || ce.Text == "" {
+				t.Errorf("close: got %v, want 1002 with the reason", err)
+			}
 		})
 	}
 	t.Run("OversizeFrame", func(t *testing.T) {

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/binary"
+	"unicode/utf8"
 	"errors"
 	"io"
 	"net"
@@ -172,9 +173,17 @@ func (c *conn) onEnginePacket(p enginePacket) bool {
 }
 
 // badInput logs, counts and closes the connection for malformed input.
+// On WebSocket the close frame carries code 1002 (protocol error) and the
+// reason, so a developer sees it in the browser's network tab.
 func (c *conn) badInput(kind string, err error) {
 	c.srv.m.badPacket(kind)
 	c.srv.log.Debug("bad packet, closing connection", logKeyConn, c.sid, logKeyKind, kind, "err", err)
+	c.mu.Lock()
+	if !c.closed {
+		c.closeCode = websocket.CloseProtocolError
+		c.closeText = err.Error()
+	}
+	c.mu.Unlock()
 	c.close(reasonParseError, false)
 }
 
@@ -191,8 +200,20 @@ func appendFrameHeader(dst []byte, op byte, n int) []byte {
 	}
 }
 
-func closeFrame(code int) []byte {
-	return binary.BigEndian.AppendUint16([]byte{0x88, 2}, uint16(code))
+func closeFrame(code int) []byte { return closeFrameText(code, "") }
+
+// closeFrameText builds a close frame with a reason (cut to the 123 bytes a
+// control frame allows, on a UTF-8 boundary).
+func closeFrameText(code int, text string) []byte {
+	if len(text) > 123 {
+		text = text[:123]
+		for len(text) > 0 && !utf8.ValidString(text) {
+			text = text[:len(text)-1]
+		}
+	}
+	b := []byte{0x88, byte(2 + len(text))}
+	b = binary.BigEndian.AppendUint16(b, uint16(code))
+	return append(b, text...)
 }
 
 type writeScratch struct {
@@ -259,9 +280,10 @@ func (c *conn) writeLoop() {
 			if c.closeCode != 0 {
 				code = c.closeCode
 			}
+			text := c.closeText
 			c.mu.Unlock()
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write(closeFrame(code))
+			nc.Write(closeFrameText(code, text))
 			c.mu.Lock()
 			c.writing = false
 			c.hard = true
