@@ -127,6 +127,9 @@ func (s *Socket) EmitRaw(event string, args []json.RawMessage, attachments [][]b
 }
 
 func (s *Socket) emitRaw(event string, raw []json.RawMessage, atts [][]byte, id int64) error {
+	if reservedEvents[event] {
+		return fmt.Errorf("hub: %q is a reserved event name", event)
+	}
 	if s.isClosed() {
 		return ErrDisconnected
 	}
