@@ -170,7 +170,11 @@ func (c *conn) onConnect(p socketPacket) bool {
 	ctx := context.Background()
 	mws := n.middlewares()
 	if len(mws) > 0 || srv.cfg.Recovery != nil {
-		ctx = c.context() // cancelled when the connection closes; allocated only when needed
+		// Cancelled when the connection closes, released when this CONNECT is
+		// handled: an idle connection keeps no context.
+		var cancel context.CancelFunc
+		ctx, cancel = c.connectContext()
+		defer cancel()
 	}
 	hs := &Handshake{Namespace: n.name, Auth: auth, Header: c.header, Query: c.query, RemoteAddr: c.remoteAddr}
 
@@ -269,7 +273,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 // it. If the offset is gone the socket is not recovered (new pid).
 func (c *conn) replay(s *Socket, offset string) {
 	n := s.nsp
-	ctx, cancel := context.WithTimeout(c.context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	missed, ok, err := c.srv.cfg.Recovery.Store.Since(ctx, n.name, offset)
 	cancel()
 	if err != nil {

@@ -99,9 +99,8 @@ type conn struct {
 	connTimer   *time.Timer
 	sockets     map[string]*Socket
 	everSocket  bool
-	ctx         context.Context
-	cancel      context.CancelFunc
-	finished    bool // finish has run
+	cancel      context.CancelFunc // of the CONNECT being handled
+	finished    bool               // finish has run
 
 	// polling state (under mu)
 	pollNotify chan struct{}
@@ -502,15 +501,22 @@ func (c *conn) finish(reason string) {
 	c.srv.m.addConnections(-1)
 }
 
-// context returns a context cancelled when the connection closes.
-func (c *conn) context() context.Context {
+// connectContext returns a context cancelled when the connection closes or
+// when the returned cancel is called (at most one at a time: CONNECTs are
+// handled under readMu).
+func (c *conn) connectContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ctx == nil {
-		c.ctx, c.cancel = context.WithCancel(context.Background())
-		if c.closed {
-			c.cancel()
-		}
+	if c.closed {
+		cancel()
+	} else {
+		c.cancel = cancel
 	}
-	return c.ctx
+	c.mu.Unlock()
+	return ctx, func() {
+		c.mu.Lock()
+		c.cancel = nil
+		c.mu.Unlock()
+		cancel()
+	}
 }

@@ -65,6 +65,16 @@ func server(addr string) {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// Like rooms: a middleware that watches ctx and sets an identity, a join.
+	srv.Of("/").Use(func(ctx context.Context, h *hub.Handshake) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		h.Data = &struct{ User, Role string }{"user-1", "customer"}
+		return nil
+	})
 	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("all") })
 	mux := http.DefaultServeMux
 	mux.Handle("/socket.io/", srv)
