@@ -63,6 +63,7 @@ func nodeBinary(t *testing.T) (node, testdata string) {
 
 // testServer is a hub.Server behind an http.Server on a loopback port.
 type testServer struct {
+	logf func(format string, args ...any)
 	Hub  *hub.Server
 	Addr string // host:port
 	URL  string // http://host:port
@@ -104,6 +105,7 @@ func startServer(t *testing.T, addr string, cfg hub.Config, setup func(*hub.Serv
 	mux := http.NewServeMux()
 	mux.Handle(path, srv)
 	ts := &testServer{
+		logf: t.Logf,
 		Hub:  srv,
 		Addr: ln.Addr().String(),
 		URL:  "http://" + ln.Addr().String(),
@@ -130,6 +132,12 @@ func (ts *testServer) Stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > time.Second {
+			ts.logf("Stop took %v", d)
+		}
+	}()
 	// The hub first (it answers held polling GETs and closes its WebSockets), then the
 	// listener and whatever HTTP connections are left. http.Server.Shutdown would wait
 	// for held polling GETs.
