@@ -526,7 +526,7 @@ func interopConfig() hub.Config {
 
 func TestInterop_Basic(t *testing.T) {
 	nodeBinary(t)
-	for _, name := range []string{"default", "websocket", "polling", "default-custompath"} {
+	for _, name := range []string{"default", "websocket", "polling", "seed", "default-custompath"} {
 		t.Run(name, func(t *testing.T) {
 			mode, custom, _ := strings.Cut(name, "-")
 			ev := newInteropEvents()
@@ -554,6 +554,9 @@ func TestInterop_Basic(t *testing.T) {
 			l.decode(t, &got)
 
 			wantInitial, wantFinal := mode, mode
+			if mode == "seed" { // transports: ['websocket', 'polling']
+				wantInitial, wantFinal = "websocket", "websocket"
+			}
 			if mode == "default" {
 				wantInitial, wantFinal = "polling", "websocket"
 				if !got.Upgraded {

@@ -1,4 +1,5 @@
-// basic.mjs <url> <default|websocket|polling> [path]: one client exercising the connect
+// basic.mjs <url> <default|websocket|polling|seed> [path] ("seed" = the storefront seed's
+// options: transports ['websocket','polling'], reconnectionAttempts 5): one client exercising the connect
 // handshake with auth, query and an extra header, acks both ways and binary both ways.
 // Prints one {"ev":"done",...} line.
 import { io } from "socket.io-client";
@@ -15,6 +16,7 @@ const opts = {
 if (args[1]) opts.path = args[1];
 if (mode === "websocket") opts.transports = ["websocket"];
 if (mode === "polling") opts.transports = ["polling"];
+if (mode === "seed") Object.assign(opts, { transports: ["websocket", "polling"], reconnectionAttempts: 5, reconnectionDelay: 1000 });
 
 const socket = io(url, opts);
 let initialTransport = null;
