@@ -80,7 +80,7 @@ func (c *conn) dispatch(p socketPacket, atts [][]byte) bool {
 	}
 	switch p.Type {
 	case sioDisconnect:
-		s.onClose(reasonClientNsp, false)
+		s.onClose(reasonClientNsp)
 	case sioEvent, sioBinaryEvent:
 		var args []json.RawMessage
 		if err := json.Unmarshal(p.Data, &args); err != nil || len(args) == 0 {
@@ -232,7 +232,6 @@ func (c *conn) onConnect(p socketPacket) bool {
 		c.sockets = make(map[string]*Socket, 1)
 	}
 	c.sockets[n.name] = s
-	c.everSocket = true
 	if c.connTimer != nil {
 		c.connTimer.Stop()
 		c.connTimer = nil
@@ -360,7 +359,7 @@ func recoverable(reason string) bool {
 
 // onClose disconnects the socket once: index cleanup, pending acks fail,
 // session saved for recovery, OnDisconnect handlers.
-func (s *Socket) onClose(reason string, _ bool) {
+func (s *Socket) onClose(reason string) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -98,7 +98,6 @@ type conn struct {
 	pingTimer   *time.Timer
 	connTimer   *time.Timer
 	sockets     map[string]*Socket
-	everSocket  bool
 	cancel      context.CancelFunc // of the CONNECT being handled
 	finished    bool               // finish has run
 
@@ -494,7 +493,7 @@ func (c *conn) finish(reason string) {
 	c.mu.Unlock()
 	c.readMu.Lock()
 	for _, s := range socks {
-		s.onClose(reason, false)
+		s.onClose(reason)
 	}
 	c.readMu.Unlock()
 	c.srv.nConns.Add(-1)

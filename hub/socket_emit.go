@@ -281,7 +281,7 @@ func (s *Socket) Disconnect() {
 	b := []byte{engineMessage}
 	b = appendSocketHeader(b, sioDisconnect, 0, s.nsp.name, -1)
 	s.c.enqueue(frame{data: b, op: opText})
-	s.onClose(reasonServerNsp, false)
+	s.onClose(reasonServerNsp)
 }
 
 // CloseTransport drops the whole Engine.IO connection without a DISCONNECT
