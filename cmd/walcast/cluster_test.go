@@ -122,6 +122,25 @@ func (n *wnode) readyz() (readiness, error) {
 	return r, err
 }
 
+// metrics returns the node's walcast_bus, walcast_cdc and connection series.
+func (n *wnode) metrics() string {
+	resp, err := readyClient.Get(n.url() + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		if (strings.HasPrefix(l, "walcast_bus") || strings.HasPrefix(l, "walcast_cdc") || strings.HasPrefix(l, "walcast_hub_connections") ||
+			strings.HasPrefix(l, "walcast_role") || strings.HasPrefix(l, "walcast_hub_events")) && !strings.Contains(l, "_bucket") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func (n *wnode) logTail(lines int) string {
 	b, _ := os.ReadFile(n.log)
 	l := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
@@ -140,6 +159,7 @@ type wcluster struct {
 	nodes []*wnode
 	db    *pgx.Conn
 	users []string
+	pace  time.Duration // sleep after each emitted commit
 
 	mu      sync.Mutex
 	clients []*tclient
@@ -209,6 +229,7 @@ type tclient struct {
 	seen      map[string]bool
 	got       []seqEvent // de-duplicated by offset, in arrival order
 	lost      chan struct{}
+	lastErr   error // why the last connection ended
 }
 
 type seqEvent struct {
@@ -243,6 +264,9 @@ func (tc *tclient) attach(cl *hubtest.Client, n *wnode) {
 		for ev := range cl.Events() {
 			tc.onEvent(ev)
 		}
+		tc.mu.Lock()
+		tc.lastErr = cl.Err()
+		tc.mu.Unlock()
 		close(lost)
 	}()
 }
@@ -345,6 +369,9 @@ func (c *wcluster) emit(phase string, n int, onEach func(i int)) {
 		if onEach != nil {
 			onEach(i)
 		}
+		if c.pace > 0 {
+			time.Sleep(c.pace)
+		}
 	}
 }
 
@@ -395,15 +422,18 @@ func (c *wcluster) waitAll(phase string, n int, d time.Duration) {
 		if !slices.Equal(got, want) {
 			bad++
 			if bad <= 5 {
-				c.t.Errorf("%s: client %d (%s, node %d): got %d events, want %d; first difference at %d",
-					phase, i, tc.user, tc.node.idx, len(got), len(want), firstDiff(got, want))
+				tc.mu.Lock()
+				lastErr := tc.lastErr
+				tc.mu.Unlock()
+				c.t.Errorf("%s: client %d (%s, node %d): got %d events, want %d; first difference at %d; connection error: %v",
+					phase, i, tc.user, tc.node.idx, len(got), len(want), firstDiff(got, want), lastErr)
 			}
 		}
 	}
 	if bad > 0 {
 		c.t.Errorf("%s: %d of %d clients did not get exactly their events in commit order", phase, bad, len(c.clients))
 		for _, n := range c.nodes {
-			c.t.Logf("node %d log tail:\n%s", n.idx, n.logTail(15))
+			c.t.Logf("node %d log tail:\n%s\nmetrics:\n%s", n.idx, n.logTail(15), n.metrics())
 		}
 	}
 }
@@ -445,6 +475,9 @@ func startCluster(t *testing.T, nodes int) *wcluster {
 		t.Fatalf("walcast migrate: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
+	if d := os.Getenv("CLUSTER_LOG_DIR"); d != "" {
+		dir = d // keep the node logs
+	}
 	for i := range nodes {
 		n := &wnode{idx: i, addr: freeAddr(t), bin: bin, log: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
 		n.env = append(slices.Clone(base), "WALCAST_LISTEN="+n.addr)
@@ -527,13 +560,22 @@ func TestCluster(t *testing.T) {
 		var killedAt time.Time
 		var takeover time.Duration
 		var wg sync.WaitGroup
+		// Pace the commits (about 5,000 in 5 s) so that the kill lands while
+		// events are being delivered, not after.
+		c.pace = 500 * time.Microsecond
+		defer func() { c.pace = 0 }()
 		c.emit("leaderkill", n, func(i int) {
 			if i != n/2 {
 				return
 			}
 			leader.kill()
 			killedAt = time.Now()
-			t.Logf("SIGKILLed leader node %d after commit %d", leader.idx, i)
+			got := 0
+			for _, tc := range c.clients {
+				got += len(tc.seqs("leaderkill"))
+			}
+			t.Logf("SIGKILLed leader node %d after commit %d; clients had %d of %d deliveries so far",
+				leader.idx, i, got, len(c.clients)*(i+1)/len(c.users))
 			wg.Go(func() {
 				nl := c.waitLeader(15*time.Second, leader)
 				takeover = time.Since(killedAt)

@@ -276,9 +276,13 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 			continue
 		}
 		if err := c.Err(); err != nil && !isStaleID(err) {
-			// Delivery went through; only recovery of this packet is lost.
+			// PUBLISH can succeed where XADD fails (Redis accepts pub/sub
+			// while it is still LOADING its dataset after a restart). A
+			// packet published but not stored could not be replayed to a node
+			// that was not subscribed yet, so retry the batch: receivers drop
+			// the repeated offsets.
 			r.m.storeFail()
-			r.log.Warn("recovery stream append failed", "offset", bs[i].Offset, "err", err)
+			return fmt.Errorf("add offset %s to the recovery stream: %w", bs[i].Offset, err)
 		}
 	}
 	return nil
@@ -294,6 +298,9 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 			if seen && !last.less(id) {
 				r.lastMu.Unlock()
 				r.m.drop("duplicate")
+				if r.log.Enabled(context.Background(), slog.LevelDebug) {
+					r.log.Debug("drop duplicate broadcast", "offset", b.Offset, "last", last.String(), "remote", remote)
+				}
 				return false
 			}
 			r.last[nsp] = id
@@ -384,7 +391,16 @@ func (r *Redis) Run(ctx context.Context) error {
 				}
 				failures = 0
 				if wasDown {
-					r.replayMissed(ctx)
+					// Deliver nothing live before the replay succeeded: a live
+					// message would move the de-duplication mark past the gap.
+					for attempt := 0; ctx.Err() == nil; attempt++ {
+						err := r.replayMissed(ctx)
+						if err == nil {
+							break
+						}
+						r.log.Warn("replay after resubscribe failed, retrying", "err", err, "attempt", attempt+1)
+						_ = sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax))
+					}
 					wasDown = false
 				}
 			}
@@ -418,9 +434,9 @@ func (r *Redis) receive(m *redis.Message) {
 
 // replayMissed delivers, after a resubscribe, the stored packets this node
 // missed while it was not subscribed.
-func (r *Redis) replayMissed(ctx context.Context) {
+func (r *Redis) replayMissed(ctx context.Context) error {
 	if r.cfg.Store == nil {
-		return
+		return nil
 	}
 	for nsp := range r.nsps {
 		r.lastMu.Lock()
@@ -432,9 +448,9 @@ func (r *Redis) replayMissed(ctx context.Context) {
 		key := r.cfg.Store.streamKey(nsp)
 		msgs, err := r.cfg.Client.XRangeN(ctx, key, "("+last.String(), "+", int64(r.cfg.Store.cfg.MaxPackets)*2+100).Result()
 		if err != nil {
-			r.log.Warn("replay after resubscribe failed", "key", key, "err", err)
-			continue
+			return fmt.Errorf("read %s after %s: %w", key, last, err)
 		}
+		r.log.Debug("replay after resubscribe", "namespace", nsp, "after", last.String(), "entries", len(msgs))
 		n := 0
 		for _, x := range msgs {
 			b, err := entryBroadcast(x)
@@ -450,6 +466,7 @@ func (r *Redis) replayMissed(ctx context.Context) {
 			r.log.Info("replayed broadcasts missed while unsubscribed", "namespace", nsp, "count", n)
 		}
 	}
+	return nil
 }
 
 func (r *Redis) updateUp() { r.m.setUp(r.Healthy()) }

@@ -19,8 +19,13 @@ import (
 // This needs the socket's private id, which *hub.Socket exposes through a
 // PID() string method; without it (an older hub) tracking is a no-op.
 
-// liveTick is how often rooms of connected sockets are checked for changes.
-const liveTick = time.Second
+// liveTick is how often rooms of connected sockets are checked for changes;
+// liveSettle is how long after a new socket its session is first written (so
+// the auto-joins of OnConnect handlers are in it).
+const (
+	liveTick   = time.Second
+	liveSettle = 100 * time.Millisecond
+)
 
 type liveEntry struct {
 	sock    *hub.Socket
@@ -32,6 +37,7 @@ type liveEntry struct {
 type liveSessions struct {
 	mu      sync.Mutex
 	entries map[*hub.Socket]*liveEntry
+	added   chan struct{} // a socket was tracked; flush soon
 }
 
 type pider interface{ PID() string }
@@ -50,6 +56,10 @@ func (s *RedisStore) track(sock *hub.Socket) {
 	}
 	s.live.entries[sock] = e
 	s.live.mu.Unlock()
+	select {
+	case s.live.added <- struct{}{}:
+	default:
+	}
 	sock.OnDisconnect(func(sock *hub.Socket, reason string) {
 		s.live.mu.Lock()
 		delete(s.live.entries, sock)
@@ -83,6 +93,10 @@ func (s *RedisStore) keepLive(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.live.added:
+			if sleepCtx(ctx, liveSettle) != nil {
+				return
+			}
 		}
 		s.flushLive(ctx)
 	}

@@ -95,6 +95,7 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &RedisStore{
+		live:       liveSessions{added: make(chan struct{}, 1)},
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "recovery-store"),
 		uid:        randomUID(),
