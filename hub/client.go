@@ -95,10 +95,13 @@ func (c *conn) dispatch(p socketPacket, atts [][]byte) bool {
 		m := &Message{Event: name, Args: args[1:], Attachments: atts, s: s, ackID: p.ID}
 		s.mu.Lock()
 		h := s.handlers[name]
+		label := name // bounded: only names the application handles
 		if h == nil {
 			h = s.anyH
+			label = "_unhandled"
 		}
 		s.mu.Unlock()
+		c.srv.m.eventIn(label)
 		if h != nil {
 			return c.runHandler(func() { h(s, m) })
 		}

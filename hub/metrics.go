@@ -13,6 +13,7 @@ type Metrics struct {
 	sockets      prometheus.Gauge
 	rooms        prometheus.Gauge
 	eventsOut    *prometheus.CounterVec
+	eventsIn     *prometheus.CounterVec
 	broadcasts   prometheus.Counter
 	disconnects  *prometheus.CounterVec
 	queueDrops   prometheus.Counter
@@ -32,6 +33,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "walcast_hub_rooms", Help: "Non-empty rooms, socket-id rooms excluded."}),
 		eventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walcast_hub_events_out_total", Help: "Events queued to sockets (deliveries)."}, []string{"event"}),
+		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walcast_hub_events_in_total",
+			Help: "Events received from clients, by event name when a handler is registered for it, else _unhandled."}, []string{"event"}),
 		broadcasts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "walcast_hub_broadcasts_total", Help: "Server.Broadcast calls."}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -46,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "walcast_hub_bad_packets_total", Help: "Malformed or refused client input by kind."}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.sockets, m.rooms, m.eventsOut, m.broadcasts,
+		reg.MustRegister(m.connections, m.sockets, m.rooms, m.eventsOut, m.eventsIn, m.broadcasts,
 			m.disconnects, m.queueDrops, m.commitToSend, m.badPackets)
 	}
 	return m
@@ -73,6 +77,12 @@ func (m *Metrics) addRooms(d float64) {
 func (m *Metrics) eventOut(event string, n int) {
 	if m != nil && n > 0 {
 		m.eventsOut.WithLabelValues(event).Add(float64(n))
+	}
+}
+
+func (m *Metrics) eventIn(event string) {
+	if m != nil {
+		m.eventsIn.WithLabelValues(event).Inc()
 	}
 }
 

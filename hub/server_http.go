@@ -62,6 +62,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.originAllowed(r.Header.Get("Origin")) {
 		s.m.badPacket("origin")
+		s.log.Debug("origin not allowed", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 		writeEngineError(w, http.StatusForbidden, errForbidden, "Forbidden")
 		return
 	}
