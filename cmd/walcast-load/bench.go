@@ -57,7 +57,7 @@ func scenarios(quick bool) []scenario {
 		}
 	}
 	return []scenario{
-		{Name: "idle", Run: RunConfig{Clients: 15000, Rooms: 10000, Settle: 5 * time.Second}},
+		{Name: "idle", Run: RunConfig{Clients: 15000, Rooms: 10000, Settle: 15 * time.Second}},
 		{Name: "fanout-cost", Run: RunConfig{Clients: 5000, Rooms: 1, Rate: 50, Duration: 20 * time.Second}},
 		{Name: "fanout-latency", Run: RunConfig{Clients: 10000, Rooms: 1, Rate: 10, Duration: 20 * time.Second}},
 		{Name: "spread", Run: RunConfig{Clients: 10000, Rooms: 10000, Rate: 1000, Duration: 30 * time.Second, DriverConns: 8}},
