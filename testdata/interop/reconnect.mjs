@@ -10,7 +10,14 @@ if (args[0] === "websocket") opts.transports = ["websocket"];
 if (args[0] === "polling") opts.transports = ["polling"];
 const socket = io(url, opts);
 let connects = 0;
-socket.on("disconnect", (reason) => out({ ev: "disconnect", reason, active: socket.active }));
+// "bye" events are broadcast just before the server shuts down: Shutdown must flush them.
+let byes = 0;
+let byesInOrder = true;
+socket.on("bye", (i) => {
+  if (i !== byes) byesInOrder = false;
+  byes++;
+});
+socket.on("disconnect", (reason) => out({ ev: "disconnect", reason, active: socket.active, byes, byesInOrder }));
 socket.on("connect_error", (err) => out({ ev: "connect_error", message: err.message }));
 const reconnected = new Promise((resolve) => {
   socket.on("connect", async () => {
