@@ -30,8 +30,20 @@
 //	C/S: 41                     DISCONNECT of one namespace; the Engine.IO session stays
 //
 // A client must CONNECT to a namespace within ConnectTimeout of the Engine.IO
-// open. Malformed packets close that client's connection with a logged reason
-// and a walcast_hub_bad_packets_total{kind} increment; nobody else notices.
+// open. Bad input only costs its sender: malformed packets, illegal
+// attachments and state errors close that client's connection (on WebSocket
+// with close code 1002 and the reason text), oversize frames get 1009 and
+// oversize polling bodies 413, more than MaxInboundRate messages per second
+// close it as "flood", and a disallowed Origin gets 403. Each is logged (Debug,
+// flood at Warn) and counted in walcast_hub_bad_packets_total{kind}.
+//
+// # Metrics
+//
+// walcast_hub_connections, _sockets, _rooms (gauges),
+// walcast_hub_events_out_total{event} (deliveries), _events_in_total{event},
+// _broadcasts_total, _disconnects_total{reason}, _queue_drops_total,
+// _bad_packets_total{kind} and the _commit_to_send_seconds histogram
+// (observed once per broadcast, after the last receiver got it).
 //
 // # Fan-out and memory
 //
