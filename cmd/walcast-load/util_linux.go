@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,4 +40,17 @@ func pinSelf(cpus string) error {
 		}
 	}
 	return nil
+}
+
+// readNonblock is read(2) on a non-blocking socket without the Go scheduler's
+// syscall bookkeeping: it never blocks, so the P need not be handed off.
+func readNonblock(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }

@@ -385,7 +385,7 @@ func (w *worker) poll(ep int, stop <-chan struct{}) {
 			} else {
 				data = buf
 			}
-			m, err := unix.Read(c.fd, data[off:])
+			m, err := readNonblock(c.fd, data[off:])
 			if err == unix.EAGAIN || err == unix.EINTR {
 				continue
 			}
