@@ -6,6 +6,7 @@ package main
 // recovery config) and cluster.attach after it.
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -46,6 +47,9 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 	// for the client's default 3 retries x 5 s dial timeout.
 	opt.DialTimeout = 2 * time.Second
 	opt.MaxRetries = 1
+	// go-redis prints every failed dial to stderr; the bus already logs
+	// Redis outages once (rate-limited), so route these to Debug.
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
 	cl := &cluster{client: redis.NewClient(opt), m: bus.NewMetrics(reg), log: log}
 	if hcfg.Recovery != nil {
 		cl.store, err = bus.NewRedisStore(bus.RedisStoreConfig{
@@ -59,6 +63,15 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 		hcfg.Recovery.Store = cl.store
 	}
 	return cl, nil
+}
+
+// redisLogger adapts go-redis's internal logging to slog at Debug.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l.log.Enabled(ctx, slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(format, v...))
+	}
 }
 
 // attach creates the Redis bus delivering to srv.
