@@ -159,6 +159,11 @@ func (p *pipeline) metricsTicker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			if p.p.Stats().State != cdc.StateStreaming {
+				// Only the leader publishes: a standby's mapper sees no
+				// changes, and with the Redis bus every node would publish.
+				continue
+			}
 			ev, ok := p.mapper.MetricsEvent(now)
 			if !ok {
 				continue
