@@ -242,14 +242,18 @@ func (s *Server) register(c *conn) {
 	c.mu.Unlock()
 }
 
-// lookup finds a session. A session whose pong is overdue is closed here
-// rather than served, whatever the lag of its timer under load.
-func (s *Server) lookup(sid string) *conn {
+// lookup finds a session. With overdue set (GETs and upgrades, not POSTs
+// whose body may be the late pong), a session whose pong is overdue is
+// closed here rather than served, whatever the lag of its timer under load.
+func (s *Server) lookup(sid string, overdueCheck bool) *conn {
 	s.connMu.Lock()
 	c := s.conns[sid]
 	s.connMu.Unlock()
 	if c == nil {
 		return nil
+	}
+	if !overdueCheck {
+		return c
 	}
 	c.mu.Lock()
 	overdue := c.pingWaiting && !c.closed && time.Now().After(c.pongDue)
@@ -464,12 +468,19 @@ func (c *conn) close(reason string, hard bool) {
 	if probe != nil {
 		probe.NetConn().Close()
 	}
-	if ws || reason != reasonTransportClose {
+	switch {
+	case ws, reason == reasonPingTimeout, reason == reasonParseError, reason == reasonPollingConflict,
+		reason == reasonTransportError:
 		c.srv.unregister(c)
-	} else {
+	case reason == reasonTransportClose:
 		// A client close by POST: a GET racing with it still gets its noop,
 		// then the sid is forgotten (by that GET or after a grace period).
 		time.AfterFunc(pollCloseGrace, func() { c.srv.unregister(c) })
+	default:
+		// A server-initiated close of a polling session: the client's next
+		// GET collects what is queued plus the close packet (then the sid is
+		// forgotten), if it comes within a ping period.
+		time.AfterFunc(c.srv.cfg.PingInterval+c.srv.cfg.PingTimeout, func() { c.srv.unregister(c) })
 	}
 	c.srv.m.disconnect(reason)
 	c.srv.log.Debug("connection closed", logKeyConn, c.sid, logKeyReason, reason)

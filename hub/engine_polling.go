@@ -143,6 +143,11 @@ func appendPollingFrames(dst []byte, fs []frame) []byte {
 // servePollPost reads a POST body of packets; one POST at a time.
 func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		writeEngineError(w, http.StatusBadRequest, errUnknownSID, "Session ID unknown")
+		return
+	}
 	if c.postActive {
 		c.mu.Unlock()
 		c.srv.m.badPacket("polling")

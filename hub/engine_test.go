@@ -588,3 +588,25 @@ func TestBroadcast_AfterWriteTimeoutAge(t *testing.T) {
 		}
 	}
 }
+
+// A server-initiated close of a polling session between two GETs: the next
+// GET still collects the queued packets and the close packet.
+func TestEngine_PollingServerCloseDelivers(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t)})
+	socks := make(chan *hub.Socket, 1)
+	srv.Of("/").OnConnect(func(s *hub.Socket) { socks <- s })
+	sid := pollOpen(t, ts)
+	u := eioURL(ts, "transport=polling&sid="+sid)
+	httpDo(t, "POST", u, "40")
+	httpDo(t, "GET", u, "") // CONNECT reply
+	s := <-socks
+	s.Emit("a", 1)
+	s.Emit("b", 2)
+	s.CloseTransport("kicked")
+	if code, body := httpDo(t, "GET", u, ""); code != 200 || body != "42[\"a\",1]\x1e42[\"b\",2]\x1e1" {
+		t.Fatalf("GET after close: %d %q", code, body)
+	}
+	if code, _ := httpDo(t, "GET", u, ""); code != 400 {
+		t.Fatalf("second GET after close: got %d, want 400", code)
+	}
+}

@@ -113,7 +113,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.servePollingOpen(w, r)
 		return
 	}
-	c := s.lookup(sid)
+	c := s.lookup(sid, r.Method != http.MethodPost)
 	if c == nil {
 		s.setCORS(w, r)
 		writeEngineError(w, http.StatusBadRequest, errUnknownSID, "Session ID unknown")

@@ -22,7 +22,8 @@ func (s *Server) snapshotConns() []*conn {
 func (s *Server) drained() bool {
 	for _, c := range s.snapshotConns() {
 		c.mu.Lock()
-		busy := c.writing || (len(c.out) > 0 && c.transport == transportWebSocket)
+		// polling conns count too: Shutdown waits for their GET (until ctx)
+		busy := c.writing || (len(c.out) > 0 && !c.closed)
 		c.mu.Unlock()
 		if busy {
 			return false
