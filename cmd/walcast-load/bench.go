@@ -112,6 +112,19 @@ type BenchOutcome struct {
 	Backlog map[string]*BacklogResult
 	Errors  map[string]map[string]error `json:"-"`
 	Machine string
+	Commit  string // git HEAD of Root, "+dirty" when the tree has changes
+}
+
+func gitCommit(ctx context.Context, root string) string {
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "?"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		c += "+dirty"
+	}
+	return c
 }
 
 // BacklogResult is the backlog scenario's figure.
@@ -194,7 +207,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchOutcome, error) {
 	}
 	defer os.RemoveAll(e.tmp)
 	out := &BenchOutcome{Results: map[string]map[string]*Result{}, Backlog: map[string]*BacklogResult{},
-		Errors: map[string]map[string]error{}, Machine: machine()}
+		Errors: map[string]map[string]error{}, Machine: machine(), Commit: gitCommit(ctx, cfg.Root)}
 
 	if has(cfg.Servers, "walcast") {
 		e.walcast = filepath.Join(e.tmp, "walcast")

@@ -20,8 +20,8 @@ func printTable(w io.Writer, cfg BenchConfig, o *BenchOutcome) {
 	if cfg.Quick {
 		mode = "quick (BENCH_QUICK=1: small numbers, not comparable with the targets)"
 	}
-	fmt.Fprintf(w, "\nwalcast vs Node socket.io 4.8 — %s\nmachine: %s; servers pinned to CPU %q, load tool to CPU %q\n\n",
-		mode, o.Machine, cfg.ServerCPUs, cfg.ToolCPUs)
+	fmt.Fprintf(w, "\nwalcast vs Node socket.io 4.8 — %s\nmachine: %s; servers pinned to CPU %q, load tool to CPU %q; walcast at commit %s\n\n",
+		mode, o.Machine, cfg.ServerCPUs, cfg.ToolCPUs, o.Commit)
 	fmt.Fprintln(w, "| scenario | measure | target | walcast | Node | Node/walcast | met | load avg |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	row := func(sc, measure, target string, f func(*Result) string, ratio func(wc, n *Result) string, met func(*Result, *Result) string) {
