@@ -109,6 +109,7 @@ func (s *RedisStore) flushLive(ctx context.Context) {
 	s.live.mu.Lock()
 	for _, e := range s.live.entries {
 		rooms := e.sock.Rooms()
+		slices.Sort(rooms) // the hub's order may vary; compare sets
 		if slices.Equal(rooms, e.rooms) && now.Sub(e.written) < s.cfg.MaxAge/3 {
 			continue
 		}
