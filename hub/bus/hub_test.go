@@ -133,4 +133,16 @@ func TestRedisStore_LiveSessions(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+
+	t.Run("ExplicitDisconnect", func(t *testing.T) {
+		// A client namespace disconnect is not recoverable: the record goes.
+		cl.Close()
+		deadline := time.Now().Add(3 * time.Second)
+		for rc.Exists(ctx, key).Val() == 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("live session %s still in Redis 3s after an explicit disconnect", key)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 }
