@@ -23,6 +23,9 @@ type Broadcast struct {
 	CommitTime  time.Time // source commit time, for the commit-to-send histogram
 }
 
+// recoveryAppendTimeout bounds RecoveryStore.Append in Broadcast.
+const recoveryAppendTimeout = time.Second
+
 var targetsPool = sync.Pool{New: func() any { s := make([]*Socket, 0, 256); return &s }}
 
 // Broadcast delivers b to the sockets of its namespace that are in one of
@@ -40,9 +43,12 @@ func (s *Server) Broadcast(b *Broadcast) {
 	offset := b.Offset
 	if rc != nil {
 		if offset != "" {
-			if err := rc.Store.Append(context.Background(), b); err != nil {
+			// Bounded: a stuck store must not stall the fan-out for long.
+			ctx, cancel := context.WithTimeout(context.Background(), recoveryAppendTimeout)
+			if err := rc.Store.Append(ctx, b); err != nil {
 				s.log.Warn("recovery: append broadcast", logKeyEvent, b.Event, "err", err)
 			}
+			cancel()
 			n.lastOffset.Store(&offset)
 		} else {
 			offset = n.offsetFor("")

@@ -190,7 +190,9 @@ func (c *conn) onConnect(p socketPacket) bool {
 			Offset *string `json:"offset"`
 		}
 		if json.Unmarshal(p.Data, &a) == nil && a.PID != nil && a.Offset != nil {
-			s, ok, err := rc.Store.TakeSession(ctx, *a.PID)
+			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			s, ok, err := rc.Store.TakeSession(tctx, *a.PID)
+			cancel()
 			if err != nil {
 				srv.log.Warn("recovery: take session", "err", err)
 			}
