@@ -717,13 +717,7 @@ func TestInterop_Reconnect(t *testing.T) {
 				t.Errorf("after server stop: disconnect reason %q with socket.active=false: the client will not reconnect on its own", d.Reason)
 			}
 			if d.Byes != byes || !d.ByesInOrder {
-				report := t.Errorf
-				if mode == "polling" {
-					// Known hub bug: a server-closed polling session is forgotten before the
-					// client's next GET collects the rest of its queue. Strict once fixed.
-					report = t.Logf
-				}
-				report("events broadcast just before Shutdown: client got %d (in order %v) before the disconnect, want all %d in order", d.Byes, d.ByesInOrder, byes)
+				t.Errorf("events broadcast just before Shutdown: client got %d (in order %v) before the disconnect, want all %d in order", d.Byes, d.ByesInOrder, byes)
 			}
 			// A new server on the same port; the client reconnects on its own.
 			ts2 := startServer(t, ts.Addr, interopConfig(), setup)
