@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/walcast/walcast/hub"
@@ -247,116 +245,4 @@ func stringList(v *value, key string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// appendJSONAsMsgpack transcodes one JSON value to msgpack, keeping object key
-// order. A Socket.IO placeholder {"_placeholder":true,"num":i} becomes a bin
-// holding atts[i].
-func appendJSONAsMsgpack(dst []byte, raw json.RawMessage, atts [][]byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	dst, err := transcodeJSON(dst, dec, atts, 0)
-	if err != nil {
-		return dst, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return dst, errors.New("trailing data after JSON value")
-	}
-	return dst, nil
-}
-
-func transcodeJSON(dst []byte, dec *json.Decoder, atts [][]byte, depth int) ([]byte, error) {
-	if depth > maxDepth {
-		return dst, errors.New("JSON nested too deeply")
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return dst, fmt.Errorf("read JSON: %w", err)
-	}
-	switch t := tok.(type) {
-	case nil:
-		return appendNil(dst), nil
-	case bool:
-		return appendBool(dst, t), nil
-	case string:
-		return appendString(dst, t), nil
-	case json.Number:
-		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
-			return appendInt(dst, i), nil
-		}
-		f, err := strconv.ParseFloat(string(t), 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return dst, fmt.Errorf("bad JSON number %q: %w", t, err)
-		}
-		return appendFloat(dst, f), nil
-	case json.Delim:
-		start := len(dst)
-		dst = append(dst, 0, 0, 0, 0, 0) // header, patched below
-		n := 0
-		isObj := t == '{'
-		var phTrue, phNum bool
-		phIdx := int64(-1)
-		for dec.More() {
-			var key string
-			if isObj {
-				kt, err := dec.Token()
-				if err != nil {
-					return dst, fmt.Errorf("read JSON: %w", err)
-				}
-				key, _ = kt.(string)
-				dst = appendString(dst, key)
-			}
-			vstart := len(dst)
-			if dst, err = transcodeJSON(dst, dec, atts, depth+1); err != nil {
-				return dst, err
-			}
-			if isObj {
-				v := dst[vstart:]
-				switch key {
-				case "_placeholder":
-					phTrue = len(v) == 1 && v[0] == 0xc3
-				case "num":
-					d := decoder{buf: v}
-					if x, err := d.decode(0); err == nil && x.kind == kindInt {
-						phNum, phIdx = true, x.i
-					}
-				}
-			}
-			n++
-		}
-		if _, err := dec.Token(); err != nil { // closing delimiter
-			return dst, fmt.Errorf("read JSON: %w", err)
-		}
-		if isObj && n == 2 && phTrue && phNum {
-			if phIdx < 0 || phIdx >= int64(len(atts)) {
-				return dst, fmt.Errorf("placeholder %d without attachment", phIdx)
-			}
-			return appendBin(dst[:start], atts[phIdx]), nil
-		}
-		// Write the shortest header and close the gap.
-		var h [5]byte
-		hdr := h[:0]
-		if isObj {
-			hdr = appendMapLen(hdr, n)
-		} else {
-			hdr = appendArrayLen(hdr, n)
-		}
-		copy(dst[start:], hdr)
-		if gap := 5 - len(hdr); gap > 0 {
-			copy(dst[start+len(hdr):], dst[start+5:])
-			dst = dst[:len(dst)-gap]
-		}
-		return dst, nil
-	}
-	return dst, fmt.Errorf("unexpected JSON token %v", tok)
-}
-
-// roomOfChannel returns the room segment of a broadcast channel
-// "<prefix>#<nsp>#<room>#", or "" for "<prefix>#<nsp>#".
-func roomOfChannel(prefix, nsp, channel string) string {
-	rest, ok := strings.CutPrefix(channel, prefix+"#"+nsp+"#")
-	if !ok || rest == "" {
-		return ""
-	}
-	return strings.TrimSuffix(rest, "#")
 }

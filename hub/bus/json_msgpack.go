@@ -1,0 +1,338 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// jsonScanner transcodes one JSON value to msgpack without building a tree:
+// it writes containers with a 5-byte placeholder header and patches it when
+// the element count is known. Object keys keep their order. A Socket.IO
+// placeholder object {"_placeholder":true,"num":i} becomes a bin holding
+// atts[i]. Input is the argument JSON of a hub.Broadcast; invalid JSON gives
+// an error, never a panic.
+type jsonScanner struct {
+	in   []byte
+	pos  int
+	atts [][]byte
+	tmp  []byte // unescaped string scratch
+}
+
+var errJSONSyntax = errors.New("invalid JSON")
+
+func (s *jsonScanner) fail(what string) error {
+	return fmt.Errorf("%w at byte %d: %s", errJSONSyntax, s.pos, what)
+}
+
+func (s *jsonScanner) skipSpace() {
+	for s.pos < len(s.in) {
+		switch s.in[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// appendJSONAsMsgpack transcodes one JSON value to msgpack.
+func appendJSONAsMsgpack(dst []byte, raw []byte, atts [][]byte) ([]byte, error) {
+	s := jsonScanner{in: raw, atts: atts}
+	dst, err := s.value(dst, 0)
+	if err != nil {
+		return dst, err
+	}
+	s.skipSpace()
+	if s.pos != len(s.in) {
+		return dst, s.fail("trailing data after the value")
+	}
+	return dst, nil
+}
+
+func (s *jsonScanner) value(dst []byte, depth int) ([]byte, error) {
+	if depth > maxDepth {
+		return dst, s.fail("nested too deeply")
+	}
+	s.skipSpace()
+	if s.pos >= len(s.in) {
+		return dst, s.fail("unexpected end")
+	}
+	switch c := s.in[s.pos]; {
+	case c == '{':
+		return s.object(dst, depth)
+	case c == '[':
+		return s.array(dst, depth)
+	case c == '"':
+		str, err := s.str()
+		if err != nil {
+			return dst, err
+		}
+		return appendString(dst, string(str)), nil
+	case c == 't':
+		return s.literal(dst, "true", 0xc3)
+	case c == 'f':
+		return s.literal(dst, "false", 0xc2)
+	case c == 'n':
+		return s.literal(dst, "null", 0xc0)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number(dst)
+	}
+	return dst, s.fail("unexpected character")
+}
+
+func (s *jsonScanner) literal(dst []byte, lit string, code byte) ([]byte, error) {
+	if len(s.in)-s.pos < len(lit) || string(s.in[s.pos:s.pos+len(lit)]) != lit {
+		return dst, s.fail("bad literal")
+	}
+	s.pos += len(lit)
+	return append(dst, code), nil
+}
+
+func (s *jsonScanner) number(dst []byte) ([]byte, error) {
+	start := s.pos
+	isFloat := false
+	for s.pos < len(s.in) {
+		c := s.in[s.pos]
+		if c >= '0' && c <= '9' || c == '-' {
+			s.pos++
+			continue
+		}
+		if c == '.' || c == 'e' || c == 'E' || c == '+' {
+			isFloat = true
+			s.pos++
+			continue
+		}
+		break
+	}
+	lit := string(s.in[start:s.pos])
+	if !isFloat {
+		if i, err := strconv.ParseInt(lit, 10, 64); err == nil {
+			return appendInt(dst, i), nil
+		}
+	}
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return dst, s.fail("bad number")
+	}
+	return appendFloat(dst, f), nil
+}
+
+// str reads a string and returns its unescaped bytes; they alias the input
+// or s.tmp and are valid until the next call.
+func (s *jsonScanner) str() ([]byte, error) {
+	s.pos++ // opening quote
+	start := s.pos
+	for s.pos < len(s.in) {
+		c := s.in[s.pos]
+		if c == '"' {
+			out := s.in[start:s.pos]
+			s.pos++
+			return out, nil
+		}
+		if c == '\\' {
+			break
+		}
+		if c < 0x20 {
+			return nil, s.fail("control character in string")
+		}
+		s.pos++
+	}
+	// Slow path: escapes.
+	s.tmp = append(s.tmp[:0], s.in[start:s.pos]...)
+	for s.pos < len(s.in) {
+		c := s.in[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			return s.tmp, nil
+		case c < 0x20:
+			return nil, s.fail("control character in string")
+		case c != '\\':
+			s.tmp = append(s.tmp, c)
+			s.pos++
+			continue
+		}
+		if s.pos+1 >= len(s.in) {
+			break
+		}
+		e := s.in[s.pos+1]
+		s.pos += 2
+		switch e {
+		case '"', '\\', '/':
+			s.tmp = append(s.tmp, e)
+		case 'b':
+			s.tmp = append(s.tmp, '\b')
+		case 'f':
+			s.tmp = append(s.tmp, '\f')
+		case 'n':
+			s.tmp = append(s.tmp, '\n')
+		case 'r':
+			s.tmp = append(s.tmp, '\r')
+		case 't':
+			s.tmp = append(s.tmp, '\t')
+		case 'u':
+			r, ok := s.hex4()
+			if !ok {
+				return nil, s.fail("bad \\u escape")
+			}
+			if utf16.IsSurrogate(r) {
+				r2 := utf8.RuneError
+				if s.pos+1 < len(s.in) && s.in[s.pos] == '\\' && s.in[s.pos+1] == 'u' {
+					save := s.pos
+					s.pos += 2
+					if x, ok := s.hex4(); ok {
+						r2 = x
+					} else {
+						s.pos = save
+					}
+				}
+				if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+					r = dec
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			s.tmp = utf8.AppendRune(s.tmp, r)
+		default:
+			return nil, s.fail("bad escape")
+		}
+	}
+	return nil, s.fail("unterminated string")
+}
+
+func (s *jsonScanner) hex4() (rune, bool) {
+	if len(s.in)-s.pos < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s.in[s.pos : s.pos+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	s.pos += 4
+	return r, true
+}
+
+func (s *jsonScanner) array(dst []byte, depth int) ([]byte, error) {
+	s.pos++ // [
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0)
+	n := 0
+	s.skipSpace()
+	if s.pos < len(s.in) && s.in[s.pos] == ']' {
+		s.pos++
+		return patchHeader(dst, start, 0, false), nil
+	}
+	for {
+		var err error
+		if dst, err = s.value(dst, depth+1); err != nil {
+			return dst, err
+		}
+		n++
+		s.skipSpace()
+		if s.pos >= len(s.in) {
+			return dst, s.fail("unterminated array")
+		}
+		switch s.in[s.pos] {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			return patchHeader(dst, start, n, false), nil
+		default:
+			return dst, s.fail("expected , or ]")
+		}
+	}
+}
+
+func (s *jsonScanner) object(dst []byte, depth int) ([]byte, error) {
+	s.pos++ // {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0)
+	n := 0
+	var phTrue, phNum bool
+	phIdx := int64(-1)
+	s.skipSpace()
+	if s.pos < len(s.in) && s.in[s.pos] == '}' {
+		s.pos++
+		return patchHeader(dst, start, 0, true), nil
+	}
+	for {
+		s.skipSpace()
+		if s.pos >= len(s.in) || s.in[s.pos] != '"' {
+			return dst, s.fail("expected a key")
+		}
+		key, err := s.str()
+		if err != nil {
+			return dst, err
+		}
+		isPH, isNum := string(key) == "_placeholder", string(key) == "num"
+		dst = appendString(dst, string(key))
+		s.skipSpace()
+		if s.pos >= len(s.in) || s.in[s.pos] != ':' {
+			return dst, s.fail("expected :")
+		}
+		s.pos++
+		vstart := len(dst)
+		if dst, err = s.value(dst, depth+1); err != nil {
+			return dst, err
+		}
+		if v := dst[vstart:]; isPH {
+			phTrue = len(v) == 1 && v[0] == 0xc3
+		} else if isNum {
+			d := decoder{buf: v}
+			if x, err := d.decode(0); err == nil && x.kind == kindInt {
+				phNum, phIdx = true, x.i
+			}
+		}
+		n++
+		s.skipSpace()
+		if s.pos >= len(s.in) {
+			return dst, s.fail("unterminated object")
+		}
+		switch s.in[s.pos] {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			if n == 2 && phTrue && phNum {
+				if phIdx < 0 || phIdx >= int64(len(s.atts)) {
+					return dst, fmt.Errorf("placeholder %d without attachment", phIdx)
+				}
+				return appendBin(dst[:start], s.atts[phIdx]), nil
+			}
+			return patchHeader(dst, start, n, true), nil
+		default:
+			return dst, s.fail("expected , or }")
+		}
+	}
+}
+
+// patchHeader writes the shortest array or map header for n elements at
+// dst[start:start+5] (reserved) and closes the gap.
+func patchHeader(dst []byte, start, n int, isMap bool) []byte {
+	var h [5]byte
+	hdr := h[:0]
+	if isMap {
+		hdr = appendMapLen(hdr, n)
+	} else {
+		hdr = appendArrayLen(hdr, n)
+	}
+	copy(dst[start:], hdr)
+	if gap := 5 - len(hdr); gap > 0 {
+		copy(dst[start+len(hdr):], dst[start+5:])
+		dst = dst[:len(dst)-gap]
+	}
+	return dst
+}
