@@ -21,6 +21,23 @@
 //     same Redis therefore delivers walcast's events, and events sent by a
 //     Node @socket.io/redis-emitter reach walcast's clients.
 //
+// The Redis bus does not subscribe to the adapter's request channel
+// (socket.io-request#<nsp>#): Node's fetchSockets(), allRooms() and
+// serverCount() neither count nor wait for walcast nodes (and do not see
+// their sockets).
+//
+// Each node remembers, per namespace, the highest offset it has delivered and
+// drops a broadcast whose offset is not above it. After a leader change the
+// new leader re-publishes what it reads again from the slot; clients see each
+// event once, in commit order.
+//
+// RedisStore is a hub.RecoveryStore in Redis shared by all nodes: a stream per
+// namespace whose entry ids are the offsets (filled by the publishing node in
+// the same pipeline as its PUBLISH), and one key per session. It also keeps
+// the sessions of connected sockets, so clients of a node that was killed
+// recover on another node. When its subscription was lost, a node replays
+// from the stream what it missed before delivering anything live.
+//
 // # Goroutine safety
 //
 // Publish may be called from several goroutines, concurrently with Run.
