@@ -66,10 +66,13 @@ func (s *RedisStore) track(sock *hub.Socket) {
 		s.live.mu.Unlock()
 		if !recoverableReason(reason) {
 			// The hub saved nothing; drop the live record so the session
-			// cannot be resumed after an explicit disconnect.
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = s.cfg.Client.Del(ctx, s.sessPrefix+e.pid).Err()
+			// cannot be resumed after an explicit disconnect. Not on the
+			// hub's goroutine: Redis may be slow or down.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_ = s.cfg.Client.Del(ctx, s.sessPrefix+e.pid).Err()
+			}()
 		}
 	})
 }
