@@ -19,7 +19,7 @@ import (
 const (
 	DefaultStorePrefix     = "walcast"
 	DefaultStoreMaxAge     = 2 * time.Minute
-	DefaultStoreMaxPackets = 10_000
+	DefaultStoreMaxPackets = 100_000
 )
 
 // RedisStoreConfig configures a RedisStore.
@@ -33,7 +33,8 @@ type RedisStoreConfig struct {
 	// hub's RecoveryConfig.MaxDisconnection. 0 = 2m; negative is invalid.
 	MaxAge time.Duration
 	// MaxPackets bounds each namespace's stream (approximate MAXLEN trimming,
-	// so Redis may keep slightly more). 0 = 10,000; negative is invalid.
+	// so Redis may keep slightly more). 0 = 100,000 (about 30 MB at 300-byte
+	// events; at 5,000 events/s that is 20 s of history); negative is invalid.
 	MaxPackets int
 	// Logger receives the store's logs; nil = slog.Default().
 	Logger *slog.Logger
