@@ -31,6 +31,7 @@ type cluster struct {
 	bus    *bus.Redis
 	m      *bus.Metrics
 	log    *slog.Logger
+	nsps   []string // namespaces the bus carries
 }
 
 // newCluster creates the Redis client and recovery store (no I/O) and, when
@@ -50,7 +51,10 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 	// go-redis prints every failed dial to stderr; the bus already logs
 	// Redis outages once (rate-limited), so route these to Debug.
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
-	cl := &cluster{client: redis.NewClient(opt), m: bus.NewMetrics(reg), log: log}
+	cl := &cluster{client: redis.NewClient(opt), m: bus.NewMetrics(reg), log: log, nsps: []string{"/"}}
+	if c.AdminNamespace {
+		cl.nsps = append(cl.nsps, "/admin")
+	}
 	if hcfg.Recovery != nil {
 		cl.store, err = bus.NewRedisStore(bus.RedisStoreConfig{
 			Client: cl.client,
@@ -80,7 +84,7 @@ func (cl *cluster) attach(srv *hub.Server) (*bus.Redis, error) {
 		Client:     cl.client,
 		Server:     srv,
 		Store:      cl.store,
-		Namespaces: []string{"/"},
+		Namespaces: cl.nsps,
 		Metrics:    cl.m,
 		Logger:     cl.log,
 	})
