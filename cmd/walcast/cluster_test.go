@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -657,7 +658,170 @@ func TestCluster(t *testing.T) {
 		c.t = t
 		clusterInterop(t, c)
 	})
+
+	t.Run("NodeClientRecovery", func(t *testing.T) {
+		c.t = t
+		nodeClientRecovery(t, c)
+	})
 }
+
+// proxy forwards TCP connections to a target that can be switched, standing in
+// for a load balancer in front of the nodes.
+type proxy struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	target string
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			cn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			target := p.target
+			p.mu.Unlock()
+			go func() {
+				defer cn.Close()
+				up, err := net.DialTimeout("tcp", target, time.Second)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				done := make(chan struct{}, 2)
+				go func() { io.Copy(up, cn); done <- struct{}{} }()
+				go func() { io.Copy(cn, up); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *proxy) switchTo(target string) { p.mu.Lock(); p.target = target; p.mu.Unlock() }
+
+// nodeClientRecovery: a real socket.io-client behind a proxy is on a node that
+// is SIGKILLed; it reconnects through the proxy to another node and gets the
+// events it missed, with socket.recovered === true.
+func nodeClientRecovery(t *testing.T, c *wcluster) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node not found (CI is set): %v", err)
+		}
+		t.Skipf("node not found: %v", err)
+	}
+	// Use a standby as the victim; bring back any node killed before.
+	for _, n := range c.nodes {
+		if !n.alive() {
+			n.start(t)
+			c.waitReady(n, 30*time.Second)
+		}
+	}
+	leader := c.waitLeader(10*time.Second, nil)
+	var victim, other *wnode
+	for _, n := range c.nodes {
+		switch {
+		case n == leader:
+		case victim == nil:
+			victim = n
+		default:
+			other = n
+		}
+	}
+	px := startProxy(t, victim.addr)
+	user := c.users[0]
+	tok := c.token(user)
+	var auth struct{ Token string }
+	json.Unmarshal(tok, &auth)
+
+	const before, after = 50, 50
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	script, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "cluster", "recovering_client.mjs"))
+	cmd := exec.CommandContext(ctx, node, script)
+	cmd.Env = append(os.Environ(), "URL=http://"+px.ln.Addr().String(), "TOKEN="+auth.Token,
+		"PHASE=nodeclient", fmt.Sprintf("COUNT=%d", before+after), "TIMEOUT_MS=40000")
+	cmd.Stderr = t.Output()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	lines := bufio.NewScanner(out)
+	for lines.Scan() && lines.Text() != "READY" {
+	}
+	c.waitSessionsPID(time.Second) // the live session reaches Redis within ~100 ms
+	emitTo := func(from, to int) {
+		for i := from; i < to; i++ {
+			payload := fmt.Sprintf(`{"phase":"nodeclient","seq":%d}`, i)
+			if _, err := c.db.Exec(ctx, `select walcast.emit($1, 'test:seq', $2::jsonb)`, "user:"+user, payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	emitTo(0, before)
+	var seqs []int
+	var connects []string
+	for len(seqs) < before && lines.Scan() {
+		var l struct {
+			Seq     *int
+			Connect int
+		}
+		json.Unmarshal([]byte(lines.Bytes()), &l)
+		if l.Seq != nil {
+			seqs = append(seqs, *l.Seq)
+		}
+	}
+	victim.kill()
+	px.switchTo(other.addr)
+	emitTo(before, before+after) // while the client is away
+	for lines.Scan() {
+		var l struct {
+			Seq       *int
+			Connect   int
+			Recovered bool
+			Error     string
+		}
+		json.Unmarshal(lines.Bytes(), &l)
+		switch {
+		case l.Seq != nil:
+			seqs = append(seqs, *l.Seq)
+		case l.Connect > 0:
+			connects = append(connects, lines.Text())
+		case l.Error != "":
+			t.Errorf("recovering_client.mjs: %s", l.Error)
+		}
+	}
+	want := make([]int, before+after)
+	for i := range want {
+		want[i] = i
+	}
+	if !slices.Equal(seqs, want) {
+		t.Errorf("socket.io-client got %d events (first difference at %d), want 0..%d in order", len(seqs), firstDiff(seqs, want), len(want)-1)
+	}
+	// The first connect came before READY; connects holds the reconnects.
+	if len(connects) != 1 || !strings.Contains(connects[0], `"recovered":true`) {
+		t.Errorf("socket.io-client reconnects: %v, want one, with recovered true", connects)
+	} else {
+		t.Logf("socket.io-client on killed node %d reconnected to node %d: %s", victim.idx, other.idx, connects[0])
+	}
+}
+
+// waitSessionsPID gives the nodes time to write live sessions of clients the
+// test does not hold a pid for (Node clients).
+func (c *wcluster) waitSessionsPID(d time.Duration) { time.Sleep(d) }
 
 // checkRecovered asserts every client that left node dead recovered elsewhere.
 func checkRecovered(t *testing.T, c *wcluster, dead *wnode) {
