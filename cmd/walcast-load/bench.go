@@ -331,12 +331,19 @@ func (e *benchEnv) warmUp(ctx context.Context) error {
 		return err
 	}
 	defer s.stop()
+	return e.waitCaughtUp(ctx, 60*time.Second)
+}
+
+// waitCaughtUp waits until the walcast slot is within 64 KiB of the current
+// WAL position (a running walcast has replayed what an earlier run left), so
+// that no scenario is measured while a replay is in progress.
+func (e *benchEnv) waitCaughtUp(ctx context.Context, limit time.Duration) error {
 	conn, err := pgx.Connect(ctx, e.dsn)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		var lag int64
 		if err := conn.QueryRow(ctx, `select coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), -1)::bigint from pg_replication_slots where slot_name = 'walcast'`).Scan(&lag); err != nil {
@@ -347,7 +354,7 @@ func (e *benchEnv) warmUp(ctx context.Context) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	e.logf("bench: walcast warm-up: slot still behind after 60s")
+	e.logf("bench: walcast slot still behind after %s", limit)
 	return nil
 }
 
@@ -462,6 +469,11 @@ func (e *benchEnv) runOne(ctx context.Context, kind string, sc scenario) (*Resul
 		return nil, err
 	}
 	defer s.stop()
+	if kind == "walcast" {
+		if err := e.waitCaughtUp(ctx, 120*time.Second); err != nil {
+			return nil, err
+		}
+	}
 	rc := sc.Run
 	rc.Server, rc.DSN, rc.Secret, rc.ServerPID, rc.ToolCPUs, rc.Log = s.addr, e.dsn, e.secret, s.pid(), e.cfg.ToolCPUs, e.cfg.Log
 	if kind == "walcast" {
@@ -608,6 +620,10 @@ func (e *benchEnv) backlog(ctx context.Context, rows int) (*BacklogResult, error
 		return nil, err
 	}
 	defer conn.Close(context.Background())
+	// Start from a slot that has caught up (a storm run may have left walcast behind).
+	if err := e.warmUp(ctx); err != nil {
+		return nil, err
+	}
 	per := min(rows, 10000)
 	e.logf("bench: backlog: committing %d row changes while walcast is stopped", rows)
 	t0 := time.Now()
