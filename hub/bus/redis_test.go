@@ -314,3 +314,34 @@ func TestRedisStore(t *testing.T) {
 		}
 	})
 }
+
+// TestRedis_StartWithRedisDown: Run keeps trying while Redis is unreachable and
+// subscribes once it is up.
+func TestRedis_StartWithRedisDown(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	srv.Stop()
+	c := newClient(t, srv)
+	sk := newSink()
+	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Logger: testLogger(t), RetryMax: 200 * time.Millisecond}, sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	time.Sleep(500 * time.Millisecond)
+	if b.Healthy() {
+		t.Fatalf("Healthy() = true with Redis down")
+	}
+	srv.Restart()
+	waitHealthy(t, b)
+	other := startNode(t, srv)
+	if err := other.bus.Publish(t.Context(), []*hub.Broadcast{event(1, "r")}); err != nil {
+		t.Fatal(err)
+	}
+	sk.wait(t, 1, 5*time.Second)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil after cancel", err)
+	}
+}
