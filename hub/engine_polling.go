@@ -3,12 +3,17 @@ package hub
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
+
+// upgradeQuickRead is how long the probe looks for a "5" sent right behind
+// "2probe" before it noops pending GETs.
+const upgradeQuickRead = 10 * time.Millisecond
 
 func setPollingHeaders(w http.ResponseWriter) {
 	h := w.Header()
@@ -87,10 +92,11 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if c.transport != transportPolling && !c.closed {
+			// Switched while this GET waited (a client that sent "5" without
+			// waiting for its GET): transport mismatch, as the reference.
 			c.getActive = false
 			c.mu.Unlock()
-			setPollingHeaders(w)
-			w.Write(frameNoop)
+			writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
 			return
 		}
 		if (len(c.out) > 0 && c.holding == 0) || c.closed {
@@ -253,16 +259,44 @@ func (c *conn) probe(ws *websocket.Conn) {
 		return
 	}
 	nc.SetWriteDeadline(time.Time{})
-	c.mu.Lock()
-	if c.probing != ws || c.closed {
-		c.mu.Unlock()
-		nc.Close()
+	// A client that sent "5" right behind "2probe" (the reference processes
+	// both before any later HTTP request) is switched at once, without
+	// noop-ing pending GETs; real clients send "5" only after 3probe and
+	// their paused GET, so for them this costs upgradeQuickRead.
+	haveHeader := false
+	upgradeDeadline := time.Now().Add(c.srv.cfg.UpgradeTimeout)
+	nc.SetReadDeadline(time.Now().Add(upgradeQuickRead))
+	n, err := io.ReadFull(nc, pr.hdr[:2])
+	var ne net.Error
+	switch {
+	case err == nil:
+		haveHeader = true
+	case errors.As(err, &ne) && ne.Timeout():
+		nc.SetReadDeadline(upgradeDeadline)
+		if n > 0 {
+			if _, err := io.ReadFull(nc, pr.hdr[n:2]); err != nil {
+				fail("no upgrade packet")
+				return
+			}
+			haveHeader = true
+		}
+	default:
+		fail("no upgrade packet")
 		return
 	}
-	c.upgrading = true
-	c.kickLocked()
-	c.mu.Unlock()
-	m, err = pr.readWSFrames(nc, c.srv.cfg.MaxPayload, false)
+	nc.SetReadDeadline(upgradeDeadline)
+	if !haveHeader {
+		c.mu.Lock()
+		if c.probing != ws || c.closed {
+			c.mu.Unlock()
+			nc.Close()
+			return
+		}
+		c.upgrading = true
+		c.kickLocked()
+		c.mu.Unlock()
+	}
+	m, err = pr.readWSFrames(nc, c.srv.cfg.MaxPayload, haveHeader)
 	if err != nil || m.binary || string(m.data) != string([]byte{engineUpgrade}) {
 		fail("no upgrade packet")
 		return
