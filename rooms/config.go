@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/walcast/walcast/hub"
 )
 
 // Defaults for zero Config fields.
@@ -33,6 +34,7 @@ const (
 	DefaultAbuseWindow       = 10 * time.Second
 	DefaultMaxRoomsPerSocket = 200
 	DefaultMaxCartBytes      = 64 << 10
+	DefaultRelayTimeout      = 2 * time.Second
 	DefaultMaxConnsPerUser   = 20
 	DefaultMaxTokenBytes     = 16 << 10
 )
@@ -154,6 +156,14 @@ type Config struct {
 	// at CONNECT (recovered rooms are still revalidated after it).
 	RecoveryGuard *RecoveryGuard
 
+	// Relay carries client-originated broadcasts (cart:synced) to every node,
+	// e.g. the bus's Publish, so a user's devices on other nodes get them too;
+	// nil = deliver on this node only (srv.Broadcast). It is called with a
+	// deadline of RelayTimeout.
+	Relay func(ctx context.Context, b *hub.Broadcast) error
+	// RelayTimeout bounds one Relay call; 0 = 2s.
+	RelayTimeout time.Duration
+
 	// AdminNamespace declares "/admin", which only admins may connect to.
 	AdminNamespace bool
 	// Metrics gives new admin:metrics subscribers the current value; nil =
@@ -219,6 +229,7 @@ func (c Config) withDefaults() (Config, error) {
 	dur("ProfileCacheTTL", &c.ProfileCacheTTL, DefaultProfileCacheTTL, true)
 	dur("DBTimeout", &c.DBTimeout, DefaultDBTimeout, false)
 	dur("AbuseWindow", &c.AbuseWindow, DefaultAbuseWindow, false)
+	dur("RelayTimeout", &c.RelayTimeout, DefaultRelayTimeout, false)
 	if c.ProfileQuery == "" {
 		c.ProfileQuery = DefaultProfileQuery
 	}

@@ -40,6 +40,7 @@ const (
 	ErrTextAdminOnly    = "not allowed: admins only"
 	ErrTextCartTooLarge = "cart too large"
 	ErrTextCartMissing  = "cart missing"
+	ErrTextRelayFailed  = "cart not synced, try again"
 	ErrTextBinary       = "binary payloads are not accepted"
 	ErrTextInternal     = "internal error, try again"
 	ErrTextUnknownEvent = "event not allowed"
@@ -357,13 +358,23 @@ func (st *socketState) cartUpdate(m *hub.Message) *refusal {
 	payload = append(payload, `,"timestamp":`...)
 	payload = strconv.AppendInt(payload, st.p.cfg.now().UnixMilli(), 10)
 	payload = append(payload, '}')
-	srv.Broadcast(&hub.Broadcast{
+	b := &hub.Broadcast{
 		Namespace: st.s.Namespace(),
 		Rooms:     []string{RoomCart(st.id.UserID)},
 		Except:    []string{st.s.ID()},
 		Event:     EventCartSynced,
 		Args:      []json.RawMessage{payload},
-	})
+	}
+	if st.p.cfg.Relay == nil {
+		srv.Broadcast(b)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(st.s.Context(), st.p.cfg.RelayTimeout)
+	defer cancel()
+	if err := st.p.cfg.Relay(ctx, b); err != nil {
+		st.p.log.Warn("cart relay failed", slog.String(LogKeyUserID, st.id.UserID), slog.Any("err", err))
+		return &refusal{reason: "relay_failed", text: ErrTextRelayFailed}
+	}
 	return nil
 }
 

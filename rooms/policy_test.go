@@ -70,6 +70,7 @@ type stackOpts struct {
 	recovery       bool // hub connection state recovery on
 	guard          bool // recovery store wrapped by Policy.GuardRecovery
 	defaultPayload bool // hub MaxPayload left at its default (1e6)
+	relay          func(ctx context.Context, b *hub.Broadcast) error
 }
 
 func startStack(t *testing.T, o ...stackOpts) *stack {
@@ -117,6 +118,7 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 		MaxConnsPerUser:        testMaxConns,
 		AdminNamespace:         true,
 		Metrics:                staticMetrics{},
+		Relay:                  opt.relay,
 		Logger:                 log,
 	})
 	if err != nil {
@@ -804,4 +806,50 @@ func TestPolicy_CartOverHubMaxPayload(t *testing.T) {
 		t.Fatalf("small cart after reconnect: %s", e)
 	}
 	d.wait("cart:synced on other", driverWait, func(l *dline) bool { return l.Name == "other" && l.Event == rooms.EventCartSynced })
+}
+
+// TestPolicy_CartRelay checks that with a Relay (the bus, in a cluster) cart:synced
+// goes through it rather than only to this node's sockets, and that a relay
+// failure is refused to the sender instead of being lost silently.
+func TestPolicy_CartRelay(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		relayed []*hub.Broadcast
+		fail    bool
+		srv     *hub.Server
+	)
+	st := startStack(t, stackOpts{relay: func(ctx context.Context, b *hub.Broadcast) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return errors.New("bus down")
+		}
+		relayed = append(relayed, b)
+		srv.Broadcast(b) // what the bus does on every node, this one included
+		return nil
+	}})
+	srv = st.hub
+	d := startDriver(t, st.url)
+	tok := st.token(t, uCustomer1, "", time.Hour)
+	for _, name := range []string{"phone", "laptop"} {
+		if l := d.connect(name, tok, connectOpts{transports: []string{"websocket"}}); l.Ev != "connect" {
+			t.Fatalf("%s: %s %q", name, l.Ev, l.Message)
+		}
+	}
+	if ok, e := ackOf(t, d, "phone", rooms.EventCartUpdate, map[string]any{"items": []any{"v1"}}); !ok {
+		t.Fatalf("cart:update: %s", e)
+	}
+	d.wait("cart:synced on laptop", driverWait, func(l *dline) bool { return l.Name == "laptop" && l.Event == rooms.EventCartSynced })
+	mu.Lock()
+	if len(relayed) != 1 || relayed[0].Event != rooms.EventCartSynced || relayed[0].Rooms[0] != rooms.RoomCart(uCustomer1) {
+		t.Fatalf("relayed = %+v, want one cart:synced to %s", relayed, rooms.RoomCart(uCustomer1))
+	}
+	fail = true
+	mu.Unlock()
+	if ok, e := ackOf(t, d, "phone", rooms.EventCartUpdate, map[string]any{"items": []any{"v2"}}); ok || e != rooms.ErrTextRelayFailed {
+		t.Fatalf("cart:update with the relay down: ok=%v error=%q, want refusal %q", ok, e, rooms.ErrTextRelayFailed)
+	}
+	if n := d.count(func(l *dline) bool { return l.Name == "phone" && l.Event == rooms.EventCartSynced }); n != 0 {
+		t.Fatalf("sender got %d cart:synced, want 0", n)
+	}
 }
