@@ -30,7 +30,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/hub/bus/redistest"
 )
 
 // interopWait bounds every wait for a line from a Node script.
@@ -1143,76 +1147,95 @@ func TestInterop_RecoveryAcrossRestart(t *testing.T) {
 	nodeBinary(t)
 	for _, mode := range []string{"default", "websocket"} {
 		t.Run(mode, func(t *testing.T) {
-			ev := newInteropEvents()
-			store := &savingStore{RecoveryStore: hub.NewMemoryStore(time.Minute, 0), saved: make(chan hub.Session, 8), gate: make(chan struct{})}
-			cfg := interopConfig()
-			cfg.Recovery = &hub.RecoveryConfig{Store: store, MaxDisconnection: time.Minute}
-			setup := func(srv *hub.Server) {
-				installInterop(srv, ev, false, func(s *hub.Socket) {
-					if !s.Recovered() {
-						s.Join("news")
-					}
-				})
-			}
-			news := func(ts *testServer, arg, offset string) {
-				ts.Hub.Broadcast(&hub.Broadcast{Rooms: []string{"news"}, Event: "news",
-					Args: []json.RawMessage{json.RawMessage(fmt.Sprintf("%q", arg))}, Offset: offset})
-			}
-			ts1 := startServer(t, "127.0.0.1:0", cfg, setup)
-			p := runNode(t, "recovery.mjs", ts1.URL, mode, "auto")
-			var c1 struct {
-				ID string `json:"id"`
-			}
-			p.expect("connect").decode(t, &c1)
-			recv(t, ev.connects, "server connect")
-			p.expect("ready")
-			news(ts1, "before-1", "200-0")
-			p.expect("news")
+			testRecoveryAcrossRestart(t, mode, hub.NewMemoryStore(time.Minute, 0))
+		})
+	}
+	// The production setup: the Redis recovery store of hub/bus on a real redis-server.
+	t.Run("redis", func(t *testing.T) {
+		rs := redistest.Start(t, redistest.Options{})
+		opt, err := redis.ParseURL(rs.URL())
+		if err != nil {
+			t.Fatalf("parse redis url: %v", err)
+		}
+		client := redis.NewClient(opt)
+		t.Cleanup(func() { client.Close() })
+		store, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: client, MaxAge: time.Minute, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatalf("NewRedisStore: %v", err)
+		}
+		testRecoveryAcrossRestart(t, "default", store)
+	})
+}
 
-			ts1.Stop()
-			var d struct {
-				Reason string `json:"reason"`
-				Active bool   `json:"active"`
-			}
-			p.expect("disconnect").decode(t, &d)
-			if !d.Active {
-				t.Fatalf("after Shutdown: client reason %q with active=false, want automatic reconnection", d.Reason)
-			}
-			if sess := recv(t, store.saved, "SaveSession at Shutdown"); sess.SID != c1.ID {
-				t.Errorf("saved session sid %q, want %q", sess.SID, c1.ID)
-			}
-
-			ts2 := startServer(t, ts1.Addr, cfg, setup)
-			news(ts2, "missed-1", "201-0")
-			news(ts2, "missed-2", "202-0")
-			close(store.gate)
-
-			var c2 struct {
-				ID        string `json:"id"`
-				Recovered bool   `json:"recovered"`
-			}
-			for {
-				l := p.next()
-				if l.Ev == "connect" {
-					l.decode(t, &c2)
-					break
-				}
-				if l.Ev != "news" && l.Ev != "connect_error" {
-					t.Fatalf("while reconnecting: got %s", l.Raw)
-				}
-			}
-			if !c2.Recovered || c2.ID != c1.ID {
-				t.Errorf("reconnect to the new server: got recovered=%v id %q, want recovered=true and id %q", c2.Recovered, c2.ID, c1.ID)
-			}
-			news(ts2, "last", "203-0")
-			var done struct {
-				Events [][]string `json:"events"`
-			}
-			p.skipUntil("done").decode(t, &done)
-			want := [][]string{{"before-1", "200-0"}, {"missed-1", "201-0"}, {"missed-2", "202-0"}, {"last", "203-0"}}
-			if !reflect.DeepEqual(done.Events, want) {
-				t.Errorf("events seen by the client:\n got %v\nwant %v", done.Events, want)
+func testRecoveryAcrossRestart(t *testing.T, mode string, base hub.RecoveryStore) {
+	ev := newInteropEvents()
+	store := &savingStore{RecoveryStore: base, saved: make(chan hub.Session, 8), gate: make(chan struct{})}
+	cfg := interopConfig()
+	cfg.Recovery = &hub.RecoveryConfig{Store: store, MaxDisconnection: time.Minute}
+	setup := func(srv *hub.Server) {
+		installInterop(srv, ev, false, func(s *hub.Socket) {
+			if !s.Recovered() {
+				s.Join("news")
 			}
 		})
+	}
+	news := func(ts *testServer, arg, offset string) {
+		ts.Hub.Broadcast(&hub.Broadcast{Rooms: []string{"news"}, Event: "news",
+			Args: []json.RawMessage{json.RawMessage(fmt.Sprintf("%q", arg))}, Offset: offset})
+	}
+	ts1 := startServer(t, "127.0.0.1:0", cfg, setup)
+	p := runNode(t, "recovery.mjs", ts1.URL, mode, "auto")
+	var c1 struct {
+		ID string `json:"id"`
+	}
+	p.expect("connect").decode(t, &c1)
+	recv(t, ev.connects, "server connect")
+	p.expect("ready")
+	news(ts1, "before-1", "200-0")
+	p.expect("news")
+
+	ts1.Stop()
+	var d struct {
+		Reason string `json:"reason"`
+		Active bool   `json:"active"`
+	}
+	p.expect("disconnect").decode(t, &d)
+	if !d.Active {
+		t.Fatalf("after Shutdown: client reason %q with active=false, want automatic reconnection", d.Reason)
+	}
+	if sess := recv(t, store.saved, "SaveSession at Shutdown"); sess.SID != c1.ID {
+		t.Errorf("saved session sid %q, want %q", sess.SID, c1.ID)
+	}
+
+	ts2 := startServer(t, ts1.Addr, cfg, setup)
+	news(ts2, "missed-1", "201-0")
+	news(ts2, "missed-2", "202-0")
+	close(store.gate)
+
+	var c2 struct {
+		ID        string `json:"id"`
+		Recovered bool   `json:"recovered"`
+	}
+	for {
+		l := p.next()
+		if l.Ev == "connect" {
+			l.decode(t, &c2)
+			break
+		}
+		if l.Ev != "news" && l.Ev != "connect_error" {
+			t.Fatalf("while reconnecting: got %s", l.Raw)
+		}
+	}
+	if !c2.Recovered || c2.ID != c1.ID {
+		t.Errorf("reconnect to the new server: got recovered=%v id %q, want recovered=true and id %q", c2.Recovered, c2.ID, c1.ID)
+	}
+	news(ts2, "last", "203-0")
+	var done struct {
+		Events [][]string `json:"events"`
+	}
+	p.skipUntil("done").decode(t, &done)
+	want := [][]string{{"before-1", "200-0"}, {"missed-1", "201-0"}, {"missed-2", "202-0"}, {"last", "203-0"}}
+	if !reflect.DeepEqual(done.Events, want) {
+		t.Errorf("events seen by the client:\n got %v\nwant %v", done.Events, want)
 	}
 }
