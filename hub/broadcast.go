@@ -23,6 +23,9 @@ type Broadcast struct {
 	CommitTime  time.Time // source commit time, for the commit-to-send histogram
 }
 
+// maxInlineTargets is the largest audience written inline (see Broadcast).
+const maxInlineTargets = 64
+
 // recoveryAppendTimeout bounds RecoveryStore.Append in Broadcast.
 const recoveryAppendTimeout = time.Second
 
@@ -67,16 +70,23 @@ func (s *Server) Broadcast(b *Broadcast) {
 	}
 	tp := targetsPool.Get().(*[]*Socket)
 	targets := n.rooms.collect((*tp)[:0], b.Rooms, b.Except)
+	// Inline writes only for small audiences: for big rooms the queues let
+	// frames that pile up under load go out several per writev (measured by
+	// walcast-load at 5,000 receivers x 50 broadcasts/s: 2.4 us server CPU
+	// per delivery queued vs 7 us inline, one syscall and TCP segment each).
 	var iw *inlineWrite
-	if fs == nil && len(targets) > 0 {
+	if fs == nil && len(targets) > 0 && len(targets) <= maxInlineTargets {
 		iw = newInlineWrite(text)
 	}
 	delivered := 0
 	for _, sock := range targets {
 		var ok bool
-		if fs == nil {
+		switch {
+		case iw != nil:
 			ok = sock.c.deliverInline(iw, text)
-		} else {
+		case fs == nil:
+			ok = sock.c.enqueue1(text)
+		default:
 			ok = sock.c.enqueue(fs...)
 		}
 		if ok {

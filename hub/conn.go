@@ -102,11 +102,12 @@ type conn struct {
 	finished    bool               // finish has run
 
 	// polling state (under mu)
-	pollNotify chan struct{}
-	getActive  bool
-	postActive bool
-	upgrading  bool
-	probing    *websocket.Conn
+	pollNotify  chan struct{}
+	getActive   bool
+	postActive  bool
+	upgrading   bool
+	probeChecks int // probe read slices that found nothing (awaitProbeLocked)
+	probing     *websocket.Conn
 }
 
 type pendingBinary struct {

@@ -11,9 +11,35 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// upgradeQuickRead is how long the probe looks for a "5" sent right behind
-// "2probe" before it noops pending GETs.
-const upgradeQuickRead = 10 * time.Millisecond
+// probeCheckInterval is the slice in which the probe looks for "5".
+const probeCheckInterval = 20 * time.Millisecond
+
+// awaitProbeLocked holds a GET that races an upgrade until the transport
+// switched or the probe has found its socket empty twice since the GET
+// arrived (so a "5" the client sent before this GET has been read), at most
+// a second. Called and returns with c.mu held.
+func (c *conn) awaitProbeLocked(r *http.Request) {
+	start := c.probeChecks
+	deadline := time.Now().Add(time.Second)
+	for c.upgrading && c.transport == transportPolling && !c.closed && c.probeChecks < start+2 {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return
+		}
+		c.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-c.pollNotify:
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
+		c.mu.Lock()
+		if r.Context().Err() != nil {
+			return
+		}
+	}
+}
 
 func setPollingHeaders(w http.ResponseWriter) {
 	h := w.Header()
@@ -45,17 +71,9 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.upgrading && !c.closed {
-		// A GET that arrives mid-upgrade: if the client's "5" is being
-		// processed the session is about to switch, and a GET after the
-		// switch must fail (transport mismatch), so wait briefly like the
-		// reference's 100 ms upgrade check.
-		c.mu.Unlock()
-		select {
-		case <-c.pollNotify:
-		case <-time.After(100 * time.Millisecond):
-		case <-r.Context().Done():
-		}
-		c.mu.Lock()
+		// A GET that arrives mid-upgrade: a GET after the switch must fail
+		// (transport mismatch), so let the probe read a "5" sent before it.
+		c.awaitProbeLocked(r)
 		if c.transport != transportPolling {
 			c.mu.Unlock()
 			writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
@@ -71,15 +89,9 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 	c.getActive = true
 	for {
 		if c.upgrading && c.transport == transportPolling && !c.closed {
-			// Same grace as above for a GET that was pending when the probe
-			// started: answer noop, unless the switch happens meanwhile.
-			c.mu.Unlock()
-			select {
-			case <-c.pollNotify:
-			case <-time.After(100 * time.Millisecond):
-			case <-r.Context().Done():
-			}
-			c.mu.Lock()
+			// A GET pending while the probe runs: noop (the client pauses
+			// polling, then sends "5"), unless the switch happens meanwhile.
+			c.awaitProbeLocked(r)
 			c.getActive = false
 			polling := c.transport == transportPolling
 			c.mu.Unlock()
@@ -241,6 +253,7 @@ func (c *conn) probe(ws *websocket.Conn) {
 			c.probing = nil
 			c.upgrading = false
 		}
+		c.kickLocked() // wake GETs waiting on the probe
 		c.mu.Unlock()
 		nc.Close()
 	}
@@ -259,43 +272,56 @@ func (c *conn) probe(ws *websocket.Conn) {
 		return
 	}
 	nc.SetWriteDeadline(time.Time{})
-	// A client that sent "5" right behind "2probe" (the reference processes
-	// both before any later HTTP request) is switched at once, without
-	// noop-ing pending GETs; real clients send "5" only after 3probe and
-	// their paused GET, so for them this costs upgradeQuickRead.
-	haveHeader := false
+	c.mu.Lock()
+	if c.probing != ws || c.closed {
+		c.mu.Unlock()
+		nc.Close()
+		return
+	}
+	c.upgrading = true
+	c.kickLocked()
+	c.mu.Unlock()
+	// Wait for "5" in short slices; each slice that ends with nothing to read
+	// is counted (probeChecks), so a GET racing the upgrade knows whether a
+	// "5" already sent could still be unread (see awaitProbeLocked).
+	haveHeader, closedSeen := false, false
 	upgradeDeadline := time.Now().Add(c.srv.cfg.UpgradeTimeout)
-	nc.SetReadDeadline(time.Now().Add(upgradeQuickRead))
-	n, err := io.ReadFull(nc, pr.hdr[:2])
-	var ne net.Error
-	switch {
-	case err == nil:
-		haveHeader = true
-	case errors.As(err, &ne) && ne.Timeout():
-		nc.SetReadDeadline(upgradeDeadline)
-		if n > 0 {
+	for !haveHeader {
+		slice := time.Now().Add(probeCheckInterval)
+		if slice.After(upgradeDeadline) {
+			slice = upgradeDeadline
+		}
+		nc.SetReadDeadline(slice)
+		n, err := io.ReadFull(nc, pr.hdr[:2])
+		var ne net.Error
+		switch {
+		case err == nil:
+			haveHeader = true
+		case errors.As(err, &ne) && ne.Timeout() && n > 0:
+			nc.SetReadDeadline(upgradeDeadline)
 			if _, err := io.ReadFull(nc, pr.hdr[n:2]); err != nil {
 				fail("no upgrade packet")
 				return
 			}
 			haveHeader = true
-		}
-	default:
-		fail("no upgrade packet")
-		return
-	}
-	nc.SetReadDeadline(upgradeDeadline)
-	if !haveHeader {
-		c.mu.Lock()
-		if c.probing != ws || c.closed {
+		case errors.As(err, &ne) && ne.Timeout() && time.Now().Before(upgradeDeadline):
+			c.mu.Lock()
+			c.probeChecks++
+			c.kickLocked()
+			if c.closed && !closedSeen {
+				// closed mid-upgrade: wait for "5" only a little longer (BUG 5)
+				closedSeen = true
+				if d := time.Now().Add(time.Second); d.Before(upgradeDeadline) {
+					upgradeDeadline = d
+				}
+			}
 			c.mu.Unlock()
-			nc.Close()
+		default:
+			fail("no upgrade packet")
 			return
 		}
-		c.upgrading = true
-		c.kickLocked()
-		c.mu.Unlock()
 	}
+	nc.SetReadDeadline(upgradeDeadline)
 	m, err = pr.readWSFrames(nc, c.srv.cfg.MaxPayload, haveHeader)
 	if err != nil || m.binary || string(m.data) != string([]byte{engineUpgrade}) {
 		fail("no upgrade packet")
