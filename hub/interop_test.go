@@ -1239,3 +1239,31 @@ func testRecoveryAcrossRestart(t *testing.T, mode string, base hub.RecoveryStore
 		t.Errorf("events seen by the client:\n got %v\nwant %v", done.Events, want)
 	}
 }
+
+// TestInterop_ManyClients: 100 clients with default options connect and upgrade at the same
+// time; each then gets a broadcast sequence exactly once, in order.
+func TestInterop_ManyClients(t *testing.T) {
+	nodeBinary(t)
+	const n = 100
+	ev := newInteropEvents()
+	ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) { installInterop(srv, ev, false, nil) })
+	p := runNode(t, "many.mjs", ts.URL, fmt.Sprint(n))
+	p.expect("ready")
+	if st := ts.Hub.Stats(); st.Sockets != n || st.Connections != n {
+		t.Errorf("Stats after %d clients connected: %+v", n, st)
+	}
+	for i := 1; i <= 3; i++ {
+		ts.Hub.Broadcast(&hub.Broadcast{Event: "news", Args: []json.RawMessage{json.RawMessage(fmt.Sprint(i))}})
+	}
+	var got struct {
+		Bad        []json.RawMessage `json:"bad"`
+		Transports map[string]int    `json:"transports"`
+	}
+	p.expect("done").decode(t, &got)
+	if len(got.Bad) > 0 {
+		t.Errorf("%d clients did not get [1,2,3] exactly: %s", len(got.Bad), got.Bad)
+	}
+	if got.Transports["websocket"] != n {
+		t.Errorf("transports at the end: %v, want all %d on websocket", got.Transports, n)
+	}
+}
