@@ -47,13 +47,13 @@
 //
 // # Fan-out and memory
 //
-// Server.Broadcast encodes the whole Engine.IO frame ("42[…]") and its
-// WebSocket framing once. To an idle WebSocket receiver it is written inline
-// with one non-blocking write(2) (no goroutine, no allocation); a receiver that
-// is busy, polling, or whose kernel buffer is full gets the shared bytes in its
-// bounded outbound queue, drained by a writer goroutine that exists only while
-// there is something to write and that writes everything queued with one
-// writev. A connection over MaxQueueBytes or stuck longer than WriteTimeout is
+// Server.Broadcast encodes the whole Engine.IO frame ("42[…]") once and
+// hands the same immutable bytes to every receiver's bounded outbound queue,
+// drained by a writer goroutine that exists only while there is something to
+// write and that writes everything queued with one writev (so frames that pile
+// up under load share syscalls). For small audiences (<= 64 receivers) the
+// frame is framed once and written inline to idle WebSocket receivers with one
+// non-blocking write(2) instead (no goroutine, no allocation). A connection over MaxQueueBytes or stuck longer than WriteTimeout is
 // closed as "slow" (recoverable); the broadcaster never waits for a client.
 //
 // gorilla/websocket performs the upgrade handshake; frames are then read by
