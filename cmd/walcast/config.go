@@ -53,6 +53,7 @@ type config struct {
 	RecoveryWindow  time.Duration // connection state recovery window; 0 = off; default 2m
 	RateLimit       float64       // client events per second per socket; 0 = rooms default
 	AdminNamespace  bool          // also serve the admins-only "/admin" namespace
+	DBPoolSize      int           // ordinary connections for profile, order-owner and mapper lookups; default 8
 
 	// Warnings are printed (logged) at start; they do not stop walcast.
 	Warnings []string
@@ -220,6 +221,14 @@ func options() []struct {
 				return fmt.Errorf("%q is not a non-negative number", v)
 			}
 			c.RateLimit = f
+			return nil
+		}}},
+		{optServe, option{"db-pool-size", []string{"WALCAST_DB_POOL_SIZE"}, "8", "ordinary database connections for profile, order-owner and mapping lookups (the replication connection is extra)", func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				return fmt.Errorf("%q is not a pool size between 1 and 1000", v)
+			}
+			c.DBPoolSize = n
 			return nil
 		}}},
 		{optServe, option{"admin-namespace", []string{"WALCAST_ADMIN_NAMESPACE"}, "false", "also serve the /admin namespace, which only admins may connect to", func(c *config, v string) error {

@@ -47,6 +47,9 @@ func TestConfig_Serve(t *testing.T) {
 			if c.AllowedOrigins != nil || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "any web page") {
 				t.Errorf("origins = %v warnings = %v, want allow-all with a warning", c.AllowedOrigins, c.Warnings)
 			}
+			if c.DBPoolSize != 8 {
+				t.Errorf("DBPoolSize = %d, want 8", c.DBPoolSize)
+			}
 			if !reflect.DeepEqual(c.AdminRoles, []string{"admin", "super_admin"}) {
 				t.Errorf("AdminRoles = %v", c.AdminRoles)
 			}
@@ -96,6 +99,7 @@ func TestConfig_Serve(t *testing.T) {
 			wantErr: []string{`WALCAST_SLOT: "My-Slot" is not a slot name`, `WALCAST_PUBLICATION: "pub;drop" is not a publication name`}},
 		{name: "BadMapping", env: with("WALCAST_MAPPING", "../../testdata/e2e/custom_schema.sql"), wantErr: []string{"WALCAST_MAPPING: mapping ../../testdata/e2e/custom_schema.sql: mapping: parse"}},
 		{name: "MissingMapping", env: with("WALCAST_MAPPING", "/nonexistent/m.json"), wantErr: []string{"WALCAST_MAPPING: mapping: read /nonexistent/m.json"}},
+		{name: "BadPoolSize", env: with("WALCAST_DB_POOL_SIZE", "0"), wantErr: []string{`WALCAST_DB_POOL_SIZE: "0" is not a pool size`}},
 		{name: "NegativeDuration", env: with(), args: []string{"-ping-timeout", "-5s"}, wantErr: []string{"-ping-timeout: \"-5s\" is negative"}},
 		{name: "BadFlag", env: base, args: []string{"-nope"}, wantErr: []string{"flag provided but not defined"}},
 	}

@@ -102,6 +102,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		LogLevel:        c.LogLevel,
 		LogFormat:       c.LogFormat,
 		ShutdownTimeout: 5 * time.Second,
+		DBPoolSize:      8,
 		RecoveryWindow:  2 * time.Minute,
 	}
 	svc, err := newService(cfg, log)

@@ -98,7 +98,10 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database url: %s", redactErr(err, c.DatabaseURL))
 	}
-	pcfg.MaxConns = 8
+	pcfg.MaxConns = 8 // zero DBPoolSize (a config built in code) keeps the default
+	if c.DBPoolSize > 0 {
+		pcfg.MaxConns = int32(c.DBPoolSize)
+	}
 	s.db, err = pgxpool.NewWithConfig(context.Background(), pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("database pool: %s", redactErr(err, c.DatabaseURL))
