@@ -2,13 +2,13 @@ package hub
 
 import (
 	"encoding/binary"
-	"unicode/utf8"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
