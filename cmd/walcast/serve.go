@@ -81,6 +81,17 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The rooms policy guards recovery: a CONNECT may not resume another
+	// user's session (the pid alone is not proof of identity).
+	var guard *rooms.RecoveryGuard
+	if hcfg.Recovery != nil {
+		inner := hcfg.Recovery.Store
+		if inner == nil {
+			inner = hub.NewMemoryStore(hcfg.Recovery.MaxDisconnection, 0)
+		}
+		guard = rooms.NewRecoveryGuard(inner)
+		hcfg.Recovery.Store = guard
+	}
 	srv, err := hub.New(hcfg)
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
@@ -111,7 +122,8 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, reg, log); err != nil {
+	relay := func(ctx context.Context, b *hub.Broadcast) error { return s.bus.Publish(ctx, []*hub.Broadcast{b}) }
+	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, guard, relay, reg, log); err != nil {
 		return nil, err
 	}
 	newRoleGauge(reg, func() string { st, _ := s.cdc.ready(); return st })

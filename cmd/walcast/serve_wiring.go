@@ -30,7 +30,11 @@ func newBus(c config, srv *hub.Server, cl *cluster, log *slog.Logger) (bus.Bus, 
 
 // newRooms builds walcast's room policy (identity, auto-joins, subscriptions)
 // and installs it on srv. db runs the profile and order-owner queries.
-func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics rooms.MetricsSource, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
+// guard (nil when recovery is off) lets it refuse to recover another user's
+// session; relay carries cart:synced over the bus to the user's devices on
+// every node.
+func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics rooms.MetricsSource, guard *rooms.RecoveryGuard,
+	relay func(context.Context, *hub.Broadcast) error, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
 	rcfg := rooms.Config{
 		JWTSecret:      rooms.Secret(c.JWTSecret),
 		JWKSURL:        c.JWKSURL,
@@ -40,6 +44,8 @@ func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics rooms.Metrics
 		AdminRoles:     c.AdminRoles,
 		EventRate:      c.RateLimit,
 		AdminNamespace: c.AdminNamespace,
+		RecoveryGuard:  guard,
+		Relay:          relay,
 		DB:             db,
 		Metrics:        metrics,
 		Prom:           rooms.NewPromMetrics(reg),
