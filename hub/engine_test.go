@@ -151,7 +151,8 @@ func TestEngine_PollingMessagesAndPing(t *testing.T) {
 }
 
 func TestEngine_PollingConcurrency(t *testing.T) {
-	_, ts := hubtest.NewServer(t, fastConfig(t))
+	// default ping interval: no ping may interleave under a loaded machine
+	_, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t)})
 	t.Run("TwoGETs", func(t *testing.T) {
 		sid := pollOpen(t, ts)
 		u := eioURL(ts, "transport=polling&sid="+sid)
@@ -335,7 +336,8 @@ func expectClosed(t *testing.T, ws *websocket.Conn) error {
 }
 
 func TestSocket_BadPackets(t *testing.T) {
-	srv, ts := hubtest.NewServer(t, fastConfig(t))
+	// default pings: the raw clients here never answer them
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t)})
 	srv.Of("/").OnConnect(func(s *hub.Socket) {
 		s.On("m", func(s *hub.Socket, m *hub.Message) { s.EmitRaw("back", m.Args, m.Attachments) })
 	})
@@ -397,7 +399,10 @@ func TestSocket_BadPackets(t *testing.T) {
 }
 
 func TestSocket_NamespaceDisconnectKeepsEngine(t *testing.T) {
-	srv, ts := hubtest.NewServer(t, fastConfig(t))
+	// pings every second, answered in time by nobody: the test ends before
+	cfg := fastConfig(t)
+	cfg.PingInterval, cfg.PingTimeout = time.Second, time.Second
+	srv, ts := hubtest.NewServer(t, cfg)
 	srv.Of("/custom")
 	gone := make(chan string, 1)
 	srv.Of("/custom").OnConnect(func(s *hub.Socket) {
