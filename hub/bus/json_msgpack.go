@@ -179,21 +179,21 @@ func (s *jsonScanner) str() ([]byte, error) {
 				return nil, s.fail("bad \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
-				r2 := utf8.RuneError
+				// A surrogate pair is two escapes. When the next escape does
+				// not complete a pair, this one becomes U+FFFD and the next is
+				// decoded on its own, as encoding/json does.
+				dec := utf8.RuneError
 				if s.pos+1 < len(s.in) && s.in[s.pos] == '\\' && s.in[s.pos+1] == 'u' {
 					save := s.pos
 					s.pos += 2
 					if x, ok := s.hex4(); ok {
-						r2 = x
-					} else {
+						dec = utf16.DecodeRune(r, x)
+					}
+					if dec == utf8.RuneError {
 						s.pos = save
 					}
 				}
-				if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
-					r = dec
-				} else {
-					r = utf8.RuneError
-				}
+				r = dec
 			}
 			s.tmp = utf8.AppendRune(s.tmp, r)
 		default:
