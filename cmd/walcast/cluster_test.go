@@ -654,6 +654,11 @@ func TestCluster(t *testing.T) {
 		checkRecovered(t, c, standby)
 	})
 
+	t.Run("StandbyMetrics", func(t *testing.T) {
+		c.t = t
+		standbyMetrics(t, c)
+	})
+
 	t.Run("Interop", func(t *testing.T) {
 		c.t = t
 		clusterInterop(t, c)
@@ -978,5 +983,68 @@ func benchCluster(b *testing.B, nodes int) {
 		b.ReportMetric(float64(deliveries)/elapsed.Seconds(), "deliveries/s")
 		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
+
+// standbyMetrics checks that an admin who subscribes to metrics on a standby
+// gets the leader's current figures at once. A standby's own mapper loaded the
+// metrics at start and follows no changes, so without the bus-fed value it
+// would answer with a stale count.
+func standbyMetrics(t *testing.T, c *wcluster) {
+	ctx := t.Context()
+	if _, err := c.db.Exec(ctx, `INSERT INTO orders (order_number, user_id, seller_id, total)
+		VALUES ('ORD-STANDBY-METRICS', '00000000-0000-4000-8000-000000000101', '00000000-0000-4000-8000-000000000011', 12.50)`); err != nil {
+		t.Fatalf("insert order: %v", err)
+	}
+	var want int
+	if err := c.db.QueryRow(ctx, `SELECT count(*) FROM orders WHERE status::text NOT IN ('cancelled', 'refunded')`).Scan(&want); err != nil {
+		t.Fatalf("count orders: %v", err)
+	}
+	// The leader coalesces metrics to one event per second; after this the
+	// new figure has been published and nothing else will change it.
+	time.Sleep(2500 * time.Millisecond)
+	leader := c.leader()
+	var standby *wnode
+	for _, n := range c.nodes {
+		if n != leader && n.alive() {
+			standby = n
+			break
+		}
+	}
+	if standby == nil {
+		t.Fatal("no live standby node")
+	}
+	admin, err := hubtest.Dial(ctx, standby.url(), "/", c.token("00000000-0000-4000-8000-000000000001"))
+	if err != nil {
+		t.Fatalf("admin dial node %d: %v", standby.idx, err)
+	}
+	defer admin.Close()
+	ack, err := admin.EmitWithAck(ctx, "subscribe:metrics")
+	if err != nil || len(ack) == 0 || !strings.Contains(string(ack[0]), `"ok":true`) {
+		t.Fatalf("subscribe:metrics on standby node %d: ack %s, err %v", standby.idx, ack, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		ev, err := admin.Next(wctx)
+		if err != nil {
+			t.Fatalf("no admin:metrics-updated on standby node %d: %v", standby.idx, err)
+		}
+		if ev.Name != "admin:metrics-updated" {
+			continue
+		}
+		var got struct {
+			Metrics struct {
+				TotalOrders int `json:"totalOrders"`
+			} `json:"metrics"`
+		}
+		if err := json.Unmarshal(ev.Args[0], &got); err != nil {
+			t.Fatalf("metrics payload %s: %v", ev.Args[0], err)
+		}
+		if got.Metrics.TotalOrders != want {
+			t.Fatalf("standby node %d answered subscribe:metrics with totalOrders %d, want %d (the leader's current figure)",
+				standby.idx, got.Metrics.TotalOrders, want)
+		}
+		return
 	}
 }

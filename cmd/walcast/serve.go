@@ -122,6 +122,9 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cl != nil {
+		s.cdc.remote = cl.remoteMetrics
+	}
 	relay := func(ctx context.Context, b *hub.Broadcast) error { return s.bus.Publish(ctx, []*hub.Broadcast{b}) }
 	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, guard, relay, reg, log); err != nil {
 		return nil, err

@@ -7,12 +7,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
 )
@@ -32,6 +35,31 @@ type cluster struct {
 	m      *bus.Metrics
 	log    *slog.Logger
 	nsps   []string // namespaces the bus carries
+
+	// leaderMetrics is the newest admin:metrics-updated payload the leader
+	// published; a standby's own mapper sees no changes, so this is what a
+	// new admin:metrics subscriber on a standby gets.
+	metricsMu     sync.Mutex
+	leaderMetrics json.RawMessage
+}
+
+// observeRemote keeps the newest metrics payload another node published.
+func (cl *cluster) observeRemote(b *hub.Broadcast) {
+	if b.Event != cdc.EventMetricsUpdated || len(b.Args) != 1 {
+		return
+	}
+	p := append(json.RawMessage(nil), b.Args[0]...)
+	cl.metricsMu.Lock()
+	cl.leaderMetrics = p
+	cl.metricsMu.Unlock()
+}
+
+// remoteMetrics returns the newest metrics payload the leader published, or
+// nil when none has been seen yet.
+func (cl *cluster) remoteMetrics() json.RawMessage {
+	cl.metricsMu.Lock()
+	defer cl.metricsMu.Unlock()
+	return cl.leaderMetrics
 }
 
 // newCluster creates the Redis client and recovery store (no I/O) and, when
@@ -86,6 +114,7 @@ func (cl *cluster) attach(srv *hub.Server) (*bus.Redis, error) {
 		Store:      cl.store,
 		Namespaces: cl.nsps,
 		Metrics:    cl.m,
+		OnRemote:   cl.observeRemote,
 		Logger:     cl.log,
 	})
 	if err != nil {

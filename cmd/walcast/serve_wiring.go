@@ -69,6 +69,9 @@ type pipeline struct {
 	mapper *cdc.Mapper
 	p      *cdc.Pipeline
 	db     cdc.Querier
+	// remote returns the metrics payload the leader last published over the
+	// bus (cluster mode); nil = single node.
+	remote func() json.RawMessage
 }
 
 func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *cdcMetrics) (*pipeline, error) {
@@ -190,6 +193,13 @@ func (p *pipeline) ready() (string, bool) {
 
 // AdminMetrics implements rooms.MetricsSource: a new admin:metrics subscriber
 // gets the current value at once.
+// On a standby the local mapper follows no changes, so the value the leader
+// last published over the bus is used instead.
 func (p *pipeline) AdminMetrics(ctx context.Context) (json.RawMessage, error) {
+	if p.remote != nil && p.p.Stats().State != cdc.StateStreaming {
+		if m := p.remote(); m != nil {
+			return m, nil
+		}
+	}
 	return p.mapper.CurrentMetrics(), nil
 }

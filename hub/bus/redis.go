@@ -57,6 +57,11 @@ type RedisConfig struct {
 	HealthInterval time.Duration
 	// Metrics are optional collectors from NewMetrics; nil = none.
 	Metrics *Metrics
+	// OnRemote, when set, is called with each broadcast received from another
+	// node (or a Node emitter) right after it was delivered to the local hub,
+	// on the bus's receive goroutine: it must not block, and must copy what it
+	// keeps. walcast uses it to remember the leader's latest metrics. nil = none.
+	OnRemote func(b *hub.Broadcast)
 	// Logger receives the bus's logs; nil = slog.Default().
 	Logger *slog.Logger
 }
@@ -310,6 +315,9 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 	r.srv.Broadcast(b)
 	if remote {
 		r.m.observeIn(b.CommitTime)
+		if r.cfg.OnRemote != nil {
+			r.cfg.OnRemote(b)
+		}
 	}
 	return true
 }
