@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -127,4 +128,53 @@ func TestE2E_CustomMapping(t *testing.T) {
 	}
 	want(customer, "product:stock-updated", func(p string) bool { return strings.Contains(p, `"available":7`) })
 	want(admin, "admin:new-order", func(p string) bool { return strings.Contains(p, `"ref":"P-501"`) })
+}
+
+// TestServe_MappingMismatch: a mapping that names a column the database does not
+// have stops serve at start with an error naming it, instead of retrying forever.
+func TestServe_MappingMismatch(t *testing.T) {
+	pg := pgtest.New(t, pgtest.Options{})
+	ctx := t.Context()
+	schema, err := os.ReadFile("../../testdata/e2e/custom_schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := pg.Psql(ctx, "postgres", string(schema)); err != nil {
+		t.Fatalf("custom schema: %v\n%s", err, out)
+	}
+	mapping, err := os.ReadFile("../../testdata/e2e/custom_mapping.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(mapping), `"parcel"`, `"no_such_column"`, 1)
+	path := filepath.Join(t.TempDir(), "bad_mapping.json")
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"DATABASE_URL":       pg.URL("postgres"),
+		"WALCAST_MAPPING":    path,
+		"WALCAST_JWT_SECRET": "mismatch-secret-mismatch-secret!",
+	}
+	c, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, []string{"-listen", "127.0.0.1:0"}, envMap(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := newService(c, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatalf("newService: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = svc.Run(runCtx, ln)
+	if runCtx.Err() != nil {
+		t.Fatalf("serve kept running with a mapping naming a missing column (Run returned %v only at the test deadline)", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "no_such_column") {
+		t.Fatalf("serve = %v, want an error naming no_such_column", err)
+	}
 }

@@ -115,6 +115,11 @@ func (p *pipeline) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, cdc.ErrMappingMismatch) {
+			// A table or column the mapping names is missing: retrying cannot
+			// help, so fail at start with the name (fix WALCAST_MAPPING or the schema).
+			return err
+		}
 		if attempt == 0 || attempt%10 == 0 {
 			p.log.Error("cannot load the mapping from the database; retrying", "err", err, "attempt", attempt+1)
 		}
