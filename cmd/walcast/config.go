@@ -53,6 +53,7 @@ type config struct {
 	RecoveryWindow  time.Duration // connection state recovery window; 0 = off; default 2m
 	RateLimit       float64       // client events per second per socket; 0 = rooms default
 	AdminNamespace  bool          // also serve the admins-only "/admin" namespace
+	Pprof           bool          // serve Go's profiler at /debug/pprof/ (off: it exposes internals)
 	DBPoolSize      int           // ordinary connections for profile, order-owner and mapper lookups; default 8
 
 	// Warnings are printed (logged) at start; they do not stop walcast.
@@ -237,6 +238,14 @@ func options() []struct {
 				return fmt.Errorf("%q is not true or false", v)
 			}
 			c.AdminNamespace = b
+			return nil
+		}}},
+		{optServe, option{"pprof", []string{"WALCAST_PPROF"}, "false", "serve Go's profiler at /debug/pprof/ on the listen address (for profiling; keep it off in production)", func(c *config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			c.Pprof = b
 			return nil
 		}}},
 		{optLog, option{"log-level", []string{"LOG_LEVEL", "WALCAST_LOG_LEVEL"}, "info", "debug, info, warn or error", func(c *config, v string) error {

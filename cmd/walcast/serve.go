@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -136,6 +137,9 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if c.Pprof {
+		mountPprof(s.mux)
+	}
 	return s, nil
 }
 
@@ -324,4 +328,14 @@ func (m *cdcMetrics) register(p *pipeline) {
 			}))
 	}
 	m.reg.MustRegister(cs...)
+}
+
+// mountPprof serves Go's profiler under /debug/pprof/ (WALCAST_PPROF): heap and
+// CPU profiles of a running node, e.g. to see where idle per-socket memory goes.
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }

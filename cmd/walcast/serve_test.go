@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +62,9 @@ func TestServe(t *testing.T) {
 
 	if code, body := httpGet(t, base+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
 		t.Fatalf("/healthz = %d %q, want 200 ok", code, body)
+	}
+	if code, _ := httpGet(t, base+"/debug/pprof/heap"); code != http.StatusNotFound {
+		t.Fatalf("/debug/pprof/heap = %d without WALCAST_PPROF, want 404", code)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -258,5 +262,21 @@ func TestServe_NotLogical(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return within 15s of cancel")
+	}
+}
+
+// TestMountPprof: with WALCAST_PPROF the profiler answers under /debug/pprof/.
+func TestMountPprof(t *testing.T) {
+	mux := http.NewServeMux()
+	mountPprof(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	if code, body := httpGet(t, srv.URL+"/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
+		t.Fatalf("/debug/pprof/heap = %d %.80q, want 200 with a heap profile", code, body)
+	}
+	c, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, nil,
+		envMap(map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1/x", "WALCAST_JWT_SECRET": "s", "WALCAST_PPROF": "true"}))
+	if err != nil || !c.Pprof {
+		t.Fatalf("parseConfig(WALCAST_PPROF=true) = %v, Pprof %v; want true", err, c.Pprof)
 	}
 }
