@@ -227,6 +227,13 @@ func (s *syncBuffer) String() string {
 func TestServe_NotLogical(t *testing.T) {
 	pg := pgtest.New(t, pgtest.Options{WalLevel: "replica"})
 	dbURL := pg.URL("postgres")
+	// The schema is there (a slot needs wal_level=logical, so none yet): the
+	// only problem left is wal_level, which serve must report and wait out. A
+	// database without the mapped tables stops serve instead
+	// (TestServe_MappingMismatch).
+	if out, err := runCapture(t, map[string]string{"DATABASE_URL": dbURL}, "migrate", "-demo", "-no-slot"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
 	c, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, nil,
 		envMap(map[string]string{"DATABASE_URL": dbURL, "WALCAST_JWT_SECRET": "x", "WALCAST_SHUTDOWN_TIMEOUT": "2s"}))
 	if err != nil {
