@@ -35,6 +35,7 @@ import (
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/hub/bus/redistest"
+	"github.com/walcast/walcast/hub/hubtest"
 )
 
 // interopWait bounds every wait for a line from a Node script.
@@ -184,24 +185,7 @@ type nodeProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan []byte
-	stderr *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr *hubtest.Buffer
 }
 
 // runNode starts `node testdata/interop/<script> <url> args...`. The process is killed at
@@ -213,7 +197,7 @@ func runNode(t *testing.T, script, url string, args ...string) *nodeProc {
 	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join(testdata, "interop", script), url}, args...)...)
 	cmd.Dir = testdata
 	cmd.Env = append(os.Environ(), "INTEROP_DEADLINE_MS=40000")
-	p := &nodeProc{t: t, name: script, cmd: cmd, lines: make(chan []byte, 64), stderr: &lockedBuffer{}}
+	p := &nodeProc{t: t, name: script, cmd: cmd, lines: make(chan []byte, 64), stderr: &hubtest.Buffer{}}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

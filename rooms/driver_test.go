@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/walcast/walcast/hub/hubtest"
 )
 
 // driverWait bounds every wait for a line from the Node driver.
@@ -23,7 +25,7 @@ const driverWait = 15 * time.Second
 type driver struct {
 	t      testing.TB
 	stdin  io.WriteCloser
-	stderr *syncBuffer
+	stderr *hubtest.Buffer
 
 	mu     sync.Mutex
 	lines  []*dline
@@ -51,23 +53,6 @@ type dline struct {
 	used bool
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func startDriver(t testing.TB, url string) *driver {
 	t.Helper()
 	missing := func(format string, args ...any) {
@@ -92,7 +77,7 @@ func startDriver(t testing.TB, url string) *driver {
 	cmd := exec.CommandContext(ctx, node, filepath.Join(td, "rooms", "driver.mjs"), url)
 	cmd.Dir = td
 	cmd.Env = append(os.Environ(), "DRIVER_DEADLINE_MS=170000")
-	d := &driver{t: t, stderr: &syncBuffer{}, notify: make(chan struct{})}
+	d := &driver{t: t, stderr: &hubtest.Buffer{}, notify: make(chan struct{})}
 	cmd.Stderr = d.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

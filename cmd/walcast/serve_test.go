@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -204,24 +203,6 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestServe_NotLogical: on a Postgres without wal_level=logical, serve stays
 // up, /readyz says 503 and the log names the problem with the SQL that fixes it.
 func TestServe_NotLogical(t *testing.T) {
@@ -239,7 +220,7 @@ func TestServe_NotLogical(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
-	var logs syncBuffer
+	var logs hubtest.Buffer
 	svc, err := newService(c, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatalf("newService: %v", err)
