@@ -91,13 +91,14 @@ type Table struct {
 
 // Rule is one compiled event rule.
 type Rule struct {
-	Spec    EventSpec
-	Index   uint32 // event number within its change
-	when    *node
-	require []int
-	room    []segment
-	payload []segment
-	usesOld bool
+	Spec      EventSpec
+	Index     uint32 // event number within its change
+	when      *node
+	require   []int
+	room      []segment
+	payload   []segment
+	usesOld   bool
+	constRoom string // the room when it has no {…}
 }
 
 // segment is a literal or a value of a template.
@@ -281,6 +282,9 @@ func Parse(b []byte) (*Rules, error) {
 			bad("%s.room: a room is required", at)
 		}
 		rule.room = room
+		if len(room) == 1 && room[0].val == nil {
+			rule.constRoom = string(room[0].lit)
+		}
 		t.scope.payload = true
 		payload, err := compilePayload(e.Payload, t.scope)
 		t.scope.payload = false

@@ -1,0 +1,17 @@
+package cdc
+
+// AppendValueJSON appends one column value as to_jsonb would encode a value
+// of type oid (domains must be resolved to their base type by the caller):
+// numbers as numbers, booleans, json/jsonb embedded, timestamps in to_jsonb's
+// form, everything else as a string; NULL and values not sent as null.
+func AppendValueJSON(dst []byte, oid uint32, v Value) []byte { return appendValueJSON(dst, oid, v) }
+
+// AppendRowJSON appends row t of rel as to_jsonb(row) prints it. oids and
+// elems, when not nil, hold each column's base type and array element type
+// (0 for non-arrays); see ArrayElem.
+func AppendRowJSON(dst []byte, rel *Relation, oids, elems []uint32, t Tuple) []byte {
+	return appendRowJSON(dst, rel, oids, elems, t)
+}
+
+// ArrayElem returns the element type of a built-in array type, or 0.
+func ArrayElem(oid uint32) uint32 { return arrayElems[oid] }
