@@ -183,7 +183,10 @@ func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo) []cd
 	}
 	e := &en.e
 	*e = env{newRow: c.New, oldRow: fullOld(c), idx: ri.idx, oids: ri.oids, op: c.Op,
-		commitMS: c.CommitTime.UnixMilli(), joins: e.joins[:0]}
+		commitMS: c.CommitTime.UnixMilli(), joins: e.joins[:0], lets: e.lets}
+	if n := 2 * len(t.scope.letIdx); len(e.lets) < n {
+		e.lets = make([]value, n)
+	}
 	if c.Op == cdc.OpDelete {
 		e.newRow = c.Old
 	}

@@ -76,6 +76,7 @@ const (
 	opRow
 	opIsNull
 	opNotNull
+	opLet // a derived value, computed once per row and change
 )
 
 // node is a compiled expression.
@@ -99,6 +100,8 @@ type env struct {
 	joins          [][]value // join index -> looked-up columns (nil: not found)
 	op             cdc.Op
 	commitMS       int64
+	lets           []value // derived values computed for this change: index*2 (+1 old)
+	letOK          uint64  // which lets entries are set
 }
 
 func (e *env) col(slot int, old bool) value {
@@ -196,6 +199,20 @@ func (n *node) eval(e *env) value {
 	switch n.op {
 	case opLit:
 		return n.lit
+	case opLet:
+		k := n.slot * 2
+		if n.old {
+			k++
+		}
+		if k >= 64 || k >= len(e.lets) {
+			return n.a.eval(e)
+		}
+		if e.letOK&(1<<k) != 0 {
+			return e.lets[k]
+		}
+		v := n.a.eval(e)
+		e.lets[k], e.letOK = v, e.letOK|1<<k
+		return v
 	case opCol:
 		return e.col(n.slot, n.old)
 	case opLookup:
@@ -304,6 +321,7 @@ type scope struct {
 	slots   []string            // column slot -> column name
 	arith   map[string]bool     // columns used as integers
 	busy    map[string]bool     // lets being compiled (cycle check)
+	letIdx  map[string]int      // let name -> index in env.lets/2
 	payload bool                // row() allowed
 }
 
@@ -747,13 +765,19 @@ func (p *parser) column(t token, name string, old bool) (*node, error) {
 		}
 		p.sc.busy[name] = true
 		defer delete(p.sc.busy, name)
-		n, err := compileRow(src, p.sc, old)
+		inner, err := compileRow(src, p.sc, old)
 		if err != nil {
 			return nil, fmt.Errorf("in %s: %w", name, err)
 		}
-		if old && !p.inCh {
-			n.usesOld = true
+		if p.sc.letIdx == nil {
+			p.sc.letIdx = map[string]int{}
 		}
+		li, ok := p.sc.letIdx[name]
+		if !ok {
+			li = len(p.sc.letIdx)
+			p.sc.letIdx[name] = li
+		}
+		n := &node{op: opLet, a: inner, slot: li, old: old, usesOld: old && !p.inCh || inner.usesOld && !p.inCh}
 		return n, nil
 	}
 	return &node{op: opCol, slot: p.sc.slot(name), old: old, usesOld: old && !p.inCh}, nil
