@@ -213,6 +213,7 @@ func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo) []cd
 	}
 	en.scratch, en.rooms, en.marks = en.scratch[:0], en.rooms[:0], en.marks[:0]
 	fired := false
+	rowStart, rowEnd := 0, 0 // the row() encoding in scratch, once done
 next:
 	for _, r := range rules {
 		if r.when != nil && !truthy(r.when.eval(e)) {
@@ -240,12 +241,32 @@ next:
 			}
 			m.r1 = len(en.rooms)
 		}
+		if len(r.payload) == 1 && r.payload[0].val != nil && r.payload[0].val.op == opRow && rowEnd > 0 {
+			// The whole row was already encoded for an earlier event: share it.
+			m.p0, m.p1 = rowStart, rowEnd
+			en.marks = append(en.marks, m)
+			continue
+		}
 		m.p0 = len(en.scratch)
 		for _, s := range r.payload {
 			if s.val == nil {
 				en.scratch = append(en.scratch, s.lit...)
 			} else if s.val.op == opRow {
+				rowStart = len(en.scratch)
 				en.scratch = cdc.AppendRowJSON(en.scratch, ri.rel, ri.oids, ri.elems, e.newRow)
+				rowEnd = len(en.scratch)
+			} else if s.val.op == opCol {
+				// A plain column: encode from the tuple by its type.
+				i := ri.idx[s.val.slot]
+				t := e.newRow
+				if s.val.old {
+					t = e.oldRow
+				}
+				if i >= 0 && i < len(t) {
+					en.scratch = cdc.AppendValueJSON(en.scratch, ri.oids[i], t[i])
+				} else {
+					en.scratch = append(en.scratch, "null"...)
+				}
 			} else {
 				en.scratch = appendJSON(en.scratch, s.val.eval(e))
 			}
@@ -310,9 +331,6 @@ func appendJSON(dst []byte, v value) []byte {
 	case kBool:
 		return strconv.AppendBool(dst, v.i != 0)
 	case kText:
-		if v.js != nil {
-			return append(dst, v.js...)
-		}
 		oid := v.oid
 		if oid == 0 {
 			oid = 25 // a literal is text
@@ -360,7 +378,7 @@ func (en *Engine) applyLookupLocked(ri *relInfo, c *cdc.Change) {
 			row[i] = value{k: kNull}
 		case cdc.ValueText:
 			b := append([]byte(nil), v.Data...)
-			row[i] = value{k: kText, b: b, oid: ri.oids[ci], js: cdc.AppendValueJSON(nil, ri.oids[ci], cdc.Value{Kind: cdc.ValueText, Data: b})}
+			row[i] = value{k: kText, b: b, oid: ri.oids[ci]}
 		default: // not sent: keep what was known
 			if prev != nil {
 				row[i] = prev[i]

@@ -44,7 +44,6 @@ type value struct {
 	i   int64
 	b   []byte
 	oid uint32
-	js  []byte // a looked-up value's JSON form, when known
 }
 
 func (v value) known() bool { return v.k != kNull && v.k != kUnknown }
