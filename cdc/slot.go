@@ -33,13 +33,18 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
 		return fmt.Errorf("%w: %q", ErrNoPublication, r.cfg.Publication)
 	}
 
-	res, err = conn.Exec(ctx, "SELECT plugin, database = current_database(), coalesce(confirmed_flush_lsn::text, '0/0'), coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = '"+r.cfg.Slot+"'").ReadAll()
+	failover := serverMajor(conn) >= 17
+	failoverCol := "true"
+	if failover {
+		failoverCol = "failover"
+	}
+	res, err = conn.Exec(ctx, "SELECT plugin, database = current_database(), coalesce(confirmed_flush_lsn::text, '0/0'), coalesce(wal_status, ''), "+failoverCol+" FROM pg_replication_slots WHERE slot_name = '"+r.cfg.Slot+"'").ReadAll()
 	if err != nil {
 		return fmt.Errorf("check replication slot %q: %w", r.cfg.Slot, err)
 	}
 	if len(res) > 0 && len(res[0].Rows) > 0 {
 		row := res[0].Rows[0]
-		if len(row) != 4 {
+		if len(row) != 5 {
 			return fmt.Errorf("check replication slot %q: unexpected result", r.cfg.Slot)
 		}
 		if string(row[0]) != "pgoutput" {
@@ -50,6 +55,9 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
 		}
 		if string(row[3]) == "lost" {
 			return fmt.Errorf("slot %q: %w", r.cfg.Slot, ErrSlotLost)
+		}
+		if failover && string(row[4]) != "t" {
+			r.alterFailover(ctx, conn)
 		}
 		confirmed, err := pglogrepl.ParseLSN(string(row[2]))
 		if err != nil {
@@ -66,10 +74,17 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
 		return nil
 	}
 
-	_, err = pglogrepl.CreateReplicationSlot(ctx, conn, r.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
-		Mode:           pglogrepl.LogicalReplication,
-		SnapshotAction: "NOEXPORT_SNAPSHOT",
-	})
+	if failover {
+		// Postgres 17+: a failover slot is synchronised to standbys
+		// (sync_replication_slots) and survives a promotion. The pinned
+		// pglogrepl has no option for it, so the command is written out.
+		_, err = conn.Exec(ctx, `CREATE_REPLICATION_SLOT "`+r.cfg.Slot+`" LOGICAL pgoutput (SNAPSHOT 'nothing', FAILOVER true)`).ReadAll()
+	} else {
+		_, err = pglogrepl.CreateReplicationSlot(ctx, conn, r.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+			Mode:           pglogrepl.LogicalReplication,
+			SnapshotAction: "NOEXPORT_SNAPSHOT",
+		})
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42710" {
 		return nil // another node created it first
@@ -77,6 +92,31 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
 	if err != nil {
 		return fmt.Errorf("create replication slot %q: %w", r.cfg.Slot, err)
 	}
-	r.log.Info("created replication slot", "plugin", "pgoutput")
+	r.log.Info("created replication slot", "plugin", "pgoutput", "failover", failover)
 	return nil
+}
+
+// alterFailover turns on the failover flag of an existing slot (Postgres
+// 17+). A failure is logged, not returned: the slot still streams, and
+// `walcast check` reports the missing flag with the SQL that fixes it.
+func (r *Reader) alterFailover(ctx context.Context, conn *pgconn.PgConn) {
+	if _, err := conn.Exec(ctx, `ALTER_REPLICATION_SLOT "`+r.cfg.Slot+`" (FAILOVER true)`).ReadAll(); err != nil {
+		r.log.Warn("could not enable failover on the replication slot; it will not survive a promotion", "err", err)
+		return
+	}
+	r.log.Info("enabled failover on the replication slot")
+}
+
+// serverMajor returns the server's major version from the server_version
+// parameter the server reports at startup, or 0 when it cannot be read.
+func serverMajor(conn *pgconn.PgConn) int {
+	v := conn.ParameterStatus("server_version")
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }

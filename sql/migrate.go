@@ -243,8 +243,11 @@ func ensurePublication(ctx context.Context, tx pgx.Tx, pub string, tables []stri
 }
 
 // EnsureSlot creates the durable logical replication slot name with plugin
-// pgoutput unless a slot of that name exists. It must not run inside a
-// transaction that has written.
+// pgoutput unless a slot of that name exists. On Postgres 17+ the slot is
+// created with failover on, so standbys with sync_replication_slots keep a
+// copy that survives a promotion (an existing slot is switched over by
+// `walcast serve`, whose replication connection can alter it). It must not run
+// inside a transaction that has written.
 func EnsureSlot(ctx context.Context, db DB, name string) error {
 	tx, err := db.Begin(ctx)
 	if err != nil {
@@ -258,7 +261,15 @@ func EnsureSlot(ctx context.Context, db DB, name string) error {
 	if exists {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", name); err != nil {
+	var num int
+	if err := tx.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+		return fmt.Errorf("sql: ensure slot %q: server version: %w", name, err)
+	}
+	create := "SELECT pg_create_logical_replication_slot($1, 'pgoutput')"
+	if num >= 170000 {
+		create = "SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)" // temporary, two-phase, failover
+	}
+	if _, err := tx.Exec(ctx, create, name); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42710" { // duplicate_object: created concurrently
 			return nil

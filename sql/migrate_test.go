@@ -73,6 +73,19 @@ func TestMigrate(t *testing.T) {
 		if plugin != "pgoutput" {
 			t.Errorf("slot plugin = %q, want pgoutput", plugin)
 		}
+		var num int
+		if err := conn.QueryRow(ctx, "select current_setting('server_version_num')::int").Scan(&num); err != nil {
+			t.Fatal(err)
+		}
+		if num >= 170000 { // failover slots exist from 17 on
+			var failover bool
+			if err := conn.QueryRow(ctx, "select failover from pg_replication_slots where slot_name='walcast'").Scan(&failover); err != nil {
+				t.Fatal(err)
+			}
+			if !failover {
+				t.Errorf("slot on server %d has failover off, want on", num)
+			}
+		}
 	})
 	t.Run("AddTable", func(t *testing.T) {
 		if err := walsql.Migrate(ctx, conn, walsql.Options{Tables: append(walsql.DefaultTables, "profiles"), FullIdentity: []string{"profiles"}}); err != nil {
