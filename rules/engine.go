@@ -29,7 +29,6 @@ type Engine struct {
 	e       env
 	scratch []byte // payloads of the current change
 	rooms   []byte // dynamic rooms of the current change
-	keyBuf  []byte
 	marks   []mark
 
 	lookupMisses, missingOld atomic.Uint64
@@ -183,22 +182,16 @@ func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo) []cd
 	}
 	e := &en.e
 	*e = env{newRow: c.New, oldRow: fullOld(c), idx: ri.idx, oids: ri.oids, op: c.Op,
-		commitMS: c.CommitTime.UnixMilli(), joins: e.joins[:0], lets: e.lets}
+		commitMS: c.CommitTime.UnixMilli(), joins: e.joins[:0], lets: e.lets,
+		joinKeys: t.joinKey, caches: ri.joins, keyBuf: e.keyBuf}
 	if n := 2 * len(t.scope.letIdx); len(e.lets) < n {
 		e.lets = make([]value, n)
 	}
 	if c.Op == cdc.OpDelete {
 		e.newRow = c.Old
 	}
-	for j, key := range t.joinKey {
-		var row []value
-		if k := key.eval(e); k.k == kText {
-			row = ri.joins[j].rows[string(k.b)]
-		} else if k.k == kInt {
-			en.keyBuf = strconv.AppendInt(en.keyBuf[:0], k.i, 10)
-			row = ri.joins[j].rows[string(en.keyBuf)]
-		}
-		e.joins = append(e.joins, row)
+	for range t.joinKey {
+		e.joins = append(e.joins, nil) // looked up on first use (env.join)
 	}
 	if t.guard != nil && !truthy(t.guard.eval(e)) {
 		return dst
@@ -221,7 +214,7 @@ next:
 		}
 		fired = true
 		for _, j := range r.require {
-			if e.joins[j] == nil {
+			if e.join(j) == nil {
 				continue next
 			}
 		}
@@ -275,8 +268,8 @@ next:
 		en.marks = append(en.marks, m)
 	}
 	if fired {
-		for _, row := range e.joins {
-			if row == nil {
+		for j := range e.joins {
+			if e.join(j) == nil {
 				en.lookupMisses.Add(1)
 				break
 			}

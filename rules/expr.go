@@ -99,6 +99,10 @@ type env struct {
 	joins          [][]value // join index -> looked-up columns (nil: not found)
 	op             cdc.Op
 	commitMS       int64
+	joinKeys       []*node        // join index -> key expression (evaluated on first use)
+	caches         []*lookupCache // join index -> its lookup
+	joinDone       uint64         // which joins are looked up
+	keyBuf         []byte
 	lets           []value // derived values computed for this change: index*2 (+1 old)
 	letOK          uint64  // which lets entries are set
 }
@@ -129,6 +133,27 @@ func (e *env) col(slot int, old bool) value {
 		return value{k: kText, b: v.Data, oid: oid}
 	}
 	return value{k: kUnknown}
+}
+
+// join returns the looked-up row of join j, looking it up on first use;
+// nil when not found.
+func (e *env) join(j int) []value {
+	if j >= len(e.joins) {
+		return nil
+	}
+	if j >= 64 || e.joinDone&(1<<j) != 0 || j >= len(e.joinKeys) {
+		return e.joins[j]
+	}
+	e.joinDone |= 1 << j
+	var row []value
+	if k := e.joinKeys[j].eval(e); k.k == kText {
+		row = e.caches[j].rows[string(k.b)]
+	} else if k.k == kInt {
+		e.keyBuf = strconv.AppendInt(e.keyBuf[:0], k.i, 10)
+		row = e.caches[j].rows[string(e.keyBuf)]
+	}
+	e.joins[j] = row
+	return row
 }
 
 var (
@@ -215,10 +240,11 @@ func (n *node) eval(e *env) value {
 	case opCol:
 		return e.col(n.slot, n.old)
 	case opLookup:
-		if n.join >= len(e.joins) || e.joins[n.join] == nil {
+		row := e.join(n.join)
+		if row == nil {
 			return value{k: kNull}
 		}
-		return e.joins[n.join][n.lcol]
+		return row[n.lcol]
 	case opNot:
 		v := n.a.eval(e)
 		if v.k != kBool {
