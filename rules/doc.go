@@ -12,6 +12,7 @@
 // line each, wrapped in ErrInvalid. Compiled expressions are evaluated
 // against a change's tuples without allocating.
 //
-// This package does not yet map changes: cdc.Mapper still does, and the
-// built-in file describes what it does so that the engine can replace it.
+// Engine maps changes by compiled rules (row events, lookups, walcast.emit).
+// The binary does not use it yet: cdc.Mapper still maps, and the built-in
+// file gives the same events so that the Engine can replace it.
 package rules

@@ -12,9 +12,9 @@ import (
 )
 
 // Engine maps changes to events by a compiled rules file. It keeps the
-// lookup caches fresh from the stream. It does not yet load them from the
-// database, nor run aggregates or walcast.emit messages: cdc.Mapper still
-// does all of that in the binary.
+// lookup caches fresh from the stream (Load fills them at start) and maps
+// walcast.emit messages. It does not yet run aggregates (admin:metrics-updated),
+// nor check rules against the catalog; the binary still uses cdc.Mapper.
 //
 // Map is safe for concurrent use (one mutex), but is meant for the
 // pipeline's goroutine.
@@ -31,11 +31,14 @@ type Engine struct {
 	rooms   []byte // dynamic rooms of the current change
 	marks   []mark
 
-	lookupMisses, missingOld atomic.Uint64
+	domains map[uint32]uint32 // domain type OID -> base type OID (from Load)
+
+	lookupMisses, missingOld, badMessages atomic.Uint64
 }
 
 // EngineStats counts what the Engine could not map. Fields only grow.
 type EngineStats struct {
+	BadMessages     uint64 // walcast.emit messages that were not valid (logged, dropped)
 	LookupMisses    uint64 // a rule fired but a join found no row
 	MissingOldImage uint64 // an update without REPLICA IDENTITY FULL where a rule reads old values
 }
@@ -85,7 +88,7 @@ func New(r *Rules, log *slog.Logger) *Engine {
 
 // Stats returns the Engine's counters.
 func (en *Engine) Stats() EngineStats {
-	return EngineStats{LookupMisses: en.lookupMisses.Load(), MissingOldImage: en.missingOld.Load()}
+	return EngineStats{BadMessages: en.badMessages.Load(), LookupMisses: en.lookupMisses.Load(), MissingOldImage: en.missingOld.Load()}
 }
 
 func (en *Engine) relInfoLocked(rel *cdc.Relation) *relInfo {
@@ -103,8 +106,8 @@ func (en *Engine) relInfoLocked(rel *cdc.Relation) *relInfo {
 		return -1
 	}
 	for i, c := range rel.Columns {
-		ri.oids[i] = c.TypeOID
-		ri.elems[i] = cdc.ArrayElem(c.TypeOID)
+		ri.oids[i] = en.baseType(c.TypeOID)
+		ri.elems[i] = cdc.ArrayElem(ri.oids[i])
 	}
 	full := rel.Namespace + "." + rel.Name
 	if t := en.r.Tables[full]; t != nil {
@@ -139,7 +142,22 @@ func (en *Engine) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 	}
 	switch c.Op {
 	case cdc.OpInsert, cdc.OpUpdate, cdc.OpDelete:
-	case cdc.OpMessage, cdc.OpTruncate:
+	case cdc.OpMessage:
+		en.mu.Lock()
+		defer en.mu.Unlock()
+		return en.mapMessageLocked(dst, c), nil
+	case cdc.OpTruncate:
+		en.mu.Lock()
+		defer en.mu.Unlock()
+		rels := c.Truncated
+		if len(rels) == 0 && c.Relation != nil {
+			rels = []*cdc.Relation{c.Relation}
+		}
+		for _, r := range rels {
+			if ri := en.relInfoLocked(r); ri.lookup != nil {
+				clear(ri.lookup.rows)
+			}
+		}
 		return dst, nil
 	default:
 		return dst, fmt.Errorf("rules: change with unknown op %d", c.Op)

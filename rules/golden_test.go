@@ -1,0 +1,210 @@
+package rules_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/cdc/pgtest"
+	"github.com/walcast/walcast/rules"
+	walsql "github.com/walcast/walcast/sql"
+)
+
+type goldenEvent struct {
+	Tx      int             `json:"tx"`
+	Index   uint32          `json:"index"`
+	Room    string          `json:"room"`
+	Event   string          `json:"event"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+type sink struct {
+	mu     sync.Mutex
+	events []cdc.Event
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (s *sink) Publish(_ context.Context, events []cdc.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range events {
+		e.Payload = append(json.RawMessage(nil), e.Payload...)
+		s.events = append(s.events, e)
+		if e.Room == "golden:end" {
+			s.once.Do(func() { close(s.done) })
+		}
+	}
+	return nil
+}
+
+// TestEngine_Golden runs the mapper's golden cases (cdc/testdata/mapper) on
+// the demo schema through the real Reader and the Engine with the built-in
+// rules: the events must equal the golden files' events byte for byte. The
+// metrics and stats parts of the files are the mapper's (the Engine does not
+// run the order_totals aggregate yet); cases with their own mapping file
+// are skipped (no rules file for them yet).
+func TestEngine_Golden(t *testing.T) {
+	cases, err := filepath.Glob("../cdc/testdata/mapper/*.sql")
+	if err != nil || len(cases) == 0 {
+		t.Fatalf("no golden cases: %v", err)
+	}
+	c := pgtest.New(t, pgtest.Options{})
+	for _, path := range cases {
+		name := strings.TrimSuffix(filepath.Base(path), ".sql")
+		if _, err := os.Stat(strings.TrimSuffix(path, ".sql") + ".mapping.json"); err == nil {
+			continue
+		}
+		t.Run(name, func(t *testing.T) { runGolden(t, c, path) })
+	}
+}
+
+func runGolden(t *testing.T, c *pgtest.Cluster, path string) {
+	ctx := t.Context()
+	script, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup, test := "", string(script)
+	if i := strings.Index(test, "\n-- test\n"); i >= 0 {
+		setup, test = test[:i], test[i+len("\n-- test\n"):]
+	}
+	db := "r_" + regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(filepath.Base(path)), "_")
+	if err := c.CreateDatabase(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, c.DSN(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := walsql.Migrate(ctx, conn, walsql.Options{Demo: true}); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if setup != "" {
+		psql(t, c, db, setup)
+	}
+	if err := walsql.EnsureSlot(ctx, conn, db); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rules.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	en := rules.New(r, discard())
+	if err := en.Load(ctx, conn); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	s := &sink{done: make(chan struct{})}
+	p, err := cdc.NewPipeline(cdc.PipelineConfig{
+		Reader:      cdc.ReaderConfig{DSN: c.DSN(db), Slot: db, HeartbeatInterval: -1, Logger: discard()},
+		Transformer: en, Sink: s,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- p.Run(runCtx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-runErr:
+		case <-time.After(30 * time.Second):
+			t.Error("pipeline did not stop")
+		}
+	}()
+	psql(t, c, db, test+"\n;SELECT walcast.emit('golden:end', 'end', null);\n")
+	select {
+	case <-s.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no end marker after 60s")
+	}
+	s.mu.Lock()
+	evs := s.events
+	s.mu.Unlock()
+	var got bytes.Buffer
+	tx, last := 0, cdc.LSN(0)
+	for _, e := range evs {
+		if e.Room == "golden:end" {
+			break
+		}
+		if e.ID.LSN != last {
+			tx, last = tx+1, e.ID.LSN
+		}
+		line, err := marshal(goldenEvent{Tx: tx, Index: e.ID.Index, Room: e.Room, Event: e.Name, Payload: normalize(e)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.WriteString(line + "\n")
+	}
+	var want struct{ Events []goldenEvent }
+	b, err := os.ReadFile(strings.TrimSuffix(path, ".sql") + ".golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	var wantB bytes.Buffer
+	for _, e := range want.Events {
+		line, err := marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantB.WriteString(line + "\n")
+	}
+	if got.String() != wantB.String() {
+		t.Errorf("events differ from the golden file\ngot:\n%s\nwant:\n%s", got.String(), wantB.String())
+	}
+}
+
+func marshal(e goldenEvent) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(e)
+	return strings.TrimSuffix(b.String(), "\n"), err
+}
+
+// normalize replaces a payload's "timestamp" equal to the commit time by
+// "<commit>", as the golden files do.
+func normalize(e cdc.Event) json.RawMessage {
+	ts := []byte(fmt.Sprintf(`"timestamp":%d`, e.CommitTime.UnixMilli()))
+	i := bytes.LastIndex(e.Payload, ts)
+	if i < 0 {
+		return e.Payload
+	}
+	out := append([]byte(nil), e.Payload[:i]...)
+	out = append(out, `"timestamp":"<commit>"`...)
+	return append(out, e.Payload[i+len(ts):]...)
+}
+
+func psql(t *testing.T, c *pgtest.Cluster, db, script string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "case.sql")
+	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := "psql"
+	if dir, err := pgtest.FindBin(); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, "psql")); err == nil {
+			bin = filepath.Join(dir, "psql")
+		}
+	}
+	if out, err := exec.CommandContext(t.Context(), bin, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", c.DSN(db), "-f", f).CombinedOutput(); err != nil {
+		t.Fatalf("psql -f: %v\n%s", err, out)
+	}
+}
