@@ -67,7 +67,7 @@ func (s Severity) String() string {
 // CheckResult is one finding of Check. Fix holds the exact SQL (or command) that
 // repairs a problem; it is empty for CheckOK.
 type CheckResult struct {
-	Name     string // short id: wal_level, replication, publication, table:public.orders, replica_identity:..., slot, slot_wal
+	Name     string // short id: wal_level, replication, publication, table:public.orders, replica_identity:..., slot, slot_wal, failover_slot, ...
 	Severity Severity
 	Message  string
 	Fix      string
@@ -124,8 +124,16 @@ func Check(ctx context.Context, q Querier, cfg CheckConfig) (CheckReport, error)
 	}
 	var r CheckReport
 	st := &checkState{CheckConfig: cfg}
+	if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')::int, pg_is_in_recovery()").Scan(&st.serverNum, &st.standby); err != nil {
+		return r, fmt.Errorf("check server version: %w", err)
+	}
 	steps := []func(context.Context, Querier, *checkState, *CheckReport) error{
-		checkWalLevel, checkReplicationRole, checkPublication, checkTables, checkSlot, checkWalKeep, checkSQLAPI,
+		checkWalLevel, checkReplicationRole, checkPublication, checkTables, checkSlot, checkWalKeep, checkSQLAPI, checkFailover,
+	}
+	if st.standby {
+		// A standby cannot serve walcast; it is checked for what it needs to
+		// carry the slot through a promotion.
+		steps = []func(context.Context, Querier, *checkState, *CheckReport) error{checkWalLevel, checkStandby}
 	}
 	for _, step := range steps {
 		if err := step(ctx, q, st, &r); err != nil {
@@ -139,6 +147,9 @@ func Check(ctx context.Context, q Querier, cfg CheckConfig) (CheckReport, error)
 type checkState struct {
 	CheckConfig
 	noPublication bool
+	serverNum     int  // server_version_num
+	standby       bool // pg_is_in_recovery()
+	slotExists    bool // checkSlot found the slot
 }
 
 func (r *CheckReport) add(name string, sev Severity, fix, format string, args ...any) {
@@ -263,6 +274,7 @@ func checkSlot(ctx context.Context, q Querier, cfg *checkState, r *CheckReport) 
 	if err != nil {
 		return fmt.Errorf("check slot %q: %w", cfg.Slot, err)
 	}
+	cfg.slotExists = true
 	recreate := fmt.Sprintf("SELECT pg_drop_replication_slot(%s); SELECT pg_create_logical_replication_slot(%[1]s, 'pgoutput');", quoteLiteral(cfg.Slot))
 	switch {
 	case deref(slotType) != "logical" || deref(plugin) != "pgoutput":
@@ -324,6 +336,118 @@ func checkSQLAPI(ctx context.Context, q Querier, _ *checkState, r *CheckReport) 
 		return nil
 	}
 	r.add("sql_api", CheckOK, "", "walcast.emit, walcast.notify and walcast.heartbeat are installed")
+	return nil
+}
+
+// checkFailover checks, on a primary, what a Postgres 17+ failover slot
+// needs: the slot's failover flag, and synchronized_standby_slots naming the
+// standbys' physical slots (else the logical slot can run ahead of a standby
+// and is unusable after a promotion). Both are warnings: walcast streams
+// without them, but a failover then loses the slot.
+func checkFailover(ctx context.Context, q Querier, cfg *checkState, r *CheckReport) error {
+	if cfg.serverNum < 170000 {
+		r.add("failover", CheckOK, "", "Postgres %d.%d has no failover slots: a promotion leaves no logical slot behind",
+			cfg.serverNum/10000, cfg.serverNum%10000)
+		return nil
+	}
+	if cfg.slotExists {
+		var failover bool
+		if err := q.QueryRow(ctx, "SELECT failover FROM pg_replication_slots WHERE slot_name = $1", cfg.Slot).Scan(&failover); err != nil {
+			return fmt.Errorf("check slot %q failover: %w", cfg.Slot, err)
+		}
+		if !failover {
+			r.add("failover_slot", CheckWarn,
+				fmt.Sprintf(`start walcast serve (it turns the flag on), or: psql "$WALCAST_DATABASE_URL replication=database" -c 'ALTER_REPLICATION_SLOT %s (FAILOVER true)'`, quoteIdent(cfg.Slot)),
+				"slot %q has failover off: standbys do not synchronise it and a promotion loses it", cfg.Slot)
+		} else {
+			r.add("failover_slot", CheckOK, "", "slot %q has failover on", cfg.Slot)
+		}
+	}
+	var standbySlots string
+	if err := q.QueryRow(ctx, "SHOW synchronized_standby_slots").Scan(&standbySlots); err != nil {
+		return fmt.Errorf("check synchronized_standby_slots: %w", err)
+	}
+	if strings.TrimSpace(standbySlots) == "" {
+		r.add("synchronized_standby_slots", CheckWarn,
+			"ALTER SYSTEM SET synchronized_standby_slots = 'standby1';  -- the standby's physical slot (its primary_slot_name); then SELECT pg_reload_conf();",
+			"synchronized_standby_slots is empty: walcast can receive changes no standby has yet, and after a promotion the synced slot is behind or unusable")
+		return nil
+	}
+	var missing []string
+	for _, name := range strings.Split(standbySlots, ",") {
+		name = strings.TrimSpace(name)
+		var n int
+		if err := q.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND slot_type = 'physical'", name).Scan(&n); err != nil {
+			return fmt.Errorf("check synchronized_standby_slots: %w", err)
+		}
+		if n == 0 {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		r.add("synchronized_standby_slots", CheckWarn,
+			fmt.Sprintf("SELECT pg_create_physical_replication_slot(%s);  -- and set it as the standby's primary_slot_name", quoteLiteral(missing[0])),
+			"synchronized_standby_slots names %s, which is not a physical slot here: logical decoding waits for it", strings.Join(missing, ", "))
+		return nil
+	}
+	r.add("synchronized_standby_slots", CheckOK, "", "synchronized_standby_slots is %s", standbySlots)
+	return nil
+}
+
+// checkStandby checks a hot standby for what it needs to keep a synchronised
+// copy of the slot that survives its promotion (Postgres 17+).
+func checkStandby(ctx context.Context, q Querier, cfg *checkState, r *CheckReport) error {
+	if cfg.serverNum < 170000 {
+		r.add("standby", CheckFail, "point walcast at the primary",
+			"this is a standby on Postgres %d.%d: it has no failover slots, and walcast streams from the primary only",
+			cfg.serverNum/10000, cfg.serverNum%10000)
+		return nil
+	}
+	r.add("standby", CheckOK, "", "this is a standby: checking what it needs to carry slot %q through a promotion (walcast itself streams from the primary)", cfg.Slot)
+	var syncSlots, feedback, primarySlot, conninfo string
+	if err := q.QueryRow(ctx, `SELECT current_setting('sync_replication_slots'), current_setting('hot_standby_feedback'),
+			current_setting('primary_slot_name'), current_setting('primary_conninfo')`).Scan(&syncSlots, &feedback, &primarySlot, &conninfo); err != nil {
+		return fmt.Errorf("check standby settings: %w", err)
+	}
+	setting := func(name, val, want, fix, why string) {
+		if val != want {
+			r.add(name, CheckWarn, fix, "%s is %s: %s", name, val, why)
+			return
+		}
+		r.add(name, CheckOK, "", "%s is %s", name, val)
+	}
+	setting("sync_replication_slots", syncSlots, "on", "ALTER SYSTEM SET sync_replication_slots = on; SELECT pg_reload_conf();",
+		"the standby does not copy failover slots from the primary")
+	setting("hot_standby_feedback", feedback, "on", "ALTER SYSTEM SET hot_standby_feedback = on; SELECT pg_reload_conf();",
+		"slot synchronisation needs it, so the primary keeps the catalog rows the slot needs")
+	if primarySlot == "" {
+		r.add("primary_slot_name", CheckWarn,
+			"on the primary: SELECT pg_create_physical_replication_slot('standby1'); here: ALTER SYSTEM SET primary_slot_name = 'standby1'; SELECT pg_reload_conf();",
+			"primary_slot_name is empty: slot synchronisation needs a physical slot on the primary")
+	} else {
+		r.add("primary_slot_name", CheckOK, "", "primary_slot_name is %s", primarySlot)
+	}
+	if !strings.Contains(conninfo, "dbname=") {
+		r.add("primary_conninfo", CheckWarn,
+			"ALTER SYSTEM SET primary_conninfo = '… dbname=<the walcast database>'; SELECT pg_reload_conf();",
+			"primary_conninfo names no dbname: slot synchronisation needs one")
+	} else {
+		r.add("primary_conninfo", CheckOK, "", "primary_conninfo names a database")
+	}
+	var synced, failover bool
+	err := q.QueryRow(ctx, "SELECT synced, failover FROM pg_replication_slots WHERE slot_name = $1", cfg.Slot).Scan(&synced, &failover)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		r.add("slot_synced", CheckWarn, "on the primary: check walcast check's failover_slot and synchronized_standby_slots; then wait for the standby to sync",
+			"slot %q is not on this standby yet: a promotion now would lose it", cfg.Slot)
+	case err != nil:
+		return fmt.Errorf("check synced slot %q: %w", cfg.Slot, err)
+	case !synced:
+		r.add("slot_synced", CheckWarn, fmt.Sprintf("SELECT pg_drop_replication_slot(%s);  -- a slot created on the standby itself cannot be synced", quoteLiteral(cfg.Slot)),
+			"slot %q exists here but is not synced from the primary", cfg.Slot)
+	default:
+		r.add("slot_synced", CheckOK, "", "slot %q is synced from the primary", cfg.Slot)
+	}
 	return nil
 }
 

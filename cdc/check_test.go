@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc"
@@ -94,6 +95,56 @@ CREATE PUBLICATION walcast FOR TABLE orders, inventory, variants, products;`
 		}
 		if err := wsql.Migrate(ctx, conn, wsql.Options{}); err != nil {
 			t.Fatalf("sql.Migrate: %v", err)
+		}
+		rep, err = cdc.Check(ctx, conn, cdc.CheckConfig{})
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		var num int
+		if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+			t.Fatal(err)
+		}
+		if num >= 170000 {
+			// The slot was made without failover and no standby slot is
+			// named: both are warnings with their fix, then fixed.
+			for name, want := range map[string]string{
+				"failover_slot":              "ALTER_REPLICATION_SLOT walcast (FAILOVER true)",
+				"synchronized_standby_slots": "ALTER SYSTEM SET synchronized_standby_slots",
+			} {
+				if c, _ := find(rep, name); c.Severity != cdc.CheckWarn || !strings.Contains(c.Fix, want) {
+					t.Errorf("finding %s = %+v, want warn with fix containing %q", name, c, want)
+				}
+			}
+			if _, err := pg.Psql(ctx, "postgres", `SELECT pg_drop_replication_slot('walcast');
+SELECT pg_create_logical_replication_slot('walcast', 'pgoutput', false, false, true);
+SELECT pg_create_physical_replication_slot('standby1');`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pg.Psql(ctx, "postgres", `ALTER SYSTEM SET synchronized_standby_slots = 'standby1'`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pg.Psql(ctx, "postgres", `SELECT pg_reload_conf()`); err != nil {
+				t.Fatal(err)
+			}
+			// The reload is asynchronous: wait (bounded) until a fresh
+			// session sees the setting.
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				conn = connect(t, pg.DSN("postgres"))
+				var v string
+				if err := conn.QueryRow(ctx, "SHOW synchronized_standby_slots").Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				if v == "standby1" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("synchronized_standby_slots = %q 20s after reload", v)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		} else if c, _ := find(rep, "failover"); c.Severity != cdc.CheckOK {
+			t.Errorf("failover finding before 17 = %+v, want ok", c)
 		}
 		rep, err = cdc.Check(ctx, conn, cdc.CheckConfig{})
 		if err != nil {
