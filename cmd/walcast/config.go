@@ -55,6 +55,7 @@ type config struct {
 	AdminNamespace  bool          // also serve the admins-only "/admin" namespace
 	Pprof           bool          // serve Go's profiler at /debug/pprof/ (off: it exposes internals)
 	DBPoolSize      int           // ordinary connections for profile, order-owner and mapper lookups; default 8
+	MaxConnsPerUser int           // sockets one user id may hold per namespace on a node; 0 = rooms default (20); negative = unlimited (the setting's 0)
 
 	// Warnings are printed (logged) at start; they do not stop walcast.
 	Warnings []string
@@ -230,6 +231,17 @@ func options() []struct {
 				return fmt.Errorf("%q is not a pool size between 1 and 1000", v)
 			}
 			c.DBPoolSize = n
+			return nil
+		}}},
+		{optServe, option{"max-conns-per-user", []string{"WALCAST_MAX_CONNS_PER_USER"}, "20", "sockets one user id may have open per namespace on this node; 0 = unlimited", func(c *config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 1_000_000 {
+				return fmt.Errorf("%q is not a connection count between 0 (unlimited) and 1000000", v)
+			}
+			c.MaxConnsPerUser = n
+			if n == 0 {
+				c.MaxConnsPerUser = -1 // unlimited
+			}
 			return nil
 		}}},
 		{optServe, option{"admin-namespace", []string{"WALCAST_ADMIN_NAMESPACE"}, "false", "also serve the /admin namespace, which only admins may connect to", func(c *config, v string) error {

@@ -50,6 +50,9 @@ func TestConfig_Serve(t *testing.T) {
 			if c.DBPoolSize != 8 {
 				t.Errorf("DBPoolSize = %d, want 8", c.DBPoolSize)
 			}
+			if c.MaxConnsPerUser != 20 {
+				t.Errorf("MaxConnsPerUser = %d, want 20", c.MaxConnsPerUser)
+			}
 			if !reflect.DeepEqual(c.AdminRoles, []string{"admin", "super_admin"}) {
 				t.Errorf("AdminRoles = %v", c.AdminRoles)
 			}
@@ -99,6 +102,12 @@ func TestConfig_Serve(t *testing.T) {
 			wantErr: []string{`WALCAST_SLOT: "My-Slot" is not a slot name`, `WALCAST_PUBLICATION: "pub;drop" is not a publication name`}},
 		{name: "BadMapping", env: with("WALCAST_MAPPING", "../../testdata/e2e/custom_schema.sql"), wantErr: []string{"WALCAST_MAPPING: mapping ../../testdata/e2e/custom_schema.sql: mapping: parse"}},
 		{name: "MissingMapping", env: with("WALCAST_MAPPING", "/nonexistent/m.json"), wantErr: []string{"WALCAST_MAPPING: mapping: read /nonexistent/m.json"}},
+		{name: "BadMaxConnsPerUser", env: with("WALCAST_MAX_CONNS_PER_USER", "-3"), wantErr: []string{`WALCAST_MAX_CONNS_PER_USER: "-3" is not a connection count`}},
+		{name: "UnlimitedConnsPerUser", env: with("WALCAST_MAX_CONNS_PER_USER", "0"), check: func(t *testing.T, c config) {
+			if c.MaxConnsPerUser >= 0 {
+				t.Errorf("MaxConnsPerUser = %d, want negative (unlimited) for 0", c.MaxConnsPerUser)
+			}
+		}},
 		{name: "BadPoolSize", env: with("WALCAST_DB_POOL_SIZE", "0"), wantErr: []string{`WALCAST_DB_POOL_SIZE: "0" is not a pool size`}},
 		{name: "NegativeDuration", env: with(), args: []string{"-ping-timeout", "-5s"}, wantErr: []string{"-ping-timeout: \"-5s\" is negative"}},
 		{name: "BadFlag", env: base, args: []string{"-nope"}, wantErr: []string{"flag provided but not defined"}},
