@@ -41,6 +41,10 @@ type scenario struct {
 	Run     RunConfig // server fields filled per server
 	Storm   bool      // pgbench writes at the database's maximum rate during the run
 	Backlog int       // rows changed while walcast is stopped (walcast only)
+	// OneRowTx, with Backlog, commits the backlog as that many one-row
+	// transactions (pgbench) instead of 10,000-row ones, and times Postgres's
+	// own pgoutput decoding of the same WAL as the baseline.
+	OneRowTx bool
 }
 
 func scenarios(quick bool) []scenario {
@@ -54,6 +58,8 @@ func scenarios(quick bool) []scenario {
 			{Name: "slow", Run: RunConfig{Clients: 300, Slow: 10, Rooms: 1, Rate: 10, Duration: 3 * time.Second}},
 			{Name: "storm", Run: RunConfig{Clients: 20, Rooms: 1, Rate: 20, Duration: 3 * time.Second}, Storm: true},
 			{Name: "backlog", Backlog: 10_000},
+			{Name: "tx1", Backlog: 18_000, OneRowTx: true},
+			{Name: "idle-1user", Run: RunConfig{Clients: 300, Rooms: 300, Users: 1}},
 		}
 	}
 	return []scenario{
@@ -69,6 +75,11 @@ func scenarios(quick bool) []scenario {
 		// clients follow: its commit→receive latency is the lag events see.
 		{Name: "storm", Run: RunConfig{Clients: 100, Rooms: 1, Rate: 20, Duration: 60 * time.Second}, Storm: true},
 		{Name: "backlog", Backlog: 1_000_000},
+		// A flash sale: every stock change its own transaction.
+		{Name: "tx1", Backlog: 300_000, OneRowTx: true},
+		// The idle scenario with every connection sharing one user id: the
+		// difference to "idle" is what per-user state costs.
+		{Name: "idle-1user", Run: RunConfig{Clients: 15000, Rooms: 10000, Users: 1, Settle: 15 * time.Second}},
 	}
 }
 
@@ -110,6 +121,8 @@ func (s *server) stop() {
 type BenchOutcome struct {
 	Results map[string]map[string]*Result
 	Backlog map[string]*BacklogResult
+	// OneRowTx is the tx1 scenario (walcast only; Postgres's decode is its baseline).
+	OneRowTx *BacklogResult
 	Errors  map[string]map[string]error `json:"-"`
 	Machine string
 	Commit  string // git HEAD of Root, "+dirty" when the tree has changes
@@ -134,6 +147,10 @@ type BacklogResult struct {
 	PeakRSS  int64
 	LoadAvg  string
 	Received bool
+	// One-row transactions only:
+	CPU       time.Duration // walcast's CPU from start to the marker
+	PGDecode  time.Duration // pg_logical_slot_get_binary_changes over the same WAL
+	PGChanges int64         // rows that call returned
 }
 
 func (e *benchEnv) logf(format string, args ...any) {
@@ -279,9 +296,15 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchOutcome, error) {
 				if kind != "walcast" {
 					continue
 				}
-				br, err := e.backlog(ctx, sc.Backlog)
+				br, err := e.backlog(ctx, sc.Backlog, sc.OneRowTx)
 				if err != nil {
 					record(sc.Name, kind, nil, err)
+					continue
+				}
+				if sc.OneRowTx {
+					out.OneRowTx = br
+					e.logf("bench: tx1/%s: %d one-row transactions drained in %s (%.0f tx/s, %.2f us CPU/tx); Postgres decoded them in %s (%.0f tx/s) (load %s)",
+						kind, br.Rows, br.Drain.Round(time.Millisecond), br.TxPerSec(), br.CPUPerTx(), br.PGDecode.Round(time.Millisecond), br.PGTxPerSec(), br.LoadAvg)
 					continue
 				}
 				out.Backlog[kind] = br
@@ -402,7 +425,7 @@ func (e *benchEnv) start(ctx context.Context, kind string) (*server, error) {
 	case "walcast":
 		s.cmd = e.pinned(e.cfg.ServerCPUs, e.walcast, "serve")
 		s.cmd.Env = append(os.Environ(), "WALCAST_DATABASE_URL="+e.dsn, "WALCAST_LISTEN="+addr,
-			"WALCAST_JWT_SECRET="+e.secret, "LOG_LEVEL="+cmp.Or(os.Getenv("BENCH_LOG_LEVEL"), "warn"))
+			"WALCAST_JWT_SECRET="+e.secret, "WALCAST_MAX_CONNS_PER_USER=0", "LOG_LEVEL="+cmp.Or(os.Getenv("BENCH_LOG_LEVEL"), "warn"))
 	case "node":
 		s.cmd = e.pinned(e.cfg.ServerCPUs, "node", filepath.Join(e.cfg.Root, "testdata", "bench", "server.mjs"))
 		s.cmd.Env = append(os.Environ(), "DATABASE_URL="+e.dsn, "PORT="+strconv.Itoa(port), "HOST=127.0.0.1", "JWT_SECRET="+e.secret)
@@ -547,6 +570,26 @@ UPDATE public.inventory SET quantity = quantity + 1
  WHERE variant_id = ('40000000-0000-4000-8000-' || lpad(:r::text, 12, '0'))::uuid;
 `
 
+// pgbenchTx commits n one-row transactions with pgbench (6 clients), as fast
+// as the database allows; n should be a multiple of 6.
+func (e *benchEnv) pgbenchTx(ctx context.Context, n int) error {
+	bin, err := pgtest.FindBin()
+	if err != nil {
+		return err
+	}
+	script := filepath.Join(e.tmp, "tx1.sql")
+	if err := os.WriteFile(script, []byte(pgbenchScript), 0o644); err != nil {
+		return err
+	}
+	const clients = 6
+	cmd := e.pinned(e.cfg.ToolCPUs, filepath.Join(bin, "pgbench"), "-n", "-c", strconv.Itoa(clients), "-j", "2",
+		"-t", strconv.Itoa((n+clients-1)/clients), "-f", script, e.pg.DSN("bench"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("pgbench: %w\n%s", err, lastN(string(out), 1000))
+	}
+	return nil
+}
+
 // pgbench runs pgbench with 6 clients for d after delay (the clients' connect
 // and settle time), pinned like the load tool, and returns its tps.
 func (e *benchEnv) pgbench(ctx context.Context, delay, d time.Duration) stormResult {
@@ -610,11 +653,41 @@ func (e *benchEnv) perfRecord(ctx context.Context, pid int, delay, d time.Durati
 	return func() { <-done }
 }
 
-// backlog stops walcast, commits rows row changes (10,000-row UPDATE
-// statements, one transaction each), starts walcast, then measures the time
-// until a change committed after the backlog reaches a subscribed client; the
-// slot delivers in commit order, so that is when the backlog has drained.
-func (e *benchEnv) backlog(ctx context.Context, rows int) (*BacklogResult, error) {
+// TxPerSec is the drain rate in transactions (rows, for one-row transactions) per second.
+func (b *BacklogResult) TxPerSec() float64 {
+	if b.Drain <= 0 {
+		return 0
+	}
+	return float64(b.Rows) / b.Drain.Seconds()
+}
+
+// PGTxPerSec is Postgres's own decode rate of the same transactions.
+func (b *BacklogResult) PGTxPerSec() float64 {
+	if b.PGDecode <= 0 {
+		return 0
+	}
+	return float64(b.Rows) / b.PGDecode.Seconds()
+}
+
+// CPUPerTx is walcast's CPU per transaction in microseconds.
+func (b *BacklogResult) CPUPerTx() float64 {
+	if b.Rows == 0 {
+		return 0
+	}
+	return float64(b.CPU.Microseconds()) / float64(b.Rows)
+}
+
+// baselineSlot is the extra slot the tx1 scenario decodes with Postgres alone.
+const baselineSlot = "walcast_bench_baseline"
+
+// backlog stops walcast, commits rows row changes, starts walcast, then
+// measures the time until a change committed after the backlog reaches a
+// subscribed client; the slot delivers in commit order, so that is when the
+// backlog has drained. The changes are 10,000-row UPDATE statements, one
+// transaction each, or with oneRow one transaction per row (pgbench); then a
+// second pgoutput slot created at the same position is decoded by Postgres
+// itself (pg_logical_slot_get_binary_changes) as the baseline.
+func (e *benchEnv) backlog(ctx context.Context, rows int, oneRow bool) (*BacklogResult, error) {
 	conn, err := pgx.Connect(ctx, e.dsn)
 	if err != nil {
 		return nil, err
@@ -624,15 +697,37 @@ func (e *benchEnv) backlog(ctx context.Context, rows int) (*BacklogResult, error
 	if err := e.warmUp(ctx); err != nil {
 		return nil, err
 	}
-	per := min(rows, 10000)
-	e.logf("bench: backlog: committing %d row changes while walcast is stopped", rows)
+	res := &BacklogResult{Rows: rows}
+	if oneRow {
+		_, _ = conn.Exec(ctx, `select pg_drop_replication_slot($1) from pg_replication_slots where slot_name = $1`, baselineSlot)
+		if _, err := conn.Exec(ctx, `select pg_create_logical_replication_slot($1, 'pgoutput')`, baselineSlot); err != nil {
+			return nil, fmt.Errorf("baseline slot: %w", err)
+		}
+		defer conn.Exec(context.Background(), `select pg_drop_replication_slot($1)`, baselineSlot)
+	}
+	e.logf("bench: backlog: committing %d row changes while walcast is stopped (one-row transactions: %v)", rows, oneRow)
 	t0 := time.Now()
-	for done := 0; done < rows; done += per {
-		if _, err := conn.Exec(ctx, `update inventory set quantity = quantity + 1 where variant_id in (select id from variants where sku like 'BENCH-%' order by id limit $1)`, per); err != nil {
-			return nil, fmt.Errorf("backlog update: %w", err)
+	if oneRow {
+		if err := e.pgbenchTx(ctx, rows); err != nil {
+			return nil, err
+		}
+	} else {
+		per := min(rows, 10000)
+		for done := 0; done < rows; done += per {
+			if _, err := conn.Exec(ctx, `update inventory set quantity = quantity + 1 where variant_id in (select id from variants where sku like 'BENCH-%' order by id limit $1)`, per); err != nil {
+				return nil, fmt.Errorf("backlog update: %w", err)
+			}
 		}
 	}
 	e.logf("bench: backlog committed in %s", time.Since(t0).Round(time.Millisecond))
+	if oneRow {
+		t1 := time.Now()
+		if err := conn.QueryRow(ctx, `select count(*) from pg_logical_slot_get_binary_changes($1, null, null, 'proto_version', '2', 'publication_names', 'walcast')`, baselineSlot).Scan(&res.PGChanges); err != nil {
+			return nil, fmt.Errorf("baseline decode: %w", err)
+		}
+		res.PGDecode = time.Since(t1)
+		e.logf("bench: Postgres decoded the backlog (%d messages) in %s", res.PGChanges, res.PGDecode.Round(time.Millisecond))
+	}
 	var marker int64
 	if err := conn.QueryRow(ctx, `select coalesce(max(quantity), 0) + 1000 from inventory`).Scan(&marker); err != nil {
 		return nil, err
@@ -653,7 +748,6 @@ func (e *benchEnv) backlog(ctx context.Context, rows int) (*BacklogResult, error
 	if _, err := conn.Exec(ctx, `update inventory set quantity = $1 where variant_id = $2`, marker, variantID(0)); err != nil {
 		return nil, err
 	}
-	res := &BacklogResult{Rows: rows}
 	got := make(chan struct{})
 	go func() {
 		defer close(got)
@@ -697,8 +791,9 @@ loop:
 		}
 	}
 	res.Drain = time.Since(started)
-	if ps, err := readProc(s.pid()); err == nil && ps.HWM > peak {
-		peak = ps.HWM
+	if ps, err := readProc(s.pid()); err == nil {
+		peak = max(peak, ps.HWM)
+		res.CPU = ps.CPU // from process start: the whole drain, start-up included
 	}
 	closeFD(r.fd)
 	res.PeakRSS, res.LoadAvg = peak, loadAvg()

@@ -29,6 +29,12 @@ type RunConfig struct {
 	Clients int // reading clients
 	Slow    int // extra clients that never read after subscribing
 	Rooms   int // clients are spread round-robin over this many bench products; 0 = no subscribe
+	// Users is the number of distinct user ids the clients' tokens carry:
+	// 0 = one per connection (what real users look like); N > 0 = client i
+	// is user i mod N. Each user is auto-joined to user: and cart: rooms, so
+	// this moves the server's per-user memory. Servers cap connections per
+	// user (walcast: WALCAST_MAX_CONNS_PER_USER).
+	Users int
 
 	Rate     float64       // changes per second; 0 with Storm=false = no changes (idle run)
 	Duration time.Duration // how long changes are driven
@@ -209,7 +215,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 			s++
 		}
 		wc := WorkerConfig{Server: cfg.Server, Path: cfg.Path, Secret: cfg.Secret, First: first, Count: n + s, Slow: s,
-			Rooms: rooms, Sources: sources, PerSource: 10000, Concurrency: cfg.Concurrency, Base: base, MaxSeq: maxSeq}
+			Rooms: rooms, Sources: sources, PerSource: 10000, Concurrency: cfg.Concurrency, Base: base, MaxSeq: maxSeq, Users: cfg.Users}
 		first += n + s
 		var cmd *exec.Cmd
 		if cfg.ToolCPUs != "" {

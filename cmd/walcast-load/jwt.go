@@ -13,6 +13,15 @@ import (
 // (role customer) instead of a type error.
 func userID(i int) string { return fmt.Sprintf("50000000-0000-4000-8000-%012d", i) }
 
+// userIndex is the user a client's token names: client i itself when users
+// is 0, else i mod users (clients sharing user ids).
+func userIndex(i, users int) int {
+	if users <= 0 {
+		return i
+	}
+	return i % users
+}
+
 // signHS256 returns a Supabase-shaped HS256 JWT for client i, valid for ttl.
 func signHS256(secret []byte, i int, now time.Time, ttl time.Duration) string {
 	enc := base64.RawURLEncoding

@@ -50,6 +50,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&c.Clients, "clients", 100, "reading clients")
 	fs.IntVar(&c.Slow, "slow", 0, "extra clients that never read")
 	fs.IntVar(&c.Rooms, "rooms", 1, "bench product rooms (clients round-robin)")
+	fs.IntVar(&c.Users, "users", 0, "distinct user ids in the tokens: 0 = one per connection, N = clients share N ids (the server's per-user cap applies)")
 	fs.Float64Var(&c.Rate, "rate", 10, "changes per second")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "drive duration")
 	fs.BoolVar(&c.Storm, "storm", false, "drive as fast as possible")

@@ -58,6 +58,8 @@ func printTable(w io.Writer, cfg BenchConfig, o *BenchOutcome) {
 	row("idle", "server RSS per connection", "≤ 8 KiB", kib,
 		func(wc, n *Result) string { return fmt.Sprintf("%.1f×", n.RSSPerConn/wc.RSSPerConn) },
 		func(wc, _ *Result) string { return yes(wc.ConnectFailed == 0 && wc.RSSPerConn <= 8*1024) })
+	row("idle-1user", "server RSS per connection, every connection one user id", "(per-user state = idle − this)", kib,
+		func(wc, n *Result) string { return fmt.Sprintf("%.1f×", n.RSSPerConn/wc.RSSPerConn) }, nil)
 	cpu := func(r *Result) string {
 		return fmt.Sprintf("%.2f µs (tool %.2f µs; %.0f deliv/s; lost %d)", us(r.CPUPerDelivery), us(r.ToolCPUPerDelivery), r.DeliveriesPerSec, r.Lost)
 	}
@@ -109,6 +111,14 @@ func printTable(w io.Writer, cfg BenchConfig, o *BenchOutcome) {
 			b.Rows, b.Drain.Round(time.Millisecond), fmtBytes(b.PeakRSS), yes(b.Received && b.Drain < 30*time.Second), b.LoadAvg)
 	} else if err := o.Errors["backlog"]["walcast"]; err != nil {
 		fmt.Fprintf(w, "| backlog | time to drain; peak RSS | < 30 s | error: %s | n/a | – | no | – |\n", oneLine(err.Error(), 80))
+	}
+	if b := o.OneRowTx; b != nil {
+		met := b.Received && b.TxPerSec() >= 100_000 && b.TxPerSec() >= 0.6*b.PGTxPerSec() && b.CPUPerTx() <= 5
+		fmt.Fprintf(w, "| tx1 | %d one-row transactions committed while stopped: drain rate; CPU per tx; Postgres's own decode rate | ≥ 100,000 tx/s, ≥ 0.6 × Postgres, ≤ 5 µs/tx | %.0f tx/s (%s); %.2f µs/tx | Postgres: %.0f tx/s (%s) | %.2f× of Postgres | %s | %s |\n",
+			b.Rows, b.TxPerSec(), b.Drain.Round(time.Millisecond), b.CPUPerTx(), b.PGTxPerSec(), b.PGDecode.Round(time.Millisecond),
+			b.TxPerSec()/max(b.PGTxPerSec(), 1), yes(met), b.LoadAvg)
+	} else if err := o.Errors["tx1"]["walcast"]; err != nil {
+		fmt.Fprintf(w, "| tx1 | one-row transactions drained | ≥ 100,000 tx/s | error: %s | – | – | no | – |\n", oneLine(err.Error(), 80))
 	}
 	fmt.Fprintln(w)
 }

@@ -33,6 +33,7 @@ type WorkerConfig struct {
 	Concurrency int      `json:"concurrency"`
 	Base        int64    `json:"base"`    // sequence numbers are Base+1 .. Base+MaxSeq
 	MaxSeq      int      `json:"max_seq"` // capacity of the commit-time table
+	Users       int      `json:"users"`   // distinct user ids: 0 = one per client, N = client i is user i mod N
 }
 
 // WorkerResult is the last line a worker writes on stdout (JSON).
@@ -257,7 +258,7 @@ func (w *worker) connectAll(ctx context.Context) (WorkerResult, error) {
 			for i := range jobs {
 				idx := w.cfg.First + i
 				o := dialOptions{Server: server, Host: w.cfg.Server, Path: w.cfg.Path,
-					Token: signHS256(secret, idx, time.Now(), 24*time.Hour), Timeout: 20 * time.Second}
+					Token: signHS256(secret, userIndex(idx, w.cfg.Users), time.Now(), 24*time.Hour), Timeout: 20 * time.Second}
 				if len(w.cfg.Rooms) > 0 {
 					o.Room = w.cfg.Rooms[idx%len(w.cfg.Rooms)]
 				}
