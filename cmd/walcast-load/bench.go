@@ -123,9 +123,9 @@ type BenchOutcome struct {
 	Backlog map[string]*BacklogResult
 	// OneRowTx is the tx1 scenario (walcast only; Postgres's decode is its baseline).
 	OneRowTx *BacklogResult
-	Errors  map[string]map[string]error `json:"-"`
-	Machine string
-	Commit  string // git HEAD of Root, "+dirty" when the tree has changes
+	Errors   map[string]map[string]error `json:"-"`
+	Machine  string
+	Commit   string // git HEAD of Root, "+dirty" when the tree has changes
 }
 
 func gitCommit(ctx context.Context, root string) string {
