@@ -152,3 +152,103 @@ func BenchmarkReader_Backlog(b *testing.B) {
 	b.ReportMetric(float64(totalChanges)/total.Seconds(), "rows/s")
 	b.ReportMetric(total.Seconds()/float64(i), "drain-s")
 }
+
+// BenchmarkReader_OneRowTx drains WALCAST_BENCH_TXS (default 200,000) one-row
+// inventory UPDATE transactions committed while no reader ran (a flash sale:
+// every stock change its own transaction) through Reader -> real Mapper -> a
+// discarding Sink, as BenchmarkReader_Backlog does. Reports tx/s; run it with
+// -cpuprofile to see the per-transaction costs.
+func BenchmarkReader_OneRowTx(b *testing.B) {
+	txs := 200_000
+	if s := os.Getenv("WALCAST_BENCH_TXS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1000 {
+			b.Fatalf("WALCAST_BENCH_TXS=%q: want an integer >= 1000", s)
+		}
+		txs = n
+	}
+	c := pgtest.New(b, pgtest.Options{Settings: []string{"max_wal_size = 8GB", "checkpoint_timeout = '30min'"}})
+	ctx := b.Context()
+	const db = "onerow"
+	if err := c.CreateDatabase(ctx, db); err != nil {
+		b.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, c.DSN(db))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := walsql.Migrate(ctx, conn, walsql.Options{Demo: true, Slot: "onerow_template"}); err != nil {
+		b.Fatal(err)
+	}
+	setup := []string{
+		`INSERT INTO variants (id, product_id, name, sku, price)
+		 SELECT ('50000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, '10000000-0000-4000-8000-000000000002', 'Size ' || g, 'TX-' || g, 25
+		 FROM generate_series(1, 1000) g`,
+		`INSERT INTO inventory (variant_id, quantity, reserved, low_stock_threshold)
+		 SELECT ('50000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 1000000, 0, 5 FROM generate_series(1, 1000) g`,
+		// One transaction per UPDATE: COMMIT inside a DO block (PG 11+).
+		fmt.Sprintf(`DO $$ BEGIN FOR i IN 1..%d LOOP
+			UPDATE inventory SET quantity = quantity - 1
+			 WHERE variant_id = ('50000000-0000-4000-8000-' || lpad((1 + i %% 1000)::text, 12, '0'))::uuid;
+			COMMIT;
+		END LOOP; END $$`, txs),
+	}
+	start := time.Now()
+	for _, s := range setup {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wantTx := uint64(txs + 2)
+	b.Logf("%d one-row transactions committed in %v", txs, time.Since(start).Round(time.Millisecond))
+
+	var total time.Duration
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		i++
+		slot := fmt.Sprintf("onerow_%d", i)
+		if _, err := conn.Exec(ctx, `SELECT pg_copy_logical_replication_slot('onerow_template', $1)`, slot); err != nil {
+			b.Fatal(err)
+		}
+		m, err := cdc.NewMapper(cdc.MapperConfig{Logger: discardLogger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Load(ctx, conn); err != nil {
+			b.Fatal(err)
+		}
+		p, err := cdc.NewPipeline(cdc.PipelineConfig{
+			Reader:      cdc.ReaderConfig{DSN: c.DSN(db), Slot: slot, HeartbeatInterval: -1, Logger: discardLogger()},
+			Transformer: m,
+			Sink:        &discardSink{},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		b.StartTimer()
+		t0 := time.Now()
+		go func() { done <- p.Run(rctx) }()
+		deadline := t0.Add(5 * time.Minute)
+		for st := p.Stats(); st.Transactions < wantTx || st.AckedLSN < st.ReceivedLSN; st = p.Stats() {
+			if time.Now().After(deadline) {
+				b.Fatalf("drained %d of %d transactions in 5 minutes", st.Transactions, wantTx)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		d := time.Since(t0)
+		b.StopTimer()
+		cancel()
+		<-done
+		total += d
+		if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(txs)*float64(i)/total.Seconds(), "tx/s")
+	b.ReportMetric(total.Seconds()/float64(i), "drain-s")
+}
