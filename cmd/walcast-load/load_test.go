@@ -117,3 +117,36 @@ func TestParseStockEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestBench_QuickOneRowTx runs the small tx1 scenario (one-row transactions
+// committed while walcast is stopped, then drained; Postgres's own decode of
+// the same WAL as the baseline) and checks counts, never speed.
+func TestBench_QuickOneRowTx(t *testing.T) {
+	if _, err := pgtest.FindBin(); err != nil && os.Getenv("CI") == "" {
+		t.Skipf("no PostgreSQL server: %v", err)
+	}
+	root, err := findRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := BenchConfig{Root: root, Quick: true, Servers: []string{"walcast"}, Only: []string{"tx1"}, Log: t.Output()}
+	out, err := Bench(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Bench: %v", err)
+	}
+	if err := out.Errors["tx1"]["walcast"]; err != nil {
+		t.Fatalf("tx1: %v", err)
+	}
+	b := out.OneRowTx
+	if b == nil || !b.Received {
+		t.Fatalf("tx1: marker after the backlog not received (%+v)", b)
+	}
+	// pgoutput sends Begin, Update and Commit for each one-row transaction.
+	if want := int64(3 * b.Rows); b.PGChanges < want {
+		t.Errorf("tx1: Postgres decoded %d messages, want >= %d (3 per transaction)", b.PGChanges, want)
+	}
+	if b.CPU <= 0 || b.PGDecode <= 0 {
+		t.Errorf("tx1: CPU %v, Postgres decode %v, want both measured", b.CPU, b.PGDecode)
+	}
+	printTable(t.Output(), cfg, out)
+}
