@@ -198,3 +198,75 @@ func TestCheckReplicationConn(t *testing.T) {
 		t.Errorf("CheckReplicationConn(closed port) = %+v, want FAIL naming the pooler fix", r)
 	}
 }
+
+// TestCheck_Standby: pointed at a streaming standby, check reports what the
+// standby lacks to carry the slot through a promotion (17+), and ok once
+// slot synchronisation is on and the slot arrived; before 17 a standby is a
+// FAIL (walcast streams from the primary).
+func TestCheck_Standby(t *testing.T) {
+	ctx := t.Context()
+	pg := pgtest.New(t, pgtest.Options{})
+	if _, err := pg.Psql(ctx, "postgres", checkSchema+`CREATE PUBLICATION walcast FOR ALL TABLES;`); err != nil {
+		t.Fatal(err)
+	}
+	pconn := connect(t, pg.DSN("postgres"))
+	if err := wsql.EnsureSlot(ctx, pconn, "walcast"); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := pg.StartStandby(ctx, pgtest.StandbyOptions{Slot: "standby1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Stop() })
+	rep, err := cdc.Check(ctx, connect(t, sb.DSN("postgres")), cdc.CheckConfig{})
+	if err != nil {
+		t.Fatalf("Check on the standby: %v", err)
+	}
+	t.Logf("standby report:\n%s", cdc.FormatCheckReport(rep))
+	var num int
+	if err := pconn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+		t.Fatal(err)
+	}
+	if num < 170000 {
+		if c, _ := find(rep, "standby"); c.Severity != cdc.CheckFail {
+			t.Errorf("standby finding before 17 = %+v, want FAIL", c)
+		}
+		return
+	}
+	for name, want := range map[string]string{
+		"sync_replication_slots": "ALTER SYSTEM SET sync_replication_slots = on",
+		"hot_standby_feedback":   "ALTER SYSTEM SET hot_standby_feedback = on",
+		"slot_synced":            "wait for the standby to sync",
+	} {
+		if c, _ := find(rep, name); c.Severity != cdc.CheckWarn || !strings.Contains(c.Fix, want) {
+			t.Errorf("finding %s = %+v, want warn with fix containing %q", name, c, want)
+		}
+	}
+	for _, name := range []string{"primary_slot_name", "primary_conninfo"} {
+		if c, _ := find(rep, name); c.Severity != cdc.CheckOK {
+			t.Errorf("finding %s = %+v, want ok", name, c)
+		}
+	}
+	for _, s := range []string{`ALTER SYSTEM SET sync_replication_slots = on`, `ALTER SYSTEM SET hot_standby_feedback = on`, `SELECT pg_reload_conf()`} {
+		if _, err := sb.Psql(ctx, "postgres", s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The slot sync worker starts after the reload and copies the slot;
+	// wait for it (bounded).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		rep, err = cdc.Check(ctx, connect(t, sb.DSN("postgres")), cdc.CheckConfig{})
+		if err != nil {
+			t.Fatalf("Check on the standby: %v", err)
+		}
+		if len(rep.Problems()) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("standby still not ready 60s after enabling slot sync:\n%s", cdc.FormatCheckReport(rep.Problems()))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("ready standby report:\n%s", cdc.FormatCheckReport(rep))
+}
