@@ -12,7 +12,8 @@
 // line each, wrapped in ErrInvalid. Compiled expressions are evaluated
 // against a change's tuples without allocating.
 //
-// Engine maps changes by compiled rules (row events, lookups, walcast.emit).
+// Engine maps changes by compiled rules (row events, lookups, the order_totals
+// aggregate, walcast.emit).
 // The binary does not use it yet: cdc.Mapper still maps, and the built-in
 // file gives the same events so that the Engine can replace it.
 package rules

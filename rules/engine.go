@@ -12,9 +12,10 @@ import (
 )
 
 // Engine maps changes to events by a compiled rules file. It keeps the
-// lookup caches fresh from the stream (Load fills them at start) and maps
-// walcast.emit messages. It does not yet run aggregates (admin:metrics-updated),
-// nor check rules against the catalog; the binary still uses cdc.Mapper.
+// lookup caches fresh from the stream (Load fills them at start), runs the
+// order_totals aggregate (MetricsEvent, CurrentMetrics) and maps
+// walcast.emit messages. It does not yet check rules against the catalog;
+// the binary still uses cdc.Mapper.
 //
 // Map is safe for concurrent use (one mutex), but is meant for the
 // pipeline's goroutine.
@@ -32,6 +33,7 @@ type Engine struct {
 	marks   []mark
 
 	domains map[uint32]uint32 // domain type OID -> base type OID (from Load)
+	agg     *orderTotals      // the order_totals aggregate, if declared
 
 	lookupMisses, missingOld, badMessages atomic.Uint64
 }
@@ -57,17 +59,19 @@ type lookupCache struct {
 
 // relInfo is a Relation resolved against the rules.
 type relInfo struct {
-	rel    *cdc.Relation
-	ncols  int
-	table  *Table
-	idx    []int    // table column slot -> column index (-1: not replicated)
-	oids   []uint32 // column types
-	elems  []uint32
-	off    bool // a referenced column is missing: the table's events are off
-	joins  []*lookupCache
-	lookup *lookupCache // the relation is a lookup table
-	lkKey  int
-	lkCols []int
+	rel                 *cdc.Relation
+	ncols               int
+	table               *Table
+	idx                 []int    // table column slot -> column index (-1: not replicated)
+	oids                []uint32 // column types
+	elems               []uint32
+	off                 bool // a referenced column is missing: the table's events are off
+	joins               []*lookupCache
+	lookup              *lookupCache // the relation is a lookup table
+	aggStatus, aggTotal int          // columns of the aggregate, when it is on this relation (-1 otherwise)
+	agg                 bool
+	lkKey               int
+	lkCols              []int
 }
 
 // New returns an Engine for r.
@@ -82,6 +86,14 @@ func New(r *Rules, log *slog.Logger) *Engine {
 		lc := &lookupCache{name: name, spec: spec, rows: map[string][]value{}}
 		en.lookups[t] = lc
 		en.byName[name] = lc
+	}
+	for name, a := range r.File.Aggregates {
+		t, _ := normTable(a.Table)
+		ot := &orderTotals{event: name, spec: a, table: t, exclude: map[string]bool{}, wmIdx: -1}
+		for _, st := range a.ExcludeStatuses {
+			ot.exclude[st] = true
+		}
+		en.agg = ot // Parse allows only order_totals; the last one wins
 	}
 	return en
 }
@@ -124,6 +136,10 @@ func (en *Engine) relInfoLocked(rel *cdc.Relation) *relInfo {
 			ri.joins = append(ri.joins, en.byName[j])
 		}
 	}
+	ri.aggStatus, ri.aggTotal = -1, -1
+	if en.agg != nil && en.agg.table == full {
+		ri.agg, ri.aggStatus, ri.aggTotal = true, col(en.agg.spec.Status), col(en.agg.spec.Total)
+	}
 	if lc := en.lookups[full]; lc != nil {
 		ri.lookup = lc
 		ri.lkKey = col(lc.spec.Key)
@@ -154,8 +170,12 @@ func (en *Engine) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 			rels = []*cdc.Relation{c.Relation}
 		}
 		for _, r := range rels {
-			if ri := en.relInfoLocked(r); ri.lookup != nil {
+			ri := en.relInfoLocked(r)
+			if ri.lookup != nil {
 				clear(ri.lookup.rows)
+			}
+			if ri.agg {
+				en.agg.applyLocked(c, -1, -1)
 			}
 		}
 		return dst, nil
@@ -171,10 +191,14 @@ func (en *Engine) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 	if ri.lookup != nil {
 		en.applyLookupLocked(ri, c)
 	}
+	aggMissing := ri.agg && en.agg.applyLocked(c, ri.aggStatus, ri.aggTotal)
 	if ri.table == nil || ri.off {
+		if aggMissing {
+			en.missingOld.Add(1)
+		}
 		return dst, nil
 	}
-	return en.mapRowLocked(dst, c, ri), nil
+	return en.mapRowLocked(dst, c, ri, aggMissing), nil
 }
 
 func fullOld(c *cdc.Change) cdc.Tuple {
@@ -184,7 +208,7 @@ func fullOld(c *cdc.Change) cdc.Tuple {
 	return c.Old
 }
 
-func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo) []cdc.Event {
+func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo, missing bool) []cdc.Event {
 	t := ri.table
 	var rules []*Rule
 	switch c.Op {
@@ -196,6 +220,9 @@ func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo) []cd
 		rules = t.Events[2]
 	}
 	if len(rules) == 0 {
+		if missing {
+			en.missingOld.Add(1)
+		}
 		return dst
 	}
 	e := &en.e
@@ -212,15 +239,21 @@ func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo) []cd
 		e.joins = append(e.joins, nil) // looked up on first use (env.join)
 	}
 	if t.guard != nil && !truthy(t.guard.eval(e)) {
+		if missing {
+			en.missingOld.Add(1)
+		}
 		return dst
 	}
-	if c.Op == cdc.OpUpdate && e.oldRow == nil {
+	if c.Op == cdc.OpUpdate && e.oldRow == nil && !missing {
 		for _, r := range rules {
 			if r.usesOld {
-				en.missingOld.Add(1)
+				missing = true
 				break
 			}
 		}
+	}
+	if missing { // once per change
+		en.missingOld.Add(1)
 	}
 	en.scratch, en.rooms, en.marks = en.scratch[:0], en.rooms[:0], en.marks[:0]
 	fired := false

@@ -52,9 +52,8 @@ func (s *sink) Publish(_ context.Context, events []cdc.Event) error {
 
 // TestEngine_Golden runs the mapper's golden cases (cdc/testdata/mapper) on
 // the demo schema through the real Reader and the Engine with the built-in
-// rules: the events must equal the golden files' events byte for byte. The
-// metrics and stats parts of the files are the mapper's (the Engine does not
-// run the order_totals aggregate yet); cases with their own mapping file
+// rules: the events, the aggregate (metrics) and the counters (stats) must
+// equal the golden files byte for byte. Cases with their own mapping file
 // are skipped (no rules file for them yet).
 func TestEngine_Golden(t *testing.T) {
 	cases, err := filepath.Glob("../cdc/testdata/mapper/*.sql")
@@ -150,7 +149,11 @@ func runGolden(t *testing.T, c *pgtest.Cluster, path string) {
 		}
 		got.WriteString(line + "\n")
 	}
-	var want struct{ Events []goldenEvent }
+	var want struct {
+		Events  []goldenEvent
+		Metrics json.RawMessage
+		Stats   struct{ BadMessages, LookupMisses, MissingOldImage uint64 }
+	}
 	b, err := os.ReadFile(strings.TrimSuffix(path, ".sql") + ".golden.json")
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +168,16 @@ func runGolden(t *testing.T, c *pgtest.Cluster, path string) {
 			t.Fatal(err)
 		}
 		wantB.WriteString(line + "\n")
+	}
+	var cur struct{ Metrics json.RawMessage }
+	if err := json.Unmarshal(en.CurrentMetrics(), &cur); err != nil {
+		t.Fatalf("CurrentMetrics: %v", err)
+	}
+	if string(cur.Metrics) != string(want.Metrics) {
+		t.Errorf("metrics = %s, golden %s", cur.Metrics, want.Metrics)
+	}
+	if st := en.Stats(); st.BadMessages != want.Stats.BadMessages || st.LookupMisses != want.Stats.LookupMisses || st.MissingOldImage != want.Stats.MissingOldImage {
+		t.Errorf("stats = %+v, golden %+v", st, want.Stats)
 	}
 	if got.String() != wantB.String() {
 		t.Errorf("events differ from the golden file\ngot:\n%s\nwant:\n%s", got.String(), wantB.String())

@@ -85,6 +85,11 @@ func (en *Engine) Load(ctx context.Context, q cdc.Querier) error {
 	}
 	en.mu.Lock()
 	defer en.mu.Unlock()
+	if en.agg != nil {
+		if err := en.agg.load(ctx, q); err != nil {
+			return err
+		}
+	}
 	en.domains = domains
 	for name, m := range loaded {
 		en.byName[name].rows = m
