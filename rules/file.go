@@ -476,3 +476,52 @@ func sortedKeys(m map[string]string) []string {
 	}
 	return out
 }
+
+// PublishedTables returns every table the rules read, as "schema.table", for the
+// publication: event tables, then aggregate and lookup tables.
+func (r *Rules) PublishedTables() []string {
+	var out []string
+	add := func(t string) {
+		if n, err := normTable(t); err == nil && indexOf(out, n) < 0 {
+			out = append(out, n)
+		}
+	}
+	for _, e := range r.File.Events {
+		add(e.Table)
+	}
+	for _, name := range sortedKeys(mapKeys(r.File.Aggregates)) {
+		add(r.File.Aggregates[name].Table)
+	}
+	for _, name := range sortedKeys(mapKeys(r.File.Lookups)) {
+		add(r.File.Lookups[name].Table)
+	}
+	return out
+}
+
+// FullIdentityTables returns the tables that need REPLICA IDENTITY FULL:
+// those with update or delete rules (they compare old and new values) and
+// aggregate tables.
+func (r *Rules) FullIdentityTables() []string {
+	var out []string
+	for _, t := range r.PublishedTables() {
+		tb := r.Tables[t]
+		need := tb != nil && (len(tb.Events[1]) > 0 || len(tb.Events[2]) > 0)
+		for _, a := range r.File.Aggregates {
+			if n, _ := normTable(a.Table); n == t {
+				need = true
+			}
+		}
+		if need {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func mapKeys[V any](m map[string]V) map[string]string {
+	out := make(map[string]string, len(m))
+	for k := range m {
+		out[k] = k
+	}
+	return out
+}

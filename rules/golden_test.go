@@ -53,8 +53,8 @@ func (s *sink) Publish(_ context.Context, events []cdc.Event) error {
 // TestEngine_Golden runs the mapper's golden cases (cdc/testdata/mapper) on
 // the demo schema through the real Reader and the Engine with the built-in
 // rules: the events, the aggregate (metrics) and the counters (stats) must
-// equal the golden files byte for byte. Cases with their own mapping file
-// are skipped (no rules file for them yet).
+// equal the golden files byte for byte. A case with its own mapping file
+// runs with rules/testdata/<case>.rules.json, or is skipped without one.
 func TestEngine_Golden(t *testing.T) {
 	cases, err := filepath.Glob("../cdc/testdata/mapper/*.sql")
 	if err != nil || len(cases) == 0 {
@@ -64,7 +64,9 @@ func TestEngine_Golden(t *testing.T) {
 	for _, path := range cases {
 		name := strings.TrimSuffix(filepath.Base(path), ".sql")
 		if _, err := os.Stat(strings.TrimSuffix(path, ".sql") + ".mapping.json"); err == nil {
-			continue
+			if _, err := os.Stat(filepath.Join("testdata", name+".rules.json")); err != nil {
+				continue
+			}
 		}
 		t.Run(name, func(t *testing.T) { runGolden(t, c, path) })
 	}
@@ -89,17 +91,33 @@ func runGolden(t *testing.T, c *pgtest.Cluster, path string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if err := walsql.Migrate(ctx, conn, walsql.Options{Demo: true}); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	if setup != "" {
-		psql(t, c, db, setup)
+	// A case with testdata/<case>.rules.json runs on the schema its setup
+	// part creates, with those rules; the others on the demo schema with the
+	// built-in rules.
+	rulesPath := filepath.Join("testdata", strings.TrimSuffix(filepath.Base(path), ".sql")+".rules.json")
+	var r *rules.Rules
+	if _, err := os.Stat(rulesPath); err == nil {
+		if r, err = rules.Load(rulesPath); err != nil {
+			t.Fatal(err)
+		}
+		if setup != "" {
+			psql(t, c, db, setup)
+		}
+		if err := walsql.Migrate(ctx, conn, walsql.Options{Tables: r.PublishedTables(), FullIdentity: r.FullIdentityTables()}); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+	} else {
+		if r, err = rules.Builtin(); err != nil {
+			t.Fatal(err)
+		}
+		if err := walsql.Migrate(ctx, conn, walsql.Options{Demo: true}); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		if setup != "" {
+			psql(t, c, db, setup)
+		}
 	}
 	if err := walsql.EnsureSlot(ctx, conn, db); err != nil {
-		t.Fatal(err)
-	}
-	r, err := rules.Builtin()
-	if err != nil {
 		t.Fatal(err)
 	}
 	en := rules.New(r, discard())
