@@ -58,3 +58,95 @@ func TestReader_FailoverSlot(t *testing.T) {
 		}
 	})
 }
+
+// TestReader_Failover: Postgres 17+. A Reader on a multi-host DSN
+// (target_session_attrs=read-write) streams from a primary whose failover
+// slot a streaming standby synchronises; the primary dies hard, the standby
+// is promoted, and the Reader continues from the synced slot: every row's
+// event arrives once, in order. It logs the time from the primary's death to
+// the first event from the new primary.
+func TestReader_Failover(t *testing.T) {
+	ctx := t.Context()
+	primary := pgtest.New(t, pgtest.Options{TCPPort: -1})
+	db := testDB(t, primary, `CREATE TABLE f (id int PRIMARY KEY)`)
+	num, _ := strconv.Atoi(queryValue(t, primary.DSN(db), `SELECT current_setting('server_version_num')`))
+	if num < 170000 {
+		t.Skipf("server %d has no failover slots (Postgres 17+); make test-pg runs this on 17", num)
+	}
+	execEach(t, primary.DSN(db), fmt.Sprintf(`SELECT pg_create_logical_replication_slot('%s', 'pgoutput', false, false, true)`, db))
+	standby, err := primary.StartStandby(ctx, pgtest.StandbyOptions{Slot: "standby1", DB: db,
+		Settings: []string{"sync_replication_slots = on", "hot_standby_feedback = on"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { standby.Stop() })
+	execEach(t, primary.DSN(db), `ALTER SYSTEM SET synchronized_standby_slots = 'standby1'`, `SELECT pg_reload_conf()`)
+
+	dsn := fmt.Sprintf("host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres dbname=%s sslmode=disable target_session_attrs=read-write connect_timeout=2",
+		primary.Port, standby.Port, db)
+	sink := newMemSink()
+	runPipeline(t, cdc.PipelineConfig{Reader: cdc.ReaderConfig{
+		DSN: dsn, Slot: db, HeartbeatInterval: -1, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
+	}, Sink: sink})
+
+	const half = 50
+	for i := 1; i <= half; i++ {
+		execEach(t, primary.DSN(db), fmt.Sprintf(`INSERT INTO f VALUES (%d)`, i))
+	}
+	sink.waitEvents(t, half, noHeartbeat, 60*time.Second)
+
+	// Before the crash: the standby has replayed everything and its synced
+	// slot has caught up with what the Reader confirmed.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		want := queryValue(t, primary.DSN(db), fmt.Sprintf(`SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '%s'`, db))
+		got := queryValue(t, standby.DSN(db), fmt.Sprintf(`SELECT coalesce(confirmed_flush_lsn >= '%s' AND synced AND NOT temporary, false) FROM pg_replication_slots WHERE slot_name = '%s'`, want, db))
+		if got == "t" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("standby slot never caught up with the primary's (%s)", want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	if err := primary.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	died := time.Now()
+	if err := standby.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := half + 1; i <= 2*half; i++ {
+		execEach(t, standby.DSN(db), fmt.Sprintf(`INSERT INTO f VALUES (%d)`, i))
+	}
+	var takeover time.Duration
+	deadline = time.Now().Add(60 * time.Second)
+	for takeover == 0 {
+		for _, e := range sink.snapshot() {
+			if e.Room == fmt.Sprintf("f:%d", half+1) {
+				takeover = time.Since(died)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no event from the new primary 60s after the old one died; got:\n%s", summarize(sink.snapshot()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("takeover: primary killed -> first event from the promoted standby in %v", takeover.Round(time.Millisecond))
+	evs := sink.waitEvents(t, 2*half, noHeartbeat, 60*time.Second)
+	var rooms []string
+	for _, e := range evs {
+		if noHeartbeat(e) {
+			rooms = append(rooms, e.Room)
+		}
+	}
+	if len(rooms) != 2*half {
+		t.Fatalf("%d events, want %d (each row once):\n%s", len(rooms), 2*half, summarize(evs))
+	}
+	for i, r := range rooms {
+		if want := fmt.Sprintf("f:%d", i+1); r != want {
+			t.Fatalf("event %d is %s, want %s (in order, once):\n%s", i, r, want, summarize(evs))
+		}
+	}
+}

@@ -64,6 +64,7 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	stopped bool
+	down    bool // Kill stopped the server; Stop only removes the directory
 }
 
 // FindBin returns the directory holding initdb and pg_ctl. A PG_BIN without
@@ -240,7 +241,11 @@ func (c *Cluster) Stop() error {
 	c.stopped = true
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := c.run(ctx, "pg_ctl", "-D", c.DataDir, "-m", "immediate", "-w", "stop")
+	var out []byte
+	var err error
+	if !c.down {
+		out, err = c.run(ctx, "pg_ctl", "-D", c.DataDir, "-m", "immediate", "-w", "stop")
+	}
 	if rerr := os.RemoveAll(c.Dir); err == nil && rerr != nil {
 		err = rerr
 	}

@@ -127,6 +127,9 @@ func (c *Cluster) Kill(ctx context.Context) error {
 	if out, err := c.run(ctx, "pg_ctl", "-D", c.DataDir, "-m", "immediate", "-w", "-t", "60", "stop"); err != nil {
 		return fmt.Errorf("pgtest: pg_ctl stop -m immediate: %w\n%s", err, out)
 	}
+	c.mu.Lock()
+	c.down = true
+	c.mu.Unlock()
 	return nil
 }
 
