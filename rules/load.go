@@ -10,10 +10,14 @@ import (
 	"github.com/walcast/walcast/cdc"
 )
 
-// Load fills the lookup caches from the database and learns its domain
-// types (a domain column is encoded like its base type). q is an ordinary
+// Load checks the rules against the catalog (CheckCatalog), fills the
+// lookup caches from the database, starts the aggregate and learns the
+// domain types (a domain column is encoded like its base type). q is an ordinary
 // (not replication) connection or pool. It may run again after a reconnect.
 func (en *Engine) Load(ctx context.Context, q cdc.Querier) error {
+	if err := en.r.CheckCatalog(ctx, q); err != nil {
+		return err
+	}
 	domains := map[uint32]uint32{}
 	rows, err := q.Query(ctx, `SELECT oid::int8, typbasetype::int8 FROM pg_catalog.pg_type WHERE typtype = 'd'`)
 	if err != nil {

@@ -1,0 +1,102 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/walcast/walcast/cdc"
+)
+
+// ErrMismatch reports rules naming a table or column the database does not
+// have, or a column of the wrong type. CheckCatalog wraps it with one line
+// per problem; retrying will not help.
+var ErrMismatch = errors.New("rules: rules do not match the database")
+
+var (
+	integerTypes = []string{"smallint", "integer", "bigint"}
+	numberTypes  = []string{"smallint", "integer", "bigint", "numeric", "real", "double precision"}
+)
+
+// CheckCatalog checks every table and column the rules read against the
+// database: tables exist, columns exist, columns used as integers have an
+// integer type and aggregate totals a number type (domains count as their
+// base type).
+func (r *Rules) CheckCatalog(ctx context.Context, q cdc.Querier) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	cols := map[string]map[string]string{}
+	for _, t := range r.PublishedTables() {
+		schema, name, _ := splitTable(t)
+		rows, err := q.Query(ctx, `SELECT a.attname::text, coalesce(nullif(ty.typbasetype, 0), ty.oid)::regtype::text
+			FROM pg_catalog.pg_attribute a
+			JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped`, schema, name)
+		if err != nil {
+			return fmt.Errorf("rules: read catalog for %s: %w", t, err)
+		}
+		have := map[string]string{}
+		for rows.Next() {
+			var col, typ string
+			if err := rows.Scan(&col, &typ); err != nil {
+				rows.Close()
+				return fmt.Errorf("rules: read catalog for %s: %w", t, err)
+			}
+			have[col] = typ
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("rules: read catalog for %s: %w", t, err)
+		}
+		if len(have) == 0 {
+			bad("table %s not found in the database", t)
+			continue
+		}
+		cols[t] = have
+	}
+	check := func(where, table, col string, want []string) {
+		have, ok := cols[table]
+		if !ok {
+			return // reported as a missing table
+		}
+		typ, ok := have[col]
+		if !ok {
+			bad("%s: column %q not found in table %s", where, col, table)
+			return
+		}
+		if want != nil && !slices.Contains(want, typ) {
+			bad("%s: column %s.%s has type %s; want one of %s", where, table, col, typ, strings.Join(want, ", "))
+		}
+	}
+	for _, name := range sortedKeys(mapKeys(r.Tables)) {
+		t := r.Tables[name]
+		for _, col := range t.scope.slots {
+			var want []string
+			if t.scope.arith[col] {
+				want = integerTypes
+			}
+			check("tables."+name, name, col, want)
+		}
+	}
+	for _, name := range sortedKeys(mapKeys(r.File.Lookups)) {
+		l := r.File.Lookups[name]
+		t, _ := normTable(l.Table)
+		check("lookups."+name+".key", t, l.Key, nil)
+		for _, c := range l.Columns {
+			check("lookups."+name+".columns", t, c, nil)
+		}
+	}
+	for _, name := range sortedKeys(mapKeys(r.File.Aggregates)) {
+		a := r.File.Aggregates[name]
+		t, _ := normTable(a.Table)
+		check("aggregates."+name+".status", t, a.Status, nil)
+		check("aggregates."+name+".total", t, a.Total, numberTypes)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w:\n%w", ErrMismatch, errors.Join(errs...))
+	}
+	return nil
+}
