@@ -196,7 +196,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 			if err != nil {
 				srv.log.Warn("recovery: take session", "err", err)
 			}
-			if ok && s.Namespace == n.name {
+			if ok && s.Namespace == n.name && s.DisconnectedAt.UnixNano() >= srv.resyncAt.Load() {
 				sess, recovered, offset = s, true, *a.Offset
 			}
 		}
@@ -356,7 +356,7 @@ func (s *Socket) matches(b *Broadcast) bool {
 // connection state recovery (explicit disconnects do not).
 func recoverable(reason string) bool {
 	switch reason {
-	case reasonClientNsp, reasonServerNsp, reasonParseError, reasonInvalidState:
+	case reasonClientNsp, reasonServerNsp, reasonParseError, reasonInvalidState, reasonResync:
 		return false
 	}
 	return true

@@ -57,6 +57,7 @@ const (
 	reasonPollingConflict  = "duplicate poll"
 	reasonForcedServerClos = "forced server close"
 	reasonFlood            = "flood"
+	reasonResync           = "server resync"
 )
 
 // pollCloseGrace keeps a polling session closed by the client findable, so a

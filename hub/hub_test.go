@@ -285,3 +285,44 @@ func TestServer_RecoveryUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestServer_EndAllSessions: after EndAllSessions neither a connected client
+// nor one that had dropped before is recovered on reconnect; both start a
+// new session.
+func TestServer_EndAllSessions(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t), Recovery: &hub.RecoveryConfig{}})
+	socks := make(chan *hub.Socket, 4)
+	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("r"); socks <- s })
+	a, d := dial(t, ts.URL, "/", `{"token":"a"}`), dial(t, ts.URL, "/", `{"token":"d"}`)
+	<-socks
+	<-socks
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
+	next(t, a)
+	next(t, d)
+	d.Drop() // its session is saved for recovery
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Stats().Connections != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("dropped client still counted: %+v", srv.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.EndAllSessions("test")
+	for srv.Stats().Connections != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("connections left after EndAllSessions: %+v", srv.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for name, c := range map[string]*hubtest.Client{"connected": a, "dropped": d} {
+		c2, err := c.Reconnect(t.Context())
+		if err != nil {
+			t.Fatalf("%s: Reconnect: %v", name, err)
+		}
+		s2 := <-socks
+		if c2.Recovered() || s2.Recovered() {
+			t.Errorf("%s client recovered after EndAllSessions (client %v, server %v)", name, c2.Recovered(), s2.Recovered())
+		}
+		c2.Drop()
+	}
+}

@@ -22,6 +22,9 @@ type Server struct {
 	conns  map[string]*conn
 
 	closing atomic.Bool
+	// resyncAt (unix nanoseconds) is the last EndAllSessions: sessions that
+	// disconnected before it are not recovered.
+	resyncAt atomic.Int64
 
 	nConns   atomic.Int64
 	nSockets atomic.Int64
