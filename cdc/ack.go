@@ -17,6 +17,9 @@ import (
 //     transaction committed before it has already been received. It becomes
 //     ackable as soon as everything received is flushed.
 //   - The position never moves backwards.
+//   - ReaderConfig.AckLimit caps it: the stream remembers the highest safe
+//     position (handled) and acknowledges min(handled, limit), re-evaluated
+//     at every status update, so the slot catches up when the limit rises.
 
 // commit records that a transaction ending at end has been handed on entirely.
 func (s *stream) commit(end LSN) {
@@ -55,10 +58,21 @@ func (s *stream) flush(ctx context.Context) error {
 	return nil
 }
 
-// advance moves the acknowledged position forward (never back).
+// advance records lsn as safe to acknowledge and moves the acknowledged
+// position forward to it, or to the AckLimit if that is lower (never back).
 func (s *stream) advance(lsn LSN) {
-	if lsn > s.acked {
-		s.acked = lsn
-		s.r.acked.Store(uint64(lsn))
+	if lsn > s.handled {
+		s.handled = lsn
+		s.r.handled.Store(uint64(lsn))
+	}
+	target := s.handled
+	if f := s.r.cfg.AckLimit; f != nil {
+		if limit, ok := f(); ok && limit < target {
+			target = limit
+		}
+	}
+	if target > s.acked {
+		s.acked = target
+		s.r.acked.Store(uint64(target))
 	}
 }

@@ -118,6 +118,7 @@ type Reader struct {
 	state        atomic.Int32
 	received     atomic.Uint64
 	acked        atomic.Uint64
+	handled      atomic.Uint64 // >= acked; differs only under AckLimit
 	serverWALEnd atomic.Uint64
 	changes      atomic.Uint64
 	txs          atomic.Uint64
@@ -167,13 +168,13 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 	suppressed := 0
 	for {
 		start := time.Now()
-		ackBefore := r.acked.Load()
+		ackBefore := r.handled.Load()
 		err := r.session(ctx, h)
 		h.Reset()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		progressed := r.acked.Load() != ackBefore || time.Since(start) > time.Minute
+		progressed := r.handled.Load() != ackBefore || time.Since(start) > time.Minute
 		if progressed {
 			attempt = 0
 		}
@@ -267,7 +268,11 @@ func (r *Reader) session(ctx context.Context, h Handler) error {
 	if err := r.ensureSlot(ctx, conn); err != nil {
 		return err
 	}
-	start := LSN(r.acked.Load())
+	// Resume after what this Reader already handed on: Postgres skips every
+	// transaction whose commit LSN is before the requested position, even
+	// when AckLimit holds the slot's confirmed position further back.
+	acked := LSN(r.acked.Load())
+	start := max(acked, LSN(r.handled.Load()))
 	err = pglogrepl.StartReplication(ctx, conn, r.cfg.Slot, start, pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication,
 		PluginArgs: []string{
@@ -296,7 +301,7 @@ func (r *Reader) session(ctx context.Context, h Handler) error {
 	}()
 	defer func() { hcancel(); <-hbDone }()
 
-	s := &stream{r: r, h: h, conn: conn, br: br, acked: start, types: pgtype.NewMap()}
+	s := &stream{r: r, h: h, conn: conn, br: br, acked: acked, handled: start, types: pgtype.NewMap()}
 	s.change.types = s.types
 	return s.run(ctx)
 }

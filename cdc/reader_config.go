@@ -60,6 +60,22 @@ type ReaderConfig struct {
 	// reconnect attempts. Zero means DefaultBackoffMin / DefaultBackoffMax.
 	BackoffMin, BackoffMax time.Duration
 
+	// AckLimit, when set, caps the position the Reader acknowledges to the
+	// slot: while it returns (limit, true) the confirmed position never
+	// passes limit, so Postgres keeps the WAL from there on and, after a
+	// restart of the process, sends again every transaction whose commit LSN
+	// is at or after limit. A caller that must rebuild state from the slot
+	// (a recovery buffer) returns the commit LSN (EventID.LSN) of the oldest
+	// event it still needs. (0, false) means no cap. It is called from the
+	// Reader's goroutine at every acknowledgement and status update (at
+	// least every StatusInterval), so a rising limit is acknowledged within
+	// one StatusInterval; it must be cheap and must not block.
+	//
+	// The cap holds back only what the slot confirms: a reconnect within the
+	// same Reader resumes after the last transaction it handed on, so a
+	// Postgres restart does not deliver the held-back window a second time.
+	AckLimit func() (LSN, bool)
+
 	// Logger receives lifecycle logs; nil means slog.Default().
 	Logger *slog.Logger
 }

@@ -39,7 +39,8 @@ type stream struct {
 	received LSN
 
 	// Ack state (see ack.go).
-	acked         LSN // last position sent as flushed
+	acked         LSN // position to send as flushed: min(handled, AckLimit)
+	handled       LSN // highest position safe to acknowledge
 	lastCommitEnd LSN // end LSN of the last commit handed on
 	idleSafe      LSN // a keepalive position seen with no transaction open
 	dirty         bool
@@ -100,6 +101,7 @@ func (s *stream) run(ctx context.Context) error {
 			if err := s.flush(ctx); err != nil {
 				return err
 			}
+			s.advance(0) // the AckLimit may have risen
 			idle := now.Sub(s.lastRecv) >= cfg.StatusInterval
 			if idle && now.Sub(s.lastRecv) >= cfg.ReadTimeout {
 				return fmt.Errorf("replication connection silent for %v (read timeout %v)", now.Sub(s.lastRecv).Round(time.Millisecond), cfg.ReadTimeout)
