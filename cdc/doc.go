@@ -9,7 +9,10 @@
 // Commit messages, and hands each row of a committed transaction on as it
 // arrives (pgoutput only sends committed transactions), so memory does not grow
 // with transaction size. It acknowledges a transaction's end LSN to Postgres
-// only after the Sink has accepted every event of that transaction.
+// only after the Sink has accepted every event of that transaction, and never
+// past ReaderConfig.AckLimit when one is set (a caller that rebuilds a buffer
+// from the slot after a restart holds the slot back to the oldest event it
+// still needs).
 //
 // The Mapper is a pure function of changes plus lookup state (variant → product,
 // product → name and seller, running order metrics); it knows nothing of sockets.

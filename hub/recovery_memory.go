@@ -104,6 +104,20 @@ func (m *MemoryStore) expireLocked(now time.Time) {
 	}
 }
 
+// Oldest returns the offset of the oldest broadcast the store still holds
+// (after dropping expired ones); ok=false when it holds none. Offsets are
+// kept in Append order, so every held broadcast is at or after it; a caller
+// whose offsets come from a durable log can keep that log from there on.
+func (m *MemoryStore) Oldest() (offset string, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expireLocked(m.now())
+	if len(m.packets) == 0 {
+		return "", false
+	}
+	return m.packets[0].b.Offset, true
+}
+
 // Since implements RecoveryStore.
 func (m *MemoryStore) Since(_ context.Context, nsp, offset string) ([]*Broadcast, bool, error) {
 	nsp = nspOrRoot(nsp)

@@ -19,9 +19,15 @@ func TestMemoryStore(t *testing.T) {
 		}
 		return out
 	}
+	if off, ok := m.Oldest(); ok {
+		t.Fatalf("empty store: Oldest = %q, want none", off)
+	}
 	add("", "1")
 	add("/a", "2")
 	add("/", "3")
+	if off, ok := m.Oldest(); !ok || off != "1" {
+		t.Fatalf("Oldest = %q %v, want 1", off, ok)
+	}
 	t.Run("Since", func(t *testing.T) {
 		got, ok, _ := m.Since(ctx, "/", "1")
 		if !ok || fmt.Sprint(offsets(got)) != "[3]" {
@@ -45,11 +51,17 @@ func TestMemoryStore(t *testing.T) {
 		if got, ok, _ := m.Since(ctx, "/", "3"); !ok || fmt.Sprint(offsets(got)) != "[4]" {
 			t.Fatalf("got %v %v", offsets(got), ok)
 		}
+		if off, ok := m.Oldest(); !ok || off != "2" {
+			t.Fatalf("after the count bound Oldest = %q %v, want 2", off, ok)
+		}
 	})
 	t.Run("AgeBound", func(t *testing.T) {
 		now = now.Add(2 * time.Minute)
 		if _, ok, _ := m.Since(ctx, "/", "3"); ok {
 			t.Fatal("expired offset accepted")
+		}
+		if off, ok := m.Oldest(); ok {
+			t.Fatalf("everything expired: Oldest = %q, want none", off)
 		}
 	})
 	t.Run("Sessions", func(t *testing.T) {
