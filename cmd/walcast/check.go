@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/rules"
 )
 
 // runCheck connects with an ordinary connection, runs cdc.Check and prints one
@@ -23,11 +24,25 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("connect to the database: %s", redactErr(err, c.DatabaseURL))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	mp, err := cdc.LoadMapping(c.Mapping)
-	if err != nil {
-		return err
+	var tables []cdc.CheckTable
+	var rulesErr error
+	if c.Rules != "" {
+		r, err := rules.Load(c.Rules)
+		if err != nil {
+			return err
+		}
+		if rulesErr = r.CheckCatalog(ctx, conn); rulesErr != nil {
+			fmt.Fprintln(stderr, rulesErr)
+		}
+		tables = rulesCheckTables(r)
+	} else {
+		mp, err := cdc.LoadMapping(c.Mapping)
+		if err != nil {
+			return err
+		}
+		tables = mp.CheckTables()
 	}
-	rep, err := cdc.Check(ctx, conn, cdc.CheckConfig{Slot: c.Slot, Publication: c.Publication, Tables: mp.CheckTables()})
+	rep, err := cdc.Check(ctx, conn, cdc.CheckConfig{Slot: c.Slot, Publication: c.Publication, Tables: tables})
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
@@ -38,6 +53,10 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	fmt.Fprint(stderr, cdc.FormatCheckReport(rep))
+	if rulesErr != nil && !rep.Failed() {
+		fmt.Fprintln(stderr, "walcast check: the rules do not match the database (lines above)")
+		return errSilent
+	}
 	if rep.Failed() {
 		fmt.Fprintf(stderr, "walcast check: %d problem(s); run the fix lines above (or walcast migrate), then check again\n", countFail(rep))
 		return errSilent

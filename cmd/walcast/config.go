@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/rules"
 )
 
 // secret is a string that never prints (slog, %v).
@@ -43,6 +44,7 @@ type config struct {
 	Slot            string        // default "walcast"
 	Publication     string        // default "walcast"
 	Mapping         string        // path of the mapping file; "" = built-in seed schema
+	Rules           string        // path of a rules file; "" = use the mapping
 	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
 	LogFormat       string        // LOG_FORMAT: text or json
 	ShutdownTimeout time.Duration // drain budget on SIGINT/SIGTERM; default 10s
@@ -161,6 +163,16 @@ func options() []struct {
 				return err
 			}
 			c.Mapping = v
+			return nil
+		}}},
+		{optDB | optServe, option{"rules", []string{"WALCAST_RULES"}, "", "rules file (in preview; replaces the mapping when set)", func(c *config, v string) error {
+			if v == "" {
+				return nil
+			}
+			if _, err := rules.Load(v); err != nil {
+				return err
+			}
+			c.Rules = v
 			return nil
 		}}},
 		{optServe, option{"listen", []string{"WALCAST_LISTEN"}, ":3001", "HTTP/WebSocket listen address", func(c *config, v string) error {

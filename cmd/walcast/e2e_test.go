@@ -19,9 +19,19 @@ import (
 )
 
 // TestE2E_CustomMapping: a schema with other table and column names
-// (testdata/e2e) works with a mapping file only: migrate and check follow it,
-// and serve turns its rows into the catalogue's events.
+// (testdata/e2e) works with a mapping file only, or with a rules file only:
+// migrate and check follow it, and serve turns its rows into the
+// catalogue's events.
 func TestE2E_CustomMapping(t *testing.T) {
+	for _, tc := range []struct{ name, key, path string }{
+		{"mapping", "WALCAST_MAPPING", "../../testdata/e2e/custom_mapping.json"},
+		{"rules", "WALCAST_RULES", "../../testdata/e2e/custom_rules.json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testE2ECustom(t, tc.key, tc.path) })
+	}
+}
+
+func testE2ECustom(t *testing.T, key, path string) {
 	pg := pgtest.New(t, pgtest.Options{Settings: []string{"max_slot_wal_keep_size = 1GB"}})
 	ctx := t.Context()
 	schema, err := os.ReadFile("../../testdata/e2e/custom_schema.sql")
@@ -34,7 +44,7 @@ func TestE2E_CustomMapping(t *testing.T) {
 	const secretKey = "e2e-secret-e2e-secret-e2e-secret"
 	env := map[string]string{
 		"DATABASE_URL":       pg.URL("postgres"),
-		"WALCAST_MAPPING":    "../../testdata/e2e/custom_mapping.json",
+		key:                  path,
 		"WALCAST_JWT_SECRET": secretKey,
 		"WALCAST_ROLE_CLAIM": "app_metadata.role",
 	}

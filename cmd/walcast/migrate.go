@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/rules"
 	wsql "github.com/walcast/walcast/sql"
 )
 
@@ -46,6 +47,13 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 // migrateOptions are the sql.Migrate options for the configured mapping: its
 // tables go into the publication, orders and inventory get REPLICA IDENTITY FULL.
 func migrateOptions(c config) (wsql.Options, error) {
+	if c.Rules != "" {
+		r, err := rules.Load(c.Rules)
+		if err != nil {
+			return wsql.Options{}, err
+		}
+		return wsql.Options{Publication: c.Publication, Tables: r.PublishedTables(), FullIdentity: r.FullIdentityTables(), Slot: c.Slot}, nil
+	}
 	mp, err := cdc.LoadMapping(c.Mapping)
 	if err != nil {
 		return wsql.Options{}, err

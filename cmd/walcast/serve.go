@@ -311,11 +311,11 @@ func (m *cdcMetrics) register(p *pipeline) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_map_errors_total",
 			Help: "Changes the mapper rejected (skipped)."}, func() float64 { return float64(p.p.MapErrors()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_bad_messages_total",
-			Help: "Invalid walcast.emit messages (dropped)."}, func() float64 { return float64(p.mapper.Stats().BadMessages) }),
+			Help: "Invalid walcast.emit messages (dropped)."}, func() float64 { return float64(p.stats().BadMessages) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_lookup_misses_total",
-			Help: "Inventory rows whose variant or product was unknown."}, func() float64 { return float64(p.mapper.Stats().LookupMisses) }),
+			Help: "Inventory rows whose variant or product was unknown."}, func() float64 { return float64(p.stats().LookupMisses) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_missing_old_image_total",
-			Help: "Updates without the old row image the mapper needed (REPLICA IDENTITY not FULL)."}, func() float64 { return float64(p.mapper.Stats().MissingOldImage) }),
+			Help: "Updates without the old row image the mapper needed (REPLICA IDENTITY not FULL)."}, func() float64 { return float64(p.stats().MissingOldImage) }),
 	}
 	for _, st := range []cdc.ReaderState{cdc.StateStopped, cdc.StateConnecting, cdc.StateStreaming, cdc.StateStandingBy, cdc.StateReconnecting} {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walcast_cdc_reader_state",

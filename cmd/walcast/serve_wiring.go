@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/rules"
 )
 
 // newBus returns the in-process bus, or the Redis bus when RedisURL is set
@@ -67,7 +69,9 @@ type pipeline struct {
 	cfg    config
 	log    *slog.Logger
 	sink   cdc.Sink
-	mapper *cdc.Mapper
+	mapper transformer
+	stats  func() cdc.MapperStats
+	checks []cdc.CheckTable // tables for the startup check
 	p      *cdc.Pipeline
 	db     cdc.Querier
 	// remote returns the metrics payload the leader last published over the
@@ -76,13 +80,9 @@ type pipeline struct {
 }
 
 func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *cdcMetrics) (*pipeline, error) {
-	mp, err := cdc.LoadMapping(c.Mapping)
+	mapper, stats, checks, err := newTransformer(c, log)
 	if err != nil {
 		return nil, err
-	}
-	mapper, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("mapper: %w", err)
 	}
 	p, err := cdc.NewPipeline(cdc.PipelineConfig{
 		Reader: cdc.ReaderConfig{
@@ -98,7 +98,7 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 	if err != nil {
 		return nil, fmt.Errorf("cdc: %w", err)
 	}
-	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, p: p, db: db}
+	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db}
 	m.register(pl)
 	return pl, nil
 }
@@ -116,7 +116,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, cdc.ErrMappingMismatch) {
+		if errors.Is(err, cdc.ErrMappingMismatch) || errors.Is(err, rules.ErrMismatch) {
 			// A table or column the mapping names is missing: retrying cannot
 			// help, so fail at start with the name (fix WALCAST_MAPPING or the schema).
 			return err
@@ -149,7 +149,7 @@ func (p *pipeline) run(ctx context.Context) error {
 func (p *pipeline) startupCheck(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rep, err := cdc.Check(ctx, p.db, cdc.CheckConfig{Slot: p.cfg.Slot, Publication: p.cfg.Publication, Tables: p.mapper.Mapping().CheckTables()})
+	rep, err := cdc.Check(ctx, p.db, cdc.CheckConfig{Slot: p.cfg.Slot, Publication: p.cfg.Publication, Tables: p.checks})
 	if err != nil {
 		p.log.Warn("database check could not run", "err", err)
 		return
@@ -208,4 +208,50 @@ func (p *pipeline) AdminMetrics(ctx context.Context) (json.RawMessage, error) {
 		}
 	}
 	return p.mapper.CurrentMetrics(), nil
+}
+
+// transformer is what the pipeline needs of the mapper (WALCAST_MAPPING) or
+// of the rule engine (WALCAST_RULES).
+type transformer interface {
+	cdc.Transformer
+	Load(ctx context.Context, q cdc.Querier) error
+	MetricsEvent(now time.Time) (cdc.Event, bool)
+	CurrentMetrics() json.RawMessage
+}
+
+// newTransformer returns the rule engine when a rules file is configured,
+// else the mapper with the configured mapping, with its counters and the
+// tables walcast check inspects.
+func newTransformer(c config, log *slog.Logger) (transformer, func() cdc.MapperStats, []cdc.CheckTable, error) {
+	if c.Rules != "" {
+		r, err := rules.Load(c.Rules)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		en := rules.New(r, log)
+		stats := func() cdc.MapperStats {
+			st := en.Stats()
+			return cdc.MapperStats{BadMessages: st.BadMessages, LookupMisses: st.LookupMisses, MissingOldImage: st.MissingOldImage}
+		}
+		return en, stats, rulesCheckTables(r), nil
+	}
+	mp, err := cdc.LoadMapping(c.Mapping)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	mapper, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: log})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("mapper: %w", err)
+	}
+	return mapper, mapper.Stats, mp.CheckTables(), nil
+}
+
+// rulesCheckTables lists a rules file's tables for cdc.Check.
+func rulesCheckTables(r *rules.Rules) []cdc.CheckTable {
+	full := r.FullIdentityTables()
+	var out []cdc.CheckTable
+	for _, t := range r.PublishedTables() {
+		out = append(out, cdc.CheckTable{Name: t, NeedFull: slices.Contains(full, t)})
+	}
+	return out
 }
