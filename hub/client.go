@@ -249,6 +249,9 @@ func (c *conn) onConnect(p socketPacket) bool {
 	n.rooms.addSocket(s)
 	srv.nSockets.Add(1)
 	srv.m.addSockets(1)
+	s.mu.Lock()
+	s.sessionChangedLocked(true, false, nil)
+	s.mu.Unlock()
 	if recovered && len(sess.Rooms) > 0 {
 		s.Join(sess.Rooms...)
 	}
@@ -300,8 +303,14 @@ func (c *conn) replay(s *Socket, offset string) {
 			}
 		}
 	} else {
+		// The old pid is not resumed: it ends, and the socket goes on under a
+		// new one with the rooms it has.
+		s.mu.Lock()
+		s.sessionChangedLocked(false, false, nil)
 		s.recovered = false
 		s.pid = newID()
+		s.sessionChangedLocked(true, false, s.roomListLocked())
+		s.mu.Unlock()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -385,6 +394,9 @@ func (s *Socket) onClose(reason string) {
 	acks := s.acks
 	s.acks = nil
 	handlers := s.onDisc
+	rc := s.nsp.srv.cfg.Recovery
+	saved := rc != nil && recoverable(reason)
+	s.sessionChangedLocked(false, saved, rooms)
 	s.mu.Unlock()
 
 	n := s.nsp
@@ -401,7 +413,7 @@ func (s *Socket) onClose(reason string) {
 	srv := n.srv
 	srv.nSockets.Add(-1)
 	srv.m.addSockets(-1)
-	if rc := srv.cfg.Recovery; rc != nil && recoverable(reason) {
+	if saved {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := rc.Store.SaveSession(ctx, Session{SID: s.id, PID: s.pid, Namespace: n.name, Rooms: rooms, DisconnectedAt: time.Now()})
 		cancel()

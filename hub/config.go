@@ -52,6 +52,13 @@ type Config struct {
 	MaxInboundRate int
 	// Recovery enables connection state recovery; nil = off.
 	Recovery *RecoveryConfig
+	// OnSessionChange, when set, is called with a socket's state each time it
+	// connects (or is recovered), joins or leaves rooms, and disconnects, so a
+	// durable session store can follow sessions without polling. It is called
+	// synchronously, in order for each socket, with the socket's lock held:
+	// it must not block and must not call the Socket (copy what you keep and
+	// write it elsewhere). nil = none.
+	OnSessionChange func(SessionChange)
 	// Metrics are optional Prometheus collectors from NewMetrics; nil = none.
 	Metrics *Metrics
 	// Logger receives the hub's logs; nil = slog.Default().

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -324,5 +325,70 @@ func TestServer_EndAllSessions(t *testing.T) {
 			t.Errorf("%s client recovered after EndAllSessions (client %v, server %v)", name, c2.Recovered(), s2.Recovered())
 		}
 		c2.Drop()
+	}
+}
+
+// TestServer_SessionChange: OnSessionChange follows a socket through connect,
+// join, leave, a recoverable disconnect and its recovery under the same pid.
+func TestServer_SessionChange(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	cfg := hub.Config{Logger: hubLogger(t), Recovery: &hub.RecoveryConfig{}, OnSessionChange: func(c hub.SessionChange) {
+		rooms := slices.Clone(c.Rooms)
+		slices.Sort(rooms)
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, fmt.Sprintf("%s %s %v connected=%v recoverable=%v", c.PID, c.Namespace, rooms, c.Connected, c.Recoverable))
+	}}
+	srv, ts := hubtest.NewServer(t, cfg)
+	socks := make(chan *hub.Socket, 2)
+	srv.Of("/").OnConnect(func(s *hub.Socket) {
+		if !s.Recovered() {
+			s.Join("r", "q")
+			s.Join("r") // no change, no call
+			s.Leave("q")
+		}
+		socks <- s
+	})
+	c := dial(t, ts.URL, "/", "")
+	<-socks
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
+	next(t, c)
+	pid := c.PID()
+	c.Drop()
+	wait := func(n int) []string {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			mu.Lock()
+			out := slices.Clone(got)
+			mu.Unlock()
+			if len(out) >= n {
+				return out
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d session changes, want %d: %q", len(out), n, out)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wait(4)
+	c2, err := c.Reconnect(t.Context())
+	if err != nil {
+		t.Fatalf("Reconnect: %v", err)
+	}
+	defer c2.Drop()
+	<-socks
+	out := wait(6)
+	want := []string{
+		pid + " / [] connected=true recoverable=false",
+		pid + " / [q r] connected=true recoverable=false",
+		pid + " / [r] connected=true recoverable=false",
+		pid + " / [r] connected=false recoverable=true",
+		pid + " / [] connected=true recoverable=false",
+		pid + " / [r] connected=true recoverable=false",
+	}
+	if !c2.Recovered() || !slices.Equal(out, want) {
+		t.Fatalf("recovered %v, session changes:\n%s\nwant:\n%s", c2.Recovered(), strings.Join(out, "\n"), strings.Join(want, "\n"))
 	}
 }

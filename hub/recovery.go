@@ -25,3 +25,37 @@ type Session struct {
 	Rooms               []string
 	DisconnectedAt      time.Time
 }
+
+// SessionChange is a socket's state after it connected, joined or left rooms,
+// or disconnected (see Config.OnSessionChange).
+type SessionChange struct {
+	SID, PID, Namespace string
+	// Rooms are the socket's rooms after the change, without its own id. On
+	// disconnect they are the rooms it had.
+	Rooms []string
+	// Connected is false for the disconnect.
+	Connected bool
+	// Recoverable, on disconnect, says that the session was saved for
+	// connection state recovery (the client may resume it by pid).
+	Recoverable bool
+	At          time.Time
+}
+
+// roomListLocked returns the socket's rooms without its own id.
+func (s *Socket) roomListLocked() []string {
+	out := make([]string, 0, len(s.rooms))
+	for r := range s.rooms {
+		out = append(out, r)
+	}
+	return out
+}
+
+// sessionChangedLocked calls Config.OnSessionChange, if set, with s.mu held.
+func (s *Socket) sessionChangedLocked(connected, recoverable bool, rooms []string) {
+	fn := s.nsp.srv.cfg.OnSessionChange
+	if fn == nil {
+		return
+	}
+	fn(SessionChange{SID: s.id, PID: s.pid, Namespace: s.nsp.name, Rooms: rooms,
+		Connected: connected, Recoverable: recoverable, At: time.Now()})
+}

@@ -231,6 +231,7 @@ func (s *Socket) Join(rooms ...string) {
 	if s.closed {
 		return
 	}
+	changed := false
 	for _, r := range rooms {
 		if r == s.id {
 			continue
@@ -243,6 +244,10 @@ func (s *Socket) Join(rooms ...string) {
 		}
 		s.rooms[r] = struct{}{}
 		s.nsp.rooms.join(s, r)
+		changed = true
+	}
+	if changed {
+		s.sessionChangedLocked(true, false, s.roomListLocked())
 	}
 }
 
@@ -250,12 +255,17 @@ func (s *Socket) Join(rooms ...string) {
 func (s *Socket) Leave(rooms ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	changed := false
 	for _, r := range rooms {
 		if _, ok := s.rooms[r]; !ok {
 			continue
 		}
 		delete(s.rooms, r)
 		s.nsp.rooms.leave(s, r)
+		changed = true
+	}
+	if changed && !s.closed {
+		s.sessionChangedLocked(true, false, s.roomListLocked())
 	}
 }
 
