@@ -75,7 +75,9 @@
 // gets the missed broadcasts that matched its rooms, before the CONNECT reply,
 // its old socket id and rooms, and Recovered() == true. Middlewares still run.
 // Live broadcasts during the replay are held and de-duplicated by offset, so
-// each event arrives once, in order.
+// each event arrives once, in order. Config.OnSessionChange reports every
+// socket's session (pid, rooms, connected or not) as it changes, for a store
+// that must keep sessions outside the process.
 //
 // # Goroutine safety
 //
