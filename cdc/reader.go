@@ -80,6 +80,7 @@ type ReaderStats struct {
 	Transactions uint64
 	Events       uint64 // events published (filled in by Pipeline)
 	Reconnects   uint64
+	SlotsLost    uint64 // slots found lost (invalidated, or gone) and recreated
 }
 
 // Reader streams a durable pgoutput replication slot.
@@ -123,6 +124,7 @@ type Reader struct {
 	changes      atomic.Uint64
 	txs          atomic.Uint64
 	reconnects   atomic.Uint64
+	slotsLost    atomic.Uint64
 }
 
 // NewReader checks cfg and returns a Reader. It does no I/O.
@@ -145,6 +147,7 @@ func (r *Reader) Stats() ReaderStats {
 		Changes:      r.changes.Load(),
 		Transactions: r.txs.Load(),
 		Reconnects:   r.reconnects.Load(),
+		SlotsLost:    r.slotsLost.Load(),
 	}
 }
 

@@ -76,6 +76,13 @@ type ReaderConfig struct {
 	// Postgres restart does not deliver the held-back window a second time.
 	AckLimit func() (LSN, bool)
 
+	// OnSlotLost, when set, is called (from Run's goroutine) after the Reader
+	// found its slot lost and recreated it, before it streams from the new
+	// slot: the changes in the SlotLoss window will never be delivered, so
+	// whoever holds state derived from them must resynchronise (walcast serve
+	// ends every client session without recovery).
+	OnSlotLost func(SlotLoss)
+
 	// Logger receives lifecycle logs; nil means slog.Default().
 	Logger *slog.Logger
 }

@@ -15,9 +15,16 @@ var ErrNoPublication = errors.New("cdc: publication does not exist")
 
 // ErrSlotLost reports a replication slot that Postgres invalidated because
 // the WAL it needed was removed (max_slot_wal_keep_size). It cannot stream
-// again: an operator must drop and recreate it, and the changes in between
-// are lost. The Reader logs it at Error and keeps retrying.
+// again; the Reader drops and recreates it (see SlotLoss), and the changes in
+// between are lost.
 var ErrSlotLost = errors.New("cdc: replication slot invalidated (WAL removed); drop and recreate it")
+
+// SlotLoss describes a lost slot the Reader recreated: the changes committed
+// between From and To were never delivered and never will be.
+type SlotLoss struct {
+	Cause    string // "invalidated" (wal_status lost) or "missing" (gone, e.g. after a promotion on Postgres 15/16)
+	From, To LSN    // From: the last position delivered (0 when unknown); To: the server's WAL position when the new slot was made
+}
 
 // ensureSlot checks the publication and the slot over the replication
 // connection, creates the slot when it is missing (pgoutput, durable), and
@@ -54,7 +61,14 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
 			return fmt.Errorf("replication slot %q belongs to another database", r.cfg.Slot)
 		}
 		if string(row[3]) == "lost" {
-			return fmt.Errorf("slot %q: %w", r.cfg.Slot, ErrSlotLost)
+			from, _ := pglogrepl.ParseLSN(string(row[2]))
+			if h := r.handled.Load(); h > uint64(from) {
+				from = pglogrepl.LSN(h) // delivered but held back by AckLimit
+			}
+			if _, err := conn.Exec(ctx, `DROP_REPLICATION_SLOT "`+r.cfg.Slot+`"`).ReadAll(); err != nil {
+				return fmt.Errorf("slot %q: %w; dropping it: %w", r.cfg.Slot, ErrSlotLost, err)
+			}
+			return r.recreateLost(ctx, conn, failover, "invalidated", LSN(from))
 		}
 		if failover && string(row[4]) != "t" {
 			r.alterFailover(ctx, conn)
@@ -74,6 +88,43 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
 		return nil
 	}
 
+	if acked := max(r.acked.Load(), r.handled.Load()); acked != 0 {
+		// This Reader streamed from the slot before and it is gone (a
+		// promotion on a server without failover slots, or a drop).
+		return r.recreateLost(ctx, conn, failover, "missing", LSN(acked))
+	}
+	return r.createSlot(ctx, conn, failover)
+}
+
+// recreateLost creates the slot anew after it was lost, says so once at
+// Error with the window of changes that cannot be delivered, counts it, and
+// tells OnSlotLost.
+func (r *Reader) recreateLost(ctx context.Context, conn *pgconn.PgConn, failover bool, cause string, from LSN) error {
+	if err := r.createSlot(ctx, conn, failover); err != nil {
+		return err
+	}
+	var to LSN
+	if res, err := conn.Exec(ctx, "SELECT pg_current_wal_lsn()::text").ReadAll(); err == nil && len(res) > 0 && len(res[0].Rows) > 0 {
+		if l, err := pglogrepl.ParseLSN(string(res[0].Rows[0][0])); err == nil {
+			to = LSN(l)
+		}
+	}
+	loss := SlotLoss{Cause: cause, From: from, To: to}
+	r.slotsLost.Add(1)
+	r.log.Error("replication slot lost and recreated: changes in this window are not delivered; clients must resynchronise",
+		"cause", cause, "undelivered_from", from.String(), "undelivered_to", to.String())
+	// The new slot starts at To: positions acknowledged on the old one mean nothing to it.
+	r.acked.Store(uint64(to))
+	r.handled.Store(uint64(to))
+	if r.cfg.OnSlotLost != nil {
+		r.cfg.OnSlotLost(loss)
+	}
+	return nil
+}
+
+// createSlot creates the slot (pgoutput, durable, failover on 17+).
+func (r *Reader) createSlot(ctx context.Context, conn *pgconn.PgConn, failover bool) error {
+	var err error
 	if failover {
 		// Postgres 17+: a failover slot is synchronised to standbys
 		// (sync_replication_slots) and survives a promotion. The pinned
