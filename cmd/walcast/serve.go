@@ -119,7 +119,10 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		return nil, fmt.Errorf("database pool: %s", redactErr(err, c.DatabaseURL))
 	}
 	m := newCDCMetrics(reg)
-	s.cdc, err = newPipeline(c, log, s.db, &busSink{bus: b, m: m}, m)
+	// A lost slot means changes that no client will ever get: end every
+	// session without recovery so clients resubscribe and get the current
+	// state on subscribe.
+	s.cdc, err = newPipeline(c, log, s.db, &busSink{bus: b, m: m}, m, func(cdc.SlotLoss) { srv.EndAllSessions("replication slot lost") })
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +160,7 @@ func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
 	if state == cdc.StateStreaming.String() {
 		role = "leader"
 	}
-	json.NewEncoder(w).Encode(map[string]any{"ready": ok, "replication": state, "role": role, "bus": bus})
+	json.NewEncoder(w).Encode(map[string]any{"ready": ok, "replication": state, "role": role, "bus": bus, "slot_lost": s.cdc.p.Stats().SlotsLost})
 }
 
 // Run serves on ln until ctx ends or a component fails, then shuts down in
@@ -306,6 +309,8 @@ func (m *cdcMetrics) register(p *pipeline) {
 			Help: "Committed transactions received."}, func() float64 { return float64(stats().Transactions) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_changes_total",
 			Help: "Row changes and messages received."}, func() float64 { return float64(stats().Changes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_slot_lost_total",
+			Help: "Replication slots found lost (invalidated or gone) and recreated; their changes were not delivered."}, func() float64 { return float64(stats().SlotsLost) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_reconnects_total",
 			Help: "Replication reconnects."}, func() float64 { return float64(stats().Reconnects) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_map_errors_total",

@@ -79,7 +79,8 @@ type pipeline struct {
 	remote func() json.RawMessage
 }
 
-func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *cdcMetrics) (*pipeline, error) {
+// onSlotLost runs after the reader recreated a lost slot (see cdc.SlotLoss).
+func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *cdcMetrics, onSlotLost func(cdc.SlotLoss)) (*pipeline, error) {
 	mapper, stats, checks, err := newTransformer(c, log)
 	if err != nil {
 		return nil, err
@@ -90,6 +91,7 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 			Slot:        c.Slot,
 			Publication: c.Publication,
 			BackoffMax:  readerBackoffMax(c),
+			OnSlotLost:  onSlotLost,
 			Logger:      log,
 		},
 		Transformer: mapper,
