@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/walcast/walcast/hub"
 )
@@ -19,20 +20,36 @@ type Bus interface {
 // Local is the in-process bus of a single node.
 type Local struct {
 	srv *hub.Server
+
+	mu   sync.Mutex
+	last map[string]streamID // per namespace, the highest offset delivered
 }
 
 var _ Bus = (*Local)(nil)
 
 // NewLocal returns a bus that delivers straight to srv.
-func NewLocal(srv *hub.Server) *Local { return &Local{srv: srv} }
+func NewLocal(srv *hub.Server) *Local { return &Local{srv: srv, last: make(map[string]streamID)} }
 
-// Publish calls srv.Broadcast for each broadcast, in order. It never blocks on
-// a client; it fails only when ctx has already ended.
+// Publish calls srv.Broadcast for each broadcast, in order. A broadcast whose
+// offset ("<hi>-<lo>", compared numerically) is not above the last one
+// delivered in its namespace is dropped: a source that sends a window again
+// (the replication reader re-reading retained WAL) delivers each offset once.
+// Broadcasts without a parseable offset always pass. It never blocks on a
+// client; it fails only when ctx has already ended.
 func (l *Local) Publish(ctx context.Context, bs []*hub.Broadcast) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bus: local publish: %w", err)
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for _, b := range bs {
+		if id, ok := parseStreamID(b.Offset); ok {
+			nsp := nspOf(b.Namespace)
+			if last, seen := l.last[nsp]; seen && !last.less(id) {
+				continue
+			}
+			l.last[nsp] = id
+		}
 		l.srv.Broadcast(b)
 	}
 	return nil

@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/walcast/walcast/hub"
@@ -39,5 +40,47 @@ func TestLocal(t *testing.T) {
 	}
 	if err := b.Publish(ctx, nil); err == nil {
 		t.Fatalf("Publish with an ended ctx = nil, want an error")
+	}
+}
+
+// TestLocal_DropsRepeatedOffsets: a window sent again (a replication reader
+// re-reading retained WAL) reaches the client once; offsets compare as
+// numbers ("10-0" is above "9-1"), not as text; broadcasts without an offset
+// always pass.
+func TestLocal_DropsRepeatedOffsets(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t)})
+	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
+	b := bus.NewLocal(srv)
+	cl, err := hubtest.Dial(t.Context(), ts.URL, "/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ev := func(off, arg string) *hub.Broadcast {
+		return &hub.Broadcast{Rooms: []string{"room1"}, Event: "tick", Args: []json.RawMessage{json.RawMessage(arg)}, Offset: off}
+	}
+	batches := [][]*hub.Broadcast{
+		{ev("9-0", `1`), ev("9-1", `2`)},
+		{ev("9-1", `2`), ev("10-0", `3`)}, // the window again, then one new
+		{ev("9-0", `1`), ev("", `4`), ev("10-0", `3`), ev("11-0", `5`)},
+	}
+	for _, bs := range batches {
+		if err := b.Publish(t.Context(), bs); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+	var got []string
+	for range 5 {
+		got = append(got, string(next(t, cl).Args[0]))
+	}
+	if s := strings.Join(got, " "); s != "1 2 3 4 5" {
+		t.Fatalf("client got %s, want 1 2 3 4 5", s)
+	}
+	// Nothing else is queued: a sentinel comes next.
+	if err := b.Publish(t.Context(), []*hub.Broadcast{ev("12-0", `6`)}); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, cl); string(e.Args[0]) != "6" {
+		t.Fatalf("after the window got %s, want 6", e.Args[0])
 	}
 }
