@@ -169,11 +169,7 @@ func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
 // connections so clients reconnect, stop the bus.
 func (s *service) Run(ctx context.Context, ln net.Listener) error {
 	log := s.log
-	httpSrv := &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	httpSrv := newHTTPServer(s.mux, log, defaultHTTPTimeouts)
 	fatal := make(chan error, 4)
 	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
 	cdcCtx, stopCDC := context.WithCancel(context.WithoutCancel(ctx))
@@ -333,6 +329,43 @@ func (m *cdcMetrics) register(p *pipeline) {
 			}))
 	}
 	m.reg.MustRegister(cs...)
+}
+
+// httpTimeouts bound how long one HTTP connection may hold a file descriptor
+// and memory without making progress.
+type httpTimeouts struct {
+	header time.Duration // request line and headers
+	idle   time.Duration // a keep-alive connection between requests
+	body   time.Duration // a POST body (a polling client's packets), from its headers on
+}
+
+// defaultHTTPTimeouts: a polling POST carries at most a few MB and is sent in
+// one go; a client that stalls mid-body is gone or hostile. Browsers reopen an
+// idle keep-alive connection when they need one.
+var defaultHTTPTimeouts = httpTimeouts{header: 10 * time.Second, idle: 30 * time.Second, body: 30 * time.Second}
+
+// newHTTPServer returns the public listener's server. http.Server.ReadTimeout
+// is not used for the body limit: it would also cut long-poll GETs (the server's
+// background read fails and cancels the request) and the read deadline outlives
+// a WebSocket hijack. So only POST requests get a read deadline, set per request.
+func newHTTPServer(h http.Handler, log *slog.Logger, t httpTimeouts) *http.Server {
+	if t.body > 0 {
+		next := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				// An error means the writer cannot set deadlines (not a net/http
+				// connection); then there is nothing to bound.
+				_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(t.body))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.header,
+		IdleTimeout:       t.idle,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 }
 
 // mountPprof serves Go's profiler under /debug/pprof/ (WALCAST_PPROF): heap and
