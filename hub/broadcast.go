@@ -21,6 +21,11 @@ type Broadcast struct {
 	Attachments [][]byte  // binary arguments (BINARY_EVENT)
 	Offset      string    // recovery offset appended as the last argument; "" = none
 	CommitTime  time.Time // source commit time, for the commit-to-send histogram
+	// StateKey, when set with Rooms, makes this broadcast the current state
+	// of that key in each of its rooms (e.g. one product variant, or an
+	// order's status): the hub keeps the last one per (room, key) while the
+	// room has members, and Socket.JoinWithState sends it to a joiner.
+	StateKey string
 }
 
 // maxInlineTargets is the largest audience written inline (see Broadcast).
@@ -67,6 +72,22 @@ func (s *Server) Broadcast(b *Broadcast) {
 	var fs []frame
 	if len(atts) > 0 {
 		fs = append([]frame{text}, atts...)
+	}
+	if b.StateKey != "" && len(b.Rooms) > 0 {
+		// Held through the fan-out: see stateCache.
+		n.state.mu.Lock()
+		defer n.state.mu.Unlock()
+		st := fs
+		if st == nil {
+			st = []frame{text}
+		}
+		for _, r := range b.Rooms {
+			if n.rooms.has(r) {
+				n.state.put(r, b.StateKey, st)
+			} else {
+				n.state.drop(r)
+			}
+		}
 	}
 	tp := targetsPool.Get().(*[]*Socket)
 	targets := n.rooms.collect((*tp)[:0], b.Rooms, b.Except)

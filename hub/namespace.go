@@ -51,6 +51,7 @@ type Namespace struct {
 
 	rooms      *roomIndex
 	lastOffset atomic.Pointer[string] // latest broadcast offset (recovery)
+	state      stateCache             // per-room last state broadcasts (JoinWithState)
 }
 
 // Name returns the namespace name, e.g. "/" or "/admin".

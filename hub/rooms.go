@@ -101,6 +101,14 @@ func (ri *roomIndex) leave(s *Socket, room string) {
 	sh.mu.Unlock()
 }
 
+// has reports whether room has members.
+func (ri *roomIndex) has(room string) bool {
+	sh := &ri.rooms[shardOf(room)]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.rooms[room]) > 0
+}
+
 // members appends the sockets of room (or the socket whose id is room).
 func (ri *roomIndex) members(dst []*Socket, room string) []*Socket {
 	sh := &ri.rooms[shardOf(room)]
