@@ -2,7 +2,7 @@
 GO      ?= go
 FUZZTIME ?= 10s
 
-.PHONY: all build test test-go test-race test-pg fuzz deps demo bench vet
+.PHONY: all build test test-go test-race test-pg fuzz deps demo bench vet compose
 
 all: build
 
@@ -15,11 +15,15 @@ deps:
 vet:
 	$(GO) vet ./...
 
+# compose.yaml parsed and validated (docker-compose config needs no Docker engine).
+compose:
+	docker-compose -f compose.yaml config -q
+
 # The full suite: every package against real Postgres/Redis/Node/Chromium (PostgreSQL 15
 # from Debian), the concurrency-heavy packages again under the race detector, the
 # Postgres-backed packages again on 17 (and the end-to-end, crash and golden tests on 16
 # and 18), then a short fuzz pass.
-test: deps vet test-go test-race test-pg fuzz
+test: deps vet compose test-go test-race test-pg fuzz
 
 test-go:
 	$(GO) test -count=1 -timeout 25m ./...
