@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // MapperConfig configures a Mapper.
@@ -422,7 +424,7 @@ func appendOptString(dst []byte, s string, ok bool) []byte {
 	if !ok {
 		return append(dst, "null"...)
 	}
-	return appendJSONString(dst, s)
+	return jsonw.AppendString(dst, s)
 }
 
 // mapInventory: product:stock-updated, admin:low-stock, inventory:low-stock.

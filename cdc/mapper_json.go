@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // Postgres type OIDs the encoder treats specially; all others become JSON
@@ -51,7 +52,7 @@ func appendRowJSON(dst []byte, rel *Relation, oids, elems []uint32, t Tuple) []b
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendJSONString(dst, rel.Columns[i].Name)
+		dst = jsonw.AppendString(dst, rel.Columns[i].Name)
 		dst = append(dst, ':')
 		if i < len(elems) && elems[i] != 0 && v.Kind == ValueText {
 			var ok bool
@@ -102,7 +103,7 @@ func appendValueJSON(dst []byte, oid uint32, v Value) []byte {
 			return append(dst, '"')
 		}
 	}
-	return appendJSONBytes(dst, b)
+	return jsonw.AppendString(dst, b)
 }
 
 // appendTimestamptzJSON turns Postgres' ISO text form of a timestamptz
@@ -125,7 +126,7 @@ func appendTimestamptzJSON(dst []byte, b []byte) []byte {
 			return append(dst, '"')
 		}
 	}
-	return appendJSONBytes(dst, b)
+	return jsonw.AppendString(dst, b)
 }
 
 // tsLayouts parse Postgres' ISO timestamptz output; fractional seconds are
@@ -320,64 +321,6 @@ func appendMicros(dst []byte, v int64) []byte {
 		end--
 	}
 	return append(dst, buf[:end]...)
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	dst = appendJSONStringBody(dst, s)
-	return append(dst, '"')
-}
-
-// appendJSONBytes appends b as a JSON string.
-func appendJSONBytes(dst []byte, b []byte) []byte {
-	dst = append(dst, '"')
-	dst = appendJSONStringBody(dst, b)
-	return append(dst, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONStringBody appends s escaped for the inside of a JSON string.
-// Invalid UTF-8 becomes U+FFFD, so the output is always valid JSON.
-func appendJSONStringBody[T string | []byte](dst []byte, s T) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		// At most 4 bytes: the conversion uses a stack buffer, no allocation.
-		r, size := utf8.DecodeRune([]byte(s[i:min(i+utf8.UTFMax, len(s))]))
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
 }
 
 // arrayElems maps built-in array types to their element type; Load adds the

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"time"
+
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // onMessage handles an Engine.IO message (a Socket.IO packet or one of its
@@ -145,7 +147,7 @@ func connectFrame(nsp string, typ byte, payload []byte) []byte {
 
 func connectErrorPayload(msg string, data any) []byte {
 	b := []byte(`{"message":`)
-	b = appendJSONString(b, msg)
+	b = jsonw.AppendString(b, msg)
 	if data != nil {
 		if d, err := marshalArg(data); err == nil {
 			b = append(b, `,"data":`...)
@@ -259,10 +261,10 @@ func (c *conn) onConnect(p socketPacket) bool {
 		c.replay(s, offset)
 	}
 	reply := []byte(`{"sid":`)
-	reply = appendJSONString(reply, s.id)
+	reply = jsonw.AppendString(reply, s.id)
 	if s.pid != "" {
 		reply = append(reply, `,"pid":`...)
-		reply = appendJSONString(reply, s.pid)
+		reply = jsonw.AppendString(reply, s.pid)
 	}
 	reply = append(reply, '}')
 	c.enqueue(frame{data: connectFrame(n.name, sioConnect, reply), op: opText})

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walcast/walcast/internal/jsonw"
+
 	"github.com/gorilla/websocket"
 )
 
@@ -216,7 +218,7 @@ func (s *Server) openPacket(sid string, upgrades bool) []byte {
 	b := make([]byte, 0, 128)
 	b = append(b, engineOpen)
 	b = append(b, `{"sid":`...)
-	b = appendJSONString(b, sid)
+	b = jsonw.AppendString(b, sid)
 	if upgrades {
 		b = append(b, `,"upgrades":["websocket"]`...)
 	} else {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // Seeds captured from socket.io-client 4.8 traffic and the protocol suites.
@@ -94,7 +96,7 @@ func FuzzPollingPayload(f *testing.F) {
 
 func TestAppendJSONString(t *testing.T) {
 	for _, s := range []string{"", "a", `"q"`, `back\slash`, "<&>", "\n\t\x00\x1f", "héllo €", "bad\xffutf8", "\u2028"} {
-		got := appendJSONString(nil, s)
+		got := jsonw.AppendString(nil, s)
 		var back string
 		if err := json.Unmarshal(got, &back); err != nil {
 			t.Fatalf("%q -> %s: %v", s, got, err)
@@ -107,7 +109,7 @@ func TestAppendJSONString(t *testing.T) {
 			t.Errorf("%q -> %s -> %q", s, got, back)
 		}
 	}
-	if got := string(appendJSONString(nil, "<&>")); got != `"<&>"` {
+	if got := string(jsonw.AppendString(nil, "<&>")); got != `"<&>"` {
 		t.Errorf("HTML escaped: %s", got)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // Engine.IO HTTP error codes (the reference server's).
@@ -27,7 +29,7 @@ func writeEngineError(w http.ResponseWriter, status, code int, msg string) {
 	b = append(b, `{"code":`...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, `,"message":`...)
-	b = appendJSONString(b, msg)
+	b = jsonw.AppendString(b, msg)
 	b = append(b, '}')
 	w.Write(b)
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // marshalArg encodes one argument as JSON like JSON.stringify (no HTML
@@ -98,7 +100,7 @@ func (n *Namespace) offsetFor(own string) string {
 }
 
 func offsetArg(offset string) json.RawMessage {
-	return appendJSONString(nil, offset)
+	return jsonw.AppendString(nil, offset)
 }
 
 func (s *Socket) isClosed() bool {

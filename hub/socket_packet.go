@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // Socket.IO v5 packet types.
@@ -200,7 +202,7 @@ func appendEventFrame(dst []byte, typ byte, attachments int, nsp string, id int6
 	dst = append(dst, '[')
 	n := 0
 	if isEvent {
-		dst = appendJSONString(dst, event)
+		dst = jsonw.AppendString(dst, event)
 		n++
 	}
 	for _, a := range args {
@@ -214,58 +216,9 @@ func appendEventFrame(dst []byte, typ byte, attachments int, nsp string, id int6
 		if n > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, offset)
+		dst = jsonw.AppendString(dst, offset)
 	}
 	return append(dst, ']')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string the way JSON.stringify does
-// (no HTML escaping); invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // validatePlaceholders checks, like socket.io-parser's reconstructPacket,

@@ -146,3 +146,40 @@ func TestRedisStore_LiveSessions(t *testing.T) {
 		}
 	})
 }
+
+// TestRedis_SameBytesOnEveryNode: one event, published on node A, reaches a
+// client on A (local delivery) and a client on B (through Redis: JSON ->
+// msgpack -> JSON) as the same bytes, escapes included.
+func TestRedis_SameBytesOnEveryNode(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	a, b := startHubNode(t, rs), startHubNode(t, rs)
+	ctx := t.Context()
+	var clients []*hubtest.Client
+	for _, url := range []string{a.url, b.url} {
+		cl, err := hubtest.Dial(ctx, url, "/", json.RawMessage(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		clients = append(clients, cl)
+	}
+	// The argument as walcast's encoders write it (JSON.stringify rules):
+	// \b short form, raw U+2028, \u00xx for other control characters.
+	arg := json.RawMessage("{\"s\":\"a\\b\u2028z\\u0001\\f\\\"q\\\" é\",\"n\":[1,2.5,null,true]}")
+	bc := &hub.Broadcast{Rooms: []string{"room1"}, Event: "tick\u2029", Args: []json.RawMessage{arg}, Offset: "900-1"}
+	if err := a.bus.Publish(ctx, []*hub.Broadcast{bc}); err != nil {
+		t.Fatal(err)
+	}
+	local, remote := next(t, clients[0]), next(t, clients[1])
+	if local.Name != remote.Name || len(local.Args) != len(remote.Args) {
+		t.Fatalf("local %q %s, remote %q %s", local.Name, local.Args, remote.Name, remote.Args)
+	}
+	for i := range local.Args {
+		if string(local.Args[i]) != string(remote.Args[i]) {
+			t.Errorf("arg %d: local %s, remote (through Redis) %s, want the same bytes", i, local.Args[i], remote.Args[i])
+		}
+	}
+	if string(local.Args[0]) != string(arg) {
+		t.Errorf("local arg = %s, want %s unchanged", local.Args[0], arg)
+	}
+}

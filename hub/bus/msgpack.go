@@ -7,7 +7,8 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // This file holds a small MessagePack codec: append-style encoders for the
@@ -394,7 +395,7 @@ func appendJSON(dst []byte, v *value, atts *[][]byte) ([]byte, error) {
 		}
 		return strconv.AppendFloat(dst, v.f, 'g', -1, 64), nil
 	case kindString:
-		return appendJSONString(dst, v.s), nil
+		return jsonw.AppendString(dst, v.s), nil
 	case kindTime:
 		dst = append(dst, '"')
 		dst = v.t.AppendFormat(dst, "2006-01-02T15:04:05.000Z")
@@ -425,7 +426,7 @@ func appendJSON(dst []byte, v *value, atts *[][]byte) ([]byte, error) {
 			k := &v.arr[i]
 			switch k.kind {
 			case kindString:
-				dst = appendJSONString(dst, k.s)
+				dst = jsonw.AppendString(dst, k.s)
 			case kindInt, kindUint:
 				dst = append(dst, '"')
 				dst, _ = appendJSON(dst, k, atts)
@@ -442,43 +443,4 @@ func appendJSON(dst []byte, v *value, atts *[][]byte) ([]byte, error) {
 		return append(dst, '}'), nil
 	}
 	return dst, fmt.Errorf("unknown value kind %d", v.kind)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s []byte) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, `\u202`...)
-			dst = append(dst, hexDigits[r&0xf])
-		} else {
-			dst = append(dst, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(dst, '"')
 }
