@@ -55,7 +55,7 @@ type config struct {
 	RecoveryWindow  time.Duration // connection state recovery window; 0 = off; default 2m
 	RateLimit       float64       // client events per second per socket; 0 = rooms default
 	AdminNamespace  bool          // also serve the admins-only "/admin" namespace
-	Pprof           bool          // serve Go's profiler at /debug/pprof/ (off: it exposes internals)
+	PprofListen     string        // own address for Go's profiler at /debug/pprof/; "" = off (never on the public listener: it exposes the command line)
 	DBPoolSize      int           // ordinary connections for profile, order-owner and mapper lookups; default 8
 	MaxConnsPerUser int           // sockets one user id may hold per namespace on a node; 0 = rooms default (20); negative = unlimited (the setting's 0)
 
@@ -264,12 +264,21 @@ func options() []struct {
 			c.AdminNamespace = b
 			return nil
 		}}},
-		{optServe, option{"pprof", []string{"WALCAST_PPROF"}, "false", "serve Go's profiler at /debug/pprof/ on the listen address (for profiling; keep it off in production)", func(c *config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%q is not true or false", v)
+		{optServe, option{"pprof-listen", []string{"WALCAST_PPROF_LISTEN"}, "", "serve Go's profiler at /debug/pprof/ on this address only (e.g. 127.0.0.1:6060; never the public listener); empty = off", func(c *config, v string) error {
+			if v == "" {
+				c.PprofListen = ""
+				return nil
 			}
-			c.Pprof = b
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("%q is not a host:port address: %w", v, err)
+			}
+			c.PprofListen = v
+			return nil
+		}}},
+		{optServe, option{"pprof", []string{"WALCAST_PPROF"}, "false", "removed: use -pprof-listen / WALCAST_PPROF_LISTEN (the profiler no longer shares the public listener)", func(c *config, v string) error {
+			if b, err := strconv.ParseBool(v); err != nil || b {
+				return fmt.Errorf("%q: the profiler no longer serves on the public listener (its cmdline exposed the secrets); set WALCAST_PPROF_LISTEN=127.0.0.1:6060 instead", v)
+			}
 			return nil
 		}}},
 		{optLog, option{"log-level", []string{"LOG_LEVEL", "WALCAST_LOG_LEVEL"}, "info", "debug, info, warn or error", func(c *config, v string) error {

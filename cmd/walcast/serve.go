@@ -140,9 +140,6 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	if c.Pprof {
-		mountPprof(s.mux)
-	}
 	return s, nil
 }
 
@@ -170,6 +167,18 @@ func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *service) Run(ctx context.Context, ln net.Listener) error {
 	log := s.log
 	httpSrv := newHTTPServer(s.mux, log, defaultHTTPTimeouts)
+	if s.cfg.PprofListen != "" {
+		pln, err := net.Listen("tcp", s.cfg.PprofListen)
+		if err != nil {
+			return fmt.Errorf("profiler listen %s: %w", s.cfg.PprofListen, err)
+		}
+		pmux := http.NewServeMux()
+		mountPprof(pmux)
+		psrv := newHTTPServer(pmux, log, httpTimeouts{header: 10 * time.Second, idle: 30 * time.Second})
+		go psrv.Serve(pln)
+		defer psrv.Close()
+		log.Info("profiler serving", "addr", pln.Addr().String())
+	}
 	fatal := make(chan error, 4)
 	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
 	cdcCtx, stopCDC := context.WithCancel(context.WithoutCancel(ctx))
@@ -368,7 +377,8 @@ func newHTTPServer(h http.Handler, log *slog.Logger, t httpTimeouts) *http.Serve
 	}
 }
 
-// mountPprof serves Go's profiler under /debug/pprof/ (WALCAST_PPROF): heap and
+// mountPprof serves Go's profiler under /debug/pprof/ (WALCAST_PPROF_LISTEN, its
+// own listener; never the public one, as cmdline shows the secrets): heap and
 // CPU profiles of a running node, e.g. to see where idle per-socket memory goes.
 func mountPprof(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

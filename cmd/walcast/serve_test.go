@@ -40,8 +40,10 @@ func TestServe(t *testing.T) {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
 	const secretKey = "test-secret-test-secret-test-secret"
+	pprofAddr := freeAddr(t)
 	c, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, []string{"-listen", "127.0.0.1:0"},
-		envMap(map[string]string{"DATABASE_URL": dbURL, "SUPABASE_JWT_SECRET": secretKey, "WALCAST_SHUTDOWN_TIMEOUT": "3s"}))
+		envMap(map[string]string{"DATABASE_URL": dbURL, "SUPABASE_JWT_SECRET": secretKey, "WALCAST_SHUTDOWN_TIMEOUT": "3s",
+			"WALCAST_PPROF_LISTEN": pprofAddr}))
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
@@ -62,8 +64,15 @@ func TestServe(t *testing.T) {
 	if code, body := httpGet(t, base+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
 		t.Fatalf("/healthz = %d %q, want 200 ok", code, body)
 	}
-	if code, _ := httpGet(t, base+"/debug/pprof/heap"); code != http.StatusNotFound {
-		t.Fatalf("/debug/pprof/heap = %d without WALCAST_PPROF, want 404", code)
+	// The profiler is on its own address only: the public listener never
+	// serves it (its cmdline would show the JWT secret and the database URL).
+	for _, p := range []string{"/debug/pprof/heap", "/debug/pprof/cmdline"} {
+		if code, _ := httpGet(t, base+p); code != http.StatusNotFound {
+			t.Fatalf("public %s = %d with WALCAST_PPROF_LISTEN set, want 404", p, code)
+		}
+	}
+	if code, body := httpGet(t, "http://"+pprofAddr+"/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
+		t.Fatalf("%s/debug/pprof/heap = %d %.80q, want 200 with a heap profile", pprofAddr, code, body)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -253,7 +262,8 @@ func TestServe_NotLogical(t *testing.T) {
 	}
 }
 
-// TestMountPprof: with WALCAST_PPROF the profiler answers under /debug/pprof/.
+// TestMountPprof: the profiler answers under /debug/pprof/; WALCAST_PPROF_LISTEN
+// selects its address and the old public-listener switch is refused.
 func TestMountPprof(t *testing.T) {
 	mux := http.NewServeMux()
 	mountPprof(mux)
@@ -262,9 +272,16 @@ func TestMountPprof(t *testing.T) {
 	if code, body := httpGet(t, srv.URL+"/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
 		t.Fatalf("/debug/pprof/heap = %d %.80q, want 200 with a heap profile", code, body)
 	}
-	c, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, nil,
-		envMap(map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1/x", "WALCAST_JWT_SECRET": "s", "WALCAST_PPROF": "true"}))
-	if err != nil || !c.Pprof {
-		t.Fatalf("parseConfig(WALCAST_PPROF=true) = %v, Pprof %v; want true", err, c.Pprof)
+	env := map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1/x", "WALCAST_JWT_SECRET": "s", "WALCAST_PPROF_LISTEN": "127.0.0.1:6060"}
+	c, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, nil, envMap(env))
+	if err != nil || c.PprofListen != "127.0.0.1:6060" {
+		t.Fatalf("parseConfig(WALCAST_PPROF_LISTEN=127.0.0.1:6060) = %v, PprofListen %q", err, c.PprofListen)
+	}
+	// The old switch put the profiler on the public listener; it is refused
+	// with the replacement named, not silently ignored.
+	delete(env, "WALCAST_PPROF_LISTEN")
+	env["WALCAST_PPROF"] = "true"
+	if _, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, nil, envMap(env)); err == nil || !strings.Contains(err.Error(), "WALCAST_PPROF_LISTEN") {
+		t.Fatalf("parseConfig(WALCAST_PPROF=true) = %v, want an error naming WALCAST_PPROF_LISTEN", err)
 	}
 }
