@@ -101,54 +101,9 @@ func BenchmarkReader_Backlog(b *testing.B) {
 	wantTx := uint64(txs + 2)
 	b.Logf("backlog: %d row changes in %d transactions committed in %v", wantChanges, wantTx, time.Since(start).Round(time.Millisecond))
 
-	var total time.Duration
-	var totalChanges uint64
-	i := 0
-	for b.Loop() {
-		b.StopTimer()
-		i++
-		slot := fmt.Sprintf("backlog_%d", i)
-		if _, err := conn.Exec(ctx, `SELECT pg_copy_logical_replication_slot('backlog_template', $1)`, slot); err != nil {
-			b.Fatal(err)
-		}
-		m, err := cdc.NewMapper(cdc.MapperConfig{Logger: discardLogger()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := m.Load(ctx, conn); err != nil {
-			b.Fatal(err)
-		}
-		p, err := cdc.NewPipeline(cdc.PipelineConfig{
-			Reader:      cdc.ReaderConfig{DSN: c.DSN(db), Slot: slot, HeartbeatInterval: -1, Logger: discardLogger()},
-			Transformer: m,
-			Sink:        &discardSink{},
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		b.StartTimer()
-		t0 := time.Now()
-		go func() { done <- p.Run(rctx) }()
-		deadline := t0.Add(5 * time.Minute)
-		for st := p.Stats(); st.Changes < wantChanges || st.Transactions < wantTx || st.AckedLSN < st.ReceivedLSN; st = p.Stats() {
-			if time.Now().After(deadline) {
-				b.Fatalf("drained %d of %d changes in 5 minutes", st.Changes, wantChanges)
-			}
-			time.Sleep(time.Millisecond)
-		}
-		d := time.Since(t0)
-		b.StopTimer()
-		cancel()
-		<-done
-		total += d
-		totalChanges += p.Stats().Changes
-		if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-	}
+	total, totalChanges, i := drainCopies(b, conn, c.DSN(db), "backlog", func(st cdc.ReaderStats) bool {
+		return st.Changes >= wantChanges && st.Transactions >= wantTx
+	})
 	b.ReportMetric(float64(totalChanges)/total.Seconds(), "rows/s")
 	b.ReportMetric(total.Seconds()/float64(i), "drain-s")
 }
@@ -203,13 +158,26 @@ func BenchmarkReader_OneRowTx(b *testing.B) {
 	wantTx := uint64(txs + 2)
 	b.Logf("%d one-row transactions committed in %v", txs, time.Since(start).Round(time.Millisecond))
 
+	total, _, i := drainCopies(b, conn, c.DSN(db), "onerow", func(st cdc.ReaderStats) bool { return st.Transactions >= wantTx })
+	b.ReportMetric(float64(txs)*float64(i)/total.Seconds(), "tx/s")
+	b.ReportMetric(total.Seconds()/float64(i), "drain-s")
+}
+
+// drainCopies runs the benchmark loop of the backlog benchmarks: each
+// iteration copies the slot <prefix>_template (made before the backlog), drains
+// it through Reader -> real Mapper -> a discarding Sink until done reports
+// true and everything received is acknowledged, and drops the copy. It
+// returns the time spent draining, the changes received and the iterations.
+func drainCopies(b *testing.B, conn *pgx.Conn, dsn, prefix string, done func(cdc.ReaderStats) bool) (time.Duration, uint64, int) {
+	ctx := b.Context()
 	var total time.Duration
+	var totalChanges uint64
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
 		i++
-		slot := fmt.Sprintf("onerow_%d", i)
-		if _, err := conn.Exec(ctx, `SELECT pg_copy_logical_replication_slot('onerow_template', $1)`, slot); err != nil {
+		slot := fmt.Sprintf("%s_%d", prefix, i)
+		if _, err := conn.Exec(ctx, `SELECT pg_copy_logical_replication_slot($1, $2)`, prefix+"_template", slot); err != nil {
 			b.Fatal(err)
 		}
 		m, err := cdc.NewMapper(cdc.MapperConfig{Logger: discardLogger()})
@@ -220,7 +188,7 @@ func BenchmarkReader_OneRowTx(b *testing.B) {
 			b.Fatal(err)
 		}
 		p, err := cdc.NewPipeline(cdc.PipelineConfig{
-			Reader:      cdc.ReaderConfig{DSN: c.DSN(db), Slot: slot, HeartbeatInterval: -1, Logger: discardLogger()},
+			Reader:      cdc.ReaderConfig{DSN: dsn, Slot: slot, HeartbeatInterval: -1, Logger: discardLogger()},
 			Transformer: m,
 			Sink:        &discardSink{},
 		})
@@ -228,27 +196,27 @@ func BenchmarkReader_OneRowTx(b *testing.B) {
 			b.Fatal(err)
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
+		errc := make(chan error, 1)
 		b.StartTimer()
 		t0 := time.Now()
-		go func() { done <- p.Run(rctx) }()
+		go func() { errc <- p.Run(rctx) }()
 		deadline := t0.Add(5 * time.Minute)
-		for st := p.Stats(); st.Transactions < wantTx || st.AckedLSN < st.ReceivedLSN; st = p.Stats() {
+		for st := p.Stats(); !done(st) || st.AckedLSN < st.ReceivedLSN; st = p.Stats() {
 			if time.Now().After(deadline) {
-				b.Fatalf("drained %d of %d transactions in 5 minutes", st.Transactions, wantTx)
+				b.Fatalf("drained %d changes in %d transactions in 5 minutes, not done", st.Changes, st.Transactions)
 			}
 			time.Sleep(time.Millisecond)
 		}
 		d := time.Since(t0)
 		b.StopTimer()
 		cancel()
-		<-done
+		<-errc
 		total += d
+		totalChanges += p.Stats().Changes
 		if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 	}
-	b.ReportMetric(float64(txs)*float64(i)/total.Seconds(), "tx/s")
-	b.ReportMetric(total.Seconds()/float64(i), "drain-s")
+	return total, totalChanges, i
 }
