@@ -564,6 +564,18 @@ type stormResult struct {
 	err error
 }
 
+// pgbenchPath is pgbench from the server's bin directory, else from $PATH
+// (server-only builds, like the npm ones the CI matrix uses, ship none).
+func pgbenchPath(bin string) string {
+	p := filepath.Join(bin, "pgbench")
+	if _, err := os.Stat(p); err != nil {
+		if lp, lerr := exec.LookPath("pgbench"); lerr == nil {
+			return lp
+		}
+	}
+	return p
+}
+
 // pgbenchScript updates one random bench row (never row 1, the probe's).
 const pgbenchScript = `\set r random(2, 10000)
 UPDATE public.inventory SET quantity = quantity + 1
@@ -582,7 +594,7 @@ func (e *benchEnv) pgbenchTx(ctx context.Context, n int) error {
 		return err
 	}
 	const clients = 6
-	cmd := e.pinned(e.cfg.ToolCPUs, filepath.Join(bin, "pgbench"), "-n", "-c", strconv.Itoa(clients), "-j", "2",
+	cmd := e.pinned(e.cfg.ToolCPUs, pgbenchPath(bin), "-n", "-c", strconv.Itoa(clients), "-j", "2",
 		"-t", strconv.Itoa((n+clients-1)/clients), "-f", script, e.pg.DSN("bench"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("pgbench: %w\n%s", err, lastN(string(out), 1000))
@@ -607,7 +619,7 @@ func (e *benchEnv) pgbench(ctx context.Context, delay, d time.Duration) stormRes
 	case <-ctx.Done():
 		return stormResult{err: ctx.Err()}
 	}
-	cmd := e.pinned(e.cfg.ToolCPUs, filepath.Join(bin, "pgbench"), "-n", "-c", "6", "-j", "2",
+	cmd := e.pinned(e.cfg.ToolCPUs, pgbenchPath(bin), "-n", "-c", "6", "-j", "2",
 		"-T", strconv.Itoa(max(int(d.Seconds()), 1)), "-f", script, e.pg.DSN("bench"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
