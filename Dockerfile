@@ -5,6 +5,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY cdc cdc
 COPY hub hub
+COPY internal internal
 COPY rooms rooms
 COPY rules rules
 COPY sql sql
