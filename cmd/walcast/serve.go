@@ -85,15 +85,10 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	// The rooms policy guards recovery: a CONNECT may not resume another
 	// user's session (the pid alone is not proof of identity).
 	var guard *rooms.RecoveryGuard
-	var hold *ackHold
 	if hcfg.Recovery != nil {
 		inner := hcfg.Recovery.Store
 		if inner == nil {
-			// One node: the store lives in memory, so the slot keeps the WAL
-			// of what it holds and a restart rebuilds it from there.
-			mem := hub.NewMemoryStore(hcfg.Recovery.MaxDisconnection, 0)
-			hold = &ackHold{store: mem}
-			inner = mem
+			inner = hub.NewMemoryStore(hcfg.Recovery.MaxDisconnection, 0)
 		}
 		guard = rooms.NewRecoveryGuard(inner)
 		hcfg.Recovery.Store = guard
@@ -127,7 +122,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	// A lost slot means changes that no client will ever get: end every
 	// session without recovery so clients resubscribe and get the current
 	// state on subscribe.
-	s.cdc, err = newPipeline(c, log, s.db, &busSink{bus: b, m: m}, m, hold, func(cdc.SlotLoss) { srv.EndAllSessions("replication slot lost") })
+	s.cdc, err = newPipeline(c, log, s.db, &busSink{bus: b, m: m}, m, func(cdc.SlotLoss) { srv.EndAllSessions("replication slot lost") })
 	if err != nil {
 		return nil, err
 	}
