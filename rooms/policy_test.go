@@ -532,6 +532,12 @@ func TestPolicy_Table(t *testing.T) {
 	d.wait("last notification on good", driverWait, func(l *dline) bool {
 		return l.Name == "good" && l.Event == "notification" && len(l.Args) > 0 && strings.HasSuffix(string(l.Args[0]), want)
 	})
+	// The pump's last stock update is broadcast after its last notification
+	// (another room, its own frame): wait for it too before counting.
+	wantStock := fmt.Sprintf(`"available":%d,`, n)
+	d.wait("last stock update on good", driverWait, func(l *dline) bool {
+		return l.Name == "good" && l.Event == "product:stock-updated" && len(l.Args) > 0 && strings.Contains(string(l.Args[0]), wantStock)
+	})
 	gotN := d.count(func(l *dline) bool { return l.Name == "good" && l.Event == "notification" })
 	gotS := d.count(func(l *dline) bool { return l.Name == "good" && l.Event == "product:stock-updated" })
 	t.Logf("well-behaved client: %d/%d notifications, %d/%d stock updates", gotN, n, gotS, n)
