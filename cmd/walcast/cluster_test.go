@@ -555,6 +555,11 @@ func TestCluster(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	// Every series the shipped dashboard and alert rules query exists on
+	// every node (leader and standbys) once events have flowed.
+	for _, n := range c.nodes {
+		checkDashboardSeries(t, n.idx, n.rawMetrics(t))
+	}
 	if reflect.ValueOf(&hub.Socket{}).MethodByName("PID").Kind() == reflect.Invalid {
 		t.Log("NOTE: hub.Socket has no PID(): sessions of a SIGKILLed node are not in Redis, so its clients cannot recover")
 	}
