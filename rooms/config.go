@@ -17,6 +17,7 @@ import (
 // Defaults for zero Config fields.
 const (
 	DefaultLeeway            = 30 * time.Second
+	DefaultMaxTokenLifetime  = 7 * 24 * time.Hour // Supabase's longest JWT expiry setting
 	DefaultKeyLookupTimeout  = 2 * time.Second
 	DefaultJWKSFetchTimeout  = 10 * time.Second
 	DefaultJWKSRefresh       = 10 * time.Minute
@@ -90,6 +91,11 @@ type Config struct {
 	Audience string
 	// Leeway is the clock skew allowed on exp/nbf/iat; 0 = 30s, negative = none.
 	Leeway time.Duration
+	// MaxTokenLifetime refuses a token valid for longer: exp − iat, or
+	// exp − now when it has no iat (Leeway is added). 0 = 7 days, negative =
+	// no limit. A leaked token with an exp in the year 9999 is otherwise good
+	// for ever.
+	MaxTokenLifetime time.Duration
 	// KeyLookupTimeout bounds how long a handshake waits for a JWKS key lookup
 	// (including a refresh for an unknown kid); 0 = 2s.
 	KeyLookupTimeout time.Duration
@@ -222,6 +228,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Leeway < 0 {
 		c.Leeway = 0
 	}
+	dur("MaxTokenLifetime", &c.MaxTokenLifetime, DefaultMaxTokenLifetime, true)
 	dur("KeyLookupTimeout", &c.KeyLookupTimeout, DefaultKeyLookupTimeout, false)
 	dur("JWKSFetchTimeout", &c.JWKSFetchTimeout, DefaultJWKSFetchTimeout, false)
 	dur("JWKSRefreshInterval", &c.JWKSRefreshInterval, DefaultJWKSRefresh, true)

@@ -43,6 +43,8 @@ const (
 	CodeBadAudience      = "bad_audience"
 	CodeBadIssuer        = "bad_issuer"
 	CodeClaimMissing     = "claim_missing"
+	CodeLifetimeTooLong  = "token_lifetime_too_long"
+	CodeUnknownCrit      = "unknown_crit"
 	CodeMissingSubject   = "missing_sub"
 	CodeInvalidToken     = "invalid_token"
 	CodeProfileLookup    = "profile_unavailable"
@@ -85,6 +87,7 @@ type Claims struct {
 
 var (
 	errAlgNotAllowed    = errors.New("signing algorithm not allowed")
+	errUnknownCrit      = errors.New("token has a crit header (no extension is understood)")
 	errKeyLookupTimeout = errors.New("key lookup timed out")
 	errKeysUnavailable  = errors.New("key set unavailable")
 )
@@ -97,6 +100,9 @@ type Verifier struct {
 	parser     *jwt.Parser
 	maxBytes   int
 	lookupWait time.Duration
+	maxLife    time.Duration // 0 = no limit
+	leeway     time.Duration
+	now        func() time.Time
 }
 
 // asymmetric algorithms accepted with JWKS keys. HS* is never looked up in
@@ -138,6 +144,11 @@ func newVerifier(cfg Config) *Verifier {
 		parser:     jwt.NewParser(opts...),
 		maxBytes:   cfg.MaxTokenBytes,
 		lookupWait: cfg.KeyLookupTimeout,
+		leeway:     cfg.Leeway,
+		now:        cfg.now,
+	}
+	if cfg.MaxTokenLifetime > 0 {
+		v.maxLife = cfg.MaxTokenLifetime
 	}
 	if cfg.JWKSURL != "" {
 		v.jwks = newJWKSStore(cfg)
@@ -206,11 +217,36 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 		c.ExpiresAt = exp.Time
 	}
+	if err := v.checkLifetime(claims, c.ExpiresAt); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// checkLifetime refuses a token valid for longer than the configured maximum:
+// exp − iat, or exp − now when the token has no iat.
+func (v *Verifier) checkLifetime(claims jwt.MapClaims, exp time.Time) error {
+	if v.maxLife == 0 {
+		return nil
+	}
+	from := v.now()
+	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
+		from = iat.Time
+	}
+	if life := exp.Sub(from); life > v.maxLife+v.leeway {
+		return authErr(MsgInvalidToken, CodeLifetimeTooLong,
+			fmt.Errorf("token valid for %v, longer than the %v maximum", life.Round(time.Second), v.maxLife))
+	}
+	return nil
 }
 
 func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 	return func(t *jwt.Token) (any, error) {
+		// RFC 7515 §4.1.11: a crit header names extensions the recipient must
+		// understand; walcast understands none, so any crit is refused.
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errUnknownCrit
+		}
 		alg := t.Method.Alg()
 		switch {
 		case hmacAlgs[alg]:
@@ -236,6 +272,8 @@ func classify(err error) *AuthError {
 	switch {
 	case errors.Is(err, errAlgNotAllowed):
 		return authErr(MsgInvalidToken, CodeAlgNotAllowed, err)
+	case errors.Is(err, errUnknownCrit):
+		return authErr(MsgInvalidToken, CodeUnknownCrit, err)
 	case errors.Is(err, errKeyLookupTimeout):
 		return authErr(MsgInvalidToken, CodeKeyLookupTimeout, err)
 	case errors.Is(err, errKeysUnavailable):

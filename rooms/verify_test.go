@@ -112,6 +112,35 @@ func tokenCases() []tokenCase {
 			delete(c, "sub")
 			return k.hs(t, good(c))
 		}, rooms.MsgInvalidToken, rooms.CodeMissingSubject},
+		// A leaked token with a far exp was good for ever; the lifetime is
+		// exp − iat, or exp − now without iat (default limit 7 days).
+		{"ExpYear9999", func(t testing.TB, k *testKeys) string {
+			c := claims("u1", time.Hour)
+			c["exp"] = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+			return k.hs(t, c)
+		}, rooms.MsgInvalidToken, rooms.CodeLifetimeTooLong},
+		{"ExpYear9999NoIat", func(t testing.TB, k *testKeys) string {
+			c := claims("u1", time.Hour)
+			c["exp"] = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+			delete(c, "iat")
+			return k.rs(t, c)
+		}, rooms.MsgInvalidToken, rooms.CodeLifetimeTooLong},
+		{"Lifetime8Days", func(t testing.TB, k *testKeys) string { return k.hs(t, claims("u1", 8*24*time.Hour)) }, rooms.MsgInvalidToken, rooms.CodeLifetimeTooLong},
+		{"Lifetime6DaysNoIat", func(t testing.TB, k *testKeys) string {
+			c := claims("u1", 6*24*time.Hour)
+			delete(c, "iat")
+			return k.hs(t, c)
+		}, "", ""},
+		{"UnknownCrit", func(t testing.TB, k *testKeys) string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims("u1", time.Hour))
+			tok.Header["crit"] = []string{"exp-ext"}
+			tok.Header["exp-ext"] = true
+			s, err := tok.SignedString(k.secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, rooms.MsgInvalidToken, rooms.CodeUnknownCrit},
 		{"TooLarge", func(t testing.TB, k *testKeys) string {
 			c := claims("u1", time.Hour)
 			c["pad"] = strings.Repeat("x", 20000)
