@@ -56,33 +56,10 @@ func BenchmarkReader_Backlog(b *testing.B) {
 		}
 		rows = n
 	}
-	c := pgtest.New(b, pgtest.Options{Settings: []string{"max_wal_size = 8GB", "checkpoint_timeout = '30min'"}})
-	ctx := b.Context()
 	const db = "backlog"
-	if err := c.CreateDatabase(ctx, db); err != nil {
-		b.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, c.DSN(db))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if err := walsql.Migrate(ctx, conn, walsql.Options{Demo: true, Slot: "backlog_template"}); err != nil {
-		b.Fatal(err)
-	}
+	c, conn := backlogDB(b, db, "BL-")
+	ctx := b.Context()
 	start := time.Now()
-	setup := []string{
-		`INSERT INTO variants (id, product_id, name, sku, price)
-		 SELECT ('50000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, '10000000-0000-4000-8000-000000000002', 'Size ' || g, 'BL-' || g, 25
-		 FROM generate_series(1, 1000) g`,
-		`INSERT INTO inventory (variant_id, quantity, reserved, low_stock_threshold)
-		 SELECT ('50000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 1000000, 0, 5 FROM generate_series(1, 1000) g`,
-	}
-	for _, s := range setup {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			b.Fatal(err)
-		}
-	}
 	txs := rows / 1000
 	for t := range txs {
 		var q string
@@ -122,26 +99,10 @@ func BenchmarkReader_OneRowTx(b *testing.B) {
 		}
 		txs = n
 	}
-	c := pgtest.New(b, pgtest.Options{Settings: []string{"max_wal_size = 8GB", "checkpoint_timeout = '30min'"}})
-	ctx := b.Context()
 	const db = "onerow"
-	if err := c.CreateDatabase(ctx, db); err != nil {
-		b.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, c.DSN(db))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if err := walsql.Migrate(ctx, conn, walsql.Options{Demo: true, Slot: "onerow_template"}); err != nil {
-		b.Fatal(err)
-	}
+	c, conn := backlogDB(b, db, "TX-")
+	ctx := b.Context()
 	setup := []string{
-		`INSERT INTO variants (id, product_id, name, sku, price)
-		 SELECT ('50000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, '10000000-0000-4000-8000-000000000002', 'Size ' || g, 'TX-' || g, 25
-		 FROM generate_series(1, 1000) g`,
-		`INSERT INTO inventory (variant_id, quantity, reserved, low_stock_threshold)
-		 SELECT ('50000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 1000000, 0, 5 FROM generate_series(1, 1000) g`,
 		// One transaction per UPDATE: COMMIT inside a DO block (PG 11+).
 		fmt.Sprintf(`DO $$ BEGIN FOR i IN 1..%d LOOP
 			UPDATE inventory SET quantity = quantity - 1
@@ -219,4 +180,34 @@ func drainCopies(b *testing.B, conn *pgx.Conn, dsn, prefix string, done func(cdc
 		b.StartTimer()
 	}
 	return total, totalChanges, i
+}
+
+// backlogDB starts a cluster for a backlog benchmark with database db: the
+// demo schema, a slot db_template made before any backlog (drainCopies copies
+// it), and 1,000 extra variants (sku prefix sku) with plenty of stock.
+func backlogDB(b *testing.B, db, sku string) (*pgtest.Cluster, *pgx.Conn) {
+	b.Helper()
+	c := pgtest.New(b, pgtest.Options{Settings: []string{"max_wal_size = 8GB", "checkpoint_timeout = '30min'"}})
+	ctx := b.Context()
+	if err := c.CreateDatabase(ctx, db); err != nil {
+		b.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, c.DSN(db))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close(context.Background()) })
+	if err := walsql.Migrate(ctx, conn, walsql.Options{Demo: true, Slot: db + "_template"}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO variants (id, product_id, name, sku, price)
+		 SELECT ('50000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, '10000000-0000-4000-8000-000000000002', 'Size ' || g, $1 || g, 25
+		 FROM generate_series(1, 1000) g`, sku); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO inventory (variant_id, quantity, reserved, low_stock_threshold)
+		 SELECT ('50000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 1000000, 0, 5 FROM generate_series(1, 1000) g`); err != nil {
+		b.Fatal(err)
+	}
+	return c, conn
 }
