@@ -15,3 +15,12 @@ func AppendRowJSON(dst []byte, rel *Relation, oids, elems []uint32, t Tuple) []b
 
 // ArrayElem returns the element type of a built-in array type, or 0.
 func ArrayElem(oid uint32) uint32 { return arrayElems[oid] }
+
+// ParseEmit validates the content of a walcast.emit logical message and
+// returns its room, event name and payload (a JSON value; "null" when
+// absent). The limits are MaxEmitBytes for the content and 256 bytes, with
+// no control characters, for the room and the event name; Socket.IO's
+// reserved event names are refused.
+func ParseEmit(content []byte) (room, event string, payload []byte, err error) {
+	return parseEmit(content)
+}
