@@ -13,7 +13,8 @@
 // the final stock, status and metrics after reconnecting, then live changes.
 // walcast is run by the caller: this script prints "CTL stop KILL",
 // "CTL stop TERM" or "CTL start" and waits for a line "ok" (or an error) on
-// stdin. Every step is bounded; a screenshot of both pages is saved after each
+// stdin. The seed's OrderNotifications plays /notification.mp3, which is not
+// served: the page error it logs is expected. Every step is bounded; a screenshot of both pages is saved after each
 // step and on failure. Exit status 0 = pass.
 import { chromium } from 'playwright-core';
 import * as esbuild from 'esbuild';
@@ -189,9 +190,13 @@ const waitStateIs = (what, want) => waitFor(what, async () => {
   const ok = Object.entries(want).every(([k, v]) => JSON.stringify(shown[k]) === JSON.stringify(v));
   return { ok, shown, want };
 });
-const waitToast = (text) => waitFor(`admin toast "${text}"`, async () => {
-  const t = await shows.toasts();
-  return { ok: t.some((s) => s === text), shown: t, want: text };
+// waitToast waits for the toast and for OrderNotifications' bell badge to
+// count every new-order toast shown.
+const waitToast = (text) => waitFor(`admin toast "${text}" and the bell's count`, async () => {
+  const toasts = await shows.toasts();
+  const bell = Number((await pages.admin.textContent('#bell span.absolute').catch(() => null)) || 0);
+  const want = toasts.filter((s) => s.startsWith('New Order: ')).length;
+  return { ok: toasts.includes(text) && bell === want, shown: { toasts, bell }, want: { toast: text, bell: want } };
 });
 
 let tick = 0;
