@@ -14,8 +14,9 @@
 // walcast is run by the caller: this script prints "CTL stop KILL",
 // "CTL stop TERM" or "CTL start" and waits for a line "ok" (or an error) on
 // stdin. The seed's OrderNotifications plays /notification.mp3, which is not
-// served: the page error it logs is expected. Every step is bounded; a screenshot of both pages is saved after each
-// step and on failure. Exit status 0 = pass.
+// served: the page error it logs is expected. Every step is bounded; a
+// screenshot of both pages is saved after each step and on failure. Exit
+// status 0 = pass.
 import { chromium } from 'playwright-core';
 import * as esbuild from 'esbuild';
 import pg from 'pg';
@@ -194,7 +195,7 @@ const waitStateIs = (what, want) => waitFor(what, async () => {
 // count every new-order toast shown.
 const waitToast = (text) => waitFor(`admin toast "${text}" and the bell's count`, async () => {
   const toasts = await shows.toasts();
-  const bell = Number((await pages.admin.textContent('#bell span.absolute').catch(() => null)) || 0);
+  const bell = Number(await pages.admin.evaluate(() => document.querySelector('#bell span.absolute')?.textContent || 0)); // no badge = 0
   const want = toasts.filter((s) => s.startsWith('New Order: ')).length;
   return { ok: toasts.includes(text) && bell === want, shown: { toasts, bell }, want: { toast: text, bell: want } };
 });
