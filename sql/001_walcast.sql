@@ -72,3 +72,32 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
   SELECT pg_logical_emit_message(true, 'walcast.heartbeat', now()::text);
 $fn$;
+
+-- walcast.sessions keeps the Socket.IO sessions of connected and recently
+-- disconnected sockets (connection state recovery), so that a client can
+-- resume its session, with the events it missed, after walcast restarts or
+-- crashes. walcast serve writes it in batches (one multi-row statement per
+-- ~50 ms at most) and deletes rows older than the recovery window. A row
+-- whose node stopped heartbeating (walcast.nodes) counts as disconnected at
+-- the node's last heartbeat.
+CREATE TABLE IF NOT EXISTS walcast.sessions (
+  pid        text PRIMARY KEY,
+  sid        text NOT NULL,
+  namespace  text NOT NULL,
+  rooms      jsonb NOT NULL DEFAULT '[]',
+  node       text NOT NULL,
+  connected  boolean NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE walcast.sessions IS
+  'walcast: Socket.IO sessions for connection state recovery across restarts (written by walcast serve)';
+
+-- walcast.nodes: each running walcast serve process and its last heartbeat.
+CREATE TABLE IF NOT EXISTS walcast.nodes (
+  node     text PRIMARY KEY,
+  alive_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE walcast.nodes IS
+  'walcast: running walcast serve processes (heartbeat once a second), for walcast.sessions';

@@ -1,0 +1,364 @@
+// Package sessions keeps the Socket.IO sessions of walcast serve in Postgres
+// (the walcast.sessions and walcast.nodes tables that `walcast migrate`
+// creates), so that connection state recovery survives a restart or a crash
+// of the process: a client that reconnects with its pid gets its session
+// back from the table, and the events it missed from the recovery buffer,
+// which the replication reader rebuilds from the slot's retained WAL.
+//
+// Store is the hub's RecoveryStore for a node without Redis. Broadcasts stay
+// in an in-process hub.MemoryStore; sessions live in memory and in the table.
+// The hub reports every connect, join, leave and disconnect through
+// OnSessionChange; the changes are coalesced per pid and written by Run in
+// one statement per flush interval, so a subscribe never waits for the
+// database. What a crash loses is at most the last interval's changes.
+//
+// Until Ready is called (the reader has replayed the retained window into
+// the buffer), TakeSession waits: a client that reconnects while the
+// restarted node is still catching up is held, not refused.
+package sessions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walcast/walcast/hub"
+)
+
+// DB is what Store needs of a pgx pool.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Defaults for Config.
+const (
+	DefaultFlushInterval = 50 * time.Millisecond
+	DefaultHeartbeat     = time.Second
+	// A node whose heartbeat is older than this is taken as stopped: its
+	// sessions still marked connected count as disconnected at that heartbeat.
+	nodeDeadAfter = 5 * time.Second
+	sweepInterval = 30 * time.Second
+	// maxBatch bounds one statement; more pending changes wait for the next.
+	maxBatch = 2000
+)
+
+// Config configures a Store.
+type Config struct {
+	DB DB
+	// Node identifies this process in walcast.nodes; unique per process.
+	Node string
+	// Window is the recovery window (hub.RecoveryConfig.MaxDisconnection).
+	Window time.Duration
+	// Buffer holds the broadcasts; nil = hub.NewMemoryStore(Window, 0).
+	Buffer *hub.MemoryStore
+	// FlushInterval and Heartbeat: zero = the defaults.
+	FlushInterval, Heartbeat time.Duration
+	Logger                   *slog.Logger
+}
+
+// Store implements hub.RecoveryStore with durable sessions.
+type Store struct {
+	*hub.MemoryStore
+	cfg   Config
+	log   *slog.Logger
+	ready chan struct{}
+	once  sync.Once
+	kick  chan struct{}
+
+	mu      sync.Mutex
+	pending map[string]row // by pid, the latest state not yet written
+	seq     uint64
+	order   []string       // pids in first-change order
+	dbDown  bool           // last write failed (logged once per outage)
+}
+
+// row is one session's state as written.
+type row struct {
+	PID       string    `json:"pid"`
+	SID       string    `json:"sid"`
+	Namespace string    `json:"namespace"`
+	Rooms     []string  `json:"rooms"`
+	Connected bool      `json:"connected"`
+	At        time.Time `json:"at"`
+	del       bool      // not recoverable: delete the row
+	seq       uint64    // change number, to tell a written change from a newer one
+}
+
+// New returns a Store; it does no I/O until Run.
+func New(cfg Config) (*Store, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("sessions: no database")
+	}
+	if cfg.Node == "" {
+		return nil, errors.New("sessions: no node id")
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = hub.DefaultMaxDisconnection
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Buffer == nil {
+		cfg.Buffer = hub.NewMemoryStore(cfg.Window, 0)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{MemoryStore: cfg.Buffer, cfg: cfg, log: log, ready: make(chan struct{}),
+		kick: make(chan struct{}, 1), pending: make(map[string]row)}, nil
+}
+
+// Ready releases the CONNECTs waiting in TakeSession: the buffer now holds
+// the retained window. Safe to call more than once.
+func (s *Store) Ready() { s.once.Do(func() { close(s.ready) }) }
+
+// OnSessionChange is the hub's Config.OnSessionChange: it records the change
+// for the next flush and never blocks.
+func (s *Store) OnSessionChange(c hub.SessionChange) {
+	r := row{PID: c.PID, SID: c.SID, Namespace: c.Namespace, Rooms: append([]string(nil), c.Rooms...),
+		Connected: c.Connected, At: c.At, del: !c.Connected && !c.Recoverable}
+	if r.PID == "" {
+		return
+	}
+	if r.Rooms == nil {
+		r.Rooms = []string{}
+	}
+	s.mu.Lock()
+	s.seq++
+	r.seq = s.seq
+	if _, ok := s.pending[r.PID]; !ok {
+		s.order = append(s.order, r.PID)
+	}
+	s.pending[r.PID] = r
+	full := len(s.order) >= maxBatch
+	s.mu.Unlock()
+	if full {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// TakeSession implements hub.RecoveryStore. A session of this process is
+// taken from memory; else from the table (a session of a previous process,
+// or of a node that stopped), atomically, so it is taken once. It waits for
+// Ready (bounded by ctx).
+func (s *Store) TakeSession(ctx context.Context, pid string) (hub.Session, bool, error) {
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return hub.Session{}, false, fmt.Errorf("sessions: waiting for the recovery buffer to be rebuilt: %w", ctx.Err())
+	}
+	if sess, ok, err := s.MemoryStore.TakeSession(ctx, pid); ok || err != nil {
+		return sess, ok, err
+	}
+	s.mu.Lock()
+	_, queued := s.pending[pid]
+	s.mu.Unlock()
+	if queued {
+		// A change of this process not yet written: the session is live here
+		// or was ended here (else memory would have had it).
+		return hub.Session{}, false, nil
+	}
+	var (
+		sess  hub.Session
+		rooms []byte
+	)
+	err := s.cfg.DB.QueryRow(ctx, takeSQL, pid, s.cfg.Node, s.cfg.Window.Seconds(), nodeDeadAfter.Seconds()).
+		Scan(&sess.SID, &sess.Namespace, &rooms, &sess.DisconnectedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return hub.Session{}, false, nil
+	}
+	if err != nil {
+		return hub.Session{}, false, fmt.Errorf("sessions: take %q: %w", pid, err)
+	}
+	if err := json.Unmarshal(rooms, &sess.Rooms); err != nil {
+		return hub.Session{}, false, fmt.Errorf("sessions: rooms of %q: %w", pid, err)
+	}
+	sess.PID = pid
+	return sess, true, nil
+}
+
+// takeSQL claims a recoverable session for node $2: one that is
+// disconnected, or whose node stopped heartbeating, within the window ($3
+// seconds). A session connected on a live node is not taken.
+const takeSQL = `
+WITH cand AS (
+  SELECT s.pid, s.sid, s.namespace, s.rooms,
+         CASE WHEN s.connected THEN coalesce(n.alive_at, s.updated_at) ELSE s.updated_at END AS gone_at,
+         s.connected AND (s.node = $2 OR n.alive_at > now() - make_interval(secs => $4)) AS live
+  FROM walcast.sessions s LEFT JOIN walcast.nodes n ON n.node = s.node
+  WHERE s.pid = $1
+  FOR UPDATE OF s
+)
+UPDATE walcast.sessions s
+SET connected = true, node = $2, updated_at = now()
+FROM cand
+WHERE s.pid = cand.pid AND NOT cand.live AND cand.gone_at > now() - make_interval(secs => $3)
+RETURNING cand.sid, cand.namespace, cand.rooms, cand.gone_at`
+
+// Run writes the pending changes every flush interval and this node's
+// heartbeat, and deletes expired rows, until ctx ends; then it writes what
+// is pending one last time (bounded) and returns nil.
+func (s *Store) Run(ctx context.Context) error {
+	flush := time.NewTicker(s.cfg.FlushInterval)
+	defer flush.Stop()
+	beat := time.NewTicker(s.cfg.Heartbeat)
+	defer beat.Stop()
+	sweep := time.NewTicker(sweepInterval)
+	defer sweep.Stop()
+	s.heartbeat(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+			defer cancel()
+			if err := s.Flush(fctx); err != nil {
+				s.log.Warn("sessions: last write before stopping failed; sessions changed in the last moments may not be recoverable", "err", err)
+			}
+			s.heartbeat(fctx)
+			return nil
+		case <-flush.C:
+			s.flushLogged(ctx)
+		case <-s.kick:
+			s.flushLogged(ctx)
+		case <-beat.C:
+			s.heartbeat(ctx)
+		case <-sweep.C:
+			s.sweep(ctx)
+		}
+	}
+}
+
+func (s *Store) flushLogged(ctx context.Context) {
+	err := s.Flush(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err != nil && ctx.Err() == nil && !s.dbDown:
+		s.dbDown = true
+		s.log.Error("sessions: cannot write walcast.sessions; sessions changed meanwhile are not recoverable after a restart (retrying)", "err", err)
+	case err == nil && s.dbDown:
+		s.dbDown = false
+		s.log.Info("sessions: writing walcast.sessions again")
+	}
+}
+
+// Flush writes the pending changes now. Changes that fail stay pending
+// unless newer ones replace them.
+func (s *Store) Flush(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		n := min(len(s.order), maxBatch)
+		if n == 0 {
+			s.mu.Unlock()
+			return nil
+		}
+		pids := s.order[:n:n]
+		batch := make([]row, 0, n)
+		for _, pid := range pids {
+			batch = append(batch, s.pending[pid])
+		}
+		s.mu.Unlock()
+
+		err := s.write(ctx, batch)
+
+		s.mu.Lock()
+		if err == nil {
+			for _, r := range batch {
+				if cur, ok := s.pending[r.PID]; ok && cur.seq == r.seq {
+					delete(s.pending, r.PID)
+				}
+			}
+		}
+		// Keep order consistent with pending (new changes may have arrived).
+		order := s.order[:0:0]
+		for _, pid := range s.order {
+			if _, ok := s.pending[pid]; ok {
+				order = append(order, pid)
+			}
+		}
+		s.order = order
+		more := err == nil && len(s.order) > 0 && n == maxBatch
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
+// write upserts the live and recoverable sessions of batch and deletes the
+// ended ones, in one round trip.
+func (s *Store) write(ctx context.Context, batch []row) error {
+	var ups []row
+	var dels []string
+	for _, r := range batch {
+		if r.del {
+			dels = append(dels, r.PID)
+		} else {
+			ups = append(ups, r)
+		}
+	}
+	if ups == nil {
+		ups = []row{}
+	}
+	if dels == nil {
+		dels = []string{}
+	}
+	js, err := json.Marshal(ups)
+	if err != nil {
+		return fmt.Errorf("sessions: encode: %w", err)
+	}
+	if _, err := s.cfg.DB.Exec(ctx, writeSQL, js, dels, s.cfg.Node); err != nil {
+		return fmt.Errorf("sessions: write %d sessions: %w", len(batch), err)
+	}
+	return nil
+}
+
+const writeSQL = `
+WITH del AS (
+  DELETE FROM walcast.sessions WHERE pid = ANY($2::text[])
+)
+INSERT INTO walcast.sessions (pid, sid, namespace, rooms, node, connected, updated_at)
+SELECT x.pid, x.sid, x.namespace, coalesce(x.rooms, '[]'), $3, x.connected, x.at
+FROM jsonb_to_recordset($1::jsonb) AS x(pid text, sid text, namespace text, rooms jsonb, connected boolean, at timestamptz)
+ON CONFLICT (pid) DO UPDATE SET sid = EXCLUDED.sid, namespace = EXCLUDED.namespace, rooms = EXCLUDED.rooms,
+  node = EXCLUDED.node, connected = EXCLUDED.connected, updated_at = EXCLUDED.updated_at`
+
+func (s *Store) heartbeat(ctx context.Context) {
+	const q = `INSERT INTO walcast.nodes (node, alive_at) VALUES ($1, now())
+ON CONFLICT (node) DO UPDATE SET alive_at = now()`
+	if _, err := s.cfg.DB.Exec(ctx, q, s.cfg.Node); err != nil && ctx.Err() == nil {
+		s.log.Debug("sessions: heartbeat", "err", err)
+	}
+}
+
+// sweep deletes sessions and nodes past the window.
+func (s *Store) sweep(ctx context.Context) {
+	const q = `
+WITH gone AS (
+  DELETE FROM walcast.sessions s USING (
+    SELECT s2.pid FROM walcast.sessions s2 LEFT JOIN walcast.nodes n ON n.node = s2.node
+    WHERE CASE WHEN s2.connected THEN coalesce(n.alive_at, s2.updated_at) ELSE s2.updated_at END < now() - make_interval(secs => $1)
+  ) old WHERE s.pid = old.pid
+)
+DELETE FROM walcast.nodes WHERE alive_at < now() - make_interval(secs => $1) - interval '1 minute'`
+	if _, err := s.cfg.DB.Exec(ctx, q, s.cfg.Window.Seconds()); err != nil && ctx.Err() == nil {
+		s.log.Debug("sessions: sweep", "err", err)
+	}
+}
