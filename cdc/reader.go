@@ -75,6 +75,7 @@ type ReaderStats struct {
 	State        ReaderState
 	ReceivedLSN  LSN // highest WAL position received
 	AckedLSN     LSN // highest position acknowledged to Postgres (flush)
+	HandledLSN   LSN // highest position safe to acknowledge; above AckedLSN only under AckLimit
 	ServerWALEnd LSN // the server's WAL end as last reported
 	Changes      uint64
 	Transactions uint64
@@ -143,6 +144,7 @@ func (r *Reader) Stats() ReaderStats {
 		State:        ReaderState(r.state.Load()),
 		ReceivedLSN:  LSN(r.received.Load()),
 		AckedLSN:     LSN(r.acked.Load()),
+		HandledLSN:   LSN(r.handled.Load()),
 		ServerWALEnd: LSN(r.serverWALEnd.Load()),
 		Changes:      r.changes.Load(),
 		Transactions: r.txs.Load(),

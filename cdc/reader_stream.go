@@ -384,13 +384,16 @@ func (s *stream) hand(ctx context.Context, c *Change) error {
 	return nil
 }
 
-// sendStatus sends a standby status update with the acknowledged position.
+// sendStatus sends a standby status update: flushed (and applied) is the
+// acknowledged position, which the slot keeps; written is the position
+// handled, which differs only under AckLimit and shows in
+// pg_stat_replication.write_lsn how far the reader really is.
 func (s *stream) sendStatus(replyRequested bool) error {
 	netConn := s.conn.Conn()
 	// A half-open connection must not block the write forever either.
 	_ = netConn.SetWriteDeadline(time.Now().Add(s.r.cfg.StatusInterval))
 	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: s.acked,
+		WALWritePosition: max(s.acked, s.handled),
 		WALFlushPosition: s.acked,
 		WALApplyPosition: s.acked,
 		ReplyRequested:   replyRequested,

@@ -36,6 +36,31 @@ const recoveryAppendTimeout = time.Second
 
 var targetsPool = sync.Pool{New: func() any { s := make([]*Socket, 0, 256); return &s }}
 
+// Restore puts b into the recovery buffer as if it had been broadcast, without
+// delivering it to anyone: a node that restarted re-reads the events of its
+// recovery window from a durable log and restores them, so that clients that
+// reconnect with an offset of the previous process get what they missed from
+// there (Socket.IO connection state recovery). It also makes b.Offset the
+// namespace's latest offset. Without recovery, or without b.Offset, it does
+// nothing.
+func (s *Server) Restore(b *Broadcast) {
+	rc := s.cfg.Recovery
+	if rc == nil || b.Offset == "" {
+		return
+	}
+	n := s.namespace(nspOrRoot(b.Namespace))
+	if n == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recoveryAppendTimeout)
+	defer cancel()
+	if err := rc.Store.Append(ctx, b); err != nil {
+		s.log.Warn("recovery: restore broadcast", logKeyEvent, b.Event, "err", err)
+	}
+	offset := b.Offset
+	n.lastOffset.Store(&offset)
+}
+
 // Broadcast delivers b to the sockets of its namespace that are in one of
 // b.Rooms (all when empty) and in none of b.Except. It encodes the event once
 // and queues the same bytes to every receiver without waiting for any client

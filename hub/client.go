@@ -192,7 +192,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 			Offset *string `json:"offset"`
 		}
 		if json.Unmarshal(p.Data, &a) == nil && a.PID != nil && a.Offset != nil {
-			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			tctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a restarted node may hold it until its buffer is rebuilt
 			s, ok, err := rc.Store.TakeSession(tctx, *a.PID)
 			cancel()
 			if err != nil {

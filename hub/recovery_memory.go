@@ -68,8 +68,17 @@ func (m *MemoryStore) Append(_ context.Context, b *Broadcast) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.expireLocked(now)
+	at := now
+	if !b.CommitTime.IsZero() && b.CommitTime.Before(now) {
+		// Age from the source's commit: a broadcast restored after a restart
+		// (Server.Restore) expires when it would have in the first process.
+		at = b.CommitTime
+	}
+	if n := len(m.packets); n > 0 && at.Before(m.packets[n-1].at) {
+		at = m.packets[n-1].at // keep ages in order, so expiry stays a head drop
+	}
 	seq := m.base + uint64(len(m.packets))
-	m.packets = append(m.packets, memPacket{b: b, at: now})
+	m.packets = append(m.packets, memPacket{b: b, at: at})
 	m.index[memKey{nspOrRoot(b.Namespace), b.Offset}] = seq
 	for len(m.packets) > m.maxPackets {
 		m.dropHeadLocked()

@@ -357,7 +357,7 @@ func (e *benchEnv) warmUp(ctx context.Context) error {
 	return e.waitCaughtUp(ctx, 60*time.Second)
 }
 
-// waitCaughtUp waits until the walcast slot is within 64 KiB of the current
+// waitCaughtUp waits until the walcast slot's reader is within 64 KiB of the current
 // WAL position (a running walcast has replayed what an earlier run left), so
 // that no scenario is measured while a replay is in progress.
 func (e *benchEnv) waitCaughtUp(ctx context.Context, limit time.Duration) error {
@@ -369,7 +369,7 @@ func (e *benchEnv) waitCaughtUp(ctx context.Context, limit time.Duration) error 
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		var lag int64
-		if err := conn.QueryRow(ctx, `select coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), -1)::bigint from pg_replication_slots where slot_name = 'walcast'`).Scan(&lag); err != nil {
+		if err := conn.QueryRow(ctx, slotLagSQL, "walcast").Scan(&lag); err != nil {
 			return fmt.Errorf("bench: slot lag: %w", err)
 		}
 		if lag >= 0 && lag < 1<<16 {

@@ -614,13 +614,21 @@ func (d *driver) run(ctx context.Context) ([]int, error) {
 	return out, nil
 }
 
+// slotLagSQL is the WAL between the server's position and what the reader of
+// slot $1 has handled: the written position it reports (pg_stat_replication
+// .write_lsn), not the slot's confirmed position, which walcast keeps behind
+// by its recovery window. -1 when no reader is connected.
+const slotLagSQL = `select coalesce((select pg_wal_lsn_diff(pg_current_wal_lsn(), r.write_lsn)
+  from pg_replication_slots s join pg_stat_replication r on r.pid = s.active_pid
+  where s.slot_name = $1), -1)::bigint`
+
 type lagSample struct {
 	at  time.Time
 	lag int64
 }
 
-// sampleSlotLag samples pg_current_wal_lsn() - confirmed_flush_lsn of the slot
-// every 100 ms until the returned function is called.
+// sampleSlotLag samples how far the slot's reader is behind the server's WAL
+// (slotLagSQL) every 100 ms until the returned function is called.
 func sampleSlotLag(ctx context.Context, dsn, slot string) func() []lagSample {
 	ctx, cancel := context.WithCancel(ctx)
 	var out []lagSample
@@ -641,7 +649,7 @@ func sampleSlotLag(ctx context.Context, dsn, slot string) func() []lagSample {
 			case <-t.C:
 			}
 			var lag int64
-			err := conn.QueryRow(ctx, `select coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), -1)::bigint from pg_replication_slots where slot_name = $1`, slot).Scan(&lag)
+			err := conn.QueryRow(ctx, slotLagSQL, slot).Scan(&lag)
 			if err == nil {
 				out = append(out, lagSample{time.Now(), lag})
 			}

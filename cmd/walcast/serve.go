@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/internal/sessions"
 	"github.com/walcast/walcast/rooms"
 )
 
@@ -60,6 +64,37 @@ type service struct {
 	rooms *rooms.Policy
 
 	cluster *cluster // Redis client, bus and recovery store; nil for one node
+	// sessions keeps the sessions of a node without Redis in walcast.sessions; nil otherwise.
+	sessions *sessions.Store
+}
+
+// newDBPool opens (lazily) the pool for the profile, order-owner, mapper and
+// session queries.
+func newDBPool(c config) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database url: %s", redactErr(err, c.DatabaseURL))
+	}
+	pcfg.MaxConns = 8 // zero DBPoolSize (a config built in code) keeps the default
+	if c.DBPoolSize > 0 {
+		pcfg.MaxConns = int32(c.DBPoolSize)
+	}
+	db, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("database pool: %s", redactErr(err, c.DatabaseURL))
+	}
+	return db, nil
+}
+
+// newNodeID returns a random id for this process (walcast.nodes).
+func newNodeID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	host, _ := os.Hostname()
+	if len(host) > 40 {
+		host = host[:40]
+	}
+	return host + "-" + hex.EncodeToString(b[:])
 }
 
 // newService builds every component from c without I/O.
@@ -78,6 +113,10 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if c.RecoveryWindow > 0 {
 		hcfg.Recovery = &hub.RecoveryConfig{MaxDisconnection: c.RecoveryWindow}
 	}
+	db, err := newDBPool(c)
+	if err != nil {
+		return nil, err
+	}
 	cl, err := newCluster(c, &hcfg, reg, log) // nil without Redis; sets the recovery store
 	if err != nil {
 		return nil, err
@@ -85,10 +124,20 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	// The rooms policy guards recovery: a CONNECT may not resume another
 	// user's session (the pid alone is not proof of identity).
 	var guard *rooms.RecoveryGuard
+	var hold *ackHold
+	var sess *sessions.Store
 	if hcfg.Recovery != nil {
 		inner := hcfg.Recovery.Store
 		if inner == nil {
-			inner = hub.NewMemoryStore(hcfg.Recovery.MaxDisconnection, 0)
+			// One node: sessions go to walcast.sessions, the buffer stays in
+			// memory and the slot keeps its WAL, so a restart rebuilds it.
+			sess, err = sessions.New(sessions.Config{DB: db, Node: newNodeID(), Window: hcfg.Recovery.MaxDisconnection, Logger: log})
+			if err != nil {
+				return nil, err
+			}
+			hcfg.OnSessionChange = sess.OnSessionChange
+			hold = &ackHold{store: sess}
+			inner = sess
 		}
 		guard = rooms.NewRecoveryGuard(inner)
 		hcfg.Recovery.Store = guard
@@ -97,7 +146,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	s := &service{cfg: c, log: log, reg: reg, hub: srv, mux: http.NewServeMux(), busUp: func() bool { return true }}
+	s := &service{cfg: c, log: log, reg: reg, hub: srv, mux: http.NewServeMux(), busUp: func() bool { return true }, db: db, sessions: sess}
 	b, err := newBus(c, srv, cl, log)
 	if err != nil {
 		return nil, err
@@ -106,23 +155,15 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if cl != nil {
 		s.cluster, s.busUp = cl, cl.bus.Healthy
 	}
-	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("database url: %s", redactErr(err, c.DatabaseURL))
-	}
-	pcfg.MaxConns = 8 // zero DBPoolSize (a config built in code) keeps the default
-	if c.DBPoolSize > 0 {
-		pcfg.MaxConns = int32(c.DBPoolSize)
-	}
-	s.db, err = pgxpool.NewWithConfig(context.Background(), pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("database pool: %s", redactErr(err, c.DatabaseURL))
-	}
 	m := newCDCMetrics(reg)
 	// A lost slot means changes that no client will ever get: end every
 	// session without recovery so clients resubscribe and get the current
 	// state on subscribe.
-	s.cdc, err = newPipeline(c, log, s.db, &busSink{bus: b, m: m}, m, func(cdc.SlotLoss) { srv.EndAllSessions("replication slot lost") })
+	sink := &busSink{bus: b, m: m}
+	if local, ok := b.(*bus.Local); ok && hold != nil {
+		sink.restore, sink.hold = local, hold
+	}
+	s.cdc, err = newPipeline(c, log, s.db, sink, m, hold, func(cdc.SlotLoss) { srv.EndAllSessions("replication slot lost") })
 	if err != nil {
 		return nil, err
 	}
@@ -195,6 +236,9 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 			fatal <- fmt.Errorf("bus: %w", err)
 		}
 	})
+	if s.sessions != nil {
+		wg.Go(func() { _ = s.sessions.Run(busCtx) }) // stops after the hub closed every socket
+	}
 	wg.Go(func() {
 		if err := s.rooms.Run(busCtx); err != nil && busCtx.Err() == nil {
 			log.Warn("rooms policy stopped", "err", err)
@@ -247,9 +291,14 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 
 // busSink adapts the bus to the CDC side's cdc.Sink: one hub.Broadcast per
 // event, to the event's room, with the event id as recovery offset.
+//
+// With a hold (a node without Redis), events of the window re-read after a
+// start go to the recovery buffer only (see ackHold).
 type busSink struct {
-	bus bus.Bus
-	m   *cdcMetrics
+	bus     bus.Bus
+	m       *cdcMetrics
+	restore *bus.Local
+	hold    *ackHold
 }
 
 func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
@@ -257,7 +306,18 @@ func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
 	for i := range events {
 		bs[i] = toBroadcast(&events[i])
 	}
-	if err := s.bus.Publish(ctx, bs); err != nil {
+	live := bs
+	if s.hold != nil {
+		live = live[:0:0]
+		for i, b := range bs {
+			if id := events[i].ID; !id.IsZero() && s.hold.replayed(id.LSN) {
+				s.restore.Restore([]*hub.Broadcast{b})
+				continue
+			}
+			live = append(live, b)
+		}
+	}
+	if err := s.bus.Publish(ctx, live); err != nil {
 		return err
 	}
 	for i := range events {
@@ -307,7 +367,15 @@ func (m *cdcMetrics) register(p *pipeline) {
 	}
 	cs := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walcast_cdc_slot_lag_bytes",
-			Help: "WAL between the server's end and the position walcast acknowledged."}, lag),
+			Help: "WAL between the server's end and the position walcast acknowledged: what the slot retains (on a node without Redis this includes the recovery window)."}, lag),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walcast_cdc_handled_lag_bytes",
+			Help: "WAL between the server's end and the position walcast has handled (delivery lag)."}, func() float64 {
+			s := stats()
+			if s.ServerWALEnd <= s.HandledLSN {
+				return 0
+			}
+			return float64(s.ServerWALEnd - s.HandledLSN)
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walcast_cdc_acked_lsn",
 			Help: "Last LSN acknowledged to Postgres (as a number)."}, func() float64 { return float64(stats().AckedLSN) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_transactions_total",

@@ -77,30 +77,36 @@ type pipeline struct {
 	// remote returns the metrics payload the leader last published over the
 	// bus (cluster mode); nil = single node.
 	remote func() json.RawMessage
+	hold   *ackHold // nil unless the recovery buffer is in memory
 }
 
-// onSlotLost runs after the reader recreated a lost slot (see cdc.SlotLoss).
-func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *cdcMetrics, onSlotLost func(cdc.SlotLoss)) (*pipeline, error) {
+// hold (nil = none) caps the reader's acknowledgement at the oldest event the
+// in-memory recovery buffer holds. onSlotLost runs after the reader recreated
+// a lost slot (see cdc.SlotLoss).
+func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *cdcMetrics, hold *ackHold, onSlotLost func(cdc.SlotLoss)) (*pipeline, error) {
 	mapper, stats, checks, err := newTransformer(c, log)
 	if err != nil {
 		return nil, err
 	}
-	p, err := cdc.NewPipeline(cdc.PipelineConfig{
-		Reader: cdc.ReaderConfig{
-			DSN:         c.DatabaseURL,
-			Slot:        c.Slot,
-			Publication: c.Publication,
-			BackoffMax:  readerBackoffMax(c),
-			OnSlotLost:  onSlotLost,
-			Logger:      log,
-		},
-		Transformer: mapper,
-		Sink:        sink,
-	})
+	rc := cdc.ReaderConfig{
+		DSN:         c.DatabaseURL,
+		Slot:        c.Slot,
+		Publication: c.Publication,
+		BackoffMax:  readerBackoffMax(c),
+		OnSlotLost:  onSlotLost,
+		Logger:      log,
+	}
+	if hold != nil {
+		rc.AckLimit = hold.limit
+	}
+	p, err := cdc.NewPipeline(cdc.PipelineConfig{Reader: rc, Transformer: mapper, Sink: sink})
 	if err != nil {
 		return nil, fmt.Errorf("cdc: %w", err)
 	}
-	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db}
+	if hold != nil {
+		hold.stats = p.Stats
+	}
+	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db, hold: hold}
 	m.register(pl)
 	return pl, nil
 }
@@ -132,10 +138,16 @@ func (p *pipeline) run(ctx context.Context) error {
 		case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
 		}
 	}
+	if p.hold != nil && !p.hold.start(ctx, p.db, p.log) {
+		return nil // ctx ended
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { p.metricsTicker(ctx) })
+	if p.hold != nil {
+		wg.Go(func() { p.hold.watch(ctx, p.log) })
+	}
 	err := p.p.Run(ctx)
 	cancel()
 	wg.Wait()

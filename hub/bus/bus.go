@@ -43,16 +43,41 @@ func (l *Local) Publish(ctx context.Context, bs []*hub.Broadcast) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, b := range bs {
-		if id, ok := parseStreamID(b.Offset); ok {
-			nsp := nspOf(b.Namespace)
-			if last, seen := l.last[nsp]; seen && !last.less(id) {
-				continue
-			}
-			l.last[nsp] = id
+		if l.freshLocked(b) {
+			l.srv.Broadcast(b)
 		}
-		l.srv.Broadcast(b)
 	}
 	return nil
+}
+
+// Restore hands bs to srv.Restore (the recovery buffer only, no delivery), in
+// order, with the same duplicate rule as Publish: a node that re-reads its
+// recovery window after a restart rebuilds the buffer without sending old
+// events to anyone.
+func (l *Local) Restore(bs []*hub.Broadcast) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range bs {
+		if !l.freshLocked(b) {
+			continue
+		}
+		l.srv.Restore(b)
+	}
+}
+
+// freshLocked reports whether b's offset is above the last one seen in its
+// namespace (and records it); broadcasts without a parseable offset are fresh.
+func (l *Local) freshLocked(b *hub.Broadcast) bool {
+	id, ok := parseStreamID(b.Offset)
+	if !ok {
+		return true
+	}
+	nsp := nspOf(b.Namespace)
+	if last, seen := l.last[nsp]; seen && !last.less(id) {
+		return false
+	}
+	l.last[nsp] = id
+	return true
 }
 
 // Run blocks until ctx ends and returns nil: the local bus has nothing to
