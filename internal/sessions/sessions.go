@@ -75,8 +75,8 @@ type Store struct {
 	mu      sync.Mutex
 	pending map[string]row // by pid, the latest state not yet written
 	seq     uint64
-	order   []string       // pids in first-change order
-	dbDown  bool           // last write failed (logged once per outage)
+	order   []string // pids in first-change order
+	dbDown  bool     // last write failed (logged once per outage)
 }
 
 // row is one session's state as written.
