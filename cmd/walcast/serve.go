@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,15 +84,14 @@ func newDBPool(c config) (*pgxpool.Pool, error) {
 	return db, nil
 }
 
-// newNodeID returns a random id for this process (walcast.nodes).
-func newNodeID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
+// nodeID names this node in walcast.nodes: host and listen address, the same
+// after a restart (see sessions.Config.Node).
+func nodeID(listen string) string {
 	host, _ := os.Hostname()
-	if len(host) > 40 {
-		host = host[:40]
+	if len(host) > 64 {
+		host = host[:64]
 	}
-	return host + "-" + hex.EncodeToString(b[:])
+	return host + " " + listen
 }
 
 // newService builds every component from c without I/O.
@@ -131,7 +128,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		if inner == nil {
 			// One node: sessions go to walcast.sessions, the buffer stays in
 			// memory and the slot keeps its WAL, so a restart rebuilds it.
-			sess, err = sessions.New(sessions.Config{DB: db, Node: newNodeID(), Window: hcfg.Recovery.MaxDisconnection, Logger: log})
+			sess, err = sessions.New(sessions.Config{DB: db, Node: nodeID(c.Listen), Window: hcfg.Recovery.MaxDisconnection, Logger: log})
 			if err != nil {
 				return nil, err
 			}

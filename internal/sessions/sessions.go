@@ -52,7 +52,10 @@ const (
 // Config configures a Store.
 type Config struct {
 	DB DB
-	// Node identifies this process in walcast.nodes; unique per process.
+	// Node identifies this node in walcast.nodes: unique among the nodes
+	// running at once, and the same after a restart of the same node (e.g.
+	// host and listen address), so that the restarted process knows that
+	// the sessions its predecessor left marked connected were cut off.
 	Node string
 	// Window is the recovery window (hub.RecoveryConfig.MaxDisconnection).
 	Window time.Duration
@@ -68,8 +71,10 @@ type Store struct {
 	*hub.MemoryStore
 	cfg   Config
 	log   *slog.Logger
-	ready chan struct{}
-	once  sync.Once
+	ready   chan struct{}
+	once    sync.Once
+	started chan struct{} // closed once Start ran
+	start   sync.Once
 	kick  chan struct{}
 
 	mu      sync.Mutex
@@ -115,7 +120,7 @@ func New(cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{MemoryStore: cfg.Buffer, cfg: cfg, log: log, ready: make(chan struct{}),
+	return &Store{MemoryStore: cfg.Buffer, cfg: cfg, log: log, ready: make(chan struct{}), started: make(chan struct{}),
 		kick: make(chan struct{}, 1), pending: make(map[string]row)}, nil
 }
 
@@ -156,10 +161,12 @@ func (s *Store) OnSessionChange(c hub.SessionChange) {
 // or of a node that stopped), atomically, so it is taken once. It waits for
 // Ready (bounded by ctx).
 func (s *Store) TakeSession(ctx context.Context, pid string) (hub.Session, bool, error) {
-	select {
-	case <-s.ready:
-	case <-ctx.Done():
-		return hub.Session{}, false, fmt.Errorf("sessions: waiting for the recovery buffer to be rebuilt: %w", ctx.Err())
+	for _, ch := range []chan struct{}{s.started, s.ready} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return hub.Session{}, false, fmt.Errorf("sessions: waiting for the recovery buffer to be rebuilt: %w", ctx.Err())
+		}
 	}
 	if sess, ok, err := s.MemoryStore.TakeSession(ctx, pid); ok || err != nil {
 		return sess, ok, err
@@ -209,6 +216,30 @@ FROM cand
 WHERE s.pid = cand.pid AND NOT cand.live AND cand.gone_at > now() - make_interval(secs => $3)
 RETURNING cand.sid, cand.namespace, cand.rooms, cand.gone_at`
 
+// Start marks the sessions that a previous process of this node left
+// connected as disconnected at its last heartbeat (it stopped or crashed),
+// and writes this node's heartbeat. TakeSession waits for it; Run calls it
+// first. A failure is logged, and sessions stay as they are.
+func (s *Store) Start(ctx context.Context) {
+	s.start.Do(func() {
+		defer close(s.started)
+		const q = `UPDATE walcast.sessions s
+SET connected = false, updated_at = coalesce((SELECT alive_at FROM walcast.nodes WHERE node = $1), s.updated_at)
+WHERE s.node = $1 AND s.connected`
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		tag, err := s.cfg.DB.Exec(ctx, q, s.cfg.Node)
+		if err != nil {
+			s.log.Warn("sessions: cannot read the sessions of the previous process; they are not recoverable", "err", err)
+			return
+		}
+		if n := tag.RowsAffected(); n > 0 {
+			s.log.Info("sessions: the previous process of this node left sessions connected; they can resume", "sessions", n)
+		}
+		s.heartbeat(ctx)
+	})
+}
+
 // Run writes the pending changes every flush interval and this node's
 // heartbeat, and deletes expired rows, until ctx ends; then it writes what
 // is pending one last time (bounded) and returns nil.
@@ -219,7 +250,7 @@ func (s *Store) Run(ctx context.Context) error {
 	defer beat.Stop()
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
-	s.heartbeat(ctx)
+	s.Start(ctx)
 	for {
 		select {
 		case <-ctx.Done():

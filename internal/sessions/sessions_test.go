@@ -38,6 +38,7 @@ func newStore(t *testing.T, db *pgxpool.Pool, node string, window time.Duration)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.Start(t.Context())
 	s.Ready()
 	return s
 }
@@ -92,6 +93,23 @@ func TestStore(t *testing.T) {
 		}
 	})
 
+	t.Run("RestartedNode", func(t *testing.T) {
+		// kill -9 and an immediate restart of the same node: its heartbeat is
+		// fresh, but the new process knows the old one's sockets are gone.
+		a := newStore(t, db, "same", time.Minute)
+		change(a, "p7", true, false, "user:u7")
+		flush(t, a)
+		b := newStore(t, db, "same", time.Minute)
+		if _, ok, err := b.TakeSession(ctx, "p7"); !ok || err != nil {
+			t.Errorf("session of the crashed predecessor not taken: %v, %v", ok, err)
+		}
+		change(b, "p8", true, false, "user:u8")
+		flush(t, b)
+		if _, ok, err := b.TakeSession(ctx, "p8"); ok || err != nil {
+			t.Errorf("took a session connected on this very process: %v, %v", ok, err)
+		}
+	})
+
 	t.Run("LiveElsewhere", func(t *testing.T) {
 		a := newStore(t, db, "a2", time.Minute)
 		change(a, "p2", true, false, "user:u2")
@@ -140,6 +158,7 @@ func TestStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.Start(ctx)
 		wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
 		if _, _, err := s.TakeSession(wctx, "p1"); !errors.Is(err, context.DeadlineExceeded) {
