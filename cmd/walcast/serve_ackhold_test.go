@@ -30,6 +30,7 @@ func TestAckHold_Limit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.Start(t.Context()) // the database is unreachable: logged, sessions stay
 		return s
 	}
 	store := newStore()
