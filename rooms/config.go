@@ -66,6 +66,21 @@ type MetricsSource interface {
 	AdminMetrics(ctx context.Context) (json.RawMessage, error)
 }
 
+// StateSource gives a room's current state, so that a socket that subscribes
+// to a product or an order (again, after a reconnect) gets the present value
+// before the changes that follow.
+type StateSource interface {
+	// RoomState returns the events of room's current state (none when the
+	// room has no state).
+	RoomState(ctx context.Context, room string) ([]StateEvent, error)
+}
+
+// StateEvent is one event of a room's current state.
+type StateEvent struct {
+	Name    string
+	Payload json.RawMessage
+}
+
 // DB is the part of a *pgxpool.Pool the policy uses. It must be safe for
 // concurrent use.
 type DB interface {
@@ -175,6 +190,9 @@ type Config struct {
 	// Metrics gives new admin:metrics subscribers the current value; nil =
 	// they wait for the next update.
 	Metrics MetricsSource
+	// State gives new product and order subscribers the current state
+	// (sent before the subscribe ack); nil = they get changes only.
+	State StateSource
 	// Prom holds optional Prometheus collectors (NewPromMetrics); nil = none.
 	Prom *PromMetrics
 	// Logger receives the policy's logs; nil = slog.Default().

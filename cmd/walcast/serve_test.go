@@ -108,6 +108,35 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	// State on subscribe: before the ack, the current stock of each of the
+	// product's variants.
+	var nVariants, current int
+	if err := conn.QueryRow(ctx, `SELECT count(*), max(CASE WHEN i.variant_id = $2 THEN i.quantity - i.reserved END)
+FROM inventory i JOIN variants v ON v.id = i.variant_id WHERE v.product_id = $1`, product, variant).Scan(&nVariants, &current); err != nil {
+		t.Fatal(err)
+	}
+	stateCtx, stateCancel := context.WithTimeout(ctx, 5*time.Second)
+	sawCurrent := false
+	for i := 0; i < nVariants; i++ {
+		ev, err := cl.Next(stateCtx)
+		if err != nil || ev.Name != "product:stock-updated" {
+			t.Fatalf("state on subscribe: event %d = %v %v, want product:stock-updated", i, ev.Name, err)
+		}
+		var p struct {
+			VariantID string `json:"variantId"`
+			ProductID string `json:"productId"`
+			Available int    `json:"available"`
+		}
+		json.Unmarshal(ev.Args[0], &p)
+		if p.ProductID != product {
+			t.Fatalf("state on subscribe: %s, want product %s", ev.Args[0], product)
+		}
+		sawCurrent = sawCurrent || (p.VariantID == variant && p.Available == current)
+	}
+	stateCancel()
+	if !sawCurrent {
+		t.Fatalf("state on subscribe lacks variant %s with available %d", variant, current)
+	}
 	var commitLSN string
 	if _, err := conn.Exec(ctx, `UPDATE inventory SET quantity = 11, reserved = 1 WHERE variant_id = $1`, variant); err != nil {
 		t.Fatal(err)

@@ -35,7 +35,10 @@ func newBus(c config, srv *hub.Server, cl *cluster, log *slog.Logger) (bus.Bus, 
 // guard (nil when recovery is off) lets it refuse to recover another user's
 // session; relay carries cart:synced over the bus to the user's devices on
 // every node.
-func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics rooms.MetricsSource, guard *rooms.RecoveryGuard,
+func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics interface {
+	rooms.MetricsSource
+	rooms.StateSource
+}, guard *rooms.RecoveryGuard,
 	relay func(context.Context, *hub.Broadcast) error, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
 	rcfg := rooms.Config{
 		JWTSecret:       rooms.Secret(c.JWTSecret),
@@ -51,6 +54,7 @@ func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics rooms.Metrics
 		Relay:           relay,
 		DB:              db,
 		Metrics:         metrics,
+		State:           metrics,
 		Prom:            rooms.NewPromMetrics(reg),
 		Logger:          log,
 	}
@@ -222,6 +226,24 @@ func (p *pipeline) AdminMetrics(ctx context.Context) (json.RawMessage, error) {
 		}
 	}
 	return p.mapper.CurrentMetrics(), nil
+}
+
+// RoomState implements rooms.StateSource with the mapper's current-state
+// reads (the rule engine has none yet: its subscribers get changes only).
+func (p *pipeline) RoomState(ctx context.Context, room string) ([]rooms.StateEvent, error) {
+	m, ok := p.mapper.(*cdc.Mapper)
+	if !ok {
+		return nil, nil
+	}
+	evs, err := m.RoomState(ctx, p.db, room)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rooms.StateEvent, len(evs))
+	for i, e := range evs {
+		out[i] = rooms.StateEvent{Name: e.Name, Payload: e.Payload}
+	}
+	return out, nil
 }
 
 // transformer is what the pipeline needs of the mapper (WALCAST_MAPPING) or
