@@ -91,12 +91,11 @@ func seed000Token(t *testing.T, sub string) string {
 // process (no Redis) on the demo data: an inventory UPDATE changes the stock
 // ProductStock shows, an orders UPDATE the status OrderTracking shows, an
 // orders INSERT shows OrderNotifications' toast and LiveMetrics' totals.
-// Screenshots go to artifacts/browser-seed000/. With
-// WALCAST_TEST_SEED000_RESTART=1 it also kills walcast (SIGKILL, then SIGTERM)
-// while rows change and checks that the pages show the final stock, status
-// and totals after socket.io-client reconnects by itself, then live changes.
-// That part is opt-in because it needs the current state sent on subscribe:
-// the components drop events delivered before their re-subscribe.
+// Screenshots go to artifacts/browser-seed000/. Then it kills walcast
+// (SIGKILL, then SIGTERM) while rows change and checks that the pages show the
+// final stock, status and totals after socket.io-client reconnects by itself,
+// then live changes. The components drop events delivered before their
+// re-subscribe, so this rests on the current state sent on subscribe.
 func TestSeed000_Browser(t *testing.T) {
 	needTool(t, "node")
 	chromium := "/usr/bin/chromium"
@@ -116,7 +115,7 @@ func TestSeed000_Browser(t *testing.T) {
 			t.Skipf("%s not installed: %v (run make deps)", pkg, err)
 		}
 	}
-	restart := os.Getenv("WALCAST_TEST_SEED000_RESTART") == "1"
+	const restart = true
 
 	ctx := t.Context()
 	pgc := pgtest.New(t, pgtest.Options{})
