@@ -69,13 +69,13 @@ type Config struct {
 // Store implements hub.RecoveryStore with durable sessions.
 type Store struct {
 	*hub.MemoryStore
-	cfg   Config
-	log   *slog.Logger
+	cfg     Config
+	log     *slog.Logger
 	ready   chan struct{}
 	once    sync.Once
 	started chan struct{} // closed once Start ran
 	start   sync.Once
-	kick  chan struct{}
+	kick    chan struct{}
 
 	mu      sync.Mutex
 	pending map[string]row // by pid, the latest state not yet written
