@@ -304,7 +304,9 @@ func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
 		bs[i] = toBroadcast(&events[i])
 	}
 	live := bs
-	if s.hold != nil {
+	if s.hold != nil && !s.hold.caught.Load() {
+		// Only while the window is replayed after a start: once caught up,
+		// every later event is past the start position.
 		live = live[:0:0]
 		for i, b := range bs {
 			if id := events[i].ID; !id.IsZero() && s.hold.replayed(id.LSN) {
