@@ -289,10 +289,10 @@ func (c *conn) replay(s *Socket, offset string) {
 		c.srv.log.Warn("recovery: read missed packets", "err", err)
 	}
 	var fs []frame
-	seen := make(map[string]bool, len(missed))
+	seen := make(map[string]struct{}, len(missed))
 	if ok {
 		for _, b := range missed {
-			seen[b.Offset] = true
+			seen[b.Offset] = struct{}{}
 			if !s.matches(b) {
 				continue
 			}
@@ -320,13 +320,16 @@ func (c *conn) replay(s *Socket, offset string) {
 	if c.closed {
 		return
 	}
+	if len(seen) > 0 {
+		c.replayed = seen
+	}
 	held := c.out
 	size := 0
 	for _, f := range fs {
 		size += len(f.data)
 	}
 	for _, f := range held {
-		if f.off != "" && seen[f.off] {
+		if _, dup := seen[f.off]; dup && f.off != "" {
 			continue
 		}
 		fs = append(fs, f)

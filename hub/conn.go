@@ -98,6 +98,13 @@ type conn struct {
 	tokens      float64   // inbound rate limit bucket (reader side, under readMu)
 	tokensAt    time.Time
 	holding     int // recoveries in progress: queue, do not send yet
+	// replayed holds the offsets of the last recovery replay until the first
+	// live broadcast past them: a broadcast the store already held when the
+	// replay read it, but whose fan-out reached this conn only after the
+	// replay ended, was sent by the replay and is dropped here (see
+	// enqueueLocked). Broadcasts are delivered in offset order, so the first
+	// one outside the set ends the race.
+	replayed map[string]struct{}
 	pingTimer   *time.Timer
 	connTimer   *time.Timer
 	sockets     map[string]*Socket
@@ -355,6 +362,12 @@ func (c *conn) enqueue1(f frame) bool {
 func (c *conn) enqueueLocked(f frame, force bool) bool {
 	if c.closed {
 		return false
+	}
+	if c.replayed != nil && f.off != "" {
+		if _, dup := c.replayed[f.off]; dup {
+			return true // sent by the recovery replay
+		}
+		c.replayed = nil
 	}
 	if !force && c.outBytes+len(f.data) > c.srv.cfg.MaxQueueBytes {
 		return false

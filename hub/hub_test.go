@@ -392,3 +392,44 @@ func TestServer_SessionChange(t *testing.T) {
 		t.Fatalf("recovered %v, session changes:\n%s\nwant:\n%s", c2.Recovered(), strings.Join(out, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A broadcast can reach the recovery store before a recovering client's
+// replay reads it, and the client's queue only after the replay ended (the
+// fan-out of a bus delivery runs apart from the store's append): the replay
+// has sent it, so the live copy must be dropped.
+func TestServer_RecoveryLateFanOut(t *testing.T) {
+	store := hub.NewMemoryStore(time.Minute, 1000)
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t), Recovery: &hub.RecoveryConfig{Store: store}})
+	srv.Of("/").OnConnect(func(s *hub.Socket) {
+		if !s.Recovered() {
+			s.Join("r")
+		}
+	})
+	c := dial(t, ts.URL, "/", `{"token":"a"}`)
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
+	if e := next(t, c); string(e.Args[0]) != `1` {
+		t.Fatalf("got %s", e.Args)
+	}
+	c.Drop()
+	time.Sleep(50 * time.Millisecond)
+	late := &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`2`)}, Offset: "101-0"}
+	if err := store.Append(t.Context(), late); err != nil { // stored, not yet fanned out
+		t.Fatal(err)
+	}
+	c2, err := c.Reconnect(t.Context())
+	if err != nil {
+		t.Fatalf("Reconnect: %v", err)
+	}
+	defer c2.Drop()
+	if e := next(t, c2); string(e.Args[0]) != `2` || !c2.Recovered() {
+		t.Fatalf("replay: got %s recovered=%v", e.Args, c2.Recovered())
+	}
+	srv.Broadcast(late) // its fan-out, after the replay
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`3`)}, Offset: "102-0"})
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`4`)}, Offset: "103-0"})
+	for _, want := range []string{`3`, `4`} {
+		if e := next(t, c2); string(e.Args[0]) != want {
+			t.Fatalf("live: got %s, want %s (the late fan-out of 2 must not arrive again)", e.Args, want)
+		}
+	}
+}

@@ -40,7 +40,7 @@ func (c *conn) deliverInline(iw *inlineWrite, f frame) bool {
 		c.mu.Unlock()
 		return false
 	}
-	if c.rc == nil || c.writing || len(c.out) > 0 || c.holding > 0 || c.transport != transportWebSocket {
+	if c.rc == nil || c.writing || len(c.out) > 0 || c.holding > 0 || c.replayed != nil || c.transport != transportWebSocket {
 		c.mu.Unlock()
 		return c.enqueue1(f)
 	}
