@@ -41,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"direction"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walcast_bus_dropped_total",
-			Help: "Received bus messages not delivered, by reason (decode, namespace, duplicate)."},
+			Help: "Bus messages not delivered, by reason: decode, namespace, duplicate (received twice), republished (re-read from the slot after a restart, already published)."},
 			[]string{"reason"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "walcast_bus_publish_retries_total",

@@ -91,6 +91,10 @@ type Redis struct {
 
 	lastMu sync.Mutex
 	last   map[string]streamID // per namespace, the highest offset delivered locally
+
+	// primed is set once Publish has read each namespace's newest stored
+	// offset into last (see prime); guarded by pubMu.
+	primed bool
 }
 
 var _ Bus = (*Redis)(nil)
@@ -195,6 +199,16 @@ func (r *Redis) Publish(ctx context.Context, bs []*hub.Broadcast) error {
 	start := time.Now()
 	r.pubMu.Lock()
 	defer r.pubMu.Unlock()
+	if err := r.primeRetry(ctx); err != nil {
+		return err
+	}
+
+	// A broadcast whose offset is not above what this node has delivered
+	// was published before: by this node's predecessor (the slot re-sends
+	// what it had not confirmed when a leader stopped) or by another node.
+	// It is stored again (a no-op when the stream still holds it, and the
+	// rebuild when Redis lost it) but neither published nor delivered.
+	old := r.published(bs)
 
 	// Encode everything once, up front: retries resend the same bytes.
 	r.buf = r.buf[:0]
@@ -215,12 +229,20 @@ func (r *Redis) Publish(ctx context.Context, bs []*hub.Broadcast) error {
 
 	for lo := 0; lo < len(bs); lo += r.cfg.BatchSize {
 		hi := min(lo+r.cfg.BatchSize, len(bs))
-		if err := r.publishBatch(ctx, bs[lo:hi], msgs[lo:hi]); err != nil {
+		var oldBatch []bool
+		if old != nil {
+			oldBatch = old[lo:hi]
+		}
+		if err := r.publishBatch(ctx, bs[lo:hi], msgs[lo:hi], oldBatch); err != nil {
 			return err
 		}
 		// Deliver locally only what Redis accepted, so a retry never delivers
 		// twice here.
-		for _, b := range bs[lo:hi] {
+		for i, b := range bs[lo:hi] {
+			if oldBatch != nil && oldBatch[i] {
+				r.m.drop("republished")
+				continue
+			}
 			r.deliver(b, false)
 		}
 	}
@@ -229,10 +251,10 @@ func (r *Redis) Publish(ctx context.Context, bs []*hub.Broadcast) error {
 }
 
 // publishBatch pipelines one batch, retrying until Redis accepts it or ctx ends.
-func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]byte) error {
+func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]byte, old []bool) error {
 	var lastLog time.Time
 	for attempt := 0; ; attempt++ {
-		err := r.publishOnce(ctx, bs, msgs)
+		err := r.publishOnce(ctx, bs, msgs, old)
 		if err == nil {
 			if !r.pubOK.Swap(true) {
 				r.log.Info("redis publish recovered", "attempts", attempt+1)
@@ -257,18 +279,21 @@ func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]
 	}
 }
 
-func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]byte) error {
+// old[i] (when old is not nil) marks a broadcast that is stored only.
+func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]byte, old []bool) error {
 	p := r.cfg.Client.Pipeline()
 	now := time.Now()
 	adds := make([]*redis.StringCmd, len(bs))
-	pubs := make([]*redis.IntCmd, len(bs))
+	pubs := make([]*redis.IntCmd, 0, len(bs))
 	for i, b := range bs {
 		if r.cfg.Store != nil && b.Offset != "" {
 			if _, ok := parseStreamID(b.Offset); ok {
 				adds[i] = r.cfg.Store.addCmds(ctx, p, b, msgs[i], now)
 			}
 		}
-		pubs[i] = p.Publish(ctx, channelFor(r.cfg.Prefix, b), msgs[i])
+		if old == nil || !old[i] {
+			pubs = append(pubs, p.Publish(ctx, channelFor(r.cfg.Prefix, b), msgs[i]))
+		}
 	}
 	_, _ = p.Exec(ctx)
 	for _, c := range pubs {
@@ -291,6 +316,89 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 		}
 	}
 	return nil
+}
+
+// primeRetry runs prime until it succeeds or ctx ends, with the publish
+// backoff; the caller holds pubMu.
+func (r *Redis) primeRetry(ctx context.Context) error {
+	var lastLog time.Time
+	for attempt := 0; !r.primed; attempt++ {
+		err := r.prime(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("bus: read the newest stored offsets: %w (last error: %v)", ctx.Err(), err)
+		}
+		if r.pubOK.Swap(false) {
+			r.updateUp()
+		}
+		if time.Since(lastLog) > 10*time.Second {
+			r.log.Warn("redis: reading the newest stored offsets failed, retrying", "err", err, "attempt", attempt+1)
+			lastLog = time.Now()
+		}
+		if serr := sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax)); serr != nil {
+			return fmt.Errorf("bus: read the newest stored offsets: %w (last error: %v)", serr, err)
+		}
+	}
+	return nil
+}
+
+// prime raises each namespace's de-duplication mark to the newest offset in
+// its recovery stream, once per bus, before this node publishes anything. A
+// node that starts empty would otherwise deliver again, to clients that had
+// just recovered up to that offset, what the replication slot re-sends after
+// its predecessor stopped. Without a Store there is no stream and no mark.
+func (r *Redis) prime(ctx context.Context) error {
+	if r.cfg.Store == nil {
+		r.primed = true
+		return nil
+	}
+	for nsp := range r.nsps {
+		key := r.cfg.Store.streamKey(nsp)
+		msgs, err := r.cfg.Client.XRevRangeN(ctx, key, "+", "-", 1).Result()
+		if err != nil {
+			return fmt.Errorf("read the newest entry of %s: %w", key, err)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		id, ok := parseStreamID(msgs[0].ID)
+		if !ok {
+			continue
+		}
+		r.lastMu.Lock()
+		if last, seen := r.last[nsp]; !seen || last.less(id) {
+			r.last[nsp] = id
+		}
+		r.lastMu.Unlock()
+	}
+	r.primed = true
+	return nil
+}
+
+// published marks the broadcasts of bs whose offset is not above their
+// namespace's mark; nil when there is none.
+func (r *Redis) published(bs []*hub.Broadcast) []bool {
+	var old []bool
+	r.lastMu.Lock()
+	defer r.lastMu.Unlock()
+	for i, b := range bs {
+		if b.Offset == "" {
+			continue
+		}
+		id, ok := parseStreamID(b.Offset)
+		if !ok {
+			continue
+		}
+		if last, seen := r.last[nspOf(b.Namespace)]; seen && !last.less(id) {
+			if old == nil {
+				old = make([]bool, len(bs))
+			}
+			old[i] = true
+		}
+	}
+	return old
 }
 
 // deliver hands b to the local hub unless its offset was delivered already.
