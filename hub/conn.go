@@ -104,12 +104,12 @@ type conn struct {
 	// replay ended, was sent by the replay and is dropped here (see
 	// enqueueLocked). Broadcasts are delivered in offset order, so the first
 	// one outside the set ends the race.
-	replayed map[string]struct{}
-	pingTimer   *time.Timer
-	connTimer   *time.Timer
-	sockets     map[string]*Socket
-	cancel      context.CancelFunc // of the CONNECT being handled
-	finished    bool               // finish has run
+	replayed  map[string]struct{}
+	pingTimer *time.Timer
+	connTimer *time.Timer
+	sockets   map[string]*Socket
+	cancel    context.CancelFunc // of the CONNECT being handled
+	finished  bool               // finish has run
 
 	// polling state (under mu)
 	pollNotify  chan struct{}
