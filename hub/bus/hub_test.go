@@ -12,6 +12,7 @@ import (
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/hub/bus/redistest"
 	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // hubNode is a real hub with the Redis bus and the Redis recovery store.
@@ -149,7 +150,7 @@ func TestRedisStore_LiveSessions(t *testing.T) {
 
 // TestRedis_SameBytesOnEveryNode: one event, published on node A, reaches a
 // client on A (local delivery) and a client on B (through Redis: JSON ->
-// msgpack -> JSON) as the same bytes, escapes included.
+// msgpack -> JSON) as the same bytes, escapes and number digits included.
 func TestRedis_SameBytesOnEveryNode(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
 	a, b := startHubNode(t, rs), startHubNode(t, rs)
@@ -163,10 +164,23 @@ func TestRedis_SameBytesOnEveryNode(t *testing.T) {
 		defer cl.Close()
 		clients = append(clients, cl)
 	}
-	// The argument as walcast's encoders write it (JSON.stringify rules):
-	// \b short form, raw U+2028, \u00xx for other control characters.
-	arg := json.RawMessage("{\"s\":\"a\\b\u2028z\\u0001\\f\\\"q\\\" é\",\"n\":[1,2.5,null,true]}")
-	bc := &hub.Broadcast{Rooms: []string{"room1"}, Event: "tick\u2029", Args: []json.RawMessage{arg}, Offset: "900-1"}
+	// The arguments as the leader writes them (jsonw's canonical form, which
+	// is JSON.stringify's): \b short form, raw U+2028/U+2029 and DEL, \u00xx
+	// for other control characters, no HTML escaping; numbers as JavaScript
+	// prints them (0.00001, 1e-7, 1e+21, 123456789012345680000), integers
+	// that fit an int64 with every digit.
+	args := []json.RawMessage{
+		json.RawMessage("{\"s\":\"a\\b\u2028z\\u0001\\f\\\"q\\\" é\",\"n\":[1,2.5,null,true]}"),
+		json.RawMessage("[\"<p>&amp;</p>\",\"\\u0000\\u001f\x7f\u2029\",\"\ufffd😀\",\"\\\\/\",\"\\t\\n\\r\"]"),
+		json.RawMessage(`{"price":12.5,"one":1,"tiny":0.00001,"tinier":1e-7,"big":1e+21,"bigFixed":123456789012345680000,` +
+			`"id":9007199254740993,"min":-9223372036854775808,"beyond":12345678901234567000,"huge":1.5e+300,"neg":-0.5,"pi":3.141592653589793}`),
+	}
+	for i, arg := range args {
+		if c, err := jsonw.AppendCanonical(nil, arg); err != nil || string(c) != string(arg) {
+			t.Fatalf("test argument %d is not canonical: %s, %v", i, c, err)
+		}
+	}
+	bc := &hub.Broadcast{Rooms: []string{"room1"}, Event: "tick\u2029", Args: args, Offset: "900-1"}
 	if err := a.bus.Publish(ctx, []*hub.Broadcast{bc}); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +193,9 @@ func TestRedis_SameBytesOnEveryNode(t *testing.T) {
 			t.Errorf("arg %d: local %s, remote (through Redis) %s, want the same bytes", i, local.Args[i], remote.Args[i])
 		}
 	}
-	if string(local.Args[0]) != string(arg) {
-		t.Errorf("local arg = %s, want %s unchanged", local.Args[0], arg)
+	for i, arg := range args {
+		if string(local.Args[i]) != string(arg) {
+			t.Errorf("local arg %d = %s, want %s unchanged", i, local.Args[i], arg)
+		}
 	}
 }

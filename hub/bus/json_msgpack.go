@@ -1,11 +1,9 @@
 package bus
 
 import (
-	"errors"
 	"fmt"
-	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // jsonScanner transcodes one JSON value to msgpack without building a tree:
@@ -21,10 +19,8 @@ type jsonScanner struct {
 	tmp  []byte // unescaped string scratch
 }
 
-var errJSONSyntax = errors.New("invalid JSON")
-
 func (s *jsonScanner) fail(what string) error {
-	return fmt.Errorf("%w at byte %d: %s", errJSONSyntax, s.pos, what)
+	return fmt.Errorf("%w at byte %d: %s", jsonw.ErrSyntax, s.pos, what)
 }
 
 func (s *jsonScanner) skipSpace() {
@@ -91,137 +87,47 @@ func (s *jsonScanner) literal(dst []byte, lit string, code byte) ([]byte, error)
 	return append(dst, code), nil
 }
 
+// number writes a JSON number the way jsonw.Number carries it: an integer
+// literal that fits an int64 as a msgpack int, every other number as a
+// float64 (an overflowing one as ±Inf). A Node peer decodes either as a JS
+// number; a walcast node writes it back with jsonw.Number.Append, which is
+// the canonical form the leader already gave its own clients. The two differ
+// only for integers beyond 2^53, which walcast keeps exact and Node rounds.
 func (s *jsonScanner) number(dst []byte) ([]byte, error) {
-	start := s.pos
-	isFloat := false
-	for s.pos < len(s.in) {
-		c := s.in[s.pos]
-		if c >= '0' && c <= '9' || c == '-' {
-			s.pos++
-			continue
-		}
-		if c == '.' || c == 'e' || c == 'E' || c == '+' {
-			isFloat = true
-			s.pos++
-			continue
-		}
-		break
+	n, size, err := jsonw.ScanNumber(s.in[s.pos:])
+	if err != nil {
+		return dst, s.fail(err.Error())
 	}
-	lit := string(s.in[start:s.pos])
-	if !isFloat {
-		if i, err := strconv.ParseInt(lit, 10, 64); err == nil {
-			return appendInt(dst, i), nil
-		}
+	s.pos += size
+	if n.IsInt {
+		return appendInt(dst, n.Int), nil
 	}
-	f, err := strconv.ParseFloat(lit, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return dst, s.fail("bad number")
-	}
-	return appendFloat(dst, f), nil
+	return appendFloat(dst, n.Float), nil
 }
 
 // str reads a string and returns its unescaped bytes; they alias the input
 // or s.tmp and are valid until the next call.
 func (s *jsonScanner) str() ([]byte, error) {
-	s.pos++ // opening quote
-	start := s.pos
-	for s.pos < len(s.in) {
-		c := s.in[s.pos]
+	// Fast path, most keys and values: no escape, so no copy.
+	for i := s.pos + 1; i < len(s.in); i++ {
+		c := s.in[i]
 		if c == '"' {
-			out := s.in[start:s.pos]
-			s.pos++
+			out := s.in[s.pos+1 : i]
+			s.pos = i + 1
 			return out, nil
 		}
-		if c == '\\' {
+		if c == '\\' || c < 0x20 {
 			break
 		}
-		if c < 0x20 {
-			return nil, s.fail("control character in string")
-		}
-		s.pos++
 	}
-	// Slow path: escapes.
-	s.tmp = append(s.tmp[:0], s.in[start:s.pos]...)
-	for s.pos < len(s.in) {
-		c := s.in[s.pos]
-		switch {
-		case c == '"':
-			s.pos++
-			return s.tmp, nil
-		case c < 0x20:
-			return nil, s.fail("control character in string")
-		case c != '\\':
-			s.tmp = append(s.tmp, c)
-			s.pos++
-			continue
-		}
-		if s.pos+1 >= len(s.in) {
-			break
-		}
-		e := s.in[s.pos+1]
-		s.pos += 2
-		switch e {
-		case '"', '\\', '/':
-			s.tmp = append(s.tmp, e)
-		case 'b':
-			s.tmp = append(s.tmp, '\b')
-		case 'f':
-			s.tmp = append(s.tmp, '\f')
-		case 'n':
-			s.tmp = append(s.tmp, '\n')
-		case 'r':
-			s.tmp = append(s.tmp, '\r')
-		case 't':
-			s.tmp = append(s.tmp, '\t')
-		case 'u':
-			r, ok := s.hex4()
-			if !ok {
-				return nil, s.fail("bad \\u escape")
-			}
-			if utf16.IsSurrogate(r) {
-				// A surrogate pair is two escapes. When the next escape does
-				// not complete a pair, this one becomes U+FFFD and the next is
-				// decoded on its own, as encoding/json does.
-				dec := utf8.RuneError
-				if s.pos+1 < len(s.in) && s.in[s.pos] == '\\' && s.in[s.pos+1] == 'u' {
-					save := s.pos
-					s.pos += 2
-					if x, ok := s.hex4(); ok {
-						dec = utf16.DecodeRune(r, x)
-					}
-					if dec == utf8.RuneError {
-						s.pos = save
-					}
-				}
-				r = dec
-			}
-			s.tmp = utf8.AppendRune(s.tmp, r)
-		default:
-			return nil, s.fail("bad escape")
-		}
+	var n int
+	var err error
+	s.tmp, n, err = jsonw.Unquote(s.tmp[:0], s.in[s.pos:])
+	s.pos += n
+	if err != nil {
+		return nil, fmt.Errorf("at byte %d: %w", s.pos, err)
 	}
-	return nil, s.fail("unterminated string")
-}
-
-func (s *jsonScanner) hex4() (rune, bool) {
-	if len(s.in)-s.pos < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s.in[s.pos : s.pos+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	s.pos += 4
-	return r, true
+	return s.tmp, nil
 }
 
 func (s *jsonScanner) array(dst []byte, depth int) ([]byte, error) {

@@ -388,12 +388,13 @@ func appendJSON(dst []byte, v *value, atts *[][]byte) ([]byte, error) {
 	case kindInt:
 		return strconv.AppendInt(dst, v.i, 10), nil
 	case kindUint:
-		return strconv.AppendUint(dst, v.u, 10), nil
+		// Only above MaxInt64, which jsonw.Number carries as a float64.
+		return jsonw.AppendFloat(dst, float64(v.u)), nil
 	case kindFloat:
-		if math.IsNaN(v.f) || math.IsInf(v.f, 0) {
-			return append(dst, "null"...), nil // as JSON.stringify does
-		}
-		return strconv.AppendFloat(dst, v.f, 'g', -1, 64), nil
+		// As JSON.stringify writes the JS number a Node peer decodes (NaN
+		// and ±Inf as null); for a message from walcast, the bytes the
+		// leader gave its own clients.
+		return jsonw.AppendFloat(dst, v.f), nil
 	case kindString:
 		return jsonw.AppendString(dst, v.s), nil
 	case kindTime:

@@ -1,18 +1,25 @@
-// Package jsonw is walcast's one JSON string writer. Every JSON string walcast
-// puts on the wire — row JSON from the mapper and the rule engine, Socket.IO
-// packets from the hub, events transcoded from the Redis adapter's msgpack —
-// is escaped here, so that a client gets the same bytes for the same event
-// on every node and through every path.
+// Package jsonw is walcast's one JSON writer for strings and numbers. Every
+// JSON string and number walcast puts on the wire — row JSON from the mapper
+// and the rule engine, Socket.IO packets from the hub, events transcoded from
+// the Redis adapter's msgpack — is written here, so that a client gets the
+// same bytes for the same event on every node and through every path.
 //
-// The output is what JavaScript's JSON.stringify writes for the same string
+// Numbers (number.go): an integer that fits an int64 keeps its digits; any
+// other number is written as JavaScript prints the float64 it denotes
+// ("12.50" → 12.5, "1e-05" → 0.00001, "1e21" → 1e+21). That is the form the
+// Redis bus can reproduce from msgpack, where a number is an int64 or a
+// float64. AppendCanonical (canonical.go) puts a whole JSON value in that
+// form: compact, these strings, these numbers.
+//
+// String output is what JavaScript's JSON.stringify writes for the same string
 // (which for control characters is also what Postgres's to_jsonb writes):
 // `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, other characters below U+0020 as
 // `\u00xx` (lower-case hex), and everything else, U+2028 and U+2029 included,
 // as raw UTF-8. No HTML escaping. Invalid UTF-8 (which a JavaScript string
 // cannot hold) becomes U+FFFD, so the output is always valid JSON.
 //
-// The functions append to dst and never allocate beyond growing it; they
-// are safe for concurrent use.
+// The functions append to dst and, except AppendCanonical for strings with
+// escapes, never allocate beyond growing it; they are safe for concurrent use.
 package jsonw
 
 import "unicode/utf8"
