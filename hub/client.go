@@ -239,6 +239,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 		c.sockets = make(map[string]*Socket, 1)
 	}
 	c.sockets[n.name] = s
+	c.connected.Store(true)
 	if c.connTimer != nil {
 		c.connTimer.Stop()
 		c.connTimer = nil
@@ -326,14 +327,14 @@ func (c *conn) replay(s *Socket, offset string) {
 	held := c.out
 	size := 0
 	for _, f := range fs {
-		size += len(f.data)
+		size += frameCost(f)
 	}
 	for _, f := range held {
 		if _, dup := seen[f.off]; dup && f.off != "" {
 			continue
 		}
 		fs = append(fs, f)
-		size += len(f.data)
+		size += frameCost(f)
 	}
 	c.out, c.outBytes = fs, size
 	c.kickLocked()

@@ -19,6 +19,7 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultMaxDisconnection = 2 * time.Minute
 	DefaultMaxInboundRate   = 1000
+	DefaultMaxPreConnect    = 64 << 10
 )
 
 // Config configures a Server. Every zero field takes its Default… value.
@@ -46,10 +47,16 @@ type Config struct {
 	// WriteTimeout bounds each write to a client; a client stuck longer is
 	// disconnected; 0 = 10s.
 	WriteTimeout time.Duration
-	// MaxInboundRate bounds the messages (Socket.IO packets and attachments)
-	// a client may send per second, with bursts of five times that; a client
+	// MaxInboundRate bounds the messages (Socket.IO packets and attachments,
+	// WebSocket pings and pongs) a client may send per second, with bursts of five times that; a client
 	// over it is disconnected ("flood"). 0 = 1000; negative = unlimited.
 	MaxInboundRate int
+	// MaxPreConnectBytes bounds the bytes a connection may send (frames,
+	// polling bodies, pings included) before a Socket.IO CONNECT is
+	// accepted, so an unauthenticated client cannot make the server read or
+	// buffer a full MaxPayload; over it the connection is closed (WebSocket
+	// close code 1008, polling 413). 0 = 64 KiB.
+	MaxPreConnectBytes int64
 	// Recovery enables connection state recovery; nil = off.
 	Recovery *RecoveryConfig
 	// OnSessionChange, when set, is called with a socket's state each time it
@@ -117,6 +124,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxQueueBytes = DefaultMaxQueueBytes
 	case c.MaxQueueBytes < 0:
 		errs = append(errs, fmt.Errorf("hub: MaxQueueBytes %d must not be negative", c.MaxQueueBytes))
+	}
+	switch {
+	case c.MaxPreConnectBytes == 0:
+		c.MaxPreConnectBytes = DefaultMaxPreConnect
+	case c.MaxPreConnectBytes < 0:
+		errs = append(errs, fmt.Errorf("hub: MaxPreConnectBytes %d must not be negative", c.MaxPreConnectBytes))
 	}
 	if c.MaxInboundRate == 0 {
 		c.MaxInboundRate = DefaultMaxInboundRate

@@ -9,8 +9,10 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/walcast/walcast/internal/jsonw"
 
@@ -94,8 +96,10 @@ type conn struct {
 	closeCode   int    // WebSocket close code; 0 = by reason
 	closeText   string // WebSocket close reason text
 	pingWaiting bool
-	pongDue     time.Time // when pingWaiting: the pong deadline
-	tokens      float64   // inbound rate limit bucket (reader side, under readMu)
+	pongDue     time.Time   // when pingWaiting: the pong deadline
+	tokens      float64     // inbound rate limit bucket (reader side, under readMu)
+	preRead     int64       // bytes read before the first accepted CONNECT (reader side)
+	connected   atomic.Bool // a CONNECT was accepted: MaxPreConnectBytes no longer applies
 	tokensAt    time.Time
 	holding     int // recoveries in progress: queue, do not send yet
 	// replayed holds the offsets of the last recovery replay until the first
@@ -369,16 +373,30 @@ func (c *conn) enqueueLocked(f frame, force bool) bool {
 		}
 		c.replayed = nil
 	}
-	if !force && c.outBytes+len(f.data) > c.srv.cfg.MaxQueueBytes {
+	if !force && c.outBytes+frameCost(f) > c.srv.cfg.MaxQueueBytes {
 		return false
 	}
 	if c.out == nil {
 		c.out = getFrames()
 	}
 	c.out = append(c.out, f)
-	c.outBytes += len(f.data)
+	c.outBytes += frameCost(f)
 	c.kickLocked()
 	return true
+}
+
+// pongOverhead is what a queued pong costs beyond its payload: its queue
+// slot and its wire header. Without it an empty pong would be free, and a
+// client that pings and never reads could grow its queue without bound.
+const pongOverhead = int(unsafe.Sizeof(frame{})) + 2
+
+// frameCost is what f counts against MaxQueueBytes: its bytes, and for a
+// pong its overhead as well.
+func frameCost(f frame) int {
+	if f.op == opPong {
+		return len(f.data) + pongOverhead
+	}
+	return len(f.data)
 }
 
 // kickLocked makes the transport send what is queued.

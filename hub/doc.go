@@ -34,8 +34,14 @@
 // attachments and state errors close that client's connection (on WebSocket
 // with close code 1002 and the reason text), oversize frames get 1009 and
 // oversize polling bodies 413, more than MaxInboundRate messages per second
-// close it as "flood", and a disallowed Origin gets 403. Each is logged (Debug,
-// flood at Warn) and counted in walcast_hub_bad_packets_total{kind}.
+// (WebSocket pings and pongs included) close it as "flood", and a disallowed
+// Origin gets 403. Frames are read incrementally: memory follows the bytes
+// that arrived, not the length a header announces. Until a CONNECT is
+// accepted a connection may send only MaxPreConnectBytes (WebSocket close
+// 1008, polling 413, kind "preconnect"), and every unsent pong counts its
+// queue slot against MaxQueueBytes, so a client that pings and never reads
+// is closed as "slow". Each is logged (Debug; flood, preconnect and slow
+// pongs at Warn) and counted in walcast_hub_bad_packets_total{kind}.
 //
 // # Metrics
 //

@@ -185,9 +185,26 @@ func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "invalid content")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.srv.cfg.MaxPayload))
+	limit, preConnect := c.srv.cfg.MaxPayload, false
+	if c.srv.cfg.OnRawMessage == nil && !c.connected.Load() {
+		if rest := c.srv.cfg.MaxPreConnectBytes - c.preRead; rest < limit {
+			limit, preConnect = max(rest, 0), true
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err == nil {
+		err = c.chargePreConnect(int64(len(body)))
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
+		if errors.Is(err, errPreConnectBudget) || errors.As(err, &mbe) && preConnect {
+			c.srv.m.badPacket("preconnect")
+			c.srv.log.Warn("client over MaxPreConnectBytes before CONNECT, closing", logKeyConn, c.sid,
+				"limit", c.srv.cfg.MaxPreConnectBytes)
+			c.close(reasonTransportError, false)
+			writeEngineError(w, http.StatusRequestEntityTooLarge, errBadRequest, "Read budget before CONNECT exhausted")
+			return
+		}
 		if errors.As(err, &mbe) {
 			c.srv.m.badPacket("oversize")
 			c.srv.log.Debug("polling body over MaxPayload", logKeyConn, c.sid)

@@ -80,6 +80,18 @@ func (c *conn) onReadable(nc net.Conn, err error) {
 			c.srv.m.badPacket("websocket")
 			c.srv.log.Debug("websocket protocol error", logKeyConn, c.sid, "err", err)
 			c.closeGracefully(reasonTransportError, websocket.CloseProtocolError)
+		case errors.Is(err, errPreConnectBudget):
+			c.srv.m.badPacket("preconnect")
+			c.srv.log.Warn("client over MaxPreConnectBytes before CONNECT, closing", logKeyConn, c.sid,
+				"limit", c.srv.cfg.MaxPreConnectBytes)
+			c.closeWithText(reasonTransportError, websocket.ClosePolicyViolation, "read budget before CONNECT exhausted")
+		case errors.Is(err, errControlFlood):
+			c.srv.m.badPacket("flood")
+			c.srv.log.Warn("client pings over MaxInboundRate, closing", logKeyConn, c.sid, "rate", c.srv.cfg.MaxInboundRate)
+			c.closeWithText(reasonFlood, websocket.ClosePolicyViolation, "ping flood")
+		case errors.Is(err, errPongQueueFull):
+			c.srv.log.Warn("client over MaxQueueBytes with pongs it does not read, closed as slow", logKeyConn, c.sid,
+				"limit", c.srv.cfg.MaxQueueBytes)
 		case errors.Is(err, errClientClosed):
 			c.closeGracefully(reasonTransportClose, websocket.CloseNormalClosure)
 		}
@@ -105,6 +117,19 @@ func (c *conn) closeGracefully(reason string, code int) {
 	c.mu.Lock()
 	if !c.closed {
 		c.closeCode = code
+	}
+	c.mu.Unlock()
+	c.close(reason, false)
+	c.waitWriter()
+}
+
+// closeWithText closes with a close frame carrying code and text, sent by
+// the writer (bounded by WriteTimeout).
+func (c *conn) closeWithText(reason string, code int, text string) {
+	c.mu.Lock()
+	if !c.closed {
+		c.closeCode = code
+		c.closeText = text
 	}
 	c.mu.Unlock()
 	c.close(reason, false)

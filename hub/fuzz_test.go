@@ -3,6 +3,8 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"testing"
 
 	"github.com/walcast/walcast/internal/jsonw"
@@ -139,7 +141,9 @@ func clientFrame(fin bool, op byte, payload []byte, key [4]byte) []byte {
 
 func wsReaderConn() *conn {
 	s, _ := New(Config{})
-	return &conn{srv: s, closed: true}
+	c := &conn{srv: s, closed: true}
+	c.connected.Store(true)
+	return c
 }
 
 func TestReadWSFrames(t *testing.T) {
@@ -166,6 +170,30 @@ func TestReadWSFrames(t *testing.T) {
 	if _, err := c.readWSFrames(bytes.NewReader(clientFrame(true, 1, make([]byte, 200), key)), 100, false); err != errFrameTooBig {
 		t.Fatalf("limit: got %v", err)
 	}
+	// A frame announcing 1e6 bytes of which 100 arrived holds a buffer the
+	// size of the first read chunk, not of the announcement.
+	short := clientFrame(true, 1, make([]byte, 1e6), key)[:14+100]
+	m, err = c.readWSFrames(bytes.NewReader(short), 1e6, false)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || cap(m.data) > 2*readChunk {
+		t.Fatalf("short 1e6 frame: cap %d, %v", cap(m.data), err)
+	}
+	// Before CONNECT, frames and pings together may not pass MaxPreConnectBytes.
+	pre := wsReaderConn()
+	pre.connected.Store(false)
+	var many []byte
+	for len(many) < int(pre.srv.cfg.MaxPreConnectBytes) {
+		many = append(many, clientFrame(true, 9, nil, key)...)
+		many = append(many, clientFrame(true, 1, make([]byte, 1000), key)...)
+	}
+	r = bytes.NewReader(many)
+	for err == nil || !errors.Is(err, errPreConnectBudget) {
+		if _, err = pre.readWSFrames(r, 1e6, false); err != nil && !errors.Is(err, errPreConnectBudget) {
+			t.Fatalf("before CONNECT: got %v, want errPreConnectBudget", err)
+		}
+	}
+	if pre.preRead <= pre.srv.cfg.MaxPreConnectBytes || pre.preRead > pre.srv.cfg.MaxPreConnectBytes+1010 {
+		t.Fatalf("refused after %d bytes; budget %d", pre.preRead, pre.srv.cfg.MaxPreConnectBytes)
+	}
 	unmasked := clientFrame(true, 1, []byte("x"), key)
 	unmasked[1] &^= 0x80
 	if _, err := c.readWSFrames(bytes.NewReader(unmasked), 100, false); err == nil {
@@ -184,11 +212,15 @@ func FuzzWSFrames(f *testing.F) {
 	f.Add([]byte{0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c := wsReaderConn()
+		c.connected.Store(len(b)%2 == 0) // odd lengths: before CONNECT
 		r := bytes.NewReader(b)
 		for range 8 {
 			m, err := c.readWSFrames(r, 4096, false)
 			if err != nil {
 				return
+			}
+			if !c.connected.Load() && c.preRead > c.srv.cfg.MaxPreConnectBytes {
+				t.Fatalf("read %d bytes before CONNECT, over the budget", c.preRead)
 			}
 			if len(m.data) > 4096 {
 				t.Fatalf("message of %d bytes over the 4096 limit", len(m.data))
