@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -100,6 +101,19 @@ type pipelineHandler Pipeline
 
 func (h *pipelineHandler) HandleChange(ctx context.Context, c *Change) error {
 	p := (*Pipeline)(h)
+	if c.Op == OpMessage && c.Prefix == MessagePrefixMark {
+		// A state mark (see MessagePrefixMark), whatever the Transformer.
+		if token, ok := ParseMark(c.Content); ok {
+			p.buf = append(p.buf, Event{
+				ID:         EventID{LSN: c.CommitLSN, Index: c.Index * eventsPerChange},
+				Room:       MarkRoom,
+				Name:       EventMark,
+				Payload:    strconv.AppendQuote(nil, token),
+				CommitTime: c.CommitTime,
+			})
+		}
+		return nil
+	}
 	out, err := p.t.Map(p.buf, c)
 	if err != nil {
 		// A change the mapper cannot handle would fail the same way after a

@@ -66,7 +66,9 @@ func (s *Server) Restore(b *Broadcast) {
 // and queues the same bytes to every receiver without waiting for any client
 // (a receiver over its queue budget is disconnected as "slow"). When recovery
 // is on and b.Offset != "", b is appended to the RecoveryStore first.
-// Broadcasts to an undeclared namespace are dropped.
+// Broadcasts to an undeclared namespace are dropped. A broadcast to the room
+// registered with OnMark is a stream mark: stored, delivered to nobody, and
+// handed to the mark handler.
 func (s *Server) Broadcast(b *Broadcast) {
 	n := s.namespace(nspOrRoot(b.Namespace))
 	if n == nil {
@@ -86,6 +88,9 @@ func (s *Server) Broadcast(b *Broadcast) {
 		} else {
 			offset = n.offsetFor("")
 		}
+	}
+	if s.mark(b, n.name, b.Offset) {
+		return
 	}
 	text, atts := encodeBroadcast(b, rc != nil, offset)
 	if rc != nil && b.Offset != "" {

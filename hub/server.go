@@ -28,6 +28,8 @@ type Server struct {
 
 	nConns   atomic.Int64
 	nSockets atomic.Int64
+
+	marks marks // OnMark's handler
 }
 
 // Stats are point-in-time counts.

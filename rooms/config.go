@@ -70,15 +70,20 @@ type MetricsSource interface {
 // to a product or an order (again, after a reconnect) gets the present value
 // before the changes that follow.
 type StateSource interface {
-	// RoomState returns the events of room's current state (none when the
-	// room has no state).
-	RoomState(ctx context.Context, room string) ([]StateEvent, error)
+	// RoomStateAt reads room's current state and commits, in the same
+	// transaction, a stream mark with token (one that reaches the hub's mark
+	// handler, Policy.OnMark, in commit order). It calls ready with the
+	// events before that commit. marked is false when no mark was committed
+	// (the room has no state, or the source cannot order it): the events
+	// passed to ready, if any, are then unordered with the stream.
+	RoomStateAt(ctx context.Context, room, token string, ready func([]StateEvent)) (marked bool, err error)
 }
 
 // StateEvent is one event of a room's current state.
 type StateEvent struct {
 	Name    string
 	Payload json.RawMessage
+	User    string // when set, only that user's sockets get it
 }
 
 // DB is the part of a *pgxpool.Pool the policy uses. It must be safe for
@@ -140,6 +145,9 @@ type Config struct {
 	OrderOwnerQuery string
 	// DBTimeout bounds each profile or order-owner query; 0 = 2s.
 	DBTimeout time.Duration
+	// MarkWait bounds the wait of a subscribe for its stream mark (see
+	// StateSource); 0 = DefaultMarkWait.
+	MarkWait time.Duration
 	// DB runs the profile and order-owner queries (a *pgxpool.Pool); nil = no
 	// profiles (every user without a role claim is a customer) and
 	// subscribe:order is allowed to admins only.
@@ -253,6 +261,7 @@ func (c Config) withDefaults() (Config, error) {
 	dur("JWKSMinRefreshInterval", &c.JWKSMinRefreshInterval, DefaultJWKSMinRefresh, false)
 	dur("ProfileCacheTTL", &c.ProfileCacheTTL, DefaultProfileCacheTTL, true)
 	dur("DBTimeout", &c.DBTimeout, DefaultDBTimeout, false)
+	dur("MarkWait", &c.MarkWait, DefaultMarkWait, false)
 	dur("AbuseWindow", &c.AbuseWindow, DefaultAbuseWindow, false)
 	dur("RelayTimeout", &c.RelayTimeout, DefaultRelayTimeout, false)
 	if c.ProfileQuery == "" {

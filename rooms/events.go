@@ -267,31 +267,6 @@ func (st *socketState) subscribeProduct(m *hub.Message) *refusal {
 	return st.joinWithState(RoomProduct(id))
 }
 
-// joinWithState joins room, then sends the socket the room's current state
-// (Config.State). The state is read after the join, so a change committed
-// before the read is in it, and one committed after it is sent live; only a
-// change committed during the read itself can arrive just before the state.
-func (st *socketState) joinWithState(room string) *refusal {
-	if r := st.join(room); r != nil {
-		return r
-	}
-	src := st.p.cfg.State
-	if src == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(st.s.Context(), st.p.cfg.DBTimeout)
-	defer cancel()
-	evs, err := src.RoomState(ctx, room)
-	if err != nil {
-		st.p.log.Warn("current room state unavailable; the subscriber gets changes only", slog.String("room", room), slog.Any(LogKeyError, err))
-		return nil
-	}
-	for _, e := range evs {
-		_ = st.s.Emit(e.Name, e.Payload)
-	}
-	return nil
-}
-
 func (st *socketState) unsubscribeProduct(m *hub.Message) *refusal {
 	id, r := roomID(m)
 	if r != nil {

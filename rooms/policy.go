@@ -32,6 +32,8 @@ type Policy struct {
 	conns  map[connKey]int // open (or reserved) sockets per namespace and user
 
 	guard atomic.Pointer[RecoveryGuard] // nil = sessions are not checked at CONNECT
+
+	marks markTable // subscribes waiting for their stream marks (state.go)
 }
 
 type connKey struct{ nsp, user string }

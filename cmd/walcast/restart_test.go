@@ -23,6 +23,13 @@ const restartSecret = "test-secret-test-secret-test-secret"
 // stop is called (a graceful shutdown, as on SIGTERM); it waits for /readyz.
 func startServeAt(t *testing.T, env map[string]string, addr string) (stop func()) {
 	t.Helper()
+	return startServeWant(t, env, addr, `"replication":"streaming"`)
+}
+
+// startServeWant is startServeAt waiting for /readyz to contain want instead
+// (a second node with Redis stands by).
+func startServeWant(t *testing.T, env map[string]string, addr, want string) (stop func()) {
+	t.Helper()
 	c, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, nil, envMap(env))
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
@@ -46,11 +53,11 @@ func startServeAt(t *testing.T, env map[string]string, addr string) (stop func()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		code, body := httpGet(t, "http://"+addr+"/readyz")
-		if code == 200 && strings.Contains(body, `"replication":"streaming"`) {
+		if code == 200 && strings.Contains(body, want) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz = %d %s after 20s, want 200 streaming", code, body)
+			t.Fatalf("/readyz = %d %s after 20s, want 200 with %s", code, body, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

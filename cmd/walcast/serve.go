@@ -171,6 +171,9 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, guard, relay, reg, log); err != nil {
 		return nil, err
 	}
+	// State on subscribe: the marks the state reads commit come back here
+	// through the stream and the bus, in commit order.
+	srv.OnMark(cdc.MarkRoom, s.rooms.OnMark)
 	newRoleGauge(reg, func() string { st, _ := s.cdc.ready(); return st })
 	s.mux.Handle("/socket.io/", srv)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

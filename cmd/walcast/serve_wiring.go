@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/walcast/walcast/rooms"
@@ -82,6 +84,9 @@ type pipeline struct {
 	// bus (cluster mode); nil = single node.
 	remote func() json.RawMessage
 	hold   *ackHold // nil unless the recovery buffer is in memory
+	// unlocked is set once the database refused FOR SHARE on the state rows
+	// (the role lacks UPDATE on them): state reads then lock nothing.
+	unlocked atomic.Bool
 }
 
 // hold (nil = none) caps the reader's acknowledgement at the oldest event the
@@ -228,22 +233,40 @@ func (p *pipeline) AdminMetrics(ctx context.Context) (json.RawMessage, error) {
 	return p.mapper.CurrentMetrics(), nil
 }
 
-// RoomState implements rooms.StateSource with the mapper's current-state
-// reads (the rule engine has none yet: its subscribers get changes only).
-func (p *pipeline) RoomState(ctx context.Context, room string) ([]rooms.StateEvent, error) {
+// RoomStateAt implements rooms.StateSource with the mapper's current-state
+// reads, ordered with the stream by a state mark (cdc.Mapper.RoomStateAt).
+// The rule engine has none yet: its subscribers get changes only.
+func (p *pipeline) RoomStateAt(ctx context.Context, room, token string, ready func([]rooms.StateEvent)) (bool, error) {
 	m, ok := p.mapper.(*cdc.Mapper)
 	if !ok {
-		return nil, nil
+		return false, nil
 	}
-	evs, err := m.RoomState(ctx, p.db, room)
-	if err != nil {
-		return nil, err
+	db, ok := p.db.(cdc.Beginner)
+	if !ok {
+		return false, nil
 	}
-	out := make([]rooms.StateEvent, len(evs))
-	for i, e := range evs {
-		out[i] = rooms.StateEvent{Name: e.Name, Payload: e.Payload}
+	read := func(lock bool) (bool, error) {
+		evs, marked, err := m.RoomStateAt(ctx, db, room, token, lock, func(evs []cdc.StateEvent) {
+			out := make([]rooms.StateEvent, len(evs))
+			for i, e := range evs {
+				out[i] = rooms.StateEvent{Name: e.Name, Payload: e.Payload, User: e.User}
+			}
+			ready(out)
+		})
+		_ = evs
+		return marked, err
 	}
-	return out, nil
+	if !p.unlocked.Load() {
+		marked, err := read(true)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			return marked, err
+		}
+		p.unlocked.Store(true)
+		p.log.Warn("state on subscribe: the database role may not lock the state rows (FOR SHARE needs UPDATE on a column); reading them unlocked, so a change committed during a read may reach that subscriber in neither the state nor the stream",
+			"err", err)
+	}
+	return read(false)
 }
 
 // transformer is what the pipeline needs of the mapper (WALCAST_MAPPING) or
