@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ import (
 // from the new primary.
 func TestFailover_SocketIOClient(t *testing.T) {
 	needTool(t, "node")
-	f := startFailover(t, true)
+	f := startRig(t, rigOptions{standby: true, syncSlots: true})
 	if f.major < 17 {
 		// The Debian 15 pass of CI has no failover slots; make test-pg runs
 		// this test again with PG_BIN at a 17 build. A CI run that chose its
@@ -101,21 +102,75 @@ func TestFailover_SocketIOClient(t *testing.T) {
 // state of every variant, and the changes committed later reach them live.
 func TestFailover_SlotLost(t *testing.T) {
 	needTool(t, "node")
-	f := startFailover(t, false)
+	f := startRig(t, rigOptions{standby: true})
 	f.serve()
 	cl := f.clients()
 
-	const txs, perTx = 200, 5
-	half := txs / 2
-	for tx := 0; tx < txs; tx++ {
-		if tx == half {
-			f.waitStandbyCaughtUp()
-			f.failover()
-			f.waitReady(60 * time.Second)
-		}
-		f.commit(tx, perTx)
+	for tx := range 100 {
+		f.commit(tx, 5)
 		time.Sleep(2 * time.Millisecond)
 	}
+	f.waitStandbyCaughtUp()
+	f.failover()
+	// Committed at once on the new primary, before walcast has its new
+	// slot: no client gets these changes live, only in the state on
+	// subscribe.
+	f.commit(100, 50)
+	cl.checkStateOnSubscribe(f.currentState())
+	for tx := 101; tx < 150; tx++ {
+		f.commit(tx, 5)
+		time.Sleep(2 * time.Millisecond)
+	}
+	f.checkResynced(cl)
+}
+
+// TestServe_SlotInvalidated: walcast serve (no Redis) with socket.io-client
+// sockets subscribed is stopped; while it is down the database writes far
+// past a tiny max_slot_wal_keep_size and checkpoints, so Postgres
+// invalidates the slot. The next serve must log exactly one Error line,
+// count it (walcast_cdc_slot_lost_total 1, /readyz slot_lost 1), recreate
+// the slot, and refuse to recover the sessions: the clients reconnect
+// unrecovered, subscribe again and end with every variant's current state.
+func TestServe_SlotInvalidated(t *testing.T) {
+	needTool(t, "node")
+	f := startRig(t, rigOptions{settings: []string{"max_slot_wal_keep_size = '1MB'"}})
+	stop := f.serve()
+	cl := f.clients()
+	for tx := range 50 {
+		f.commit(tx, 5)
+	}
+	time.Sleep(500 * time.Millisecond) // let them reach the clients and walcast.sessions
+	stop()
+	if _, err := f.db.Exec(f.ctx, `CREATE TABLE pad (id int, pad text)`); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		f.commit(50+i, 5) // changes no client will get
+		for _, q := range []string{`INSERT INTO pad SELECT g, repeat('x', 200) FROM generate_series(1, 100000) g`, `SELECT pg_switch_wal()`, `CHECKPOINT`} {
+			if _, err := f.db.Exec(f.ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	var st string
+	if err := f.db.QueryRow(f.ctx, `SELECT coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = 'walcast'`).Scan(&st); err != nil || st != "lost" {
+		t.Fatalf("slot wal_status = %q (%v), want lost (test setup)", st, err)
+	}
+	f.serve()
+	cl.checkStateOnSubscribe(f.currentState())
+	for tx := 53; tx < 80; tx++ {
+		f.commit(tx, 5)
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.checkResynced(cl)
+}
+
+// checkResynced ends the clients once each has every variant's current
+// state, and checks that each reconnected unrecovered, and that walcast
+// logged one Error line and counted one lost slot.
+func (f *failoverRig) checkResynced(cl *sioClients) {
+	t := f.t
+	t.Helper()
 	want := f.currentState()
 	last, recon := cl.collectState(want)
 	perClient := make(map[int]int)
@@ -171,14 +226,19 @@ type failoverRig struct {
 	seq                int
 }
 
-// startFailover builds the clusters and the demo schema. With syncSlots (on
-// 17+) the standby synchronises the failover slot walcast migrate made.
-func startFailover(t *testing.T, syncSlots bool) *failoverRig {
+type rigOptions struct {
+	standby   bool     // build a streaming standby (before migrate)
+	syncSlots bool     // on 17+, the standby synchronises walcast's failover slot
+	settings  []string // postgresql.conf lines for the primary
+}
+
+// startRig builds the clusters and the demo schema.
+func startRig(t *testing.T, o rigOptions) *failoverRig {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	t.Cleanup(cancel)
 	f := &failoverRig{t: t, ctx: ctx}
-	f.primary = pgtest.New(t, pgtest.Options{TCPPort: -1})
+	f.primary = pgtest.New(t, pgtest.Options{TCPPort: -1, Settings: o.settings})
 	var err error
 	if f.db, err = pgx.Connect(ctx, f.primary.DSN("postgres")); err != nil {
 		t.Fatal(err)
@@ -190,23 +250,19 @@ func startFailover(t *testing.T, syncSlots bool) *failoverRig {
 	}
 	n, _ := strconv.Atoi(num)
 	f.major = n / 10000
-	f.sync = syncSlots && f.major >= 17
-	if syncSlots && !f.sync {
+	f.sync = o.syncSlots && f.major >= 17
+	if o.syncSlots && !f.sync {
 		return f // the caller skips
 	}
+	f.dsn = f.primary.DSN("postgres")
 	// The standby comes first, so the slot that migrate makes starts after
 	// its base backup. Even so the standby synchronises the slot only once
 	// walcast has advanced it (its catalog xmin) past what the standby can
 	// guarantee; on a node without Redis walcast holds the slot at the
 	// oldest event of the recovery window, so serve runs with a 10 s window.
-	opts := pgtest.StandbyOptions{Slot: "standby1", DB: "postgres"}
-	if f.sync {
-		opts.Settings = []string{"sync_replication_slots = on", "hot_standby_feedback = on"}
+	if o.standby {
+		f.startStandby()
 	}
-	if f.standby, err = f.primary.StartStandby(ctx, opts); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.standby.Stop() })
 	if f.sync {
 		if _, err := f.db.Exec(ctx, `ALTER SYSTEM SET synchronized_standby_slots = 'standby1'`); err != nil {
 			t.Fatal(err)
@@ -226,10 +282,26 @@ func startFailover(t *testing.T, syncSlots bool) *failoverRig {
 	if len(f.variants) == 0 || len(f.products) == 0 {
 		t.Fatalf("demo variants %v products %v", f.variants, f.products)
 	}
+	f.bin = buildWalcast(t)
+	f.addr = freeAddr(t)
+	f.base = "http://" + f.addr
+	f.logPath = filepath.Join(t.TempDir(), "walcast.log")
+	return f
+}
+
+// startStandby builds the standby and points walcast's DSN at both servers.
+func (f *failoverRig) startStandby() {
+	opts := pgtest.StandbyOptions{Slot: "standby1", DB: "postgres"}
+	if f.sync {
+		opts.Settings = []string{"sync_replication_slots = on", "hot_standby_feedback = on"}
+	}
+	var err error
+	if f.standby, err = f.primary.StartStandby(f.ctx, opts); err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { f.standby.Stop() })
 	f.dsn = fmt.Sprintf("host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres dbname=postgres sslmode=disable target_session_attrs=read-write connect_timeout=2",
 		f.primary.Port, f.standby.Port)
-	f.bin = buildWalcast(t)
-	return f
 }
 
 func queryStrings(t *testing.T, db *pgx.Conn, q string) []string {
@@ -245,13 +317,11 @@ func queryStrings(t *testing.T, db *pgx.Conn, q string) []string {
 	return out
 }
 
-// serve starts walcast serve on the multi-host DSN and waits until it streams.
-func (f *failoverRig) serve() {
+// serve starts walcast serve on the rig's DSN (appending to one log file),
+// waits until it streams, and returns a func that stops it with SIGTERM.
+func (f *failoverRig) serve() (stop func()) {
 	t := f.t
-	f.addr = freeAddr(t)
-	f.base = "http://" + f.addr
-	f.logPath = filepath.Join(t.TempDir(), "walcast.log")
-	lf, err := os.Create(f.logPath)
+	lf, err := os.OpenFile(f.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +336,14 @@ func (f *failoverRig) serve() {
 	go func() { proc.Wait(); lf.Close(); close(exited) }()
 	t.Cleanup(func() { proc.Process.Kill(); <-exited })
 	f.waitReady(20 * time.Second)
+	return func() {
+		proc.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			t.Fatal("walcast did not exit 15 s after SIGTERM")
+		}
+	}
 }
 
 func (f *failoverRig) log() string {
@@ -481,6 +559,7 @@ type sioClients struct {
 	got   [][]int
 	state []map[string]int // last available per variant, per client
 	recon []clientLine
+	resub map[int]int       // per client, subscriptions again after an unrecovered reconnect
 	seen  map[int]time.Time // first time any client got available = key
 	errs  []string
 }
@@ -502,7 +581,7 @@ func (f *failoverRig) clients() *sioClients {
 	if err := node.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &sioClients{t: t, stdin: stdin, done: make(chan struct{}), seen: make(map[int]time.Time)}
+	c := &sioClients{t: t, stdin: stdin, done: make(chan struct{}), seen: make(map[int]time.Time), resub: make(map[int]int)}
 	t.Cleanup(func() { stdin.Close(); node.Wait() })
 	lines := make(chan clientLine, 1<<16)
 	go func() {
@@ -542,6 +621,8 @@ func (f *failoverRig) clients() *sioClients {
 				c.errs = append(c.errs, l.Fatal+l.Error)
 			case l.Recovered != nil:
 				c.recon = append(c.recon, l)
+			case l.Resubscribed > 0:
+				c.resub[l.C]++
 			case l.V != "" && l.C < c.n:
 				c.got[l.C] = append(c.got[l.C], l.A)
 				c.state[l.C][l.V] = l.A
@@ -576,6 +657,63 @@ func (c *sioClients) wait(cond func() bool) {
 	defer c.mu.Unlock()
 	for _, e := range c.errs {
 		c.t.Errorf("clients.mjs: %s", e)
+	}
+}
+
+// checkStateOnSubscribe waits (30 s at most) until every client has
+// subscribed again after an unrecovered reconnect, then checks that each
+// holds want for every variant: the state on subscribe brought it the
+// changes it never got live. Nothing may be committed meanwhile.
+func (c *sioClients) checkStateOnSubscribe(want map[string]int) {
+	t := c.t
+	t.Helper()
+	resubscribed := func() bool {
+		for i := range c.n {
+			if c.resub[i] == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	holds := func() bool {
+		for _, s := range c.state {
+			for v, a := range want {
+				if s[v] != a {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !c.waitFor(30*time.Second, resubscribed) {
+		c.mu.Lock()
+		t.Fatalf("not every client subscribed again 30 s after the slot was lost: %v of %d", c.resub, c.n)
+	}
+	if !c.waitFor(5*time.Second, holds) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, s := range c.state {
+			for v, a := range want {
+				if s[v] != a {
+					t.Errorf("client %d after subscribing again: variant %s at available %d, want the current %d", i, v, s[v], a)
+				}
+			}
+		}
+	}
+}
+
+// waitFor polls cond (under the lock) until it holds or d passes.
+func (c *sioClients) waitFor(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		c.mu.Lock()
+		ok := cond()
+		c.mu.Unlock()
+		if ok {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
 	}
 }
 
