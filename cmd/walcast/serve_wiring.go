@@ -181,6 +181,11 @@ func (p *pipeline) startupCheck(ctx context.Context) {
 		if r.Name == "slot" && strings.Contains(r.Message, "does not exist") {
 			continue // the reader creates the slot itself
 		}
+		if r.Name == "slot" && strings.Contains(r.Message, "is lost") {
+			// The reader drops and recreates it, and logs the loss once at
+			// Error with the window of changes that are not delivered.
+			continue
+		}
 		lvl := slog.LevelWarn
 		if r.Severity == cdc.CheckFail {
 			lvl = slog.LevelError

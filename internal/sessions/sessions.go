@@ -45,6 +45,9 @@ const (
 	// sessions still marked connected count as disconnected at that heartbeat.
 	nodeDeadAfter = 5 * time.Second
 	sweepInterval = 30 * time.Second
+	// downErrorAfter: writes to walcast.sessions failing this long are
+	// logged at Error; shorter outages (a failover, a Postgres restart) at Warn.
+	downErrorAfter = 30 * time.Second
 	// maxBatch bounds one statement; more pending changes wait for the next.
 	maxBatch = 2000
 )
@@ -81,7 +84,11 @@ type Store struct {
 	pending map[string]row // by pid, the latest state not yet written
 	seq     uint64
 	order   []string // pids in first-change order
-	dbDown  bool     // last write failed (logged once per outage)
+	// downSince is when writes began to fail (zero: the last write worked);
+	// downLogged is how loudly this outage was logged: 0 not yet, 1 Warn,
+	// 2 Error.
+	downSince  time.Time
+	downLogged int
 }
 
 // row is one session's state as written.
@@ -273,17 +280,31 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
+// flushLogged flushes and logs an outage of walcast.sessions: at Warn when
+// writes begin to fail (a failover or a restart of Postgres: the pool
+// reconnects and the next flush usually works), at Error once it has lasted
+// downErrorAfter (an operator must act), and at Info when writes work again.
 func (s *Store) flushLogged(ctx context.Context) {
 	err := s.Flush(ctx)
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case err != nil && ctx.Err() == nil && !s.dbDown:
-		s.dbDown = true
-		s.log.Error("sessions: cannot write walcast.sessions; sessions changed meanwhile are not recoverable after a restart (retrying)", "err", err)
-	case err == nil && s.dbDown:
-		s.dbDown = false
-		s.log.Info("sessions: writing walcast.sessions again")
+	case err != nil && ctx.Err() == nil:
+		if s.downSince.IsZero() {
+			s.downSince = now
+		}
+		if s.downLogged == 0 {
+			s.downLogged = 1
+			s.log.Warn("sessions: cannot write walcast.sessions; retrying (sessions changed meanwhile are not recoverable after a restart of walcast)", "err", err)
+		} else if s.downLogged == 1 && now.Sub(s.downSince) >= downErrorAfter {
+			s.downLogged = 2
+			s.log.Error("sessions: cannot write walcast.sessions; sessions changed meanwhile are not recoverable after a restart of walcast (retrying)",
+				"err", err, "failing_for", now.Sub(s.downSince).Round(time.Second))
+		}
+	case err == nil && !s.downSince.IsZero():
+		s.log.Info("sessions: writing walcast.sessions again", "failed_for", now.Sub(s.downSince).Round(time.Millisecond))
+		s.downSince, s.downLogged = time.Time{}, 0
 	}
 }
 

@@ -1,7 +1,9 @@
 // Crash test clients for cmd/walcast/crash_test.go: real socket.io-client
 // sockets with the seeds' transport options, each subscribed once to the
 // products in PRODUCTS, recording every product:stock-updated after READY and
-// whether each reconnect was recovered. JSON lines on stdout; "DONE" on stdin
+// whether each reconnect was recovered. A reconnect that was not recovered
+// subscribes again, as the seeds' clients do (the state on subscribe then
+// arrives as product:stock-updated). JSON lines on stdout; "DONE" on stdin
 // ends the script. Env: URL, TOKEN, PRODUCTS (comma separated), PER (clients
 // per option set), TIMEOUT_MS.
 import { io } from "socket.io-client";
@@ -40,6 +42,13 @@ for (const set of optionSets) {
           resolve();
         } else {
           out({ c, set: set.name, reconnect: connects - 1, recovered: s.recovered });
+          if (!s.recovered) {
+            for (const p of products) {
+              const ack = await s.timeout(10000).emitWithAck("subscribe:product", p).catch((e) => ({ error: String(e) }));
+              if (!ack || !ack.ok) out({ c, error: "resubscribe " + p + ": " + JSON.stringify(ack) });
+            }
+            out({ c, resubscribed: connects - 1 });
+          }
         }
       });
     }));
