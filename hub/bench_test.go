@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // attachConn connects a server-side Engine.IO session on nc (as if upgraded
@@ -168,7 +170,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	p := []byte(`2["order.updated",{"order_id":"0b9e6c2a","status":"paid","total_cents":12990}]`)
 	b.ReportAllocs()
 	for b.Loop() {
-		decodeSocketPacket(p)
+		packet.ParseSocket(p)
 	}
 }
 

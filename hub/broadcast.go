@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // Broadcast is one event for many sockets; it is encoded once whatever the
@@ -48,7 +50,7 @@ func (s *Server) Restore(b *Broadcast) {
 	if rc == nil || b.Offset == "" {
 		return
 	}
-	n := s.namespace(nspOrRoot(b.Namespace))
+	n := s.namespace(packet.Namespace(b.Namespace))
 	if n == nil {
 		return
 	}
@@ -68,7 +70,7 @@ func (s *Server) Restore(b *Broadcast) {
 // is on and b.Offset != "", b is appended to the RecoveryStore first.
 // Broadcasts to an undeclared namespace are dropped.
 func (s *Server) Broadcast(b *Broadcast) {
-	n := s.namespace(nspOrRoot(b.Namespace))
+	n := s.namespace(packet.Namespace(b.Namespace))
 	if n == nil {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/walcast/walcast/hub/packet"
 	"github.com/walcast/walcast/internal/jsonw"
 
 	"github.com/gorilla/websocket"
@@ -125,7 +126,7 @@ type conn struct {
 }
 
 type pendingBinary struct {
-	p           socketPacket
+	p           packet.Socket
 	attachments [][]byte
 }
 
@@ -227,7 +228,7 @@ func (c *conn) setNetConn(nc net.Conn) {
 // openPacket is the Engine.IO handshake with exactly its five fields.
 func (s *Server) openPacket(sid string, upgrades bool) []byte {
 	b := make([]byte, 0, 128)
-	b = append(b, engineOpen)
+	b = append(b, packet.EngineOpen)
 	b = append(b, `{"sid":`...)
 	b = jsonw.AppendString(b, sid)
 	if upgrades {

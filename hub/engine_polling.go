@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // probeCheckInterval is the slice in which the probe looks for "5".
@@ -146,11 +147,11 @@ func appendPollingFrames(dst []byte, fs []frame) []byte {
 			continue
 		}
 		if n > 0 {
-			dst = append(dst, recordSeparator)
+			dst = append(dst, packet.RecordSeparator)
 		}
 		n++
 		if f.op == opBinary {
-			dst = appendEnginePacket(dst, enginePacket{Type: engineMessage, Data: f.data, Binary: true})
+			dst = packet.AppendEngine(dst, packet.Engine{Type: packet.EngineMessage, Data: f.data, Binary: true})
 		} else {
 			dst = append(dst, f.data...)
 		}
@@ -216,7 +217,7 @@ func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
 		return
 	}
-	pkts, err := decodePollingPayload(body)
+	pkts, err := packet.ParsePayload(body)
 	if err != nil {
 		c.badInput("polling", err)
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
@@ -279,7 +280,7 @@ func (c *conn) probe(ws *websocket.Conn) {
 	pr.srv = c.srv
 	pr.closed = true
 	m, err := pr.readWSFrames(nc, c.srv.cfg.MaxPayload, false)
-	if err != nil || m.binary || string(m.data) != string(probeString) {
+	if err != nil || m.binary || string(m.data) != string(probePing) {
 		fail("no 2probe")
 		return
 	}
@@ -340,7 +341,7 @@ func (c *conn) probe(ws *websocket.Conn) {
 	}
 	nc.SetReadDeadline(upgradeDeadline)
 	m, err = pr.readWSFrames(nc, c.srv.cfg.MaxPayload, haveHeader)
-	if err != nil || m.binary || string(m.data) != string([]byte{engineUpgrade}) {
+	if err != nil || m.binary || string(m.data) != string([]byte{packet.EngineUpgrade}) {
 		fail("no upgrade packet")
 		return
 	}

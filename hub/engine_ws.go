@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // maxWriteBatch bounds the frames written with one writev (IOV_MAX is 1024 and
@@ -160,9 +161,9 @@ func (c *conn) finishNow() {
 // false when the connection must close.
 func (c *conn) onWSMessage(m wsMessage) bool {
 	if m.binary {
-		return c.onEnginePacket(enginePacket{Type: engineMessage, Data: m.data, Binary: true})
+		return c.onEnginePacket(packet.Engine{Type: packet.EngineMessage, Data: m.data, Binary: true})
 	}
-	p, err := decodeEnginePacket(m.data)
+	p, err := packet.ParseEngine(m.data)
 	if err != nil {
 		c.badInput("engine", err)
 		return false
@@ -171,9 +172,9 @@ func (c *conn) onWSMessage(m wsMessage) bool {
 }
 
 // onEnginePacket handles one packet from the client on the main transport.
-func (c *conn) onEnginePacket(p enginePacket) bool {
+func (c *conn) onEnginePacket(p packet.Engine) bool {
 	switch p.Type {
-	case engineMessage:
+	case packet.EngineMessage:
 		if !c.allowPacket() {
 			c.srv.m.badPacket("flood")
 			c.srv.log.Warn("client over MaxInboundRate, closing", logKeyConn, c.sid, "rate", c.srv.cfg.MaxInboundRate)
@@ -181,13 +182,13 @@ func (c *conn) onEnginePacket(p enginePacket) bool {
 			return false
 		}
 		return c.onMessage(p.Data, p.Binary)
-	case enginePong:
+	case packet.EnginePong:
 		c.onPong()
-	case engineClose:
+	case packet.EngineClose:
 		c.close(reasonTransportClose, false)
 		return false
-	case engineNoop, engineUpgrade:
-	case enginePing:
+	case packet.EngineNoop, packet.EngineUpgrade:
+	case packet.EnginePing:
 		c.badInput("engine", errors.New("invalid heartbeat direction"))
 		return false
 	default:

@@ -1,10 +1,11 @@
 // Command walcast-load measures a Socket.IO server that pushes Postgres changes:
 // walcast, or the Node socket.io baseline in testdata/bench.
 //
-// It is a lean Engine.IO v4 / Socket.IO v5 client over WebSocket with its own
-// codec (wire.go). Clients live in worker processes (at most 19,000 sockets
-// each, the machine's file limit being 20,000), bound to 127.0.0.x source
-// addresses, and are served by one level-triggered epoll loop per worker: one
+// It is a lean Engine.IO v4 / Socket.IO v5 client over its own WebSocket
+// client code (wire.go), building its packets with hub/packet. Clients live
+// in worker processes (at most 19,000 sockets each, the machine's file limit
+// being 20,000), bound to 127.0.0.x source addresses, and are served by one
+// level-triggered epoll loop per worker: one
 // read(2) per ready socket, frames parsed in place, no allocation per delivery.
 // That keeps the tool's CPU per delivery below the server's, and the tool
 // reports its own CPU beside the server's so that this can be checked.

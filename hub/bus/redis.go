@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // Defaults for zero RedisConfig fields.
@@ -161,7 +162,7 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 		last: make(map[string]streamID),
 	}
 	for _, n := range cfg.Namespaces {
-		n = nspOf(n)
+		n = packet.Namespace(n)
 		if n[0] != '/' {
 			n = "/" + n
 		}
@@ -391,7 +392,7 @@ func (r *Redis) published(bs []*hub.Broadcast) []bool {
 		if !ok {
 			continue
 		}
-		if last, seen := r.last[nspOf(b.Namespace)]; seen && !last.less(id) {
+		if last, seen := r.last[packet.Namespace(b.Namespace)]; seen && !last.less(id) {
 			if old == nil {
 				old = make([]bool, len(bs))
 			}
@@ -403,7 +404,7 @@ func (r *Redis) published(bs []*hub.Broadcast) []bool {
 
 // deliver hands b to the local hub unless its offset was delivered already.
 func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
-	nsp := nspOf(b.Namespace)
+	nsp := packet.Namespace(b.Namespace)
 	if b.Offset != "" {
 		if id, ok := parseStreamID(b.Offset); ok {
 			r.lastMu.Lock()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // Defaults for zero RedisStoreConfig fields.
@@ -106,7 +107,7 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 
 // streamKey returns the stream holding namespace nsp's packets.
 func (s *RedisStore) streamKey(nsp string) string {
-	return s.cfg.Prefix + ":recovery:" + nspOf(nsp)
+	return s.cfg.Prefix + ":recovery:" + packet.Namespace(nsp)
 }
 
 // addCmds queues the commands that store one encoded broadcast on p.
