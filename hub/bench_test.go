@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walcast/walcast/hub/internal/wsframe"
 	"github.com/walcast/walcast/hub/packet"
 )
 
@@ -124,7 +125,7 @@ func BenchmarkBroadcast(b *testing.B) {
 				}
 				bc := benchEvent()
 				text, _ := encodeBroadcast(bc, false, "")
-				per := int64(len(appendFrameHeader(nil, opText, len(text.data))) + len(text.data))
+				per := int64(wsframe.HeaderLen(len(text.data)) + len(text.data))
 				var ms0, ms1 runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&ms0)

@@ -1,16 +1,15 @@
 package hub
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/walcast/walcast/hub/internal/wsframe"
 	"github.com/walcast/walcast/hub/packet"
 )
 
@@ -18,8 +17,9 @@ import (
 // every frame takes two iovecs).
 const maxWriteBatch = 500
 
-// wsReadBufferSize is gorilla's minimum: its reader is only allocated by the
-// upgrade and dropped (frames are read by readWSFrames).
+// wsReadBufferSize is small because gorilla's reader is only allocated by the
+// upgrade and dropped (frames are read by wsframe.Reader); gorilla raises
+// anything below its own minimum to that minimum.
 const wsReadBufferSize = 128
 
 // writeBufferPool is never used for data (the writer frames messages itself);
@@ -60,24 +60,24 @@ func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request) {
 func (c *conn) readLoopWS(nc net.Conn) {
 	// The idle wait: as few frames as possible below this Read (an idle
 	// goroutine then stays on the minimum 2 KiB stack).
-	_, err := io.ReadFull(nc, c.hdr[:2])
+	_, err := io.ReadFull(nc, c.fr.Header())
 	c.onReadable(nc, err)
 }
 
 //go:noinline
 func (c *conn) onReadable(nc net.Conn, err error) {
-	var msg wsMessage
+	var msg wsframe.Message
 	if err == nil {
-		msg, err = c.readWSFrames(nc, c.srv.cfg.MaxPayload, true)
+		msg, err = c.readWSMessage(nc, true)
 	}
 	if err != nil {
 		reason := reasonTransportClose
 		switch {
-		case errors.Is(err, errFrameTooBig):
+		case errors.Is(err, wsframe.ErrTooBig):
 			c.srv.m.badPacket("oversize")
 			c.srv.log.Debug("frame over MaxPayload", logKeyConn, c.sid)
 			c.closeGracefully(reasonTransportError, websocket.CloseMessageTooBig)
-		case errors.Is(err, errFrameProtocol):
+		case errors.Is(err, wsframe.ErrProtocol):
 			c.srv.m.badPacket("websocket")
 			c.srv.log.Debug("websocket protocol error", logKeyConn, c.sid, "err", err)
 			c.closeGracefully(reasonTransportError, websocket.CloseProtocolError)
@@ -93,7 +93,7 @@ func (c *conn) onReadable(nc net.Conn, err error) {
 		case errors.Is(err, errPongQueueFull):
 			c.srv.log.Warn("client over MaxQueueBytes with pongs it does not read, closed as slow", logKeyConn, c.sid,
 				"limit", c.srv.cfg.MaxQueueBytes)
-		case errors.Is(err, errClientClosed):
+		case errors.Is(err, wsframe.ErrClosed):
 			c.closeGracefully(reasonTransportClose, websocket.CloseNormalClosure)
 		}
 		c.close(reason, true)
@@ -159,11 +159,11 @@ func (c *conn) finishNow() {
 
 // onWSMessage handles one WebSocket message on the main transport; it returns
 // false when the connection must close.
-func (c *conn) onWSMessage(m wsMessage) bool {
-	if m.binary {
-		return c.onEnginePacket(packet.Engine{Type: packet.EngineMessage, Data: m.data, Binary: true})
+func (c *conn) onWSMessage(m wsframe.Message) bool {
+	if m.Binary {
+		return c.onEnginePacket(packet.Engine{Type: packet.EngineMessage, Data: m.Data, Binary: true})
 	}
-	p, err := packet.ParseEngine(m.data)
+	p, err := packet.ParseEngine(m.Data)
 	if err != nil {
 		c.badInput("engine", err)
 		return false
@@ -211,35 +211,6 @@ func (c *conn) badInput(kind string, err error) {
 	}
 	c.mu.Unlock()
 	c.close(reasonParseError, false)
-}
-
-// appendFrameHeader appends an unmasked server WebSocket frame header.
-func appendFrameHeader(dst []byte, op byte, n int) []byte {
-	dst = append(dst, 0x80|op)
-	switch {
-	case n < 126:
-		return append(dst, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(dst, 126), uint16(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(dst, 127), uint64(n))
-	}
-}
-
-func closeFrame(code int) []byte { return closeFrameText(code, "") }
-
-// closeFrameText builds a close frame with a reason (cut to the 123 bytes a
-// control frame allows, on a UTF-8 boundary).
-func closeFrameText(code int, text string) []byte {
-	if len(text) > 123 {
-		text = text[:123]
-		for len(text) > 0 && !utf8.ValidString(text) {
-			text = text[:len(text)-1]
-		}
-	}
-	b := []byte{0x88, byte(2 + len(text))}
-	b = binary.BigEndian.AppendUint16(b, uint16(code))
-	return append(b, text...)
 }
 
 type writeScratch struct {
@@ -309,7 +280,7 @@ func (c *conn) writeLoop() {
 			text := c.closeText
 			c.mu.Unlock()
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write(closeFrameText(code, text))
+			nc.Write(wsframe.AppendClose(nil, code, text))
 			c.mu.Lock()
 			c.writing = false
 			c.hard = true
@@ -336,20 +307,14 @@ func (c *conn) writeFrames(nc net.Conn, fs []frame) error {
 		sc.hdr = sc.hdr[:0]
 		for _, f := range batch {
 			if f.op != opRaw {
-				sc.hdr = appendFrameHeader(sc.hdr, f.op, len(f.data))
+				sc.hdr = wsframe.AppendHeader(sc.hdr, f.op, len(f.data))
 			}
 		}
 		sc.bufs = sc.bufs[:0]
 		h := sc.hdr
 		for _, f := range batch {
 			if f.op != opRaw {
-				hl := 2
-				if len(f.data) >= 126 {
-					hl = 4
-					if len(f.data) > 0xffff {
-						hl = 10
-					}
-				}
+				hl := wsframe.HeaderLen(len(f.data))
 				sc.bufs = append(sc.bufs, h[:hl:hl])
 				h = h[hl:]
 			}
