@@ -57,7 +57,7 @@ func (s *Server) Restore(b *Broadcast) {
 	ctx, cancel := context.WithTimeout(context.Background(), recoveryAppendTimeout)
 	defer cancel()
 	if err := rc.Store.Append(ctx, b); err != nil {
-		s.log.Warn("recovery: restore broadcast", logKeyEvent, b.Event, "err", err)
+		s.log.Warn("recovery: restore broadcast", logKeyEvent, b.Event, logKeyErr, err)
 	}
 	offset := b.Offset
 	n.lastOffset.Store(&offset)
@@ -81,7 +81,7 @@ func (s *Server) Broadcast(b *Broadcast) {
 			// Bounded: a stuck store must not stall the fan-out for long.
 			ctx, cancel := context.WithTimeout(context.Background(), recoveryAppendTimeout)
 			if err := rc.Store.Append(ctx, b); err != nil {
-				s.log.Warn("recovery: append broadcast", logKeyEvent, b.Event, "err", err)
+				s.log.Warn("recovery: append broadcast", logKeyEvent, b.Event, logKeyErr, err)
 			}
 			cancel()
 			n.lastOffset.Store(&offset)

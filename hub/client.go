@@ -197,7 +197,7 @@ func (c *conn) onConnect(p packet.Socket) bool {
 			s, ok, err := rc.Store.TakeSession(tctx, *a.PID)
 			cancel()
 			if err != nil {
-				srv.log.Warn("recovery: take session", "err", err)
+				srv.log.Warn("recovery: take session", logKeyErr, err)
 			}
 			if ok && s.Namespace == n.name && s.DisconnectedAt.UnixNano() >= srv.resyncAt.Load() {
 				sess, recovered, offset = s, true, *a.Offset
@@ -288,7 +288,7 @@ func (c *conn) replay(s *Socket, offset string) {
 	missed, ok, err := c.srv.cfg.Recovery.Store.Since(ctx, n.name, offset)
 	cancel()
 	if err != nil {
-		c.srv.log.Warn("recovery: read missed packets", "err", err)
+		c.srv.log.Warn("recovery: read missed packets", logKeyErr, err)
 	}
 	var fs []frame
 	seen := make(map[string]struct{}, len(missed))
@@ -425,7 +425,7 @@ func (s *Socket) onClose(reason string) {
 		err := rc.Store.SaveSession(ctx, Session{SID: s.id, PID: s.pid, Namespace: n.name, Rooms: rooms, DisconnectedAt: time.Now()})
 		cancel()
 		if err != nil {
-			srv.log.Warn("recovery: save session", "err", err)
+			srv.log.Warn("recovery: save session", logKeyErr, err)
 		}
 	}
 	for _, fn := range handlers {

@@ -43,7 +43,7 @@ func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request) {
 	ws, err := s.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		s.m.badPacket("upgrade")
-		s.log.Debug("websocket upgrade failed", "err", err)
+		s.log.Debug("websocket upgrade failed", logKeyErr, err)
 		return
 	}
 	c := s.newConn(r, transportWebSocket)
@@ -79,7 +79,7 @@ func (c *conn) onReadable(nc net.Conn, err error) {
 			c.closeGracefully(reasonTransportError, websocket.CloseMessageTooBig)
 		case errors.Is(err, wsframe.ErrProtocol):
 			c.srv.m.badPacket("websocket")
-			c.srv.log.Debug("websocket protocol error", logKeyConn, c.sid, "err", err)
+			c.srv.log.Debug("websocket protocol error", logKeyConn, c.sid, logKeyErr, err)
 			c.closeGracefully(reasonTransportError, websocket.CloseProtocolError)
 		case errors.Is(err, errPreConnectBudget):
 			c.srv.m.badPacket("preconnect")
@@ -203,7 +203,7 @@ func (c *conn) onEnginePacket(p packet.Engine) bool {
 // reason, so a developer sees it in the browser's network tab.
 func (c *conn) badInput(kind string, err error) {
 	c.srv.m.badPacket(kind)
-	c.srv.log.Debug("bad packet, closing connection", logKeyConn, c.sid, logKeyKind, kind, "err", err)
+	c.srv.log.Debug("bad packet, closing connection", logKeyConn, c.sid, logKeyKind, kind, logKeyErr, err)
 	c.mu.Lock()
 	if !c.closed {
 		c.closeCode = websocket.CloseProtocolError

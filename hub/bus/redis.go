@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/packet"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Defaults for zero RedisConfig fields.
@@ -271,7 +272,7 @@ func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]
 		}
 		r.m.retry()
 		if time.Since(lastLog) > 10*time.Second {
-			r.log.Warn("redis publish failed, retrying", "err", err, "attempt", attempt+1)
+			r.log.Warn("redis publish failed, retrying", logkey.Err, err, "attempt", attempt+1)
 			lastLog = time.Now()
 		}
 		if serr := sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax)); serr != nil {
@@ -335,7 +336,7 @@ func (r *Redis) primeRetry(ctx context.Context) error {
 			r.updateUp()
 		}
 		if time.Since(lastLog) > 10*time.Second {
-			r.log.Warn("redis: reading the newest stored offsets failed, retrying", "err", err, "attempt", attempt+1)
+			r.log.Warn("redis: reading the newest stored offsets failed, retrying", logkey.Err, err, "attempt", attempt+1)
 			lastLog = time.Now()
 		}
 		if serr := sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax)); serr != nil {
@@ -484,7 +485,7 @@ func (r *Redis) Run(ctx context.Context) error {
 			}
 			wasDown = true
 			if time.Since(lastLog) > 10*time.Second {
-				r.log.Warn("redis subscription lost, resubscribing", "err", err)
+				r.log.Warn("redis subscription lost, resubscribing", logkey.Err, err)
 				lastLog = time.Now()
 			}
 			// A fresh PubSub reconnects and resubscribes cleanly.
@@ -515,7 +516,7 @@ func (r *Redis) Run(ctx context.Context) error {
 						if err == nil {
 							break
 						}
-						r.log.Warn("replay after resubscribe failed, retrying", "err", err, "attempt", attempt+1)
+						r.log.Warn("replay after resubscribe failed, retrying", logkey.Err, err, "attempt", attempt+1)
 						_ = sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax))
 					}
 					wasDown = false
@@ -535,7 +536,7 @@ func (r *Redis) receive(m *redis.Message) {
 	if err != nil {
 		r.m.drop("decode")
 		if r.log.Enabled(context.Background(), slog.LevelDebug) {
-			r.log.Debug("drop undecodable bus message", "channel", m.Channel, "err", err)
+			r.log.Debug("drop undecodable bus message", "channel", m.Channel, logkey.Err, err)
 		}
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Live sessions: the hub saves a socket's session when the socket disconnects.
@@ -127,7 +128,7 @@ func (s *RedisStore) flushLive(ctx context.Context) {
 	}
 	s.log.Debug("saving live sessions", "count", len(due))
 	if _, err := p.Exec(ctx); err != nil {
-		s.log.Warn("save live sessions; retrying at the next tick", "count", len(due), "err", err)
+		s.log.Warn("save live sessions; retrying at the next tick", "count", len(due), logkey.Err, err)
 		return
 	}
 	s.live.mu.Lock()
