@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/packet"
+	"github.com/walcast/walcast/internal/backoff"
 	"github.com/walcast/walcast/internal/logkey"
 )
 
@@ -50,9 +50,10 @@ type RedisConfig struct {
 	Store *RedisStore
 	// BatchSize is the number of broadcasts per pipeline; 0 = 256.
 	BatchSize int
-	// RetryMin and RetryMax bound the jittered exponential backoff between
-	// publish attempts and resubscribe attempts while Redis is unreachable;
-	// 0 = 50ms and 1s.
+	// RetryMin and RetryMax set the delay between publish attempts and
+	// resubscribe attempts while Redis is unreachable: before attempt n,
+	// d = RetryMin·2ⁿ capped at RetryMax, jittered over [d/2, d]; 0 = 50ms
+	// and 1s.
 	RetryMin, RetryMax time.Duration
 	// HealthInterval is how long the subscription may stay silent before the
 	// bus pings Redis to check it; 0 = 2s.
@@ -275,7 +276,7 @@ func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]
 			r.log.Warn("redis publish failed, retrying", logkey.Err, err, "attempt", attempt+1)
 			lastLog = time.Now()
 		}
-		if serr := sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax)); serr != nil {
+		if serr := backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, attempt)); serr != nil {
 			return fmt.Errorf("bus: publish %d broadcasts: %w (last error: %v)", len(bs), serr, err)
 		}
 	}
@@ -339,7 +340,7 @@ func (r *Redis) primeRetry(ctx context.Context) error {
 			r.log.Warn("redis: reading the newest stored offsets failed, retrying", logkey.Err, err, "attempt", attempt+1)
 			lastLog = time.Now()
 		}
-		if serr := sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax)); serr != nil {
+		if serr := backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, attempt)); serr != nil {
 			return fmt.Errorf("bus: read the newest stored offsets: %w (last error: %v)", serr, err)
 		}
 	}
@@ -491,7 +492,7 @@ func (r *Redis) Run(ctx context.Context) error {
 			// A fresh PubSub reconnects and resubscribes cleanly.
 			ps.Close()
 			ps = r.cfg.Client.PSubscribe(ctx, r.patterns...)
-			if err := sleepCtx(ctx, backoff(failures, r.cfg.RetryMin, r.cfg.RetryMax)); err != nil {
+			if err := backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, failures)); err != nil {
 				break
 			}
 			failures++
@@ -517,7 +518,7 @@ func (r *Redis) Run(ctx context.Context) error {
 							break
 						}
 						r.log.Warn("replay after resubscribe failed, retrying", logkey.Err, err, "attempt", attempt+1)
-						_ = sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax))
+						_ = backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, attempt))
 					}
 					wasDown = false
 				}
@@ -588,26 +589,6 @@ func (r *Redis) replayMissed(ctx context.Context) error {
 }
 
 func (r *Redis) updateUp() { r.m.setUp(r.Healthy()) }
-
-// backoff returns the jittered delay before retry attempt n.
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo << min(n, 20)
-	if d > hi || d <= 0 {
-		d = hi
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // randomUID returns a 6-character id like the Node adapter's uid2(6).
 func randomUID() string {

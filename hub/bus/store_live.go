@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/backoff"
 	"github.com/walcast/walcast/internal/logkey"
 )
 
@@ -96,7 +97,7 @@ func (s *RedisStore) keepLive(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-s.live.added:
-			if sleepCtx(ctx, liveSettle) != nil {
+			if backoff.Sleep(ctx, liveSettle) != nil {
 				return
 			}
 		}
