@@ -327,7 +327,7 @@ func (c *conn) probe(ws *websocket.Conn) {
 			c.probeChecks++
 			c.kickLocked()
 			if c.closed && !closedSeen {
-				// closed mid-upgrade: wait for "5" only a little longer (BUG 5)
+				// closed mid-upgrade: wait for "5" only a little longer
 				closedSeen = true
 				if d := time.Now().Add(time.Second); d.Before(upgradeDeadline) {
 					upgradeDeadline = d

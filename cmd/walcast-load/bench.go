@@ -35,7 +35,7 @@ type BenchConfig struct {
 	Log        io.Writer
 }
 
-// scenario is one row family of the issue-7 table.
+// scenario is one row family of the benchmark table.
 type scenario struct {
 	Name    string
 	Run     RunConfig // server fields filled per server

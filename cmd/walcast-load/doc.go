@@ -21,7 +21,7 @@
 // Subcommands:
 //
 //	walcast-load run -server 127.0.0.1:3001 -db DSN -secret S -clients N -rooms R -rate C -duration D
-//	walcast-load bench     # the issue-7 scenarios against walcast and Node; BENCH_QUICK=1 for small numbers
+//	walcast-load bench     # the benchmark scenarios against walcast and Node; BENCH_QUICK=1 for small numbers
 //	walcast-load worker    # internal: one worker process, driven over stdin/stdout
 //
 // The worker protocol is line-based: a JSON WorkerConfig, "ready <ok> <failed>",
