@@ -54,7 +54,7 @@ fuzz:
 demo:
 	$(GO) run ./cmd/walcast demo
 
-# The issue-7 benchmark suite: walcast and the Node socket.io baseline, same
+# The benchmark suite: walcast and the Node socket.io baseline, same
 # database, same load tool, one table (cmd/walcast-load). BENCH_QUICK=1 for small
 # numbers; BENCH_ONLY=idle,spread and BENCH_SERVERS=walcast to narrow it down.
 bench: deps

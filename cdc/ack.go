@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Acknowledgement rules (see ../shared/reference/postgres-logical-replication.md §3):
+// Acknowledgement rules:
 //
 //   - The flushed position sent to Postgres is the end LSN of a transaction
 //     (CommitMessage.TransactionEndLSN), never its commit LSN (Postgres would

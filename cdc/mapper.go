@@ -40,7 +40,7 @@ type MapperStats struct {
 // identity; indexes increase in commit order within a transaction.
 const eventsPerChange = 4
 
-// Mapper turns Changes into Events (SPEC §3). Map is pure apart from the
+// Mapper turns Changes into Events. Map is pure apart from the
 // Mapper's own state (lookup caches, metrics); it does no I/O.
 //
 // What maps (default names; Mapping renames tables and columns):

@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// The events the Mapper produces (SPEC §3). They are also the keys of
+// The events the Mapper produces. They are also the keys of
 // Mapping.Events.
 const (
 	EventStockUpdated       = "product:stock-updated"

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/walcast/walcast/internal/backoff"
 )
 
 // ErrSlotInUse reports that another process streams the replication slot
@@ -204,31 +204,12 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 				suppressed++
 			}
 		}
-		delay := backoff(r.cfg.BackoffMin, r.cfg.BackoffMax, attempt)
+		delay := backoff.Delay(r.cfg.BackoffMin, r.cfg.BackoffMax, attempt)
 		attempt++
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := backoff.Sleep(ctx, delay); err != nil {
+			return err
 		}
 	}
-}
-
-// backoff returns the delay before attempt n (0-based): min*2^n capped at max,
-// with ±25% jitter, never below min/2.
-func backoff(minD, maxD time.Duration, n int) time.Duration {
-	d := minD
-	for i := 0; i < n && d < maxD; i++ {
-		d *= 2
-	}
-	d = min(d, maxD)
-	if d <= 0 {
-		return 0
-	}
-	j := time.Duration(rand.Int64N(int64(d)/2+1)) - d/4
-	return max(d+j, minD/2)
 }
 
 // connect opens a replication connection. Reads go through a large buffer so

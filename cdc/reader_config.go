@@ -56,8 +56,9 @@ type ReaderConfig struct {
 	// negative is invalid.
 	ReadTimeout time.Duration
 
-	// BackoffMin and BackoffMax bound the jittered exponential delay between
-	// reconnect attempts. Zero means DefaultBackoffMin / DefaultBackoffMax.
+	// BackoffMin and BackoffMax set the delay between reconnect attempts:
+	// before attempt n, d = BackoffMin·2ⁿ capped at BackoffMax, jittered
+	// over [d/2, d]. Zero means DefaultBackoffMin / DefaultBackoffMax.
 	BackoffMin, BackoffMax time.Duration
 
 	// AckLimit, when set, caps the position the Reader acknowledges to the

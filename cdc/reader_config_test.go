@@ -3,7 +3,6 @@ package cdc_test
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/walcast/walcast/cdc"
 )
@@ -45,24 +44,5 @@ func TestNewReader_Config(t *testing.T) {
 	if _, err := cdc.NewPipeline(cdc.PipelineConfig{Reader: cdc.ReaderConfig{DSN: "x"}}); err == nil ||
 		!strings.Contains(err.Error(), "Transformer") || !strings.Contains(err.Error(), "Sink") {
 		t.Errorf("NewPipeline without Transformer and Sink = %v, want both named", err)
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	const minD, maxD = 100 * time.Millisecond, 2 * time.Second
-	for n := range 12 {
-		base := minD << n
-		if base > maxD || n > 5 {
-			base = maxD
-		}
-		for range 200 {
-			d := cdc.Backoff(minD, maxD, n)
-			if d < base*3/4 || d > base*5/4 || d > maxD*5/4 || d < minD/2 {
-				t.Fatalf("Backoff(%v, %v, %d) = %v, want %v ±25%%", minD, maxD, n, d, base)
-			}
-		}
-	}
-	if d := cdc.Backoff(0, 0, 3); d != 0 {
-		t.Errorf("Backoff(0, 0, 3) = %v, want 0", d)
 	}
 }

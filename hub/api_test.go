@@ -11,7 +11,8 @@ import (
 	"github.com/walcast/walcast/hub/hubtest"
 )
 
-// The contract of hub-api.md, checked at compile time.
+// The hub API its users (rooms, cmd/walcast, hub/bus) rely on, checked at
+// compile time.
 var (
 	_ func(hub.Config) (*hub.Server, error)                                         = hub.New
 	_ func(*hub.Server, http.ResponseWriter, *http.Request)                         = (*hub.Server).ServeHTTP

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walcast/walcast/hub/internal/wsframe"
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // attachConn connects a server-side Engine.IO session on nc (as if upgraded
@@ -122,7 +125,7 @@ func BenchmarkBroadcast(b *testing.B) {
 				}
 				bc := benchEvent()
 				text, _ := encodeBroadcast(bc, false, "")
-				per := int64(len(appendFrameHeader(nil, opText, len(text.data))) + len(text.data))
+				per := int64(wsframe.HeaderLen(len(text.data)) + len(text.data))
 				var ms0, ms1 runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&ms0)
@@ -168,7 +171,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	p := []byte(`2["order.updated",{"order_id":"0b9e6c2a","status":"paid","total_cents":12990}]`)
 	b.ReportAllocs()
 	for b.Loop() {
-		decodeSocketPacket(p)
+		packet.ParseSocket(p)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // Broadcast is one event for many sockets; it is encoded once whatever the
@@ -48,14 +50,14 @@ func (s *Server) Restore(b *Broadcast) {
 	if rc == nil || b.Offset == "" {
 		return
 	}
-	n := s.namespace(nspOrRoot(b.Namespace))
+	n := s.namespace(packet.Namespace(b.Namespace))
 	if n == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), recoveryAppendTimeout)
 	defer cancel()
 	if err := rc.Store.Append(ctx, b); err != nil {
-		s.log.Warn("recovery: restore broadcast", logKeyEvent, b.Event, "err", err)
+		s.log.Warn("recovery: restore broadcast", logKeyEvent, b.Event, logKeyErr, err)
 	}
 	offset := b.Offset
 	n.lastOffset.Store(&offset)
@@ -70,7 +72,7 @@ func (s *Server) Restore(b *Broadcast) {
 // registered with OnMark is a stream mark: stored, delivered to nobody, and
 // handed to the mark handler.
 func (s *Server) Broadcast(b *Broadcast) {
-	n := s.namespace(nspOrRoot(b.Namespace))
+	n := s.namespace(packet.Namespace(b.Namespace))
 	if n == nil {
 		return
 	}
@@ -81,7 +83,7 @@ func (s *Server) Broadcast(b *Broadcast) {
 			// Bounded: a stuck store must not stall the fan-out for long.
 			ctx, cancel := context.WithTimeout(context.Background(), recoveryAppendTimeout)
 			if err := rc.Store.Append(ctx, b); err != nil {
-				s.log.Warn("recovery: append broadcast", logKeyEvent, b.Event, "err", err)
+				s.log.Warn("recovery: append broadcast", logKeyEvent, b.Event, logKeyErr, err)
 			}
 			cancel()
 			n.lastOffset.Store(&offset)

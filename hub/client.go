@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/walcast/walcast/hub/packet"
 	"github.com/walcast/walcast/internal/jsonw"
 )
 
@@ -22,7 +23,7 @@ func (c *conn) onMessage(data []byte, binary bool) bool {
 				op = opBinary
 				d = append([]byte(nil), d...)
 			} else {
-				d = append([]byte{engineMessage}, d...)
+				d = append([]byte{packet.EngineMessage}, d...)
 			}
 			c.enqueue(frame{data: d, op: op})
 		})
@@ -39,7 +40,7 @@ func (c *conn) onMessage(data []byte, binary bool) bool {
 			return true
 		}
 		c.pendingBin = nil
-		if err := validatePlaceholders(pb.p.Data, len(pb.attachments)); err != nil {
+		if err := packet.ValidatePlaceholders(pb.p.Data, len(pb.attachments)); err != nil {
 			c.badInput("socket", err)
 			return false
 		}
@@ -49,7 +50,7 @@ func (c *conn) onMessage(data []byte, binary bool) bool {
 		c.badInput("socket", errors.New("text packet while waiting for attachments"))
 		return false
 	}
-	p, err := decodeSocketPacket(data)
+	p, err := packet.ParseSocket(data)
 	if err != nil {
 		c.badInput("socket", err)
 		return false
@@ -67,29 +68,29 @@ func (c *conn) socketOf(nsp string) *Socket {
 	return c.sockets[nsp]
 }
 
-func (c *conn) dispatch(p socketPacket, atts [][]byte) bool {
+func (c *conn) dispatch(p packet.Socket, atts [][]byte) bool {
 	s := c.socketOf(p.Nsp)
-	if p.Type == sioConnect {
+	if p.Type == packet.SocketConnect {
 		if s != nil {
 			c.badInput("state", fmt.Errorf("second CONNECT to %q", p.Nsp))
 			return false
 		}
 		return c.onConnect(p)
 	}
-	if s == nil || p.Type == sioConnectError {
+	if s == nil || p.Type == packet.SocketConnectError {
 		c.badInput("state", fmt.Errorf("packet type %q for namespace %q not connected", p.Type, p.Nsp))
 		return false
 	}
 	switch p.Type {
-	case sioDisconnect:
+	case packet.SocketDisconnect:
 		s.onClose(reasonClientNsp)
-	case sioEvent, sioBinaryEvent:
+	case packet.SocketEvent, packet.SocketBinaryEvent:
 		var args []json.RawMessage
 		if err := json.Unmarshal(p.Data, &args); err != nil || len(args) == 0 {
 			c.badInput("socket", errors.New("bad event payload"))
 			return false
 		}
-		name, err := eventName(args[0])
+		name, err := packet.EventName(args[0])
 		if err != nil {
 			c.badInput("socket", err)
 			return false
@@ -107,7 +108,7 @@ func (c *conn) dispatch(p socketPacket, atts [][]byte) bool {
 		if h != nil {
 			return c.runHandler(func() { h(s, m) })
 		}
-	case sioAck, sioBinaryAck:
+	case packet.SocketAck, packet.SocketBinaryAck:
 		var args []json.RawMessage
 		if err := json.Unmarshal(p.Data, &args); err != nil {
 			c.badInput("socket", errors.New("bad ack payload"))
@@ -140,8 +141,8 @@ func (c *conn) runHandler(fn func()) (ok bool) {
 // connectFrame encodes the CONNECT reply (or CONNECT_ERROR when isErr).
 func connectFrame(nsp string, typ byte, payload []byte) []byte {
 	b := make([]byte, 0, len(payload)+len(nsp)+4)
-	b = append(b, engineMessage)
-	b = appendSocketHeader(b, typ, 0, nsp, -1)
+	b = append(b, packet.EngineMessage)
+	b = packet.AppendSocketHeader(b, typ, 0, nsp, -1)
 	return append(b, payload...)
 }
 
@@ -160,12 +161,12 @@ func connectErrorPayload(msg string, data any) []byte {
 var emptyAuth = json.RawMessage(`{}`)
 
 // onConnect handles CONNECT: namespace check, recovery, middlewares, reply.
-func (c *conn) onConnect(p socketPacket) bool {
+func (c *conn) onConnect(p packet.Socket) bool {
 	srv := c.srv
 	n := srv.namespace(p.Nsp)
 	if n == nil {
 		srv.m.badPacket("namespace")
-		c.enqueue(frame{data: connectFrame(p.Nsp, sioConnectError, connectErrorPayload("Invalid namespace", nil)), op: opText})
+		c.enqueue(frame{data: connectFrame(p.Nsp, packet.SocketConnectError, connectErrorPayload("Invalid namespace", nil)), op: opText})
 		return true
 	}
 	auth := emptyAuth
@@ -196,7 +197,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 			s, ok, err := rc.Store.TakeSession(tctx, *a.PID)
 			cancel()
 			if err != nil {
-				srv.log.Warn("recovery: take session", "err", err)
+				srv.log.Warn("recovery: take session", logKeyErr, err)
 			}
 			if ok && s.Namespace == n.name && s.DisconnectedAt.UnixNano() >= srv.resyncAt.Load() {
 				sess, recovered, offset = s, true, *a.Offset
@@ -218,7 +219,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 			}
 			srv.m.badPacket("refused")
 			srv.log.Debug("connect refused", logKeyConn, c.sid, logKeyNamespace, n.name, logKeyReason, msg)
-			c.enqueue(frame{data: connectFrame(n.name, sioConnectError, connectErrorPayload(msg, data)), op: opText})
+			c.enqueue(frame{data: connectFrame(n.name, packet.SocketConnectError, connectErrorPayload(msg, data)), op: opText})
 			return true
 		}
 	}
@@ -268,7 +269,7 @@ func (c *conn) onConnect(p socketPacket) bool {
 		reply = jsonw.AppendString(reply, s.pid)
 	}
 	reply = append(reply, '}')
-	c.enqueue(frame{data: connectFrame(n.name, sioConnect, reply), op: opText})
+	c.enqueue(frame{data: connectFrame(n.name, packet.SocketConnect, reply), op: opText})
 	for _, fn := range n.connectHandlers() {
 		if !c.runHandler(func() { fn(s) }) {
 			return false
@@ -287,7 +288,7 @@ func (c *conn) replay(s *Socket, offset string) {
 	missed, ok, err := c.srv.cfg.Recovery.Store.Since(ctx, n.name, offset)
 	cancel()
 	if err != nil {
-		c.srv.log.Warn("recovery: read missed packets", "err", err)
+		c.srv.log.Warn("recovery: read missed packets", logKeyErr, err)
 	}
 	var fs []frame
 	seen := make(map[string]struct{}, len(missed))
@@ -424,7 +425,7 @@ func (s *Socket) onClose(reason string) {
 		err := rc.Store.SaveSession(ctx, Session{SID: s.id, PID: s.pid, Namespace: n.name, Rooms: rooms, DisconnectedAt: time.Now()})
 		cancel()
 		if err != nil {
-			srv.log.Warn("recovery: save session", "err", err)
+			srv.log.Warn("recovery: save session", logKeyErr, err)
 		}
 	}
 	for _, fn := range handlers {

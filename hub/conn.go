@@ -14,17 +14,19 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/walcast/walcast/hub/internal/wsframe"
+	"github.com/walcast/walcast/hub/packet"
 	"github.com/walcast/walcast/internal/jsonw"
 
 	"github.com/gorilla/websocket"
 )
 
-// WebSocket opcodes used for queued frames.
+// WebSocket opcodes of queued frames (opRaw, in write_inline.go, marks bytes
+// already framed).
 const (
-	opText   byte = 1
-	opBinary byte = 2
-	opClose  byte = 8
-	opPong   byte = 10
+	opText   = wsframe.OpText
+	opBinary = wsframe.OpBinary
+	opPong   = wsframe.OpPong
 )
 
 // frame is one queued Engine.IO packet: for opText the whole text packet
@@ -81,12 +83,15 @@ type conn struct {
 	readMu sync.Mutex
 	// pendingBin is the binary packet waiting for attachments (under readMu).
 	pendingBin *pendingBinary
+	// inbound is the MaxInboundRate bucket (under readMu).
+	inbound tokenBucket
+	// fr reads the WebSocket's frames; used by the reader goroutine only.
+	fr wsframe.Reader
 
 	mu          sync.Mutex
 	transport   transportKind
 	nc          net.Conn        // the upgraded connection; written only by the writer
 	rc          syscall.RawConn // nc's raw conn for inline writes; nil if unsupported
-	hdr         [10]byte        // frame header scratch of the reader
 	out         []frame
 	outBytes    int
 	writing     bool // a writer goroutine runs (WebSocket)
@@ -97,11 +102,9 @@ type conn struct {
 	closeText   string // WebSocket close reason text
 	pingWaiting bool
 	pongDue     time.Time   // when pingWaiting: the pong deadline
-	tokens      float64     // inbound rate limit bucket (reader side, under readMu)
 	preRead     int64       // bytes read before the first accepted CONNECT (reader side)
 	connected   atomic.Bool // a CONNECT was accepted: MaxPreConnectBytes no longer applies
-	tokensAt    time.Time
-	holding     int // recoveries in progress: queue, do not send yet
+	holding     int         // recoveries in progress: queue, do not send yet
 	// replayed holds the offsets of the last recovery replay until the first
 	// live broadcast past them: a broadcast the store already held when the
 	// replay read it, but whose fan-out reached this conn only after the
@@ -125,7 +128,7 @@ type conn struct {
 }
 
 type pendingBinary struct {
-	p           socketPacket
+	p           packet.Socket
 	attachments [][]byte
 }
 
@@ -195,22 +198,32 @@ func compactQuery(q url.Values) url.Values {
 // allowPacket takes one token from the connection's inbound bucket
 // (MaxInboundRate per second, burst five times that). Caller holds readMu.
 func (c *conn) allowPacket() bool {
-	rate := c.srv.cfg.MaxInboundRate
+	return c.inbound.allow(c.srv.cfg.MaxInboundRate, time.Now())
+}
+
+// tokenBucket is an inbound rate limit: rate tokens a second, up to 5 s worth
+// in a burst; a negative rate is unlimited.
+type tokenBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// allow takes one token, or reports that none is left.
+func (b *tokenBucket) allow(rate int, now time.Time) bool {
 	if rate < 0 {
 		return true
 	}
-	now := time.Now()
 	burst := 5 * float64(rate)
-	if c.tokensAt.IsZero() {
-		c.tokens = burst
+	if b.at.IsZero() {
+		b.tokens = burst
 	} else {
-		c.tokens = min(burst, c.tokens+now.Sub(c.tokensAt).Seconds()*float64(rate))
+		b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*float64(rate))
 	}
-	c.tokensAt = now
-	if c.tokens < 1 {
+	b.at = now
+	if b.tokens < 1 {
 		return false
 	}
-	c.tokens--
+	b.tokens--
 	return true
 }
 
@@ -227,7 +240,7 @@ func (c *conn) setNetConn(nc net.Conn) {
 // openPacket is the Engine.IO handshake with exactly its five fields.
 func (s *Server) openPacket(sid string, upgrades bool) []byte {
 	b := make([]byte, 0, 128)
-	b = append(b, engineOpen)
+	b = append(b, packet.EngineOpen)
 	b = append(b, `{"sid":`...)
 	b = jsonw.AppendString(b, sid)
 	if upgrades {

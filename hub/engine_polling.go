@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/walcast/walcast/hub/internal/wsframe"
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // probeCheckInterval is the slice in which the probe looks for "5".
@@ -146,11 +148,11 @@ func appendPollingFrames(dst []byte, fs []frame) []byte {
 			continue
 		}
 		if n > 0 {
-			dst = append(dst, recordSeparator)
+			dst = append(dst, packet.RecordSeparator)
 		}
 		n++
 		if f.op == opBinary {
-			dst = appendEnginePacket(dst, enginePacket{Type: engineMessage, Data: f.data, Binary: true})
+			dst = packet.AppendEngine(dst, packet.Engine{Type: packet.EngineMessage, Data: f.data, Binary: true})
 		} else {
 			dst = append(dst, f.data...)
 		}
@@ -216,7 +218,7 @@ func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
 		return
 	}
-	pkts, err := decodePollingPayload(body)
+	pkts, err := packet.ParsePayload(body)
 	if err != nil {
 		c.badInput("polling", err)
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
@@ -252,7 +254,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, c *conn) {
 	if !ok {
 		nc := ws.NetConn()
 		nc.SetWriteDeadline(time.Now().Add(time.Second))
-		nc.Write(closeFrame(websocket.CloseNormalClosure))
+		nc.Write(wsframe.AppendClose(nil, websocket.CloseNormalClosure, ""))
 		nc.Close()
 		return
 	}
@@ -275,16 +277,15 @@ func (c *conn) probe(ws *websocket.Conn) {
 		nc.Close()
 	}
 	nc.SetReadDeadline(time.Now().Add(c.srv.cfg.UpgradeTimeout))
-	var pr conn // scratch for the frame reader; pings during the probe are ignored
-	pr.srv = c.srv
-	pr.closed = true
-	m, err := pr.readWSFrames(nc, c.srv.cfg.MaxPayload, false)
-	if err != nil || m.binary || string(m.data) != string(probeString) {
+	var fr wsframe.Reader
+	limits := &probeLimits{cfg: &c.srv.cfg}
+	m, err := fr.ReadMessage(nc, c.srv.cfg.MaxPayload, false, limits)
+	if err != nil || m.Binary || string(m.Data) != string(probePing) {
 		fail("no 2probe")
 		return
 	}
 	nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	if _, err := nc.Write(append(appendFrameHeader(nil, opText, len(frameProbe)), frameProbe...)); err != nil {
+	if _, err := nc.Write(append(wsframe.AppendHeader(nil, opText, len(frameProbe)), frameProbe...)); err != nil {
 		fail("write 3probe")
 		return
 	}
@@ -309,14 +310,14 @@ func (c *conn) probe(ws *websocket.Conn) {
 			slice = upgradeDeadline
 		}
 		nc.SetReadDeadline(slice)
-		n, err := io.ReadFull(nc, pr.hdr[:2])
+		n, err := io.ReadFull(nc, fr.Header())
 		var ne net.Error
 		switch {
 		case err == nil:
 			haveHeader = true
 		case errors.As(err, &ne) && ne.Timeout() && n > 0:
 			nc.SetReadDeadline(upgradeDeadline)
-			if _, err := io.ReadFull(nc, pr.hdr[n:2]); err != nil {
+			if _, err := io.ReadFull(nc, fr.Header()[n:]); err != nil {
 				fail("no upgrade packet")
 				return
 			}
@@ -326,7 +327,7 @@ func (c *conn) probe(ws *websocket.Conn) {
 			c.probeChecks++
 			c.kickLocked()
 			if c.closed && !closedSeen {
-				// closed mid-upgrade: wait for "5" only a little longer (BUG 5)
+				// closed mid-upgrade: wait for "5" only a little longer
 				closedSeen = true
 				if d := time.Now().Add(time.Second); d.Before(upgradeDeadline) {
 					upgradeDeadline = d
@@ -339,8 +340,8 @@ func (c *conn) probe(ws *websocket.Conn) {
 		}
 	}
 	nc.SetReadDeadline(upgradeDeadline)
-	m, err = pr.readWSFrames(nc, c.srv.cfg.MaxPayload, haveHeader)
-	if err != nil || m.binary || string(m.data) != string([]byte{engineUpgrade}) {
+	m, err = fr.ReadMessage(nc, c.srv.cfg.MaxPayload, haveHeader, limits)
+	if err != nil || m.Binary || string(m.Data) != string([]byte{packet.EngineUpgrade}) {
 		fail("no upgrade packet")
 		return
 	}
@@ -353,7 +354,7 @@ func (c *conn) probe(ws *websocket.Conn) {
 		// would leave it waiting for its ping timeout).
 		c.mu.Unlock()
 		nc.SetWriteDeadline(time.Now().Add(time.Second))
-		nc.Write(closeFrame(websocket.CloseGoingAway))
+		nc.Write(wsframe.AppendClose(nil, websocket.CloseGoingAway, ""))
 		nc.Close()
 		return
 	}

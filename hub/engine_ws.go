@@ -1,24 +1,25 @@
 package hub
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"github.com/walcast/walcast/hub/internal/wsframe"
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // maxWriteBatch bounds the frames written with one writev (IOV_MAX is 1024 and
 // every frame takes two iovecs).
 const maxWriteBatch = 500
 
-// wsReadBufferSize is gorilla's minimum: its reader is only allocated by the
-// upgrade and dropped (frames are read by readWSFrames).
+// wsReadBufferSize is small because gorilla's reader is only allocated by the
+// upgrade and dropped (frames are read by wsframe.Reader); gorilla raises
+// anything below its own minimum to that minimum.
 const wsReadBufferSize = 128
 
 // writeBufferPool is never used for data (the writer frames messages itself);
@@ -42,7 +43,7 @@ func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request) {
 	ws, err := s.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		s.m.badPacket("upgrade")
-		s.log.Debug("websocket upgrade failed", "err", err)
+		s.log.Debug("websocket upgrade failed", logKeyErr, err)
 		return
 	}
 	c := s.newConn(r, transportWebSocket)
@@ -59,26 +60,26 @@ func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request) {
 func (c *conn) readLoopWS(nc net.Conn) {
 	// The idle wait: as few frames as possible below this Read (an idle
 	// goroutine then stays on the minimum 2 KiB stack).
-	_, err := io.ReadFull(nc, c.hdr[:2])
+	_, err := io.ReadFull(nc, c.fr.Header())
 	c.onReadable(nc, err)
 }
 
 //go:noinline
 func (c *conn) onReadable(nc net.Conn, err error) {
-	var msg wsMessage
+	var msg wsframe.Message
 	if err == nil {
-		msg, err = c.readWSFrames(nc, c.srv.cfg.MaxPayload, true)
+		msg, err = c.readWSMessage(nc, true)
 	}
 	if err != nil {
 		reason := reasonTransportClose
 		switch {
-		case errors.Is(err, errFrameTooBig):
+		case errors.Is(err, wsframe.ErrTooBig):
 			c.srv.m.badPacket("oversize")
 			c.srv.log.Debug("frame over MaxPayload", logKeyConn, c.sid)
 			c.closeGracefully(reasonTransportError, websocket.CloseMessageTooBig)
-		case errors.Is(err, errFrameProtocol):
+		case errors.Is(err, wsframe.ErrProtocol):
 			c.srv.m.badPacket("websocket")
-			c.srv.log.Debug("websocket protocol error", logKeyConn, c.sid, "err", err)
+			c.srv.log.Debug("websocket protocol error", logKeyConn, c.sid, logKeyErr, err)
 			c.closeGracefully(reasonTransportError, websocket.CloseProtocolError)
 		case errors.Is(err, errPreConnectBudget):
 			c.srv.m.badPacket("preconnect")
@@ -92,7 +93,7 @@ func (c *conn) onReadable(nc net.Conn, err error) {
 		case errors.Is(err, errPongQueueFull):
 			c.srv.log.Warn("client over MaxQueueBytes with pongs it does not read, closed as slow", logKeyConn, c.sid,
 				"limit", c.srv.cfg.MaxQueueBytes)
-		case errors.Is(err, errClientClosed):
+		case errors.Is(err, wsframe.ErrClosed):
 			c.closeGracefully(reasonTransportClose, websocket.CloseNormalClosure)
 		}
 		c.close(reason, true)
@@ -158,11 +159,11 @@ func (c *conn) finishNow() {
 
 // onWSMessage handles one WebSocket message on the main transport; it returns
 // false when the connection must close.
-func (c *conn) onWSMessage(m wsMessage) bool {
-	if m.binary {
-		return c.onEnginePacket(enginePacket{Type: engineMessage, Data: m.data, Binary: true})
+func (c *conn) onWSMessage(m wsframe.Message) bool {
+	if m.Binary {
+		return c.onEnginePacket(packet.Engine{Type: packet.EngineMessage, Data: m.Data, Binary: true})
 	}
-	p, err := decodeEnginePacket(m.data)
+	p, err := packet.ParseEngine(m.Data)
 	if err != nil {
 		c.badInput("engine", err)
 		return false
@@ -171,9 +172,9 @@ func (c *conn) onWSMessage(m wsMessage) bool {
 }
 
 // onEnginePacket handles one packet from the client on the main transport.
-func (c *conn) onEnginePacket(p enginePacket) bool {
+func (c *conn) onEnginePacket(p packet.Engine) bool {
 	switch p.Type {
-	case engineMessage:
+	case packet.EngineMessage:
 		if !c.allowPacket() {
 			c.srv.m.badPacket("flood")
 			c.srv.log.Warn("client over MaxInboundRate, closing", logKeyConn, c.sid, "rate", c.srv.cfg.MaxInboundRate)
@@ -181,13 +182,13 @@ func (c *conn) onEnginePacket(p enginePacket) bool {
 			return false
 		}
 		return c.onMessage(p.Data, p.Binary)
-	case enginePong:
+	case packet.EnginePong:
 		c.onPong()
-	case engineClose:
+	case packet.EngineClose:
 		c.close(reasonTransportClose, false)
 		return false
-	case engineNoop, engineUpgrade:
-	case enginePing:
+	case packet.EngineNoop, packet.EngineUpgrade:
+	case packet.EnginePing:
 		c.badInput("engine", errors.New("invalid heartbeat direction"))
 		return false
 	default:
@@ -202,7 +203,7 @@ func (c *conn) onEnginePacket(p enginePacket) bool {
 // reason, so a developer sees it in the browser's network tab.
 func (c *conn) badInput(kind string, err error) {
 	c.srv.m.badPacket(kind)
-	c.srv.log.Debug("bad packet, closing connection", logKeyConn, c.sid, logKeyKind, kind, "err", err)
+	c.srv.log.Debug("bad packet, closing connection", logKeyConn, c.sid, logKeyKind, kind, logKeyErr, err)
 	c.mu.Lock()
 	if !c.closed {
 		c.closeCode = websocket.CloseProtocolError
@@ -210,35 +211,6 @@ func (c *conn) badInput(kind string, err error) {
 	}
 	c.mu.Unlock()
 	c.close(reasonParseError, false)
-}
-
-// appendFrameHeader appends an unmasked server WebSocket frame header.
-func appendFrameHeader(dst []byte, op byte, n int) []byte {
-	dst = append(dst, 0x80|op)
-	switch {
-	case n < 126:
-		return append(dst, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(dst, 126), uint16(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(dst, 127), uint64(n))
-	}
-}
-
-func closeFrame(code int) []byte { return closeFrameText(code, "") }
-
-// closeFrameText builds a close frame with a reason (cut to the 123 bytes a
-// control frame allows, on a UTF-8 boundary).
-func closeFrameText(code int, text string) []byte {
-	if len(text) > 123 {
-		text = text[:123]
-		for len(text) > 0 && !utf8.ValidString(text) {
-			text = text[:len(text)-1]
-		}
-	}
-	b := []byte{0x88, byte(2 + len(text))}
-	b = binary.BigEndian.AppendUint16(b, uint16(code))
-	return append(b, text...)
 }
 
 type writeScratch struct {
@@ -308,7 +280,7 @@ func (c *conn) writeLoop() {
 			text := c.closeText
 			c.mu.Unlock()
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write(closeFrameText(code, text))
+			nc.Write(wsframe.AppendClose(nil, code, text))
 			c.mu.Lock()
 			c.writing = false
 			c.hard = true
@@ -335,20 +307,14 @@ func (c *conn) writeFrames(nc net.Conn, fs []frame) error {
 		sc.hdr = sc.hdr[:0]
 		for _, f := range batch {
 			if f.op != opRaw {
-				sc.hdr = appendFrameHeader(sc.hdr, f.op, len(f.data))
+				sc.hdr = wsframe.AppendHeader(sc.hdr, f.op, len(f.data))
 			}
 		}
 		sc.bufs = sc.bufs[:0]
 		h := sc.hdr
 		for _, f := range batch {
 			if f.op != opRaw {
-				hl := 2
-				if len(f.data) >= 126 {
-					hl = 4
-					if len(f.data) > 0xffff {
-						hl = 10
-					}
-				}
+				hl := wsframe.HeaderLen(len(f.data))
 				sc.bufs = append(sc.bufs, h[:hl:hl])
 				h = h[hl:]
 			}

@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"encoding/binary"
 	"errors"
 	"net"
 	"runtime"
@@ -14,25 +13,12 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/hub/internal/wsframe"
 )
 
 // clientFrame is a masked client WebSocket frame (fin set) with payload p.
 func clientFrame(op byte, p []byte) []byte {
-	b := []byte{0x80 | op}
-	switch n := len(p); {
-	case n < 126:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xffff:
-		b = binary.BigEndian.AppendUint16(append(b, 0x80|126), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint64(append(b, 0x80|127), uint64(n))
-	}
-	key := [4]byte{0x11, 0x22, 0x33, 0x44}
-	b = append(b, key[:]...)
-	for i, c := range p {
-		b = append(b, c^key[i&3])
-	}
-	return b
+	return wsframe.AppendMasked(nil, true, op, p, [4]byte{0x11, 0x22, 0x33, 0x44})
 }
 
 // liveHeap is the heap in use after a GC.

@@ -1,10 +1,13 @@
 package hub
 
-// Log attribute keys used by the hub (STYLE.md: one set of keys).
+import "github.com/walcast/walcast/internal/logkey"
+
+// Log attribute keys used by the hub.
 const (
-	logKeyConn      = "conn_id" // Engine.IO session id
-	logKeyReason    = "reason"
-	logKeyKind      = "kind"
-	logKeyNamespace = "namespace"
-	logKeyEvent     = "event"
+	logKeyConn      = logkey.Conn // Engine.IO session id
+	logKeyReason    = logkey.Reason
+	logKeyKind      = logkey.Kind
+	logKeyNamespace = logkey.Namespace
+	logKeyEvent     = logkey.Event
+	logKeyErr       = logkey.Err
 )

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/walcast/walcast/hub/internal/wsframe"
 )
 
 // readServerFrame reads one unmasked server frame (payload < 126 bytes).
@@ -52,7 +54,7 @@ func TestPing_Schedule(t *testing.T) {
 				t.Fatalf("ping %d after %v, want %v", i, d, DefaultPingInterval)
 			}
 			time.Sleep(time.Second)
-			cc.Write(clientFrame(true, 1, framePong, [4]byte{1, 2, 3, 4}))
+			cc.Write(wsframe.AppendMasked(nil, true, wsframe.OpText, framePong, [4]byte{1, 2, 3, 4}))
 			synctest.Wait()
 			start = time.Now()
 		}

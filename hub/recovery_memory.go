@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // DefaultMemoryStorePackets is the packet bound of NewMemoryStore when
@@ -52,13 +54,6 @@ func NewMemoryStore(maxAge time.Duration, maxPackets int) *MemoryStore {
 	}
 }
 
-func nspOrRoot(nsp string) string {
-	if nsp == "" {
-		return "/"
-	}
-	return nsp
-}
-
 // Append implements RecoveryStore.
 func (m *MemoryStore) Append(_ context.Context, b *Broadcast) error {
 	if b.Offset == "" {
@@ -79,7 +74,7 @@ func (m *MemoryStore) Append(_ context.Context, b *Broadcast) error {
 	}
 	seq := m.base + uint64(len(m.packets))
 	m.packets = append(m.packets, memPacket{b: b, at: at})
-	m.index[memKey{nspOrRoot(b.Namespace), b.Offset}] = seq
+	m.index[memKey{packet.Namespace(b.Namespace), b.Offset}] = seq
 	for len(m.packets) > m.maxPackets {
 		m.dropHeadLocked()
 	}
@@ -88,7 +83,7 @@ func (m *MemoryStore) Append(_ context.Context, b *Broadcast) error {
 
 func (m *MemoryStore) dropHeadLocked() {
 	p := m.packets[0]
-	k := memKey{nspOrRoot(p.b.Namespace), p.b.Offset}
+	k := memKey{packet.Namespace(p.b.Namespace), p.b.Offset}
 	if m.index[k] == m.base {
 		delete(m.index, k)
 	}
@@ -129,7 +124,7 @@ func (m *MemoryStore) Oldest() (offset string, ok bool) {
 
 // Since implements RecoveryStore.
 func (m *MemoryStore) Since(_ context.Context, nsp, offset string) ([]*Broadcast, bool, error) {
-	nsp = nspOrRoot(nsp)
+	nsp = packet.Namespace(nsp)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.expireLocked(m.now())
@@ -139,7 +134,7 @@ func (m *MemoryStore) Since(_ context.Context, nsp, offset string) ([]*Broadcast
 	}
 	var out []*Broadcast
 	for _, p := range m.packets[seq-m.base+1:] {
-		if nspOrRoot(p.b.Namespace) == nsp {
+		if packet.Namespace(p.b.Namespace) == nsp {
 			out = append(out, p.b)
 		}
 	}

@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 
+	"github.com/walcast/walcast/hub/packet"
 	"github.com/walcast/walcast/internal/jsonw"
 )
 
@@ -28,12 +28,6 @@ func marshalArg(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
-func placeholder(i int) json.RawMessage {
-	b := []byte(`{"_placeholder":true,"num":`)
-	b = strconv.AppendInt(b, int64(i), 10)
-	return append(b, '}')
-}
-
 // encodeArgs turns Emit/Ack arguments into JSON arguments and attachments:
 // json.RawMessage passes through, []byte becomes a binary attachment, the
 // rest is JSON-encoded.
@@ -42,7 +36,7 @@ func encodeArgs(args []any) ([]json.RawMessage, [][]byte, error) {
 	var atts [][]byte
 	for i, a := range args {
 		if b, ok := a.([]byte); ok {
-			raw[i] = placeholder(len(atts))
+			raw[i] = packet.AppendPlaceholder(nil, len(atts))
 			atts = append(atts, b)
 			continue
 		}
@@ -52,8 +46,8 @@ func encodeArgs(args []any) ([]json.RawMessage, [][]byte, error) {
 		}
 		raw[i] = r
 	}
-	if len(atts) > maxAttachments {
-		return nil, nil, fmt.Errorf("hub: %d binary arguments, limit %d", len(atts), maxAttachments)
+	if len(atts) > packet.MaxAttachments {
+		return nil, nil, fmt.Errorf("hub: %d binary arguments, limit %d", len(atts), packet.MaxAttachments)
 	}
 	return raw, atts, nil
 }
@@ -69,9 +63,9 @@ func attachmentFrames(atts [][]byte) []frame {
 // encodeBroadcast encodes b once: the text frame and its attachment frames.
 // With recovery on (withOffset) the offset is always the last argument.
 func encodeBroadcast(b *Broadcast, withOffset bool, offset string) (frame, []frame) {
-	typ := sioEvent
+	typ := packet.SocketEvent
 	if len(b.Attachments) > 0 {
-		typ = sioBinaryEvent
+		typ = packet.SocketBinaryEvent
 	}
 	size := 16 + len(b.Namespace) + len(b.Event) + len(offset)
 	for _, a := range b.Args {
@@ -81,8 +75,8 @@ func encodeBroadcast(b *Broadcast, withOffset bool, offset string) (frame, []fra
 	if withOffset {
 		args = append(args[:len(args):len(args)], offsetArg(offset))
 	}
-	text := appendEventFrame(make([]byte, 0, size), typ, len(b.Attachments), nspOrRoot(b.Namespace), -1,
-		b.Event, true, args, "")
+	text := packet.AppendEventMessage(make([]byte, 0, size), typ, len(b.Attachments), packet.Namespace(b.Namespace), -1,
+		b.Event, args)
 	return frame{data: text, op: opText}, attachmentFrames(b.Attachments)
 }
 
@@ -129,21 +123,21 @@ func (s *Socket) EmitRaw(event string, args []json.RawMessage, attachments [][]b
 }
 
 func (s *Socket) emitRaw(event string, raw []json.RawMessage, atts [][]byte, id int64) error {
-	if reservedEvents[event] {
+	if packet.Reserved(event) {
 		return fmt.Errorf("hub: %q is a reserved event name", event)
 	}
 	if s.isClosed() {
 		return ErrDisconnected
 	}
-	typ := sioEvent
+	typ := packet.SocketEvent
 	if len(atts) > 0 {
-		typ = sioBinaryEvent
+		typ = packet.SocketBinaryEvent
 	}
 	if id < 0 && s.nsp.srv.cfg.Recovery != nil {
 		// The last argument must be an offset string even before any exists.
 		raw = append(raw[:len(raw):len(raw)], offsetArg(s.nsp.offsetFor("")))
 	}
-	text := appendEventFrame(nil, typ, len(atts), s.nsp.name, id, event, true, raw, "")
+	text := packet.AppendEventMessage(nil, typ, len(atts), s.nsp.name, id, event, raw)
 	fs := append([]frame{{data: text, op: opText}}, attachmentFrames(atts)...)
 	if !s.c.enqueue(fs...) {
 		return ErrDisconnected
@@ -214,11 +208,11 @@ func (s *Socket) sendAckRaw(id int64, raw []json.RawMessage, atts [][]byte) erro
 	if s.isClosed() {
 		return ErrDisconnected
 	}
-	typ := sioAck
+	typ := packet.SocketAck
 	if len(atts) > 0 {
-		typ = sioBinaryAck
+		typ = packet.SocketBinaryAck
 	}
-	text := appendEventFrame(nil, typ, len(atts), s.nsp.name, id, "", false, raw, "")
+	text := packet.AppendEventMessage(nil, typ, len(atts), s.nsp.name, id, "", raw)
 	fs := append([]frame{{data: text, op: opText}}, attachmentFrames(atts)...)
 	if !s.c.enqueue(fs...) {
 		return ErrDisconnected
@@ -290,8 +284,8 @@ func (s *Socket) Disconnect() {
 	if s.isClosed() {
 		return
 	}
-	b := []byte{engineMessage}
-	b = appendSocketHeader(b, sioDisconnect, 0, s.nsp.name, -1)
+	b := []byte{packet.EngineMessage}
+	b = packet.AppendSocketHeader(b, packet.SocketDisconnect, 0, s.nsp.name, -1)
 	s.c.enqueue(frame{data: b, op: opText})
 	s.onClose(reasonServerNsp)
 }

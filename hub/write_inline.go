@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"syscall"
+
+	"github.com/walcast/walcast/hub/internal/wsframe"
 )
 
 // opRaw marks a queued frame whose bytes are already WebSocket-framed (the
@@ -23,7 +25,7 @@ type inlineWrite struct {
 }
 
 func newInlineWrite(f frame) *inlineWrite {
-	wire := appendFrameHeader(make([]byte, 0, len(f.data)+10), f.op, len(f.data))
+	wire := wsframe.AppendHeader(make([]byte, 0, len(f.data)+wsframe.MaxHeaderLen), f.op, len(f.data))
 	w := &inlineWrite{wire: append(wire, f.data...)}
 	w.fn = func(fd uintptr) bool {
 		w.n, w.err = syscall.Write(int(fd), w.wire)

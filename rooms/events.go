@@ -372,7 +372,7 @@ func (st *socketState) cartUpdate(m *hub.Message) *refusal {
 	ctx, cancel := context.WithTimeout(st.s.Context(), st.p.cfg.RelayTimeout)
 	defer cancel()
 	if err := st.p.cfg.Relay(ctx, b); err != nil {
-		st.p.log.Warn("cart relay failed", slog.String(LogKeyUserID, st.id.UserID), slog.Any("err", err))
+		st.p.log.Warn("cart relay failed", slog.String(LogKeyUserID, st.id.UserID), slog.Any(LogKeyError, err))
 		return &refusal{reason: "relay_failed", text: ErrTextRelayFailed}
 	}
 	return nil

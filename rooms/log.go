@@ -1,13 +1,16 @@
 package rooms
 
-// Log attribute keys used by this package (shared vocabulary with the hub).
+import "github.com/walcast/walcast/internal/logkey"
+
+// Log attribute keys used by this package (internal/logkey: the same
+// vocabulary as the hub).
 const (
-	LogKeyComponent = "component"
-	LogKeyUserID    = "user_id"
-	LogKeySocket    = "conn_id"
-	LogKeyRoom      = "room"
-	LogKeyEvent     = "event"
-	LogKeyReason    = "reason"
-	LogKeyRole      = "role"
-	LogKeyError     = "error"
+	LogKeyComponent = logkey.Component
+	LogKeyUserID    = logkey.UserID
+	LogKeySocket    = logkey.Conn
+	LogKeyRoom      = logkey.Room
+	LogKeyEvent     = logkey.Event
+	LogKeyReason    = logkey.Reason
+	LogKeyRole      = logkey.Role
+	LogKeyError     = logkey.Err
 )

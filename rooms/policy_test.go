@@ -221,9 +221,9 @@ func ackResult(t *testing.T, raw json.RawMessage, derr string) (bool, string) {
 	return r.OK, r.Error
 }
 
-// TestPolicy_Table is issue 4's Done-when: every row's exact refusal against a
-// running hub and real socket.io-client sockets, while a well-behaved client
-// keeps receiving its events.
+// TestPolicy_Table checks each refusal of the policy, one table row each,
+// against a running hub and real socket.io-client sockets, while a
+// well-behaved client keeps receiving its events.
 func TestPolicy_Table(t *testing.T) {
 	st := startStack(t)
 	d := startDriver(t, st.url)

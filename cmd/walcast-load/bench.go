@@ -35,7 +35,7 @@ type BenchConfig struct {
 	Log        io.Writer
 }
 
-// scenario is one row family of the issue-7 table.
+// scenario is one row family of the benchmark table.
 type scenario struct {
 	Name    string
 	Run     RunConfig // server fields filled per server
@@ -770,7 +770,7 @@ func (e *benchEnv) backlog(ctx context.Context, rows int, oneRow bool) (*Backlog
 				if err != nil || n == 0 {
 					break
 				}
-				if op == opText && len(p) == 1 && p[0] == '2' {
+				if op == opText && isPing(p) {
 					_ = writeAll(r.fd, pongFrame)
 				}
 				if v, ok := parseStockEvent(p); ok && v == marker {

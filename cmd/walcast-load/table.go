@@ -8,7 +8,7 @@ import (
 )
 
 // printTable prints the suite's results as one markdown table, walcast beside
-// Node from the same run, with the ratio and whether the issue-7 target is met.
+// Node from the same run, with the ratio and whether the row's target is met.
 func printTable(w io.Writer, cfg BenchConfig, o *BenchOutcome) {
 	get := func(sc, srv string) *Result {
 		if m := o.Results[sc]; m != nil {

@@ -5,20 +5,26 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"time"
 
+	"github.com/walcast/walcast/hub/packet"
+	"github.com/walcast/walcast/internal/jsonw"
 	"golang.org/x/sys/unix"
 )
 
-// This file is the load tool's own minimal WebSocket (RFC 6455, client side) and
-// Engine.IO v4 / Socket.IO v5 codec. It handles exactly what a subscribed
+// This file is the load tool's own minimal WebSocket client (RFC 6455, client
+// side) and its use of hub/packet. It handles exactly what a subscribed
 // storefront client sees: the upgrade, the EIO open packet, CONNECT with an auth
 // token, one acked subscribe, server pings, events and close frames. It does no
-// per-frame allocation on the delivery path.
+// per-frame allocation on the delivery path: there an event is recognised by
+// its bytes (parseStockEvent) instead of packet.ParseSocket, which validates
+// the whole JSON payload and allocates, and would make the tool's CPU per
+// delivery rival the server's. The WebSocket frames are its own: the hub's
+// frame code is internal to the hub and server side (unmasked writes).
 
 // Frame opcodes.
 const (
@@ -61,7 +67,10 @@ func appendClientFrame(dst []byte, op byte, payload []byte) []byte {
 }
 
 // pongFrame is the Engine.IO pong "3" as a masked text frame, built once.
-var pongFrame = appendClientFrame(nil, opText, []byte("3"))
+var pongFrame = appendClientFrame(nil, opText, []byte{packet.EnginePong})
+
+// isPing reports whether the text frame payload p is an Engine.IO ping.
+func isPing(p []byte) bool { return len(p) == 1 && p[0] == packet.EnginePing }
 
 // parseFrame reads one server frame from b. It returns the opcode, the payload
 // (a sub-slice of b, valid until b is reused) and the bytes consumed; n == 0
@@ -115,8 +124,12 @@ func parseFrame(b []byte, limit int) (op byte, payload []byte, n int, err error)
 	return op, payload, h + l, nil
 }
 
-// eventPrefix is what a product:stock-updated EVENT on namespace "/" starts with.
-var eventPrefix = []byte(`42["product:stock-updated",`)
+// eventPrefix is what a product:stock-updated EVENT on namespace "/" starts
+// with: 42["product:stock-updated",
+var eventPrefix = func() []byte {
+	b := packet.AppendEventMessage(nil, packet.SocketEvent, 0, "/", -1, "product:stock-updated", nil)
+	return append(b[:len(b)-1], ',') // the arguments follow the name
+}()
 
 var availableKey = []byte(`"available":`)
 
@@ -259,28 +272,36 @@ func dial(o dialOptions) (_ dialResult, err error) {
 		case opPing:
 			out = appendClientFrame(out, opPong, p)
 		case opText:
-			switch {
-			case len(p) == 1 && p[0] == '2':
+			if isPing(p) {
 				out = append(out, pongFrame...)
-			case step == 0 && len(p) > 0 && p[0] == '0':
-				out = appendClientFrame(out, opText, []byte(`40{"token":"`+o.Token+`"}`))
+				break
+			}
+			if step == 0 && len(p) > 0 && p[0] == packet.EngineOpen {
+				out = appendClientFrame(out, opText, connectPacket(o.Token))
 				step = 1
-			case step == 1 && bytes.HasPrefix(p, []byte("40")):
+				break
+			}
+			sp, ok := socketPacket(p)
+			if !ok {
+				break
+			}
+			switch {
+			case step == 1 && sp.Type == packet.SocketConnect:
 				if o.Room == "" {
 					buf = buf[:copy(buf, buf[n:])]
 					return dialResult{fd: fd, rest: buf}, nil
 				}
-				out = appendClientFrame(out, opText, []byte(`421["subscribe:product",`+strconv.Quote(o.Room)+`]`))
+				out = appendClientFrame(out, opText, subscribePacket(o.Room))
 				step = 2
-			case step == 1 && bytes.HasPrefix(p, []byte("44")):
-				return dialResult{}, &handshakeError{stepName[step], fmt.Errorf("connect_error %s", p[2:])}
-			case step == 2 && bytes.HasPrefix(p, []byte("431")):
-				if bytes.Contains(p, []byte(`"ok":false`)) {
-					return dialResult{}, &handshakeError{stepName[step], fmt.Errorf("refused: %s", p[3:])}
+			case step == 1 && sp.Type == packet.SocketConnectError:
+				return dialResult{}, &handshakeError{stepName[step], fmt.Errorf("connect_error %s", sp.Data)}
+			case step == 2 && sp.Type == packet.SocketAck && sp.ID == subscribeAckID:
+				if bytes.Contains(sp.Data, []byte(`"ok":false`)) {
+					return dialResult{}, &handshakeError{stepName[step], fmt.Errorf("refused: %s", sp.Data)}
 				}
 				buf = buf[:copy(buf, buf[n:])]
 				return dialResult{fd: fd, rest: buf}, nil
-			case step == 1 && bytes.HasPrefix(p, []byte("41")):
+			case step == 1 && sp.Type == packet.SocketDisconnect:
 				return dialResult{}, &handshakeError{stepName[step], fmt.Errorf("server sent DISCONNECT")}
 			}
 		}
@@ -291,6 +312,36 @@ func dial(o dialOptions) (_ dialResult, err error) {
 		}
 		buf = buf[:copy(buf, buf[n:])]
 	}
+}
+
+// subscribeAckID is the ack id of the one subscribe:product a client sends.
+const subscribeAckID = 1
+
+// connectPacket is the Engine.IO message carrying a CONNECT to "/" with
+// auth {"token": token}.
+func connectPacket(token string) []byte {
+	b := packet.AppendSocketHeader([]byte{packet.EngineMessage}, packet.SocketConnect, 0, "/", -1)
+	b = append(b, `{"token":`...)
+	b = jsonw.AppendString(b, token)
+	return append(b, '}')
+}
+
+// subscribePacket is the Engine.IO message carrying subscribe:product for
+// product id with ack id subscribeAckID.
+func subscribePacket(id string) []byte {
+	return packet.AppendEventMessage(nil, packet.SocketEvent, 0, "/", subscribeAckID, "subscribe:product",
+		[]json.RawMessage{jsonw.AppendString(nil, id)})
+}
+
+// socketPacket parses the Engine.IO message p of the handshake as a
+// Socket.IO packet; ok is false for anything else.
+func socketPacket(p []byte) (packet.Socket, bool) {
+	e, err := packet.ParseEngine(p)
+	if err != nil || e.Type != packet.EngineMessage {
+		return packet.Socket{}, false
+	}
+	sp, err := packet.ParseSocket(e.Data)
+	return sp, err == nil
 }
 
 func readMore(fd int, buf []byte) ([]byte, error) {

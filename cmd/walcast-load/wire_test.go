@@ -89,3 +89,22 @@ func FuzzParseFrame(f *testing.F) {
 		parseStockEvent(b)
 	})
 }
+
+func TestHandshakePackets(t *testing.T) {
+	if got, want := string(connectPacket("a.b.c")), `40{"token":"a.b.c"}`; got != want {
+		t.Errorf("connectPacket = %s, want %s", got, want)
+	}
+	if got, want := string(subscribePacket("p-1")), `421["subscribe:product","p-1"]`; got != want {
+		t.Errorf("subscribePacket = %s, want %s", got, want)
+	}
+	if got, want := string(eventPrefix), `42["product:stock-updated",`; got != want {
+		t.Errorf("eventPrefix = %s, want %s", got, want)
+	}
+	sp, ok := socketPacket([]byte(`431[{"ok":true}]`))
+	if !ok || sp.ID != subscribeAckID || string(sp.Data) != `[{"ok":true}]` {
+		t.Errorf("socketPacket(431[…]) = %+v, %v", sp, ok)
+	}
+	if !isPing([]byte("2")) || isPing([]byte("2probe")) {
+		t.Error("isPing: wrong answer for 2 or 2probe")
+	}
+}

@@ -458,7 +458,7 @@ func (w *worker) consume(c *conn, b []byte, now int64) {
 }
 
 func (w *worker) handleText(c *conn, p []byte, now int64) {
-	if len(p) == 1 && p[0] == '2' { // Engine.IO ping
+	if isPing(p) {
 		_ = writeAll(c.fd, pongFrame)
 		return
 	}

@@ -1,11 +1,10 @@
 package main
 
-// The cluster test (issue 6, owned by scale-out): three walcast processes on
-// one redis-server and one throwaway Postgres, all on loopback, with Go
-// Socket.IO clients spread over the nodes. It kills the leader mid-stream,
-// stops Redis for 10 s, kills a standby, and checks interop with a Node
-// socket.io server using @socket.io/redis-adapter and with the Node
-// redis-emitter.
+// The cluster test: three walcast processes on one redis-server and one
+// throwaway Postgres, all on loopback, with Go Socket.IO clients spread over
+// the nodes. It kills the leader mid-stream, stops Redis for 10 s, kills a
+// standby, and checks interop with a Node socket.io server using
+// @socket.io/redis-adapter and with the Node redis-emitter.
 
 import (
 	"bufio"
@@ -533,7 +532,7 @@ func (c *wcluster) waitSessions(d time.Duration) {
 	}
 }
 
-// TestCluster runs the failure scenarios of issue 6 in sequence on one cluster.
+// TestCluster runs the failure scenarios in sequence on one cluster.
 func TestCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test is long; skipped with -short")

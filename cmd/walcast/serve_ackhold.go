@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/backoff"
 	"github.com/walcast/walcast/internal/sessions"
 )
 
@@ -53,10 +54,8 @@ func (h *ackHold) start(ctx context.Context, db cdc.Querier, log *slog.Logger) b
 		if attempt%10 == 0 {
 			log.Warn("recovery: cannot read the WAL position; holding the slot and retrying", "err", err, "attempt", attempt+1)
 		}
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, backoff.Delay(500*time.Millisecond, 5*time.Second, attempt)) != nil {
 			return false
-		case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
 		}
 	}
 }

@@ -1,9 +1,9 @@
 package main
 
-// Cluster wiring (owned by the scale-out engineer): the Redis client, the Redis
-// bus and the Redis recovery store, used when WALCAST_REDIS_URL / REDIS_URL is
-// set. serve.go calls newCluster before hub.New (the store goes into the hub's
-// recovery config) and cluster.attach after it.
+// Cluster wiring: the Redis client, the Redis bus and the Redis recovery
+// store, used when WALCAST_REDIS_URL / REDIS_URL is set. serve.go calls
+// newCluster before hub.New (the store goes into the hub's recovery config)
+// and cluster.attach after it.
 
 import (
 	"context"

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/walcast/walcast/internal/backoff"
 	"github.com/walcast/walcast/rooms"
 
 	"github.com/walcast/walcast/cdc"
@@ -141,10 +142,8 @@ func (p *pipeline) run(ctx context.Context) error {
 		if attempt == 0 || attempt%10 == 0 {
 			p.log.Error("cannot load the mapping from the database; retrying", "err", err, "attempt", attempt+1)
 		}
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, backoff.Delay(500*time.Millisecond, 5*time.Second, attempt)) != nil {
 			return nil
-		case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
 		}
 	}
 	if p.hold != nil && !p.hold.start(ctx, p.db, p.log) {

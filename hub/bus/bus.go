@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // Bus carries broadcasts to the hub of every node.
@@ -72,7 +73,7 @@ func (l *Local) freshLocked(b *hub.Broadcast) bool {
 	if !ok {
 		return true
 	}
-	nsp := nspOf(b.Namespace)
+	nsp := packet.Namespace(b.Namespace)
 	if last, seen := l.last[nsp]; seen && !last.less(id) {
 		return false
 	}

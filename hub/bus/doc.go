@@ -14,7 +14,8 @@
 //     hub.Server.Broadcast directly; Run only waits for its context.
 //   - Redis (NewRedis): many nodes on one Redis. Publish sends each broadcast
 //     with PUBLISH in the @socket.io/redis-adapter wire format (msgpack
-//     [uid, packet, opts] on socket.io#<nsp># or socket.io#<nsp>#<room>#),
+//     [uid, packet, opts], packet.AppendAdapterMessage, on socket.io#<nsp>#
+//     or socket.io#<nsp>#<room>#),
 //     pipelined, and delivers it locally once Redis accepted it; Run
 //     PSUBSCRIBEs socket.io#<nsp>#* and delivers every message not sent by
 //     this node. A Node socket.io server using @socket.io/redis-adapter on the

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -15,6 +14,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/packet"
+	"github.com/walcast/walcast/internal/backoff"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Defaults for zero RedisConfig fields.
@@ -48,9 +50,10 @@ type RedisConfig struct {
 	Store *RedisStore
 	// BatchSize is the number of broadcasts per pipeline; 0 = 256.
 	BatchSize int
-	// RetryMin and RetryMax bound the jittered exponential backoff between
-	// publish attempts and resubscribe attempts while Redis is unreachable;
-	// 0 = 50ms and 1s.
+	// RetryMin and RetryMax set the delay between publish attempts and
+	// resubscribe attempts while Redis is unreachable: before attempt n,
+	// d = RetryMin·2ⁿ capped at RetryMax, jittered over [d/2, d]; 0 = 50ms
+	// and 1s.
 	RetryMin, RetryMax time.Duration
 	// HealthInterval is how long the subscription may stay silent before the
 	// bus pings Redis to check it; 0 = 2s.
@@ -161,7 +164,7 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 		last: make(map[string]streamID),
 	}
 	for _, n := range cfg.Namespaces {
-		n = nspOf(n)
+		n = packet.Namespace(n)
 		if n[0] != '/' {
 			n = "/" + n
 		}
@@ -270,10 +273,10 @@ func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]
 		}
 		r.m.retry()
 		if time.Since(lastLog) > 10*time.Second {
-			r.log.Warn("redis publish failed, retrying", "err", err, "attempt", attempt+1)
+			r.log.Warn("redis publish failed, retrying", logkey.Err, err, "attempt", attempt+1)
 			lastLog = time.Now()
 		}
-		if serr := sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax)); serr != nil {
+		if serr := backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, attempt)); serr != nil {
 			return fmt.Errorf("bus: publish %d broadcasts: %w (last error: %v)", len(bs), serr, err)
 		}
 	}
@@ -334,10 +337,10 @@ func (r *Redis) primeRetry(ctx context.Context) error {
 			r.updateUp()
 		}
 		if time.Since(lastLog) > 10*time.Second {
-			r.log.Warn("redis: reading the newest stored offsets failed, retrying", "err", err, "attempt", attempt+1)
+			r.log.Warn("redis: reading the newest stored offsets failed, retrying", logkey.Err, err, "attempt", attempt+1)
 			lastLog = time.Now()
 		}
-		if serr := sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax)); serr != nil {
+		if serr := backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, attempt)); serr != nil {
 			return fmt.Errorf("bus: read the newest stored offsets: %w (last error: %v)", serr, err)
 		}
 	}
@@ -391,7 +394,7 @@ func (r *Redis) published(bs []*hub.Broadcast) []bool {
 		if !ok {
 			continue
 		}
-		if last, seen := r.last[nspOf(b.Namespace)]; seen && !last.less(id) {
+		if last, seen := r.last[packet.Namespace(b.Namespace)]; seen && !last.less(id) {
 			if old == nil {
 				old = make([]bool, len(bs))
 			}
@@ -403,7 +406,7 @@ func (r *Redis) published(bs []*hub.Broadcast) []bool {
 
 // deliver hands b to the local hub unless its offset was delivered already.
 func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
-	nsp := nspOf(b.Namespace)
+	nsp := packet.Namespace(b.Namespace)
 	if b.Offset != "" {
 		if id, ok := parseStreamID(b.Offset); ok {
 			r.lastMu.Lock()
@@ -483,13 +486,13 @@ func (r *Redis) Run(ctx context.Context) error {
 			}
 			wasDown = true
 			if time.Since(lastLog) > 10*time.Second {
-				r.log.Warn("redis subscription lost, resubscribing", "err", err)
+				r.log.Warn("redis subscription lost, resubscribing", logkey.Err, err)
 				lastLog = time.Now()
 			}
 			// A fresh PubSub reconnects and resubscribes cleanly.
 			ps.Close()
 			ps = r.cfg.Client.PSubscribe(ctx, r.patterns...)
-			if err := sleepCtx(ctx, backoff(failures, r.cfg.RetryMin, r.cfg.RetryMax)); err != nil {
+			if err := backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, failures)); err != nil {
 				break
 			}
 			failures++
@@ -514,8 +517,8 @@ func (r *Redis) Run(ctx context.Context) error {
 						if err == nil {
 							break
 						}
-						r.log.Warn("replay after resubscribe failed, retrying", "err", err, "attempt", attempt+1)
-						_ = sleepCtx(ctx, backoff(attempt, r.cfg.RetryMin, r.cfg.RetryMax))
+						r.log.Warn("replay after resubscribe failed, retrying", logkey.Err, err, "attempt", attempt+1)
+						_ = backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, attempt))
 					}
 					wasDown = false
 				}
@@ -534,7 +537,7 @@ func (r *Redis) receive(m *redis.Message) {
 	if err != nil {
 		r.m.drop("decode")
 		if r.log.Enabled(context.Background(), slog.LevelDebug) {
-			r.log.Debug("drop undecodable bus message", "channel", m.Channel, "err", err)
+			r.log.Debug("drop undecodable bus message", "channel", m.Channel, logkey.Err, err)
 		}
 		return
 	}
@@ -586,26 +589,6 @@ func (r *Redis) replayMissed(ctx context.Context) error {
 }
 
 func (r *Redis) updateUp() { r.m.setUp(r.Healthy()) }
-
-// backoff returns the jittered delay before retry attempt n.
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo << min(n, 20)
-	if d > hi || d <= 0 {
-		d = hi
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // randomUID returns a 6-character id like the Node adapter's uid2(6).
 func randomUID() string {

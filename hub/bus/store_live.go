@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/backoff"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Live sessions: the hub saves a socket's session when the socket disconnects.
@@ -16,8 +18,8 @@ import (
 // liveTick, the expiry every MaxAge/3). If the node dies, the last record stays
 // recoverable for MaxAge, and another node's TakeSession finds it.
 //
-// This needs the socket's private id, which *hub.Socket exposes through a
-// PID() string method; without it (an older hub) tracking is a no-op.
+// A record is keyed by the socket's private id (hub.Socket.PID); a socket
+// without one (recovery off) is not tracked.
 
 // liveTick is how often rooms of connected sockets are checked for changes;
 // liveSettle is how long after a new socket its session is first written (so
@@ -40,16 +42,14 @@ type liveSessions struct {
 	added   chan struct{} // a socket was tracked; flush soon
 }
 
-type pider interface{ PID() string }
-
 // track starts keeping sock's session; install it with Namespace.OnConnect.
 func (s *RedisStore) track(sock *hub.Socket) {
-	p, ok := any(sock).(pider)
-	if !ok || p.PID() == "" {
-		s.log.Debug("live session not tracked: no pid", "sid", sock.ID(), "has_pid_method", ok)
+	pid := sock.PID()
+	if pid == "" {
+		s.log.Debug("live session not tracked: no pid", "sid", sock.ID())
 		return
 	}
-	e := &liveEntry{sock: sock, pid: p.PID()}
+	e := &liveEntry{sock: sock, pid: pid}
 	s.live.mu.Lock()
 	if s.live.entries == nil {
 		s.live.entries = make(map[*hub.Socket]*liveEntry)
@@ -97,7 +97,7 @@ func (s *RedisStore) keepLive(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-s.live.added:
-			if sleepCtx(ctx, liveSettle) != nil {
+			if backoff.Sleep(ctx, liveSettle) != nil {
 				return
 			}
 		}
@@ -129,7 +129,7 @@ func (s *RedisStore) flushLive(ctx context.Context) {
 	}
 	s.log.Debug("saving live sessions", "count", len(due))
 	if _, err := p.Exec(ctx); err != nil {
-		s.log.Warn("save live sessions; retrying at the next tick", "count", len(due), "err", err)
+		s.log.Warn("save live sessions; retrying at the next tick", "count", len(due), logkey.Err, err)
 		return
 	}
 	s.live.mu.Lock()

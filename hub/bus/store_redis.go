@@ -13,6 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/packet"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Defaults for zero RedisStoreConfig fields.
@@ -106,7 +108,7 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 
 // streamKey returns the stream holding namespace nsp's packets.
 func (s *RedisStore) streamKey(nsp string) string {
-	return s.cfg.Prefix + ":recovery:" + nspOf(nsp)
+	return s.cfg.Prefix + ":recovery:" + packet.Namespace(nsp)
 }
 
 // addCmds queues the commands that store one encoded broadcast on p.
@@ -167,7 +169,7 @@ func (s *RedisStore) Since(ctx context.Context, nsp, offset string) ([]*hub.Broa
 		b, err := entryBroadcast(x)
 		if err != nil {
 			// Skip what cannot be decoded rather than refuse the recovery.
-			s.log.Warn("skip undecodable recovery entry", "key", key, "id", x.ID, "err", err)
+			s.log.Warn("skip undecodable recovery entry", "key", key, "id", x.ID, logkey.Err, err)
 			continue
 		}
 		out = append(out, b)

@@ -1,7 +1,6 @@
 package hubtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,13 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/gorilla/websocket"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/packet"
 )
 
 // EventBuffer is the capacity of Client.Events.
@@ -151,7 +149,7 @@ func DialOptions(ctx context.Context, rawURL, namespace string, auth json.RawMes
 	}
 	// open packet
 	_, open, err := ws.ReadMessage()
-	if err != nil || len(open) == 0 || open[0] != '0' {
+	if err != nil || len(open) == 0 || open[0] != packet.EngineOpen {
 		ws.Close()
 		return nil, fmt.Errorf("hubtest: read open packet: %v %q", err, open)
 	}
@@ -168,7 +166,7 @@ func DialOptions(ctx context.Context, rawURL, namespace string, auth json.RawMes
 		m["offset"], _ = json.Marshal(o.Offset)
 		payload, _ = json.Marshal(m)
 	}
-	if err := c.writeText(c.header('0', -1, 0) + string(payload)); err != nil {
+	if err := c.writeText(string(append(c.header(packet.SocketConnect, -1, 0), payload...))); err != nil {
 		ws.Close()
 		return nil, err
 	}
@@ -195,23 +193,10 @@ func DialOptions(ctx context.Context, rawURL, namespace string, auth json.RawMes
 	}
 }
 
-// header builds "4<type>[n-][nsp,][id]".
-func (c *Client) header(typ byte, id int64, attachments int) string {
-	var b strings.Builder
-	b.WriteByte('4')
-	b.WriteByte(typ)
-	if typ == '5' || typ == '6' {
-		b.WriteString(strconv.Itoa(attachments))
-		b.WriteByte('-')
-	}
-	if c.nsp != "/" {
-		b.WriteString(c.nsp)
-		b.WriteByte(',')
-	}
-	if id >= 0 {
-		b.WriteString(strconv.FormatInt(id, 10))
-	}
-	return b.String()
+// header appends the Engine.IO message type and the Socket.IO packet header
+// of a packet on the client's namespace.
+func (c *Client) header(typ byte, id int64, attachments int) []byte {
+	return packet.AppendSocketHeader([]byte{packet.EngineMessage}, typ, attachments, c.nsp, id)
 }
 
 func (c *Client) writeText(s string) error {
@@ -233,46 +218,45 @@ func (c *Client) writeBinary(b []byte) error {
 	return c.ws.WriteMessage(websocket.BinaryMessage, b)
 }
 
-// encode turns args into JSON with []byte as attachments.
-func encode(event string, withEvent bool, args []any) (string, [][]byte, error) {
-	var parts []string
-	if withEvent {
-		b, _ := json.Marshal(event)
-		parts = append(parts, string(b))
-	}
+// encode turns args into JSON arguments, with []byte as attachments.
+func encode(args []any) ([]json.RawMessage, [][]byte, error) {
+	raw := make([]json.RawMessage, len(args))
 	var atts [][]byte
-	for _, a := range args {
+	for i, a := range args {
 		switch v := a.(type) {
 		case []byte:
-			parts = append(parts, `{"_placeholder":true,"num":`+strconv.Itoa(len(atts))+`}`)
+			raw[i] = packet.AppendPlaceholder(nil, len(atts))
 			atts = append(atts, v)
 		case json.RawMessage:
-			parts = append(parts, string(v))
+			raw[i] = v
 		default:
 			b, err := json.Marshal(v)
 			if err != nil {
-				return "", nil, fmt.Errorf("hubtest: encode arg: %w", err)
+				return nil, nil, fmt.Errorf("hubtest: encode arg: %w", err)
 			}
-			parts = append(parts, string(b))
+			raw[i] = b
 		}
 	}
-	return "[" + strings.Join(parts, ",") + "]", atts, nil
+	return raw, atts, nil
 }
 
-func (c *Client) send(typ byte, id int64, event string, withEvent bool, args []any) error {
-	body, atts, err := encode(event, withEvent, args)
+// send writes an EVENT (typ packet.SocketEvent) or ACK (packet.SocketAck),
+// made binary when args hold []byte, then its attachments.
+func (c *Client) send(typ byte, id int64, event string, args []any) error {
+	raw, atts, err := encode(args)
 	if err != nil {
 		return err
 	}
 	switch {
-	case len(atts) > 0 && withEvent:
-		typ = '5'
+	case len(atts) > 0 && typ == packet.SocketEvent:
+		typ = packet.SocketBinaryEvent
 	case len(atts) > 0:
-		typ = '6'
+		typ = packet.SocketBinaryAck
 	}
+	msg := packet.AppendEventMessage(nil, typ, len(atts), c.nsp, id, event, raw)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(c.header(typ, id, len(atts))+body)); err != nil {
+	if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
 		return fmt.Errorf("hubtest: write: %w", err)
 	}
 	for _, a := range atts {
@@ -286,7 +270,7 @@ func (c *Client) send(typ byte, id int64, event string, withEvent bool, args []a
 // Emit sends an event; []byte args become binary attachments,
 // json.RawMessage passes through, the rest is json.Marshal'ed.
 func (c *Client) Emit(event string, args ...any) error {
-	return c.send('2', -1, event, true, args)
+	return c.send(packet.SocketEvent, -1, event, args)
 }
 
 // EmitWithAck sends an event with an ack id and waits for the server's ack.
@@ -297,7 +281,7 @@ func (c *Client) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 	c.nextAck++
 	c.acks[id] = ch
 	c.mu.Unlock()
-	if err := c.send('2', id, event, true, args); err != nil {
+	if err := c.send(packet.SocketEvent, id, event, args); err != nil {
 		return nil, err
 	}
 	select {
@@ -351,7 +335,7 @@ func (c *Client) Recovered() bool { c.mu.Lock(); defer c.mu.Unlock(); return c.r
 
 // Close sends the namespace DISCONNECT and closes the connection.
 func (c *Client) Close() error {
-	c.writeText(c.header('1', -1, 0))
+	c.writeText(string(c.header(packet.SocketDisconnect, -1, 0)))
 	c.wmu.Lock()
 	c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	c.wmu.Unlock()
@@ -405,18 +389,19 @@ func (c *Client) readLoop() {
 			}
 			continue
 		}
-		if len(data) == 0 {
-			c.fail(errors.New("hubtest: empty frame"))
+		p, err := packet.ParseEngine(data)
+		if err != nil {
+			c.fail(fmt.Errorf("hubtest: %w", err))
 			return
 		}
-		switch data[0] {
-		case '2':
-			c.writeText("3")
-		case '1':
+		switch p.Type {
+		case packet.EnginePing:
+			c.writeText(string(packet.EnginePong))
+		case packet.EngineClose:
 			c.fail(errors.New("hubtest: server closed the session"))
 			return
-		case '4':
-			if !c.onPacket(data[1:]) {
+		case packet.EngineMessage:
+			if !c.onPacket(p.Data) {
 				return
 			}
 		}
@@ -441,46 +426,20 @@ func (c *Client) onBinary(b []byte) bool {
 	return c.deliver(p.isAck, p.id, p.args, p.atts)
 }
 
-// onPacket parses "<type>[n-][nsp,][id][json]".
+// onPacket handles one Socket.IO packet from the server.
 func (c *Client) onPacket(b []byte) bool {
-	if len(b) == 0 {
+	p, err := packet.ParseSocket(b)
+	if err != nil {
+		c.fail(fmt.Errorf("hubtest: %w", err))
 		return false
 	}
-	typ := b[0]
-	b = b[1:]
-	n := 0
-	if typ == '5' || typ == '6' {
-		i := bytes.IndexByte(b, '-')
-		if i < 0 {
-			c.fail(errors.New("hubtest: bad binary header"))
-			return false
-		}
-		n, _ = strconv.Atoi(string(b[:i]))
-		b = b[i+1:]
-	}
-	nsp := "/"
-	if len(b) > 0 && b[0] == '/' {
-		i := bytes.IndexByte(b, ',')
-		if i < 0 {
-			nsp, b = string(b), nil
-		} else {
-			nsp, b = string(b[:i]), b[i+1:]
-		}
-	}
-	if nsp != c.nsp {
+	if p.Nsp != c.nsp {
 		return true
 	}
-	id := int64(-1)
-	i := 0
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	if i > 0 {
-		id, _ = strconv.ParseInt(string(b[:i]), 10, 64)
-		b = b[i:]
-	}
+	typ, id, n := p.Type, p.ID, p.Attachments
+	b = p.Data
 	switch typ {
-	case '0':
+	case packet.SocketConnect:
 		var r struct{ SID, PID string }
 		if err := json.Unmarshal(b, &r); err != nil {
 			c.signal(fmt.Errorf("hubtest: bad CONNECT reply %q", b))
@@ -494,7 +453,7 @@ func (c *Client) onPacket(b []byte) bool {
 		}
 		c.mu.Unlock()
 		c.signal(nil)
-	case '4':
+	case packet.SocketConnectError:
 		var r struct {
 			Message string
 			Data    json.RawMessage
@@ -502,16 +461,16 @@ func (c *Client) onPacket(b []byte) bool {
 		json.Unmarshal(b, &r)
 		c.signal(&ConnectError{Message: r.Message, Data: r.Data})
 		return false
-	case '1':
+	case packet.SocketDisconnect:
 		c.fail(errors.New("hubtest: server namespace disconnect"))
 		return false
-	case '2', '3', '5', '6':
+	case packet.SocketEvent, packet.SocketAck, packet.SocketBinaryEvent, packet.SocketBinaryAck:
 		var args []json.RawMessage
 		if err := json.Unmarshal(b, &args); err != nil {
 			c.fail(fmt.Errorf("hubtest: bad payload %q: %w", b, err))
 			return false
 		}
-		isAck := typ == '3' || typ == '6'
+		isAck := typ == packet.SocketAck || typ == packet.SocketBinaryAck
 		if n > 0 {
 			c.mu.Lock()
 			c.pending = &pendingBin{typ: typ, id: id, args: args, n: n, isAck: isAck}
@@ -550,7 +509,7 @@ func (c *Client) deliver(isAck bool, id int64, args []json.RawMessage, atts [][]
 	}
 	c.mu.Unlock()
 	if id >= 0 {
-		e.Ack = func(args ...any) error { return c.send('3', id, "", false, args) }
+		e.Ack = func(args ...any) error { return c.send(packet.SocketAck, id, "", args) }
 	}
 	select {
 	case c.events <- e:

@@ -1,4 +1,4 @@
-package bus
+package packet
 
 import (
 	"encoding/binary"
@@ -12,7 +12,7 @@ import (
 )
 
 // This file holds a small MessagePack codec: append-style encoders for the
-// values the adapter wire format needs, and a bounds-checked decoder over a
+// values the adapter message needs, and a bounds-checked decoder over a
 // []byte. It is written here rather than taken from vmihailenco/msgpack so that
 // map key order survives (payload JSON keeps its order through Redis), and so
 // that a hostile message can never make the decoder allocate by a length
@@ -24,14 +24,14 @@ const maxDepth = 64
 // errTruncated reports msgpack input that ends inside a value.
 var errTruncated = errors.New("truncated msgpack")
 
-// DecodeError describes a bus message that could not be decoded.
+// DecodeError describes an adapter message that could not be decoded.
 type DecodeError struct {
 	Offset int // byte offset in the message where decoding failed
 	Err    error
 }
 
 func (e *DecodeError) Error() string {
-	return fmt.Sprintf("bus: decode message at byte %d: %v", e.Offset, e.Err)
+	return fmt.Sprintf("packet: decode adapter message at byte %d: %v", e.Offset, e.Err)
 }
 
 func (e *DecodeError) Unwrap() error { return e.Err }
@@ -402,10 +402,9 @@ func appendJSON(dst []byte, v *value, atts *[][]byte) ([]byte, error) {
 		dst = v.t.AppendFormat(dst, "2006-01-02T15:04:05.000Z")
 		return append(dst, '"'), nil
 	case kindBin:
-		dst = append(dst, `{"_placeholder":true,"num":`...)
-		dst = strconv.AppendInt(dst, int64(len(*atts)), 10)
+		dst = AppendPlaceholder(dst, len(*atts))
 		*atts = append(*atts, v.s)
-		return append(dst, '}'), nil
+		return dst, nil
 	case kindArray:
 		dst = append(dst, '[')
 		for i := range v.arr {

@@ -1,4 +1,4 @@
-package hub
+package packet
 
 import (
 	"bytes"
@@ -10,52 +10,67 @@ import (
 	"github.com/walcast/walcast/internal/jsonw"
 )
 
-// Socket.IO v5 packet types.
+// Socket.IO v5 packet types (the first byte of a Socket.IO packet, which
+// rides in an Engine.IO message).
 const (
-	sioConnect      byte = '0'
-	sioDisconnect   byte = '1'
-	sioEvent        byte = '2'
-	sioAck          byte = '3'
-	sioConnectError byte = '4'
-	sioBinaryEvent  byte = '5'
-	sioBinaryAck    byte = '6'
+	SocketConnect      byte = '0'
+	SocketDisconnect   byte = '1'
+	SocketEvent        byte = '2'
+	SocketAck          byte = '3'
+	SocketConnectError byte = '4'
+	SocketBinaryEvent  byte = '5'
+	SocketBinaryAck    byte = '6'
 )
-
-// maxAttachments bounds the attachments of one binary packet (the reference
-// parser's default).
-const maxAttachments = 10
 
 // maxAckIDDigits keeps ack ids within a JavaScript safe integer.
 const maxAckIDDigits = 15
 
-// socketPacket is one decoded Socket.IO packet. Data aliases the input.
-type socketPacket struct {
+// Socket is one Socket.IO packet:
+//
+//	<type>[<attachments>-][<nsp>,][<ack id>][JSON]
+type Socket struct {
 	Type        byte
-	Attachments int
+	Attachments int    // binary attachments that follow (BINARY_EVENT, BINARY_ACK)
 	Nsp         string // "/" when absent
-	ID          int64  // -1 = no ack id
+	ID          int64  // ack id; -1 = none
 	Data        []byte // JSON payload; nil when absent
 }
 
-// reservedEvents cannot be sent by clients (socket.io-parser RESERVED_EVENTS).
-var reservedEvents = map[string]bool{
+// reserved are the event names a client may not send (socket.io-parser
+// RESERVED_EVENTS).
+var reserved = map[string]bool{
 	"connect": true, "connect_error": true, "disconnect": true,
 	"disconnecting": true, "newListener": true, "removeListener": true,
 }
 
-// decodeSocketPacket decodes a Socket.IO packet (the payload of an Engine.IO
-// message) and validates its payload like socket.io-parser does.
-func decodeSocketPacket(b []byte) (socketPacket, error) {
-	p := socketPacket{Nsp: "/", ID: -1}
+// Reserved reports whether event is a name socket.io keeps for itself, which
+// no EVENT may carry.
+func Reserved(event string) bool { return reserved[event] }
+
+// Namespace returns nsp, or "/" when nsp is empty: the namespace a packet
+// without one addresses.
+func Namespace(nsp string) string {
+	if nsp == "" {
+		return "/"
+	}
+	return nsp
+}
+
+// ParseSocket parses a Socket.IO packet (the data of an Engine.IO message)
+// and validates its payload as socket.io-parser does: JSON of the shape its
+// type requires, an EVENT's name neither reserved nor missing. Data aliases
+// b.
+func ParseSocket(b []byte) (Socket, error) {
+	p := Socket{Nsp: "/", ID: -1}
 	if len(b) == 0 {
 		return p, fmt.Errorf("%w: empty socket packet", ErrBadPacket)
 	}
 	p.Type = b[0]
-	if p.Type < sioConnect || p.Type > sioBinaryAck {
+	if p.Type < SocketConnect || p.Type > SocketBinaryAck {
 		return p, fmt.Errorf("%w: unknown socket packet type %q", ErrBadPacket, b[0])
 	}
 	i := 1
-	if p.Type == sioBinaryEvent || p.Type == sioBinaryAck {
+	if p.Type == SocketBinaryEvent || p.Type == SocketBinaryAck {
 		j := i
 		for j < len(b) && b[j] >= '0' && b[j] <= '9' && j-i < 3 {
 			j++
@@ -64,8 +79,8 @@ func decodeSocketPacket(b []byte) (socketPacket, error) {
 			return p, fmt.Errorf("%w: bad attachments count", ErrBadPacket)
 		}
 		n, _ := strconv.Atoi(string(b[i:j]))
-		if n > maxAttachments {
-			return p, fmt.Errorf("%w: %d attachments, limit %d", ErrBadPacket, n, maxAttachments)
+		if n > MaxAttachments {
+			return p, fmt.Errorf("%w: %d attachments, limit %d", ErrBadPacket, n, MaxAttachments)
 		}
 		p.Attachments = n
 		i = j + 1
@@ -96,32 +111,32 @@ func decodeSocketPacket(b []byte) (socketPacket, error) {
 	if i < len(b) {
 		p.Data = b[i:]
 	}
-	if err := validateSocketPayload(&p); err != nil {
+	if err := validatePayload(&p); err != nil {
 		return p, err
 	}
 	return p, nil
 }
 
-func validateSocketPayload(p *socketPacket) error {
+func validatePayload(p *Socket) error {
 	d := p.Data
 	if d != nil && !json.Valid(d) {
 		return fmt.Errorf("%w: payload is not JSON", ErrBadPacket)
 	}
 	first := firstNonSpace(d)
 	switch p.Type {
-	case sioConnect:
+	case SocketConnect:
 		if d != nil && first != '{' {
 			return fmt.Errorf("%w: CONNECT payload must be an object", ErrBadPacket)
 		}
-	case sioDisconnect:
+	case SocketDisconnect:
 		if d != nil {
 			return fmt.Errorf("%w: DISCONNECT has a payload", ErrBadPacket)
 		}
-	case sioConnectError:
+	case SocketConnectError:
 		if first != '{' && first != '"' {
 			return fmt.Errorf("%w: CONNECT_ERROR payload must be a string or object", ErrBadPacket)
 		}
-	case sioEvent, sioBinaryEvent:
+	case SocketEvent, SocketBinaryEvent:
 		if first != '[' {
 			return fmt.Errorf("%w: EVENT payload must be an array", ErrBadPacket)
 		}
@@ -129,10 +144,10 @@ func validateSocketPayload(p *socketPacket) error {
 		if err := json.Unmarshal(d, &args); err != nil || len(args) == 0 {
 			return fmt.Errorf("%w: EVENT payload must be a non-empty array", ErrBadPacket)
 		}
-		if _, err := eventName(args[0]); err != nil {
+		if _, err := EventName(args[0]); err != nil {
 			return err
 		}
-	case sioAck, sioBinaryAck:
+	case SocketAck, SocketBinaryAck:
 		if first != '[' {
 			return fmt.Errorf("%w: ACK payload must be an array", ErrBadPacket)
 		}
@@ -151,16 +166,16 @@ func firstNonSpace(b []byte) byte {
 	return 0
 }
 
-// eventName returns the event name of an EVENT's first argument: a string
+// EventName returns the event name of an EVENT's first argument: a string
 // that is not reserved, or a number (kept as its JSON text).
-func eventName(raw json.RawMessage) (string, error) {
+func EventName(raw json.RawMessage) (string, error) {
 	switch c := firstNonSpace(raw); {
 	case c == '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return "", fmt.Errorf("%w: event name: %w", ErrBadPacket, err)
 		}
-		if reservedEvents[s] {
+		if reserved[s] {
 			return "", fmt.Errorf("%w: reserved event name %q", ErrBadPacket, s)
 		}
 		return s, nil
@@ -170,15 +185,18 @@ func eventName(raw json.RawMessage) (string, error) {
 	return "", fmt.Errorf("%w: event name must be a string or number", ErrBadPacket)
 }
 
-// appendSocketPacket appends the encoding of p.
-func appendSocketPacket(dst []byte, p socketPacket) []byte {
-	dst = appendSocketHeader(dst, p.Type, p.Attachments, p.Nsp, p.ID)
+// AppendSocket appends the encoding of p.
+func AppendSocket(dst []byte, p Socket) []byte {
+	dst = AppendSocketHeader(dst, p.Type, p.Attachments, p.Nsp, p.ID)
 	return append(dst, p.Data...)
 }
 
-func appendSocketHeader(dst []byte, typ byte, attachments int, nsp string, id int64) []byte {
+// AppendSocketHeader appends everything of a Socket.IO packet before its
+// JSON: the type, the attachment count of a binary packet, the namespace
+// unless it is "/" or empty, and the ack id unless it is negative.
+func AppendSocketHeader(dst []byte, typ byte, attachments int, nsp string, id int64) []byte {
 	dst = append(dst, typ)
-	if typ == sioBinaryEvent || typ == sioBinaryAck {
+	if typ == SocketBinaryEvent || typ == SocketBinaryAck {
 		dst = strconv.AppendInt(dst, int64(attachments), 10)
 		dst = append(dst, '-')
 	}
@@ -192,16 +210,17 @@ func appendSocketHeader(dst []byte, typ byte, attachments int, nsp string, id in
 	return dst
 }
 
-// appendEventFrame appends a whole Engine.IO message frame ("4" + packet) for
-// an EVENT (event != "" or isEvent) or ACK carrying args, plus offset as a
-// last string argument when offset != "".
-func appendEventFrame(dst []byte, typ byte, attachments int, nsp string, id int64,
-	event string, isEvent bool, args []json.RawMessage, offset string) []byte {
-	dst = append(dst, engineMessage)
-	dst = appendSocketHeader(dst, typ, attachments, nsp, id)
+// AppendEventMessage appends a whole Engine.IO message ("4" + Socket.IO
+// packet) of type typ: an EVENT or BINARY_EVENT whose arguments are event
+// then args, or an ACK or BINARY_ACK whose arguments are args (event is
+// ignored). Each of args must be one JSON value; they are copied as they are.
+func AppendEventMessage(dst []byte, typ byte, attachments int, nsp string, id int64,
+	event string, args []json.RawMessage) []byte {
+	dst = append(dst, EngineMessage)
+	dst = AppendSocketHeader(dst, typ, attachments, nsp, id)
 	dst = append(dst, '[')
 	n := 0
-	if isEvent {
+	if typ == SocketEvent || typ == SocketBinaryEvent {
 		dst = jsonw.AppendString(dst, event)
 		n++
 	}
@@ -212,53 +231,5 @@ func appendEventFrame(dst []byte, typ byte, attachments int, nsp string, id int6
 		dst = append(dst, a...)
 		n++
 	}
-	if offset != "" {
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		dst = jsonw.AppendString(dst, offset)
-	}
 	return append(dst, ']')
-}
-
-// validatePlaceholders checks, like socket.io-parser's reconstructPacket,
-// that every {"_placeholder":true,"num":n} in a binary packet's payload has
-// an integer 0 <= n < attachments.
-func validatePlaceholders(data []byte, attachments int) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return fmt.Errorf("%w: binary payload: %w", ErrBadPacket, err)
-	}
-	return walkPlaceholders(v, attachments, 0)
-}
-
-func walkPlaceholders(v any, n, depth int) error {
-	if depth > 64 {
-		return fmt.Errorf("%w: binary payload nested too deep", ErrBadPacket)
-	}
-	switch x := v.(type) {
-	case []any:
-		for _, e := range x {
-			if err := walkPlaceholders(e, n, depth+1); err != nil {
-				return err
-			}
-		}
-	case map[string]any:
-		if x["_placeholder"] == true {
-			num, ok := x["num"].(json.Number)
-			i, err := num.Int64()
-			if !ok || err != nil || i < 0 || i >= int64(n) {
-				return fmt.Errorf("%w: illegal attachments", ErrBadPacket)
-			}
-			return nil
-		}
-		for _, e := range x {
-			if err := walkPlaceholders(e, n, depth+1); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package bus
+package packet
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 // it writes containers with a 5-byte placeholder header and patches it when
 // the element count is known. Object keys keep their order. A Socket.IO
 // placeholder object {"_placeholder":true,"num":i} becomes a bin holding
-// atts[i]. Input is the argument JSON of a hub.Broadcast; invalid JSON gives
+// atts[i]. Input is one argument of an AdapterMessage; invalid JSON gives
 // an error, never a panic.
 type jsonScanner struct {
 	in   []byte
