@@ -185,6 +185,10 @@ type Config struct {
 	// RelayTimeout bounds one Relay call; 0 = 2s.
 	RelayTimeout time.Duration
 
+	// RoomRules are the room kinds declared outside the built-in catalogue
+	// (see RoomRule), re-checked on role changes and recovery; nil = none.
+	RoomRules []RoomRule
+
 	// AdminNamespace declares "/admin", which only admins may connect to.
 	AdminNamespace bool
 	// Metrics gives new admin:metrics subscribers the current value; nil =

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +23,8 @@ type Identity struct {
 	Admin     bool      // Role is one of Config.AdminRoles
 	Seller    bool      // Role is Config.SellerRole
 	ExpiresAt time.Time // the token's exp
+
+	roleFromProfile bool // Role came from the profile (or its absence), not a claim: profile changes apply
 }
 
 // profile is one row of the profile query.
@@ -45,6 +47,22 @@ type profileCache struct {
 	sf   singleflight.Group
 	mu   sync.Mutex
 	rows map[string]profileEntry
+	// gen counts invalidations; a lookup that started before one does not
+	// cache its (possibly older) row.
+	gen atomic.Uint64
+}
+
+// generation returns the number of invalidations so far.
+func (c *profileCache) generation() uint64 { return c.gen.Load() }
+
+// invalidate drops the cached row of id and makes lookups in flight (which may
+// have read the row before the change) neither cache nor share their result.
+func (c *profileCache) invalidate(id string) {
+	c.mu.Lock()
+	c.gen.Add(1)
+	delete(c.rows, id)
+	c.mu.Unlock()
+	c.sf.Forget(id)
 }
 
 func (c *profileCache) get(id string) (profile, bool) {
@@ -60,12 +78,16 @@ func (c *profileCache) get(id string) (profile, bool) {
 	return e.p, true
 }
 
-func (c *profileCache) put(id string, p profile) {
+// put caches p, read by a lookup that started at generation gen.
+func (c *profileCache) put(id string, p profile, gen uint64) {
 	if c.ttl <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return // invalidated since the lookup started
+	}
 	now := c.now()
 	if len(c.rows) >= c.max {
 		for k, e := range c.rows {
@@ -89,6 +111,7 @@ func (c *profileCache) put(id string, p profile) {
 func (p *Policy) identify(ctx context.Context, c *Claims) (*Identity, error) {
 	id := &Identity{UserID: c.Subject, Email: c.Email, ExpiresAt: c.ExpiresAt}
 	role, ok := claimPath(c.Raw, p.cfg.RoleClaim)
+	id.roleFromProfile = !ok
 	if !ok && p.cfg.DB != nil {
 		pr, err := p.lookupProfile(ctx, c.Subject)
 		if err != nil {
@@ -105,9 +128,7 @@ func (p *Policy) identify(ctx context.Context, c *Claims) (*Identity, error) {
 	if role == "" {
 		role = DefaultCustomerRole
 	}
-	id.Role = role
-	id.Admin = slices.Contains(p.cfg.AdminRoles, role)
-	id.Seller = role == p.cfg.SellerRole
+	p.setRole(id, role)
 	return id, nil
 }
 
@@ -116,6 +137,7 @@ func (p *Policy) lookupProfile(ctx context.Context, userID string) (profile, err
 		return pr, nil
 	}
 	ch := p.profiles.sf.DoChan(userID, func() (any, error) {
+		gen := p.profiles.generation()
 		// Detached from the handshake that started it, so one client giving up
 		// does not fail the others waiting on the same row.
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DBTimeout)
@@ -132,7 +154,7 @@ func (p *Policy) lookupProfile(ctx context.Context, userID string) (profile, err
 			pr.found = true
 			pr.role, pr.email, pr.fullName = deref(role), deref(email), deref(name)
 		}
-		p.profiles.put(userID, pr)
+		p.profiles.put(userID, pr, gen)
 		return pr, nil
 	})
 	select {

@@ -171,6 +171,12 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, guard, relay, reg, log); err != nil {
 		return nil, err
 	}
+	// Role and owner changes read from the stream re-check connected sockets
+	// (on the other nodes of a cluster through the bus).
+	s.cdc.access.policy = s.rooms
+	if cl != nil {
+		cl.access = s.rooms
+	}
 	newRoleGauge(reg, func() string { st, _ := s.cdc.ready(); return st })
 	s.mux.Handle("/socket.io/", srv)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

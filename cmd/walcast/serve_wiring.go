@@ -82,6 +82,7 @@ type pipeline struct {
 	// bus (cluster mode); nil = single node.
 	remote func() json.RawMessage
 	hold   *ackHold // nil unless the recovery buffer is in memory
+	access *accessWatch
 }
 
 // hold (nil = none) caps the reader's acknowledgement at the oldest event the
@@ -103,14 +104,16 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 	if hold != nil {
 		rc.AckLimit = hold.limit
 	}
-	p, err := cdc.NewPipeline(cdc.PipelineConfig{Reader: rc, Transformer: mapper, Sink: sink})
+	access := newAccessWatch(mapper, log)
+	access.relay = c.RedisURL != ""
+	p, err := cdc.NewPipeline(cdc.PipelineConfig{Reader: rc, Transformer: access, Sink: sink})
 	if err != nil {
 		return nil, fmt.Errorf("cdc: %w", err)
 	}
 	if hold != nil {
 		hold.stats = p.Stats
 	}
-	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db, hold: hold}
+	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db, hold: hold, access: access}
 	m.register(pl)
 	return pl, nil
 }
