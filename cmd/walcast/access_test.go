@@ -241,12 +241,15 @@ func TestAccess_FollowsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close(context.Background())
+	// exec runs q and returns when it was sent: walcast may handle the commit
+	// before Exec returns.
 	exec := func(q string, args ...any) time.Time {
 		t.Helper()
+		t0 := time.Now()
 		if _, err := db.Exec(ctx, q, args...); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
-		return time.Now()
+		return t0
 	}
 	token := func(sub string) string {
 		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(restartSecret))
@@ -286,11 +289,14 @@ func TestAccess_FollowsData(t *testing.T) {
 	}
 	// accessMs waits up to 3 s for an access:changed to socket name after t0
 	// and returns the milliseconds it took, -1 if none came.
+	var lastAccess time.Time // arrival of the access:changed accessMs found
 	accessMs := func(name string, t0 time.Time) int {
 		l := d.wait(3*time.Second, after(t0, eventOf(name, "access:changed", "")))
 		if l == nil {
+			lastAccess = t0
 			return -1
 		}
+		lastAccess = l.at
 		return int(l.at.Sub(t0).Milliseconds())
 	}
 
@@ -308,6 +314,14 @@ func TestAccess_FollowsData(t *testing.T) {
 		}
 		_, n1 := newOrder(demoUsers["customer"].ID, "")
 		d.must("admin:new-order before the demotion", eventOf("a1", "admin:new-order", n1))
+		// An order the admin watches without owning it.
+		watched, _ := newOrder(demoUsers["customer"].ID, "")
+		if a := d.emitAck("a1", "subscribe:order", watched); !strings.Contains(a, `"ok":true`) {
+			t.Fatalf("admin subscribe:order = %s", a)
+		}
+		if a := d.emitAck("witness", "subscribe:order", watched); !strings.Contains(a, `"ok":true`) {
+			t.Fatalf("witness subscribe:order = %s", a)
+		}
 
 		t0 := exec(`UPDATE profiles SET role = 'customer' WHERE user_id = $1`, u)
 		ms := accessMs("a1", t0)
@@ -319,13 +333,22 @@ func TestAccess_FollowsData(t *testing.T) {
 			}
 		}
 		_, n2 := newOrder(demoUsers["customer"].ID, "")
+		exec(`UPDATE orders SET status = 'paid' WHERE id = $1`, watched)
 		d.must("witness admin:new-order after the demotion", eventOf("witness", "admin:new-order", n2))
+		d.must("witness order:status-changed after the demotion", eventOf("witness", "order:status-changed", watched))
 		d.must("witness admin:metrics-updated after the demotion", after(t0, eventOf("witness", "admin:metrics-updated", "")))
 		time.Sleep(300 * time.Millisecond)
-		got := d.count(after(t0, func(l *sioLine) bool {
-			return (l.Name == "a1" || l.Name == "a1adm") && l.Ev == "event" && strings.HasPrefix(l.Event, "admin:")
-		}))
-		t.Logf("demoted admin: access:changed after %d ms, /admin disconnected after %d ms, %d admin events after the change", ms, discMs, got)
+		// Counted from the access:changed on (a metrics tick of before the
+		// demotion may land between the commit and it), else from the commit.
+		cutoff := lastAccess
+		got := d.count(func(l *sioLine) bool {
+			return (l.Name == "a1" || l.Name == "a1adm") && l.Ev == "event" && l.at.After(cutoff) &&
+				(strings.HasPrefix(l.Event, "admin:") || l.Event == "order:status-changed")
+		})
+		if n := d.count(after(t0, eventOf("a1adm", "access:changed", `"role":"customer"`))); n != 1 {
+			t.Errorf("the /admin socket got %d access:changed before its disconnect, want 1", n)
+		}
+		t.Logf("demoted admin: access:changed after %d ms, /admin disconnected after %d ms, %d admin events (and status changes of an order he watched as admin) after the change", ms, discMs, got)
 		if ms < 0 || ms > 1000 {
 			t.Errorf("access:changed after %d ms, want within 1000 ms", ms)
 		}
@@ -489,4 +512,64 @@ func TestAccess_FollowsData(t *testing.T) {
 			t.Errorf("promoted customer accepted on /admin after %d ms, want within 1000 ms", promoted)
 		}
 	})
+}
+
+// TestAccess_FollowsDataCluster: two walcast serve processes sharing Redis.
+// A demoted admin connected to the standby (which reads no replication) is
+// re-checked from the change the leader read and relayed over the bus: it
+// gets access:changed within a second and no admin event afterwards.
+func TestAccess_FollowsDataCluster(t *testing.T) {
+	needTool(t, "redis-server")
+	c := startCluster(t, 2, true)
+	leader := c.leader()
+	var standby *wnode
+	for _, n := range c.nodes {
+		if n != leader {
+			standby = n
+		}
+	}
+	ctx := t.Context()
+	const u = "00000000-0000-4000-8000-000000000951"
+	if _, err := c.db.Exec(ctx, `INSERT INTO profiles (user_id, role, email) VALUES ($1, 'admin', 'demoted@example.com')`, u); err != nil {
+		t.Fatal(err)
+	}
+	token := func(sub string) string {
+		var a struct{ Token string }
+		json.Unmarshal(c.token(sub), &a)
+		return a.Token
+	}
+	d := startSIODriver(t, standby.url())
+	for name, sub := range map[string]string{"demoted": u, "witness": demoUsers["admin"].ID} {
+		if l := d.connect(name, "/", token(sub), true); l.Ev != "connect" {
+			t.Fatalf("%s connect: %+v", name, l)
+		}
+	}
+	order := func(n int) string {
+		num := fmt.Sprintf("CL-%d", n)
+		if _, err := c.db.Exec(ctx, `INSERT INTO orders (order_number, user_id, status, total) VALUES ($1, $2, 'pending', 5)`, num, demoUsers["customer"].ID); err != nil {
+			t.Fatal(err)
+		}
+		return num
+	}
+	n1 := order(1)
+	d.must("admin:new-order before the demotion", eventOf("demoted", "admin:new-order", n1))
+	t0 := time.Now() // before the commit: the event may arrive before Exec returns
+	if _, err := c.db.Exec(ctx, `UPDATE profiles SET role = 'customer' WHERE user_id = $1`, u); err != nil {
+		t.Fatal(err)
+	}
+	ms := -1
+	if l := d.wait(3*time.Second, after(t0, eventOf("demoted", "access:changed", `"role":"customer"`))); l != nil {
+		ms = int(l.at.Sub(t0).Milliseconds())
+	}
+	n2 := order(2)
+	d.must("witness admin:new-order after the demotion", eventOf("witness", "admin:new-order", n2))
+	time.Sleep(300 * time.Millisecond)
+	got := d.count(after(t0, eventOf("demoted", "admin:new-order", "")))
+	t.Logf("cluster, demoted admin on the standby: access:changed after %d ms, %d admin:new-order after the change", ms, got)
+	if ms < 0 || ms > 1000 {
+		t.Errorf("access:changed after %d ms, want within 1000 ms", ms)
+	}
+	if got != 0 {
+		t.Errorf("demoted admin on the standby received %d admin:new-order after the demotion, want 0", got)
+	}
 }
