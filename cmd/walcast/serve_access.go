@@ -28,6 +28,12 @@ const (
 	profilesUserCol, profilesRoleCol = "user_id", "role"
 )
 
+// profilesCheck is the startup and `walcast check` entry for the profiles
+// table: without it in the publication, role changes apply at the next
+// connect only.
+var profilesCheck = cdc.CheckTable{Name: profilesSchema + "." + profilesTable, Optional: true,
+	Why: "role changes reach connected sockets only when they reconnect"}
+
 // accessPolicy is what the watch applies changes to (*rooms.Policy).
 type accessPolicy interface {
 	RoleChanged(user, role string)

@@ -93,6 +93,7 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 	if err != nil {
 		return nil, err
 	}
+	checks = append(checks, profilesCheck)
 	rc := cdc.ReaderConfig{
 		DSN:         c.DatabaseURL,
 		Slot:        c.Slot,
