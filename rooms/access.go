@@ -106,10 +106,10 @@ func (p *Policy) unindexRoom(room string, st *socketState) {
 // role came from the profile (not from a token claim) is re-checked with it.
 // It does no I/O and is safe for concurrent use.
 func (p *Policy) RoleChanged(user, role string) {
-	p.profiles.invalidate(user)
 	if role == "" {
 		role = DefaultCustomerRole
 	}
+	p.profiles.invalidate(user, role)
 	for _, st := range p.access.snapshot(p.access.users, user) {
 		old := st.identity()
 		if !old.roleFromProfile || old.Role == role {
@@ -329,10 +329,7 @@ func (p *Policy) recheckRole(ctx context.Context, st *socketState) {
 			slog.String(LogKeyUserID, old.UserID), slog.Any(LogKeyError, err))
 		return
 	}
-	role := DefaultCustomerRole
-	if pr.found && pr.role != "" {
-		role = pr.role
-	}
+	role := pr.roleOrCustomer()
 	if role == old.Role {
 		return
 	}

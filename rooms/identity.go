@@ -47,22 +47,85 @@ type profileCache struct {
 	sf   singleflight.Group
 	mu   sync.Mutex
 	rows map[string]profileEntry
-	// gen counts invalidations; a lookup that started before one does not
-	// cache its (possibly older) row.
-	gen atomic.Uint64
+
+	// Invalidations, so that a lookup which started before one neither
+	// caches nor hands out its (possibly older) row: seq counts them, inval
+	// holds each user's last, and floor is the seq up to which they were
+	// forgotten (a lookup older than floor counts as invalidated).
+	seq   atomic.Uint64
+	inval map[string]invalMark
+	floor uint64
 }
 
-// generation returns the number of invalidations so far.
-func (c *profileCache) generation() uint64 { return c.gen.Load() }
+type invalMark struct {
+	seq uint64
+	at  time.Time
+}
 
-// invalidate drops the cached row of id and makes lookups in flight (which may
-// have read the row before the change) neither cache nor share their result.
-func (c *profileCache) invalidate(id string) {
+// Invalidation marks are kept for invalMarkTTL, which is longer than a
+// handshake can take (key lookup plus profile query), and at most
+// invalMarkMax of them.
+const (
+	invalMarkTTL = time.Minute
+	invalMarkMax = 10000
+)
+
+// generation returns the invalidation count, to pass to changedSince later.
+func (c *profileCache) generation() uint64 { return c.seq.Load() }
+
+// changedSince reports whether id's profile was invalidated after gen.
+func (c *profileCache) changedSince(id string, gen uint64) bool {
 	c.mu.Lock()
-	c.gen.Add(1)
+	defer c.mu.Unlock()
+	return c.changedSinceLocked(id, gen)
+}
+
+func (c *profileCache) changedSinceLocked(id string, gen uint64) bool {
+	if gen < c.floor {
+		return true
+	}
+	m, ok := c.inval[id]
+	return ok && m.seq > gen
+}
+
+// invalidate records that id's role is now role: unless the cached row
+// already says so, it is dropped, and lookups in flight (which may have read
+// the row before the change) are not cached and not shared with later ones.
+func (c *profileCache) invalidate(id, role string) {
+	c.mu.Lock()
+	now := c.now()
+	if e, ok := c.rows[id]; ok && !now.After(e.expires) && e.p.roleOrCustomer() == role {
+		c.mu.Unlock()
+		return
+	}
 	delete(c.rows, id)
+	if c.inval == nil {
+		c.inval = make(map[string]invalMark)
+	}
+	if len(c.inval) >= invalMarkMax {
+		for k, m := range c.inval {
+			if now.Sub(m.at) > invalMarkTTL {
+				delete(c.inval, k)
+			}
+		}
+		if len(c.inval) >= invalMarkMax {
+			// A burst of changes: forget them all, and treat every lookup
+			// that started before now as invalidated.
+			c.floor = c.seq.Load() + 1
+			clear(c.inval)
+		}
+	}
+	c.inval[id] = invalMark{seq: c.seq.Add(1), at: now}
 	c.mu.Unlock()
 	c.sf.Forget(id)
+}
+
+// roleOrCustomer is the role a profile row gives.
+func (p profile) roleOrCustomer() string {
+	if !p.found || p.role == "" {
+		return DefaultCustomerRole
+	}
+	return p.role
 }
 
 func (c *profileCache) get(id string) (profile, bool) {
@@ -85,7 +148,7 @@ func (c *profileCache) put(id string, p profile, gen uint64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen.Load() != gen {
+	if c.changedSinceLocked(id, gen) {
 		return // invalidated since the lookup started
 	}
 	now := c.now()

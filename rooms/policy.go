@@ -110,8 +110,9 @@ type socketData struct {
 	id   atomic.Pointer[Identity] // replaced on a role change; never modified in place
 	slot *connSlot
 	// profileGen is the profile cache's generation before the role was read:
-	// if it moved by the time the socket is indexed, a role change may have
-	// been missed and the role is read again.
+	// if the user's profile was invalidated after it by the time the socket
+	// is indexed, a role change may have been missed and the role is read
+	// again.
 	profileGen uint64
 	// subs and dropped are set by recoverRooms for a recovered session: the
 	// rooms kept as subscriptions and the ones left.
@@ -317,7 +318,7 @@ func (p *Policy) onConnect(s *hub.Socket) {
 		}
 		d.subs, d.dropped = nil, nil
 	}
-	if id.roleFromProfile && p.profiles.generation() != d.profileGen {
+	if id.roleFromProfile && p.profiles.changedSince(id.UserID, d.profileGen) {
 		// A profile changed between the role lookup and the index: read it again.
 		p.recheckRole(s.Context(), st)
 	}
