@@ -173,8 +173,9 @@ type Config struct {
 	MaxTokenBytes int
 
 	// RecoveryGuard, the hub's wrapped RecoveryStore (NewRecoveryGuard), lets
-	// the middleware refuse to recover another user's session; nil = no check
-	// at CONNECT (recovered rooms are still revalidated after it).
+	// the middleware refuse to recover another user's session; nil = such a
+	// CONNECT is accepted as a recovery, with only the rooms the new identity
+	// may be in (checked before the replay).
 	RecoveryGuard *RecoveryGuard
 
 	// Relay carries client-originated broadcasts (cart:synced) to every node,
