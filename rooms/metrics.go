@@ -9,7 +9,8 @@ type PromMetrics struct {
 	AuthRefused *prometheus.CounterVec
 	// EventsRefused counts refused client events by reason
 	// (unknown_event, rate_limited, bad_room_id, forbidden, too_many_rooms,
-	// cart_too_large, bad_payload, not_found, internal).
+	// cart_too_large, bad_payload, not_found, internal, access_changed: the
+	// access changed while the subscribe was checked; the client may retry).
 	EventsRefused *prometheus.CounterVec
 	// Expired counts sockets dropped because their token expired.
 	Expired prometheus.Counter

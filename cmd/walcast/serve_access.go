@@ -7,6 +7,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/rooms"
+	wsql "github.com/walcast/walcast/sql"
 )
 
 // Access follows the data: the rows authorization rests on are read from the
@@ -73,21 +74,11 @@ func newAccessWatch(t cdc.Transformer, log *slog.Logger) *accessWatch {
 	w := &accessWatch{Transformer: t, log: log}
 	if m, ok := t.(*cdc.Mapper); ok {
 		o := m.Mapping().Orders
-		if id, err := parseQualified(o.Table); err == nil && o.UserID != "" {
+		if id, err := wsql.ParseTable(o.Table); err == nil && o.UserID != "" {
 			w.ordersSchema, w.ordersTable, w.ordersID, w.ordersUser = id[0], id[1], o.ID, o.UserID
 		}
 	}
 	return w
-}
-
-// parseQualified splits "schema.table" or "table" (schema public).
-func parseQualified(s string) ([2]string, error) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '.' {
-			return [2]string{s[:i], s[i+1:]}, nil
-		}
-	}
-	return [2]string{"public", s}, nil
 }
 
 // Map implements cdc.Transformer.
