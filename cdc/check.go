@@ -30,6 +30,10 @@ var DefaultCheckTables = []CheckTable{
 type CheckTable struct {
 	Name     string // schema-qualified ("public.orders"); an unqualified name means public
 	NeedFull bool   // REPLICA IDENTITY FULL is required (old values are compared)
+	// Optional tables are checked only when they exist, and one missing from
+	// the publication is a warning that says what is lost (Why).
+	Optional bool
+	Why      string // what walcast does with the table's changes, for the warning
 }
 
 // CheckConfig says what Check inspects. The zero value checks the defaults.
@@ -216,6 +220,9 @@ func checkTables(ctx context.Context, q Querier, cfg *checkState, r *CheckReport
 		var ident string
 		err := q.QueryRow(ctx, `SELECT c.relreplident::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r','p')`, schema, table).Scan(&ident)
+		if errors.Is(err, pgx.ErrNoRows) && t.Optional {
+			continue
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			r.add("table:"+name, CheckFail, "walcast migrate  -- creates the demo schema; or set WALCAST_MAPPING to your tables",
 				"table %s does not exist", name)
@@ -232,6 +239,10 @@ func checkTables(ctx context.Context, q Querier, cfg *checkState, r *CheckReport
 		}
 		switch {
 		case cfg.noPublication:
+		case !published && t.Optional:
+			r.add("publication:"+name, CheckWarn,
+				fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s;  -- or run: walcast migrate", quoteIdent(cfg.Publication), quoteQualified(schema, table)),
+				"table %s is not in publication %q: %s", name, cfg.Publication, t.Why)
 		case !published:
 			r.add("publication:"+name, CheckFail,
 				fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s;", quoteIdent(cfg.Publication), quoteQualified(schema, table)),

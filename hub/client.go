@@ -257,7 +257,13 @@ func (c *conn) onConnect(p packet.Socket) bool {
 	s.sessionChangedLocked(true, false, nil)
 	s.mu.Unlock()
 	if recovered && len(sess.Rooms) > 0 {
-		s.Join(sess.Rooms...)
+		rooms := sess.Rooms
+		if fn := n.recoverFilter(); fn != nil {
+			if !c.runHandler(func() { rooms = fn(hs, rooms) }) {
+				return false
+			}
+		}
+		s.Join(rooms...)
 	}
 	if recovered {
 		c.replay(s, offset)

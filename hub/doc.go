@@ -83,7 +83,10 @@
 // recoverable disconnect (anything but an explicit namespace disconnect or a
 // protocol error) the session is saved; a reconnect with that pid and offset
 // gets the missed broadcasts that matched its rooms, before the CONNECT reply,
-// its old socket id and rooms, and Recovered() == true. Middlewares still run.
+// its old socket id and rooms, and Recovered() == true. Middlewares still run,
+// and a Namespace.OnRecover filter then decides which of the session's rooms
+// the socket rejoins, before the replay (so nothing of a dropped room is
+// replayed).
 // Live broadcasts during the replay are held and de-duplicated by offset, so
 // each event arrives once, in order. Config.OnSessionChange reports every
 // socket's session (pid, rooms, connected or not) as it changes, for a store

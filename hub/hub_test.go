@@ -229,6 +229,55 @@ func TestServer_Recovery(t *testing.T) {
 	}
 }
 
+// TestServer_RecoverFilter: the OnRecover filter sees the middlewares' Data
+// and the session's rooms, and runs before the replay: a room it drops is
+// not rejoined and none of its missed broadcasts is replayed.
+func TestServer_RecoverFilter(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t), Recovery: &hub.RecoveryConfig{}})
+	nsp := srv.Of("/")
+	nsp.Use(func(_ context.Context, h *hub.Handshake) error { h.Data = "verified"; return nil })
+	var seen []string
+	var data any
+	nsp.OnRecover(func(h *hub.Handshake, rooms []string) []string {
+		data, seen = h.Data, slices.Clone(rooms)
+		return slices.DeleteFunc(rooms, func(r string) bool { return r == "secret" })
+	})
+	socks := make(chan *hub.Socket, 2)
+	nsp.OnConnect(func(s *hub.Socket) {
+		if !s.Recovered() {
+			s.Join("open", "secret")
+		}
+		socks <- s
+	})
+	c := dial(t, ts.URL, "/", `{"token":"a"}`)
+	<-socks
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"open"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
+	next(t, c)
+	c.Drop()
+	time.Sleep(50 * time.Millisecond)
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"secret"}, Event: "e", Args: []json.RawMessage{raw(`2`)}, Offset: "101-0"})
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"open"}, Event: "e", Args: []json.RawMessage{raw(`3`)}, Offset: "102-0"})
+	c2, err := c.Reconnect(t.Context())
+	if err != nil {
+		t.Fatalf("Reconnect: %v", err)
+	}
+	defer c2.Drop()
+	s2 := <-socks
+	if !c2.Recovered() {
+		t.Fatal("not recovered")
+	}
+	slices.Sort(seen)
+	if data != "verified" || !slices.Equal(seen, []string{"open", "secret"}) {
+		t.Errorf("filter got Data %v rooms %v, want verified [open secret]", data, seen)
+	}
+	if e := next(t, c2); string(e.Args[0]) != `3` {
+		t.Errorf("first replayed = %s, want 3 (2 was sent to the dropped room)", e.Args)
+	}
+	if slices.Contains(s2.Rooms(), "secret") || !slices.Contains(s2.Rooms(), "open") {
+		t.Errorf("rooms after recovery = %v, want open without secret", s2.Rooms())
+	}
+}
+
 // TestServer_RecoveryUnderLoad drops and recovers a client while broadcasts
 // keep flowing: every offset must arrive exactly once, in order, across the
 // two connections.

@@ -48,6 +48,7 @@ type Namespace struct {
 	mu        sync.RWMutex
 	mws       []Middleware
 	onConnect []func(*Socket)
+	onRecover RecoverFilter
 
 	rooms      *roomIndex
 	lastOffset atomic.Pointer[string] // latest broadcast offset (recovery)
@@ -70,6 +71,28 @@ func (n *Namespace) OnConnect(fn func(s *Socket)) {
 	n.mu.Lock()
 	n.onConnect = append(n.onConnect, fn)
 	n.mu.Unlock()
+}
+
+// RecoverFilter decides which rooms of a recovered session a socket gets
+// back: it receives the handshake (with the Data the middlewares set) and the
+// session's rooms, and returns the rooms to rejoin (it may reuse the slice).
+type RecoverFilter func(h *Handshake, rooms []string) []string
+
+// OnRecover sets the filter of recovered sessions' rooms, replacing an earlier
+// one. It runs on the connection's reader goroutine after the middlewares
+// accepted the CONNECT and before the socket rejoins the rooms and is replayed
+// what it missed: a missed broadcast is replayed only if it was sent to a room
+// the filter kept. nil = every room of the session is rejoined.
+func (n *Namespace) OnRecover(fn RecoverFilter) {
+	n.mu.Lock()
+	n.onRecover = fn
+	n.mu.Unlock()
+}
+
+func (n *Namespace) recoverFilter() RecoverFilter {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.onRecover
 }
 
 func (n *Namespace) middlewares() []Middleware {

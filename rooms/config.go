@@ -181,8 +181,9 @@ type Config struct {
 	MaxTokenBytes int
 
 	// RecoveryGuard, the hub's wrapped RecoveryStore (NewRecoveryGuard), lets
-	// the middleware refuse to recover another user's session; nil = no check
-	// at CONNECT (recovered rooms are still revalidated after it).
+	// the middleware refuse to recover another user's session; nil = such a
+	// CONNECT is accepted as a recovery, with only the rooms the new identity
+	// may be in (checked before the replay).
 	RecoveryGuard *RecoveryGuard
 
 	// Relay carries client-originated broadcasts (cart:synced) to every node,
@@ -192,6 +193,10 @@ type Config struct {
 	Relay func(ctx context.Context, b *hub.Broadcast) error
 	// RelayTimeout bounds one Relay call; 0 = 2s.
 	RelayTimeout time.Duration
+
+	// RoomRules are the room kinds declared outside the built-in catalogue
+	// (see RoomRule), re-checked on role changes and recovery; nil = none.
+	RoomRules []RoomRule
 
 	// AdminNamespace declares "/admin", which only admins may connect to.
 	AdminNamespace bool

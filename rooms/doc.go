@@ -34,11 +34,25 @@
 //
 // # Recovered sessions
 //
-// The hub restores a recovered session's rooms (socket.io 4.6+ pid) before
-// the policy sees the socket. On connect the policy revalidates them against
-// the new identity, and with a RecoveryGuard wrapped around the hub's
-// RecoveryStore (Config.RecoveryGuard) it refuses, before any missed event is
-// replayed, a CONNECT that would recover another user's session.
+// When a CONNECT recovers a session (socket.io 4.6+ pid), the policy's
+// hub.Namespace.OnRecover filter checks the session's rooms against the
+// identity just verified (the current role, the current order owners) before
+// the hub rejoins them and replays what was missed, so nothing of a room the
+// user may no longer be in is replayed. With a RecoveryGuard wrapped around the
+// hub's RecoveryStore (Config.RecoveryGuard) it also refuses a CONNECT that
+// would recover another user's session.
+//
+// # Access changes
+//
+// Access follows the data: RoleChanged (a profile's role), OrderOwnerChanged
+// and RoomChanged (any room whose membership rests on a row, e.g. a rules
+// file's RoomRule) re-check this node's sockets concerned at once, without
+// I/O. They leave the rooms no longer allowed (auto-joins included), join the
+// auto rooms a new role brings, get an EventAccessChanged event, and a socket
+// of /admin that is no longer an admin's is then disconnected. RoleChanged
+// also drops the user's cached profile, so new connections read the new role.
+// Roles taken from a token claim (Config.RoleClaim) change only with a new
+// token.
 //
 // # Limits
 //
@@ -52,15 +66,18 @@
 //
 // NewPromMetrics registers walcast_rooms_auth_refused_total{reason},
 // walcast_rooms_events_refused_total{reason},
-// walcast_rooms_token_expired_disconnects_total and
-// walcast_rooms_abuse_disconnects_total. Refusals are logged at Info (at most
+// walcast_rooms_token_expired_disconnects_total,
+// walcast_rooms_abuse_disconnects_total and
+// walcast_rooms_access_changed_total{reason}. Refusals are logged at Info (at most
 // 10 lines a second overall and 5 per socket), with the keys of log.go.
 //
 // # Concurrency
 //
 // A Policy is safe for concurrent use. Handlers of one socket run on that
-// socket's reader goroutine (the hub's contract); per-socket state is owned by
-// it. Run(ctx) owns the only background goroutine (periodic JWKS refresh); a
+// socket's reader goroutine (the hub's contract); the per-socket identity and
+// subscriptions are also changed by access changes, under a per-socket lock,
+// on the goroutine that reports the change (in cmd/walcast, the replication
+// reader's). Run(ctx) owns the only background goroutine (periodic JWKS refresh); a
 // JWKS refresh triggered by an unknown kid runs at most once at a time and is
 // bounded by Config.JWKSFetchTimeout even when every waiting handshake has
 // already given up.

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,14 +53,19 @@ type refusal struct {
 	err          error // cause for the log, optional
 }
 
-// socketState is the per-socket state; handlers of one socket run
-// sequentially, so it needs no lock.
+// socketState is the per-socket state. Handlers of one socket run
+// sequentially on its reader goroutine; the identity and the subscriptions
+// are also changed by access changes (access.go), so they are under mu.
 type socketState struct {
-	p    *Policy
-	s    *hub.Socket
-	id   *Identity
-	lim  *rate.Limiter // nil = unlimited
-	subs map[string]struct{}
+	p   *Policy
+	s   *hub.Socket
+	d   *socketData
+	lim *rate.Limiter // nil = unlimited
+
+	mu   sync.Mutex
+	id   *Identity        // current identity; replaced, never modified
+	subs map[string]grant // rooms the client subscribed to (auto-joined rooms are not here)
+	gen  uint64           // bumped by every access change, so a check made before one is not used after it
 
 	abuseStart time.Time
 	abuseCount int
@@ -70,8 +75,22 @@ type socketState struct {
 
 const maxRefusalLogsPerSocket = 5
 
-func (p *Policy) newSocketState(s *hub.Socket, id *Identity) *socketState {
-	st := &socketState{p: p, s: s, id: id, subs: make(map[string]struct{})}
+// identity returns the socket's current identity.
+func (st *socketState) identity() *Identity {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.id
+}
+
+// snapshot returns the current identity and access generation.
+func (st *socketState) snapshot() (*Identity, uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.id, st.gen
+}
+
+func (p *Policy) newSocketState(s *hub.Socket, d *socketData, id *Identity) *socketState {
+	st := &socketState{p: p, s: s, d: d, id: id, subs: make(map[string]grant)}
 	if p.cfg.EventRate > 0 {
 		st.lim = rate.NewLimiter(rate.Limit(p.cfg.EventRate), p.cfg.EventBurst)
 	}
@@ -105,7 +124,7 @@ func (st *socketState) handle(fn func(m *hub.Message) *refusal) hub.EventHandler
 				st.closing = true
 				st.p.cfg.Prom.abuse()
 				st.p.log.Warn("disconnecting socket for sustained flooding",
-					slog.String(LogKeyUserID, st.id.UserID), slog.String(LogKeySocket, s.ID()),
+					slog.String(LogKeyUserID, st.identity().UserID), slog.String(LogKeySocket, s.ID()),
 					slog.Int("refused", st.abuseCount), slog.Duration("window", st.p.cfg.AbuseWindow))
 				st.ack(m, r)
 				s.Disconnect()
@@ -161,7 +180,7 @@ func (st *socketState) logRefusal(m *hub.Message, r *refusal) {
 	st.logged++
 	attrs := []any{
 		slog.String(LogKeyReason, r.reason), slog.String(LogKeyEvent, truncate(m.Event, 64)),
-		slog.String(LogKeyUserID, st.id.UserID), slog.String(LogKeySocket, st.s.ID()),
+		slog.String(LogKeyUserID, st.identity().UserID), slog.String(LogKeySocket, st.s.ID()),
 	}
 	if r.err != nil {
 		attrs = append(attrs, slog.Any(LogKeyError, r.err))
@@ -170,53 +189,6 @@ func (st *socketState) logRefusal(m *hub.Message, r *refusal) {
 		attrs = append(attrs, slog.Bool("further_refusals_not_logged", true))
 	}
 	st.p.log.Info("client event refused", attrs...)
-}
-
-// revalidate checks the rooms a recovered session brought back (the hub
-// restores them from the session named by the client's pid) against this
-// socket's identity: rooms of another user, admin rooms for a non-admin and
-// orders the user does not own are left, the rest count as subscriptions.
-// This matters when a client reconnects with another user's token but the
-// previous session's pid (an app that switched accounts in place).
-func (st *socketState) revalidate(auto []string) {
-	keep := make(map[string]bool, len(auto)+1)
-	for _, r := range auto {
-		keep[r] = true
-	}
-	keep[st.s.ID()] = true
-	var drop []string
-	for _, room := range st.s.Rooms() {
-		if keep[room] {
-			continue
-		}
-		ok := false
-		switch {
-		case room == RoomMetrics:
-			ok = st.id.Admin
-		case strings.HasPrefix(room, "product:"):
-			ok = ValidRoomID(room[len("product:"):])
-		case strings.HasPrefix(room, "order:"):
-			id := room[len("order:"):]
-			if ValidRoomID(id) {
-				if st.id.Admin {
-					ok = true
-				} else {
-					owner, found, err := st.p.orderOwner(st.s.Context(), id)
-					ok = err == nil && found && owner == st.id.UserID
-				}
-			}
-		}
-		if ok && (st.p.cfg.MaxRoomsPerSocket <= 0 || len(st.subs) < st.p.cfg.MaxRoomsPerSocket) {
-			st.subs[room] = struct{}{}
-			continue
-		}
-		drop = append(drop, room)
-	}
-	if len(drop) > 0 {
-		st.s.Leave(drop...)
-		st.p.log.Info("recovered session: rooms not allowed for this identity were left",
-			slog.String(LogKeyUserID, st.id.UserID), slog.String(LogKeySocket, st.s.ID()), slog.Int("rooms", len(drop)))
-	}
 }
 
 // roomID reads the first argument as a room id.
@@ -238,25 +210,58 @@ func roomID(m *hub.Message) (string, *refusal) {
 	return id, nil
 }
 
-func (st *socketState) join(room string) *refusal {
+// join subscribes to room with grant g, decided on the identity of access
+// generation gen: if the access changed since, the decision is stale and the
+// client is asked to try again.
+func (st *socketState) join(room string, gen uint64, g grant) *refusal {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	already, r := st.subscribeLocked(room, gen, g)
+	if r == nil && !already {
+		st.s.Join(room)
+	}
+	return r
+}
+
+// subscribeLocked records the subscription to room (the caller holds mu and
+// joins the hub room, now or at its state mark); already reports one that
+// existed.
+func (st *socketState) subscribeLocked(room string, gen uint64, g grant) (already bool, r *refusal) {
+	if st.gen != gen {
+		return false, &refusal{reason: "access_changed", text: ErrTextInternal}
+	}
 	if _, ok := st.subs[room]; ok {
-		return nil
+		st.subs[room] = g
+		return true, nil
 	}
 	if max := st.p.cfg.MaxRoomsPerSocket; max > 0 && len(st.subs) >= max {
-		return &refusal{reason: "too_many_rooms", text: fmt.Sprintf("%s (max %d)", ErrTextTooManyRooms, max)}
+		return false, &refusal{reason: "too_many_rooms", text: fmt.Sprintf("%s (max %d)", ErrTextTooManyRooms, max)}
 	}
-	st.subs[room] = struct{}{}
-	st.s.Join(room)
-	return nil
+	st.subs[room] = g
+	// Under mu, so an access change either sees the subscription or comes
+	// after it (and finds it in the index).
+	st.p.indexRoom(room, st)
+	return false, nil
+}
+
+// stillSubscribedLocked reports whether room is still subscribed with no
+// access change since gen (the caller holds mu).
+func (st *socketState) stillSubscribedLocked(room string, gen uint64) bool {
+	_, ok := st.subs[room]
+	return ok && st.gen == gen
 }
 
 // leave leaves a room the socket subscribed to; auto-joined rooms stay.
 func (st *socketState) leave(room string) {
+	st.mu.Lock()
 	if _, ok := st.subs[room]; !ok {
+		st.mu.Unlock()
 		return
 	}
 	delete(st.subs, room)
+	st.mu.Unlock()
 	st.s.Leave(room)
+	st.p.unindexRoom(room, st)
 }
 
 func (st *socketState) subscribeProduct(m *hub.Message) *refusal {
@@ -264,7 +269,8 @@ func (st *socketState) subscribeProduct(m *hub.Message) *refusal {
 	if r != nil {
 		return r
 	}
-	return st.joinWithState(RoomProduct(id))
+	_, gen := st.snapshot()
+	return st.joinWithState(RoomProduct(id), gen, grant{})
 }
 
 func (st *socketState) unsubscribeProduct(m *hub.Message) *refusal {
@@ -281,18 +287,22 @@ func (st *socketState) subscribeOrder(m *hub.Message) *refusal {
 	if r != nil {
 		return r
 	}
-	if !st.id.Admin {
-		owner, found, err := st.p.orderOwner(st.s.Context(), id)
+	who, gen := st.snapshot()
+	// Admins too: whether they own the order decides if they stay after a
+	// demotion.
+	owner, found, err := st.p.orderOwner(st.s.Context(), id)
+	g := grant{owner: err == nil && found && owner == who.UserID}
+	if !who.Admin {
 		if err != nil {
 			return &refusal{reason: "internal", text: ErrTextInternal, err: err}
 		}
-		if !found || owner != st.id.UserID {
+		if !g.owner {
 			// Same answer for "no such order" and "someone else's": ids of
 			// other users' orders must not be discoverable.
 			return &refusal{reason: "forbidden", text: ErrTextOrderDenied}
 		}
 	}
-	return st.joinWithState(RoomOrder(id))
+	return st.joinWithState(RoomOrder(id), gen, g)
 }
 
 func (st *socketState) unsubscribeOrder(m *hub.Message) *refusal {
@@ -305,10 +315,11 @@ func (st *socketState) unsubscribeOrder(m *hub.Message) *refusal {
 }
 
 func (st *socketState) subscribeMetrics(m *hub.Message) *refusal {
-	if !st.id.Admin {
+	who, gen := st.snapshot()
+	if !who.Admin {
 		return &refusal{reason: "forbidden", text: ErrTextAdminOnly}
 	}
-	if r := st.join(RoomMetrics); r != nil {
+	if r := st.join(RoomMetrics, gen, grant{}); r != nil {
 		return r
 	}
 	if src := st.p.cfg.Metrics; src != nil {
@@ -326,7 +337,7 @@ func (st *socketState) subscribeMetrics(m *hub.Message) *refusal {
 }
 
 func (st *socketState) unsubscribeMetrics(m *hub.Message) *refusal {
-	if !st.id.Admin {
+	if !st.identity().Admin {
 		return &refusal{reason: "forbidden", text: ErrTextAdminOnly}
 	}
 	st.leave(RoomMetrics)
@@ -360,7 +371,7 @@ func (st *socketState) cartUpdate(m *hub.Message) *refusal {
 	payload = append(payload, '}')
 	b := &hub.Broadcast{
 		Namespace: st.s.Namespace(),
-		Rooms:     []string{RoomCart(st.id.UserID)},
+		Rooms:     []string{RoomCart(st.identity().UserID)},
 		Except:    []string{st.s.ID()},
 		Event:     EventCartSynced,
 		Args:      []json.RawMessage{payload},
@@ -372,7 +383,7 @@ func (st *socketState) cartUpdate(m *hub.Message) *refusal {
 	ctx, cancel := context.WithTimeout(st.s.Context(), st.p.cfg.RelayTimeout)
 	defer cancel()
 	if err := st.p.cfg.Relay(ctx, b); err != nil {
-		st.p.log.Warn("cart relay failed", slog.String(LogKeyUserID, st.id.UserID), slog.Any(LogKeyError, err))
+		st.p.log.Warn("cart relay failed", slog.String(LogKeyUserID, st.identity().UserID), slog.Any(LogKeyError, err))
 		return &refusal{reason: "relay_failed", text: ErrTextRelayFailed}
 	}
 	return nil

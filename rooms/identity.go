@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +23,8 @@ type Identity struct {
 	Admin     bool      // Role is one of Config.AdminRoles
 	Seller    bool      // Role is Config.SellerRole
 	ExpiresAt time.Time // the token's exp
+
+	roleFromProfile bool // Role came from the profile (or its absence), not a claim: profile changes apply
 }
 
 // profile is one row of the profile query.
@@ -45,6 +47,85 @@ type profileCache struct {
 	sf   singleflight.Group
 	mu   sync.Mutex
 	rows map[string]profileEntry
+
+	// Invalidations, so that a lookup which started before one neither
+	// caches nor hands out its (possibly older) row: seq counts them, inval
+	// holds each user's last, and floor is the seq up to which they were
+	// forgotten (a lookup older than floor counts as invalidated).
+	seq   atomic.Uint64
+	inval map[string]invalMark
+	floor uint64
+}
+
+type invalMark struct {
+	seq uint64
+	at  time.Time
+}
+
+// Invalidation marks are kept for invalMarkTTL, which is longer than a
+// handshake can take (key lookup plus profile query), and at most
+// invalMarkMax of them.
+const (
+	invalMarkTTL = time.Minute
+	invalMarkMax = 10000
+)
+
+// generation returns the invalidation count, to pass to changedSince later.
+func (c *profileCache) generation() uint64 { return c.seq.Load() }
+
+// changedSince reports whether id's profile was invalidated after gen.
+func (c *profileCache) changedSince(id string, gen uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changedSinceLocked(id, gen)
+}
+
+func (c *profileCache) changedSinceLocked(id string, gen uint64) bool {
+	if gen < c.floor {
+		return true
+	}
+	m, ok := c.inval[id]
+	return ok && m.seq > gen
+}
+
+// invalidate records that id's role is now role: unless the cached row
+// already says so, it is dropped, and lookups in flight (which may have read
+// the row before the change) are not cached and not shared with later ones.
+func (c *profileCache) invalidate(id, role string) {
+	c.mu.Lock()
+	now := c.now()
+	if e, ok := c.rows[id]; ok && !now.After(e.expires) && e.p.roleOrCustomer() == role {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.rows, id)
+	if c.inval == nil {
+		c.inval = make(map[string]invalMark)
+	}
+	if len(c.inval) >= invalMarkMax {
+		for k, m := range c.inval {
+			if now.Sub(m.at) > invalMarkTTL {
+				delete(c.inval, k)
+			}
+		}
+		if len(c.inval) >= invalMarkMax {
+			// A burst of changes: forget them all, and treat every lookup
+			// that started before now as invalidated.
+			c.floor = c.seq.Load() + 1
+			clear(c.inval)
+		}
+	}
+	c.inval[id] = invalMark{seq: c.seq.Add(1), at: now}
+	c.mu.Unlock()
+	c.sf.Forget(id)
+}
+
+// roleOrCustomer is the role a profile row gives.
+func (p profile) roleOrCustomer() string {
+	if !p.found || p.role == "" {
+		return DefaultCustomerRole
+	}
+	return p.role
 }
 
 func (c *profileCache) get(id string) (profile, bool) {
@@ -60,12 +141,16 @@ func (c *profileCache) get(id string) (profile, bool) {
 	return e.p, true
 }
 
-func (c *profileCache) put(id string, p profile) {
+// put caches p, read by a lookup that started at generation gen.
+func (c *profileCache) put(id string, p profile, gen uint64) {
 	if c.ttl <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.changedSinceLocked(id, gen) {
+		return // invalidated since the lookup started
+	}
 	now := c.now()
 	if len(c.rows) >= c.max {
 		for k, e := range c.rows {
@@ -89,6 +174,7 @@ func (c *profileCache) put(id string, p profile) {
 func (p *Policy) identify(ctx context.Context, c *Claims) (*Identity, error) {
 	id := &Identity{UserID: c.Subject, Email: c.Email, ExpiresAt: c.ExpiresAt}
 	role, ok := claimPath(c.Raw, p.cfg.RoleClaim)
+	id.roleFromProfile = !ok
 	if !ok && p.cfg.DB != nil {
 		pr, err := p.lookupProfile(ctx, c.Subject)
 		if err != nil {
@@ -105,9 +191,7 @@ func (p *Policy) identify(ctx context.Context, c *Claims) (*Identity, error) {
 	if role == "" {
 		role = DefaultCustomerRole
 	}
-	id.Role = role
-	id.Admin = slices.Contains(p.cfg.AdminRoles, role)
-	id.Seller = role == p.cfg.SellerRole
+	p.setRole(id, role)
 	return id, nil
 }
 
@@ -116,6 +200,7 @@ func (p *Policy) lookupProfile(ctx context.Context, userID string) (profile, err
 		return pr, nil
 	}
 	ch := p.profiles.sf.DoChan(userID, func() (any, error) {
+		gen := p.profiles.generation()
 		// Detached from the handshake that started it, so one client giving up
 		// does not fail the others waiting on the same row.
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DBTimeout)
@@ -132,7 +217,7 @@ func (p *Policy) lookupProfile(ctx context.Context, userID string) (profile, err
 			pr.found = true
 			pr.role, pr.email, pr.fullName = deref(role), deref(email), deref(name)
 		}
-		p.profiles.put(userID, pr)
+		p.profiles.put(userID, pr, gen)
 		return pr, nil
 	})
 	select {

@@ -9,12 +9,16 @@ type PromMetrics struct {
 	AuthRefused *prometheus.CounterVec
 	// EventsRefused counts refused client events by reason
 	// (unknown_event, rate_limited, bad_room_id, forbidden, too_many_rooms,
-	// cart_too_large, bad_payload, not_found, internal).
+	// cart_too_large, bad_payload, not_found, internal, access_changed: the
+	// access changed while the subscribe was checked; the client may retry).
 	EventsRefused *prometheus.CounterVec
 	// Expired counts sockets dropped because their token expired.
 	Expired prometheus.Counter
 	// AbuseDisconnects counts sockets disconnected for sustained flooding.
 	AbuseDisconnects prometheus.Counter
+	// AccessChanged counts access:changed events sent to sockets, by reason
+	// (role_changed, owner_changed, session_restored).
+	AccessChanged *prometheus.CounterVec
 }
 
 // NewPromMetrics creates the collectors and registers them with reg (nil =
@@ -37,9 +41,13 @@ func NewPromMetrics(reg prometheus.Registerer) *PromMetrics {
 			Namespace: "walcast", Subsystem: "rooms", Name: "abuse_disconnects_total",
 			Help: "Sockets disconnected for sustained event flooding.",
 		}),
+		AccessChanged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "walcast", Subsystem: "rooms", Name: "access_changed_total",
+			Help: "Sockets told that their access changed (rooms left or joined after a role or owner change, or a recovered session's rooms dropped), by reason.",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.AuthRefused, m.EventsRefused, m.Expired, m.AbuseDisconnects)
+		reg.MustRegister(m.AuthRefused, m.EventsRefused, m.Expired, m.AbuseDisconnects, m.AccessChanged)
 	}
 	return m
 }
@@ -65,5 +73,11 @@ func (m *PromMetrics) expired() {
 func (m *PromMetrics) abuse() {
 	if m != nil {
 		m.AbuseDisconnects.Inc()
+	}
+}
+
+func (m *PromMetrics) accessChanged(reason string) {
+	if m != nil {
+		m.AccessChanged.WithLabelValues(reason).Inc()
 	}
 }

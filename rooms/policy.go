@@ -33,7 +33,8 @@ type Policy struct {
 
 	guard atomic.Pointer[RecoveryGuard] // nil = sessions are not checked at CONNECT
 
-	marks markTable // subscribes waiting for their stream marks (state.go)
+	marks  markTable   // subscribes waiting for their stream marks (state.go)
+	access accessIndex // this node's sockets by user and by subscribed room
 }
 
 type connKey struct{ nsp, user string }
@@ -83,6 +84,7 @@ func (p *Policy) Install(srv *hub.Server) error {
 	for _, name := range names {
 		nsp := srv.Of(name)
 		nsp.Use(p.middleware(name))
+		nsp.OnRecover(p.recoverRooms)
 		nsp.OnConnect(p.onConnect)
 	}
 	return nil
@@ -95,23 +97,33 @@ func (p *Policy) Run(ctx context.Context) error {
 	return p.v.RunJWKS(ctx)
 }
 
-// IdentityOf returns the Identity the middleware attached to s, or nil.
+// IdentityOf returns the socket's current Identity (the middleware's, or the
+// one a later role change replaced it with), or nil.
 func IdentityOf(s *hub.Socket) *Identity {
 	if st, ok := s.Data().(*socketData); ok {
-		return st.id
+		return st.id.Load()
 	}
 	return nil
 }
 
 // socketData is what the middleware puts in Handshake.Data.
 type socketData struct {
-	id   *Identity
+	id   atomic.Pointer[Identity] // replaced on a role change; never modified in place
 	slot *connSlot
+	// profileGen is the profile cache's generation before the role was read:
+	// if the user's profile was invalidated after it by the time the socket
+	// is indexed, a role change may have been missed and the role is read
+	// again.
+	profileGen uint64
+	// subs and dropped are set by recoverRooms for a recovered session: the
+	// rooms kept as subscriptions and the ones left.
+	subs    map[string]grant
+	dropped []string
 }
 
 // Identity lets other packages read the identity through an interface
 // without importing this type's internals.
-func (d *socketData) Identity() *Identity { return d.id }
+func (d *socketData) Identity() *Identity { return d.id.Load() }
 
 // connSlot is one reserved place under MaxConnsPerUser; it is released when
 // the socket disconnects or, if the socket never connects after the
@@ -188,6 +200,7 @@ func (p *Policy) ConnsOf(nsp, user string) int {
 
 func (p *Policy) middleware(nsp string) hub.Middleware {
 	return func(ctx context.Context, h *hub.Handshake) error {
+		gen := p.profiles.generation()
 		id, aerr := p.authenticate(ctx, nsp, h)
 		if aerr != nil {
 			p.cfg.Prom.authRefused(aerr.Code)
@@ -207,7 +220,9 @@ func (p *Policy) middleware(nsp string) hub.Middleware {
 			}
 			return &hub.ConnectError{Message: MsgTooManyConns, Data: map[string]string{dataCodeKey: CodeTooManyConns}}
 		}
-		h.Data = &socketData{id: id, slot: slot}
+		d := &socketData{slot: slot, profileGen: gen}
+		d.id.Store(id)
+		h.Data = d
 		return nil
 	}
 }
@@ -244,7 +259,7 @@ func (p *Policy) authenticate(ctx context.Context, nsp string, h *hub.Handshake)
 
 func (p *Policy) onConnect(s *hub.Socket) {
 	d, ok := s.Data().(*socketData)
-	if !ok || d.id == nil {
+	if !ok || d.id.Load() == nil {
 		// Another middleware replaced Data: refuse to guess who this is.
 		p.log.Error("socket without identity; disconnecting", slog.String(LogKeySocket, s.ID()))
 		s.Disconnect()
@@ -254,8 +269,8 @@ func (p *Policy) onConnect(s *hub.Socket) {
 		s.Disconnect()
 		return
 	}
-	id := d.id
-	st := p.newSocketState(s, id)
+	id := d.id.Load()
+	st := p.newSocketState(s, d, id)
 
 	// Expiry: drop the transport at exp so the client reconnects with a fresh
 	// token. A token accepted within the leeway keeps it until the leeway ends.
@@ -269,21 +284,44 @@ func (p *Policy) onConnect(s *hub.Socket) {
 		p.log.Debug("token expired; closing transport", slog.String(LogKeyUserID, id.UserID), slog.String(LogKeySocket, s.ID()))
 		s.CloseTransport("token expired")
 	})
+	// Indexed before anything else, so a role or owner change committed from
+	// now on finds the socket.
+	p.access.add(&p.access.users, id.UserID, st)
 	context.AfterFunc(s.Context(), func() {
 		expiry.Stop()
 		d.slot.release()
+		p.access.remove(p.access.users, id.UserID, st)
+		st.mu.Lock()
+		subs := make([]string, 0, len(st.subs))
+		for r := range st.subs {
+			subs = append(subs, r)
+		}
+		st.mu.Unlock()
+		for _, r := range subs {
+			p.unindexRoom(r, st)
+		}
 	})
 
-	auto := []string{RoomUser(id.UserID), RoomCart(id.UserID)}
-	if id.Admin {
-		auto = append(auto, RoomAdmin)
-	}
-	if id.Seller {
-		auto = append(auto, RoomSeller(id.UserID))
-	}
-	s.Join(auto...)
+	s.Join(autoRooms(id)...)
 	if s.Recovered() {
-		st.revalidate(auto)
+		st.mu.Lock()
+		for r, g := range d.subs {
+			st.subs[r] = g
+		}
+		st.mu.Unlock()
+		for r := range d.subs {
+			p.indexRoom(r, st)
+		}
+		if len(d.dropped) > 0 {
+			p.log.Info("recovered session: rooms not allowed for this identity were left",
+				slog.String(LogKeyUserID, id.UserID), slog.String(LogKeySocket, s.ID()), slog.Int("rooms", len(d.dropped)))
+			st.tell(ReasonSessionRestored, id, d.dropped, nil)
+		}
+		d.subs, d.dropped = nil, nil
+	}
+	if id.roleFromProfile && p.profiles.changedSince(id.UserID, d.profileGen) {
+		// A profile changed between the role lookup and the index: read it again.
+		p.recheckRole(s.Context(), st)
 	}
 	st.install()
 }

@@ -718,9 +718,8 @@ func TestPolicy_RecoveredSessionRevalidated(t *testing.T) {
 		if !recovered(r) {
 			t.Fatalf("the session was not recovered; the test needs it to be")
 		}
-		// The hub restores rooms before its CONNECT reply and runs OnConnect
-		// after it, so revalidation (a DB query for orders) lags the client's
-		// "connect" a little; GuardRecovery closes that window.
+		// The rooms are checked (Namespace.OnRecover) before the CONNECT
+		// reply; the wait is for the server socket of before the drop to go.
 		waitFor(t, "revalidation", func() bool {
 			so := st.socket(t, sid(r))
 			if !so.Recovered() {

@@ -25,8 +25,9 @@ const (
 // recovered by its own user: it notes whose session each taken pid was, and
 // the policy's middleware (Config.RecoveryGuard, or Policy.GuardRecovery)
 // refuses a CONNECT whose token belongs to someone else, before the hub
-// replays any missed event. Without it, recovered rooms are still revalidated
-// on connect, but missed events are replayed before the policy can check them.
+// replays any missed event. Without it, such a CONNECT recovers the session
+// with only the rooms the new identity may be in (the OnRecover filter runs
+// before the replay either way).
 type RecoveryGuard struct {
 	hub.RecoveryStore
 	owners pidOwners

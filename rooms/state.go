@@ -28,7 +28,8 @@ const DefaultMarkWait = 5 * time.Second
 
 // pendingState is a subscribe waiting for its mark.
 type pendingState struct {
-	s    *hub.Socket
+	st   *socketState
+	gen  uint64 // the access generation the subscribe was allowed in
 	room string
 	evs  []hub.StateEvent // set before the mark is committed
 	done chan struct{}    // closed by OnMark once joined
@@ -81,28 +82,33 @@ func (p *Policy) OnMark(m hub.Mark) {
 	p.marks.mu.Lock()
 	evs := ps.evs
 	p.marks.mu.Unlock()
-	ps.s.JoinAt(ps.room, m.Offset, evs...)
+	ps.st.mu.Lock()
+	// An access change since the subscribe (access.go) removed it: no join.
+	if ps.st.stillSubscribedLocked(ps.room, ps.gen) {
+		ps.st.s.JoinAt(ps.room, m.Offset, evs...)
+	}
+	ps.st.mu.Unlock()
 	close(ps.done)
 }
 
-// joinWithState joins room (already allowed), with its current state first
-// (Config.State): see OnMark. Without a mark (no state source, a room without
-// state, the database refused, or no mark within MarkWait) the socket joins
-// at once and gets whatever state could be read, unordered with the stream.
-func (st *socketState) joinWithState(room string) *refusal {
-	if _, ok := st.subs[room]; ok {
-		return nil // already receiving its changes
-	}
+// joinWithState joins room (allowed in access generation gen, with grant g),
+// with its current state first (Config.State): see OnMark. Without a mark
+// (no state source, a room without state, the database refused, or no mark
+// within MarkWait) the socket joins at once and gets whatever state could
+// be read, unordered with the stream.
+func (st *socketState) joinWithState(room string, gen uint64, g grant) *refusal {
 	src := st.p.cfg.State
 	if src == nil {
-		return st.join(room)
+		return st.join(room, gen, g)
 	}
-	if max := st.p.cfg.MaxRoomsPerSocket; max > 0 && len(st.subs) >= max {
-		return st.join(room) // the refusal
+	st.mu.Lock()
+	already, r := st.subscribeLocked(room, gen, g)
+	st.mu.Unlock()
+	if r != nil || already {
+		return r // already subscribed: it has the changes since its state
 	}
-	st.subs[room] = struct{}{}
 	token := newMarkToken()
-	ps := &pendingState{s: st.s, room: room, done: make(chan struct{})}
+	ps := &pendingState{st: st, gen: gen, room: room, done: make(chan struct{})}
 	st.p.marks.put(token, ps)
 	var read []hub.StateEvent
 	ready := func(evs []StateEvent) {
@@ -131,9 +137,16 @@ func (st *socketState) joinWithState(room string) *refusal {
 		<-ps.done // OnMark has it: it joins and queues at once
 		return nil
 	}
-	st.s.Join(room)
-	for _, e := range read {
-		_ = st.s.EmitRaw(e.Event, e.Args, nil)
+	st.mu.Lock()
+	ok := st.stillSubscribedLocked(room, gen)
+	if ok {
+		st.s.Join(room)
+	}
+	st.mu.Unlock()
+	if ok {
+		for _, e := range read {
+			_ = st.s.EmitRaw(e.Event, e.Args, nil)
+		}
 	}
 	return nil
 }
@@ -142,7 +155,7 @@ func (st *socketState) joinWithState(room string) *refusal {
 func (st *socketState) forMe(evs []StateEvent) []hub.StateEvent {
 	out := make([]hub.StateEvent, 0, len(evs))
 	for _, e := range evs {
-		if e.User != "" && e.User != st.id.UserID {
+		if e.User != "" && e.User != st.identity().UserID {
 			continue
 		}
 		out = append(out, hub.StateEvent{Event: e.Name, Args: []json.RawMessage{e.Payload}})

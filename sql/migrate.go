@@ -34,6 +34,10 @@ const (
 // DefaultTables are the tables the default mapping reads: the demo schema's.
 var DefaultTables = []string{"public.orders", "public.inventory", "public.variants", "public.products"}
 
+// DefaultOptionalTables are published when they exist: role changes in
+// profiles are applied to connected sockets from the replication stream.
+var DefaultOptionalTables = []string{"public.profiles"}
+
 // DefaultFullIdentityTables get REPLICA IDENTITY FULL by default.
 var DefaultFullIdentityTables = []string{"public.orders", "public.inventory"}
 
@@ -56,6 +60,11 @@ type Options struct {
 	Demo bool
 	// NoSeed skips the demo seed data.
 	NoSeed bool
+	// OptionalTables are put in the publication too, each only if it
+	// exists: tables walcast reads when the schema has them, such as the
+	// profiles whose role changes walcast applies to connected sockets
+	// (DefaultOptionalTables when nil; an empty non-nil slice means none).
+	OptionalTables []string
 	// Slot, when not empty, names a durable logical replication slot with the
 	// pgoutput plugin that Migrate creates if it does not exist. It is created
 	// after the migration transaction commits (Postgres forbids creating a
@@ -164,6 +173,23 @@ func Migrate(ctx context.Context, db DB, opts Options) (err error) {
 			return fmt.Errorf("sql: migrate: replica identity full on %s: %w", t, err)
 		}
 	}
+	optional := opts.OptionalTables
+	if optional == nil {
+		optional = DefaultOptionalTables
+	}
+	for _, t := range optional {
+		id, err := ParseTable(t)
+		if err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", id.Sanitize()).Scan(&exists); err != nil {
+			return fmt.Errorf("sql: migrate: look up %s: %w", t, err)
+		}
+		if exists && !containsTable(tables, t) {
+			tables = append(tables[:len(tables):len(tables)], t)
+		}
+	}
 	if err := ensurePublication(ctx, tx, pub, tables); err != nil {
 		return err
 	}
@@ -176,6 +202,20 @@ func Migrate(ctx context.Context, db DB, opts Options) (err error) {
 		}
 	}
 	return nil
+}
+
+// containsTable reports whether tables names t ("table" is "public.table").
+func containsTable(tables []string, t string) bool {
+	want, err := ParseTable(t)
+	if err != nil {
+		return false
+	}
+	for _, x := range tables {
+		if id, err := ParseTable(x); err == nil && id[0] == want[0] && id[1] == want[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseTable splits "schema.table" (or "table", schema public) into a pgx

@@ -42,6 +42,7 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		tables = mp.CheckTables()
 	}
+	tables = append(tables, profilesCheck)
 	rep, err := cdc.Check(ctx, conn, cdc.CheckConfig{Slot: c.Slot, Publication: c.Publication, Tables: tables})
 	if err != nil {
 		return fmt.Errorf("check: %w", err)

@@ -58,4 +58,16 @@ func TestMigrateThenCheck(t *testing.T) {
 	if !strings.Contains(out, "walcast check: ok") {
 		t.Errorf("check output lacks the ok line:\n%s", out)
 	}
+	if !strings.Contains(out, "table public.profiles is published") {
+		t.Errorf("check output lacks the published profiles table:\n%s", out)
+	}
+	// An install migrated before profiles were published: a warning with the fix.
+	if out, err := pg.Psql(t.Context(), "postgres", "ALTER PUBLICATION walcast DROP TABLE public.profiles"); err != nil {
+		t.Fatalf("drop profiles from the publication: %v\n%s", err, out)
+	}
+	out, err = runCapture(t, env, "check")
+	if err != nil || !strings.Contains(out, `table public.profiles is not in publication "walcast": role changes reach connected sockets only when they reconnect`) ||
+		!strings.Contains(out, "ALTER PUBLICATION") {
+		t.Errorf("check without profiles published = %v, want ok with a warning and the fix:\n%s", err, out)
+	}
 }

@@ -174,6 +174,12 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	// State on subscribe: the marks the state reads commit come back here
 	// through the stream and the bus, in commit order.
 	srv.OnMark(cdc.MarkRoom, s.rooms.OnMark)
+	// Role and owner changes read from the stream re-check connected sockets
+	// (on the other nodes of a cluster through the bus).
+	s.cdc.access.policy = s.rooms
+	if cl != nil {
+		cl.access = s.rooms
+	}
 	newRoleGauge(reg, func() string { st, _ := s.cdc.ready(); return st })
 	s.mux.Handle("/socket.io/", srv)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -41,10 +41,18 @@ type cluster struct {
 	// new admin:metrics subscriber on a standby gets.
 	metricsMu     sync.Mutex
 	leaderMetrics json.RawMessage
+
+	// access receives the role and owner changes the leader read from the
+	// stream (see serve_access.go); set before the bus runs.
+	access accessPolicy
 }
 
-// observeRemote keeps the newest metrics payload another node published.
+// observeRemote applies the access changes the leader published and keeps
+// the newest metrics payload another node published.
 func (cl *cluster) observeRemote(b *hub.Broadcast) {
+	if applyRemote(b, cl.access, cl.log) {
+		return
+	}
 	if b.Event != cdc.EventMetricsUpdated || len(b.Args) != 1 {
 		return
 	}

@@ -88,6 +88,7 @@ type pipeline struct {
 	// unlocked is set once the database refused FOR SHARE on the state rows
 	// (the role lacks UPDATE on them): state reads then lock nothing.
 	unlocked atomic.Bool
+	access   *accessWatch
 }
 
 // hold (nil = none) caps the reader's acknowledgement at the oldest event the
@@ -98,6 +99,7 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 	if err != nil {
 		return nil, err
 	}
+	checks = append(checks, profilesCheck)
 	rc := cdc.ReaderConfig{
 		DSN:         c.DatabaseURL,
 		Slot:        c.Slot,
@@ -109,14 +111,16 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 	if hold != nil {
 		rc.AckLimit = hold.limit
 	}
-	p, err := cdc.NewPipeline(cdc.PipelineConfig{Reader: rc, Transformer: mapper, Sink: sink})
+	access := newAccessWatch(mapper, log)
+	access.relay = c.RedisURL != ""
+	p, err := cdc.NewPipeline(cdc.PipelineConfig{Reader: rc, Transformer: access, Sink: sink})
 	if err != nil {
 		return nil, fmt.Errorf("cdc: %w", err)
 	}
 	if hold != nil {
 		hold.stats = p.Stats
 	}
-	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db, hold: hold}
+	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db, hold: hold, access: access}
 	m.register(pl)
 	return pl, nil
 }

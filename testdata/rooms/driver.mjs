@@ -10,7 +10,9 @@
 //   {"op":"emit","name":"a","id":1,"event":"subscribe:product","args":["p1"],"ack":true}
 //   {"op":"flood","name":"a","id":2,"event":"subscribe:product","args":["p1"],"count":1000,"ms":1000}
 //   {"op":"setauth","name":"a","token":"…"}
-//   {"op":"reconnect","name":"a"}   (socket.connect() after a connect_error)
+//   {"op":"reconnect","name":"a"}   (socket.connect() after a connect_error or a drop)
+//   {"op":"drop","name":"a"}        (closes the Engine.IO connection as a network loss would:
+//                                    the session stays recoverable by its pid)
 //   {"op":"close","name":"a"}
 //
 // Output lines: {"name","ev":"connect","id"} | {"name","ev":"connect_error","message","data"} |
@@ -126,6 +128,12 @@ rl.on("line", (l) => {
       if (!s) return fail("no socket " + c.name);
       s.connect();
       return;
+    }
+    case "drop": {
+      const s = sockets.get(c.name);
+      if (!s) return fail("no socket " + c.name);
+      s.io.engine.close();
+      return out({ name: c.name, ev: "dropped" });
     }
     case "close": {
       const s = sockets.get(c.name);

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"encoding/json"
+	"log/slog"
+
+	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/rooms"
+	wsql "github.com/walcast/walcast/sql"
+)
+
+// Access follows the data: the rows authorization rests on are read from the
+// replication stream, in commit order, and applied to the rooms policy before
+// the events of later changes are published. In cluster mode the leader also
+// publishes each change over the bus as an accessEvent to accessRoom (a room
+// no socket can join), and the other nodes apply it when it arrives
+// (cluster.observeRemote), in order with the broadcasts around it.
+
+const (
+	accessRoom  = "walcast:access"
+	accessEvent = "walcast:access"
+)
+
+// Where the profile role is read: the table of rooms.DefaultProfileQuery
+// (put in the publication by walcast migrate when it exists).
+const (
+	profilesSchema, profilesTable    = "public", "profiles"
+	profilesUserCol, profilesRoleCol = "user_id", "role"
+)
+
+// profilesCheck is the startup and `walcast check` entry for the profiles
+// table: without it in the publication, role changes apply at the next
+// connect only.
+var profilesCheck = cdc.CheckTable{Name: profilesSchema + "." + profilesTable, Optional: true,
+	Why: "role changes reach connected sockets only when they reconnect"}
+
+// accessPolicy is what the watch applies changes to (*rooms.Policy).
+type accessPolicy interface {
+	RoleChanged(user, role string)
+	OrderOwnerChanged(orderID, owner string)
+}
+
+// accessChange is one change, as carried over the bus.
+type accessChange struct {
+	User  string `json:"user,omitempty"`
+	Role  string `json:"role,omitempty"`
+	Order string `json:"order,omitempty"`
+	Owner string `json:"owner,omitempty"`
+}
+
+func (c accessChange) apply(p accessPolicy) {
+	if c.Order != "" {
+		p.OrderOwnerChanged(c.Order, c.Owner)
+	} else if c.User != "" {
+		p.RoleChanged(c.User, c.Role)
+	}
+}
+
+// accessWatch wraps the pipeline's transformer: every change still goes to
+// it, and the changes of profiles (role) and orders (owner) are applied to the
+// policy. It runs on the CDC goroutine.
+type accessWatch struct {
+	cdc.Transformer
+	policy accessPolicy // set before the pipeline runs
+	relay  bool         // cluster mode: also publish each change over the bus
+	log    *slog.Logger
+
+	// The mapped orders table; "" when unknown (a rules file).
+	ordersSchema, ordersTable, ordersID, ordersUser string
+}
+
+func newAccessWatch(t cdc.Transformer, log *slog.Logger) *accessWatch {
+	w := &accessWatch{Transformer: t, log: log}
+	if m, ok := t.(*cdc.Mapper); ok {
+		o := m.Mapping().Orders
+		if id, err := wsql.ParseTable(o.Table); err == nil && o.UserID != "" {
+			w.ordersSchema, w.ordersTable, w.ordersID, w.ordersUser = id[0], id[1], o.ID, o.UserID
+		}
+	}
+	return w
+}
+
+// Map implements cdc.Transformer.
+func (w *accessWatch) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
+	dst, err := w.Transformer.Map(dst, c)
+	if err != nil || c.Relation == nil || w.policy == nil {
+		return dst, err
+	}
+	r := c.Relation
+	var changes []accessChange
+	switch {
+	case r.Name == profilesTable && r.Namespace == profilesSchema:
+		changes = profileChanges(c)
+	case w.ordersTable != "" && r.Name == w.ordersTable && r.Namespace == w.ordersSchema:
+		changes = w.orderChanges(c)
+	default:
+		return dst, nil
+	}
+	for _, ch := range changes {
+		ch.apply(w.policy)
+		if w.relay {
+			payload, _ := json.Marshal(ch)
+			dst = append(dst, cdc.Event{Room: accessRoom, Name: accessEvent, Payload: payload, CommitTime: c.CommitTime})
+		}
+	}
+	return dst, nil
+}
+
+// text returns column col of t as text, and whether it is known.
+func text(c *cdc.Change, t cdc.Tuple, col string) (string, bool) {
+	i := c.Column(col)
+	if i < 0 || i >= len(t) {
+		return "", false
+	}
+	switch t[i].Kind {
+	case cdc.ValueText:
+		return string(t[i].Data), true
+	case cdc.ValueNull:
+		return "", true
+	}
+	return "", false
+}
+
+func profileChanges(c *cdc.Change) []accessChange {
+	var out []accessChange
+	oldUser, oldOK := text(c, c.Old, profilesUserCol)
+	switch c.Op {
+	case cdc.OpDelete:
+		if oldOK && oldUser != "" {
+			out = append(out, accessChange{User: oldUser})
+		}
+	case cdc.OpInsert, cdc.OpUpdate:
+		user, ok := text(c, c.New, profilesUserCol)
+		if !ok || user == "" {
+			return nil
+		}
+		if oldOK && oldUser != "" && oldUser != user {
+			out = append(out, accessChange{User: oldUser}) // the row moved to another user id
+		}
+		role, ok := text(c, c.New, profilesRoleCol)
+		if !ok {
+			return out // an unchanged TOASTed role did not change
+		}
+		if role == "" {
+			role = rooms.DefaultCustomerRole
+		}
+		out = append(out, accessChange{User: user, Role: role})
+	}
+	return out
+}
+
+func (w *accessWatch) orderChanges(c *cdc.Change) []accessChange {
+	switch c.Op {
+	case cdc.OpDelete:
+		if id, ok := text(c, c.Old, w.ordersID); ok && id != "" {
+			return []accessChange{{Order: id}}
+		}
+	case cdc.OpUpdate:
+		// An insert has no subscribers yet. Every update is applied, old image
+		// or not: it costs a map lookup when nobody is subscribed.
+		id, ok := text(c, c.New, w.ordersID)
+		owner, ownerOK := text(c, c.New, w.ordersUser)
+		if old, oldOK := text(c, c.Old, w.ordersUser); oldOK && ownerOK && old == owner {
+			return nil // the owner did not change
+		}
+		if ok && id != "" && ownerOK {
+			if owner == "" {
+				return []accessChange{{Order: id}}
+			}
+			return []accessChange{{Order: id, Owner: owner}}
+		}
+	}
+	return nil
+}
+
+// applyRemote applies an access change another node published; false if b is
+// not one.
+func applyRemote(b *hub.Broadcast, p accessPolicy, log *slog.Logger) bool {
+	if b.Event != accessEvent || len(b.Rooms) != 1 || b.Rooms[0] != accessRoom || len(b.Args) != 1 {
+		return false
+	}
+	var ch accessChange
+	if err := json.Unmarshal(b.Args[0], &ch); err != nil {
+		log.Warn("malformed access change from the bus; ignored", "err", err)
+		return true
+	}
+	if p != nil {
+		ch.apply(p)
+	}
+	return true
+}
