@@ -389,6 +389,8 @@ func (m *cdcMetrics) register(p *pipeline) {
 			Help: "Changes the mapper rejected (skipped)."}, func() float64 { return float64(p.p.MapErrors()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_bad_messages_total",
 			Help: "Invalid walcast.emit messages (dropped)."}, func() float64 { return float64(p.stats().BadMessages) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_unverified_messages_total",
+			Help: "Messages with prefix walcast whose signature did not verify (forged with pg_logical_emit_message, or the key is missing); dropped."}, func() float64 { return float64(p.stats().Unverified) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_lookup_misses_total",
 			Help: "Inventory rows whose variant or product was unknown."}, func() float64 { return float64(p.stats().LookupMisses) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_missing_old_image_total",
