@@ -19,12 +19,16 @@ type Metrics struct {
 	queueDrops   prometheus.Counter
 	commitToSend prometheus.Histogram
 	badPackets   *prometheus.CounterVec
+	labels       *eventLabels
 }
 
 // NewMetrics creates the hub collectors and registers them with reg (nil reg =
-// not registered).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// not registered). knownEvents are the event names that get their own
+// walcast_hub_events_out_total series; every other name is counted as
+// EventLabelOther (see EventLabel).
+func NewMetrics(reg prometheus.Registerer, knownEvents ...string) *Metrics {
 	m := &Metrics{
+		labels: newEventLabels(knownEvents),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "walcast_hub_connections", Help: "Open Engine.IO connections."}),
 		sockets: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -32,7 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rooms: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "walcast_hub_rooms", Help: "Non-empty rooms, socket-id rooms excluded."}),
 		eventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "walcast_hub_events_out_total", Help: "Events queued to sockets (deliveries)."}, []string{"event"}),
+			Name: "walcast_hub_events_out_total", Help: "Events queued to sockets (deliveries), by event name when it is a known one, else other."}, []string{"event"}),
 		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walcast_hub_events_in_total",
 			Help: "Events received from clients, by event name when a handler is registered for it, else _unhandled."}, []string{"event"}),
@@ -76,7 +80,7 @@ func (m *Metrics) addRooms(d float64) {
 
 func (m *Metrics) eventOut(event string, n int) {
 	if m != nil && n > 0 {
-		m.eventsOut.WithLabelValues(event).Add(float64(n))
+		m.eventsOut.WithLabelValues(m.labels.label(event)).Add(float64(n))
 	}
 }
 

@@ -256,3 +256,63 @@ func TestServe_ForgedEmit(t *testing.T) {
 		t.Errorf("/metrics lacks %q:\n%s", want, grepLines(metrics, "walcast_cdc_unverified"))
 	}
 }
+
+// seriesCount counts the samples of metric name in a /metrics body.
+func seriesCount(body, name string) int {
+	n := 0
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestServe_EventLabelsBounded: 5,000 distinct event names from walcast.emit
+// are all delivered but add no per-name series: they are counted as
+// event="other" in walcast_cdc_events_in_total and
+// walcast_hub_events_out_total.
+func TestServe_EventLabelsBounded(t *testing.T) {
+	e := newSecEnv(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	_, base := e.serve(t, "-listen", "127.0.0.1:0")
+	customer := demoUsers["customer"].ID
+	cl := listenNode(t, ctx, base, customer)
+	known, err := metricEventNames(config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	db := connectAs(t, ctx, e.pg, "postgres")
+	// A warm-up event puts the "other" series in place before the baseline.
+	if _, err := db.Exec(ctx, `SELECT walcast.emit($1, 'warm:up', null)`, "user:"+customer); err != nil {
+		t.Fatal(err)
+	}
+	cl.until(t, "warm:up", 30*time.Second)
+	_, before := httpGet(t, base+"/metrics")
+	const names = 5000
+	if _, err := db.Exec(ctx, `SELECT walcast.emit($1, 'name:' || g, '{"n": 1}') FROM generate_series(1, $2::int) g`, "user:"+customer, names); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `SELECT walcast.emit($1, 'test:end', null)`, "user:"+customer); err != nil {
+		t.Fatal(err)
+	}
+	got := cl.until(t, "test:end", 60*time.Second)
+	if len(got) != names+1 {
+		t.Errorf("socket.io-client received %d events, want %d", len(got), names+1)
+	}
+	_, after := httpGet(t, base+"/metrics")
+	t.Logf("/metrics: %d bytes before, %d bytes after %d distinct event names", len(before), len(after), names)
+	for _, m := range []string{"walcast_cdc_events_in_total", "walcast_hub_events_out_total"} {
+		if n := seriesCount(after, m); n > len(known)+1 {
+			t.Errorf("%s has %d series after %d names, want at most %d (the known names and other)", m, n, names, len(known)+1)
+		}
+		if want := m + `{event="other"} ` + strconv.Itoa(names+2); !strings.Contains(after, want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, grepLines(after, m))
+		}
+	}
+	if grow := len(after) - len(before); grow > 8<<10 {
+		t.Errorf("/metrics grew by %d bytes after %d event names, want at most 8 KiB", grow, names)
+	}
+}

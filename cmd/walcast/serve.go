@@ -98,13 +98,18 @@ func nodeID(listen string) string {
 func newService(c config, log *slog.Logger) (*service, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	known, err := metricEventNames(c)
+	if err != nil {
+		return nil, err
+	}
+	hm := hub.NewMetrics(reg, known...)
 	hcfg := hub.Config{
 		PingInterval:   c.PingInterval,
 		PingTimeout:    c.PingTimeout,
 		MaxPayload:     c.MaxPayload,
 		AllowedOrigins: c.AllowedOrigins,
 		MaxQueueBytes:  c.MaxQueueBytes,
-		Metrics:        hub.NewMetrics(reg),
+		Metrics:        hm,
 		Logger:         log,
 	}
 	if c.RecoveryWindow > 0 {
@@ -152,7 +157,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if cl != nil {
 		s.cluster, s.busUp = cl, cl.bus.Healthy
 	}
-	m := newCDCMetrics(reg)
+	m := newCDCMetrics(reg, hm.EventLabel)
 	// A lost slot means changes that no client will ever get: end every
 	// session without recovery so clients resubscribe and get the current
 	// state on subscribe.
@@ -320,7 +325,7 @@ func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
 		return err
 	}
 	for i := range events {
-		s.m.eventsIn.WithLabelValues(events[i].Name).Inc()
+		s.m.eventsIn.WithLabelValues(s.m.label(events[i].Name)).Inc()
 	}
 	return nil
 }
@@ -341,14 +346,16 @@ func toBroadcast(e *cdc.Event) *hub.Broadcast {
 // cdcMetrics are the CDC side's Prometheus collectors.
 type cdcMetrics struct {
 	eventsIn *prometheus.CounterVec
+	label    func(event string) string // bounds the event label (hub.Metrics.EventLabel)
 	reg      prometheus.Registerer
 }
 
-func newCDCMetrics(reg prometheus.Registerer) *cdcMetrics {
+func newCDCMetrics(reg prometheus.Registerer, label func(string) string) *cdcMetrics {
 	m := &cdcMetrics{
 		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "walcast_cdc_events_in_total", Help: "Events mapped from the database and accepted by the bus, by event name."}, []string{"event"}),
-		reg: reg,
+			Name: "walcast_cdc_events_in_total", Help: "Events mapped from the database and accepted by the bus, by event name when it is a known one, else other."}, []string{"event"}),
+		label: label,
+		reg:   reg,
 	}
 	reg.MustRegister(m.eventsIn)
 	return m
