@@ -56,6 +56,8 @@ type config struct {
 	RateLimit       float64       // client events per second per socket; 0 = rooms default
 	AdminNamespace  bool          // also serve the admins-only "/admin" namespace
 	PprofListen     string        // own address for Go's profiler at /debug/pprof/; "" = off (never on the public listener: it exposes the command line)
+	MetricsListen   string        // own address for GET /metrics; "" = the public listener
+	MetricsToken    secret        // bearer token GET /metrics requires; "" = none
 	DBPoolSize      int           // ordinary connections for profile, order-owner and mapper lookups; default 8
 	MaxConnsPerUser int           // sockets one user id may hold per namespace on a node; 0 = rooms default (20); negative = unlimited (the setting's 0)
 
@@ -273,6 +275,24 @@ func options() []struct {
 				return fmt.Errorf("%q is not a host:port address: %w", v, err)
 			}
 			c.PprofListen = v
+			return nil
+		}}},
+		{optServe, option{"metrics-listen", []string{"WALCAST_METRICS_LISTEN"}, "", "serve /metrics on this address only (e.g. 127.0.0.1:9464), not on the public listener; empty = the public listener", func(c *config, v string) error {
+			if v == "" {
+				c.MetricsListen = ""
+				return nil
+			}
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("%q is not a host:port address: %w", v, err)
+			}
+			c.MetricsListen = v
+			return nil
+		}}},
+		{optServe, option{"metrics-token", []string{"WALCAST_METRICS_TOKEN"}, "", "require 'Authorization: Bearer <token>' on /metrics; empty = none", func(c *config, v string) error {
+			if v != "" && len(v) < 16 {
+				return errors.New("a metrics token must be at least 16 characters")
+			}
+			c.MetricsToken = secret(v)
 			return nil
 		}}},
 		{optServe, option{"pprof", []string{"WALCAST_PPROF"}, "false", "removed: use -pprof-listen / WALCAST_PPROF_LISTEN (the profiler no longer shares the public listener)", func(c *config, v string) error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -314,5 +315,70 @@ func TestServe_EventLabelsBounded(t *testing.T) {
 	}
 	if grow := len(after) - len(before); grow > 8<<10 {
 		t.Errorf("/metrics grew by %d bytes after %d event names, want at most 8 KiB", grow, names)
+	}
+}
+
+// getWith GETs url with an optional Authorization header and returns the
+// status and body.
+func getWith(t *testing.T, url, auth string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServe_MetricsEndpoint: /metrics can leave the public listener
+// (WALCAST_METRICS_LISTEN) and can require a bearer token
+// (WALCAST_METRICS_TOKEN); the profiler is never on the public listener.
+func TestServe_MetricsEndpoint(t *testing.T) {
+	e := newSecEnv(t)
+	const token = "metrics-token-0123456789"
+	ops := freeAddr(t)
+	pprofAddr := freeAddr(t)
+	_, base := e.serve(t, "-listen", "127.0.0.1:0", "-metrics-listen", ops, "-metrics-token", token, "-pprof-listen", pprofAddr)
+	for _, tc := range []struct {
+		name, url, auth string
+		want            int
+	}{
+		{"PublicMetrics", base + "/metrics", "Bearer " + token, 404},
+		{"PublicPprof", base + "/debug/pprof/cmdline", "", 404},
+		{"NoToken", "http://" + ops + "/metrics", "", 401},
+		{"WrongToken", "http://" + ops + "/metrics", "Bearer " + token + "x", 401},
+		{"NotBearer", "http://" + ops + "/metrics", token, 401},
+		{"Token", "http://" + ops + "/metrics", "Bearer " + token, 200},
+		{"OpsHasNoSocketIO", "http://" + ops + "/socket.io/?EIO=4&transport=polling", "", 404},
+		{"Pprof", "http://" + pprofAddr + "/debug/pprof/cmdline", "", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := getWith(t, tc.url, tc.auth)
+			if code != tc.want {
+				t.Errorf("GET %s: status %d, want %d", tc.url, code, tc.want)
+			}
+			if has := strings.Contains(body, "walcast_hub_connections"); has != (tc.want == 200 && tc.name == "Token") {
+				t.Errorf("GET %s: body has metrics = %v (%d bytes)", tc.url, has, len(body))
+			}
+		})
+	}
+}
+
+// TestServe_MetricsToken: with a token and no own address, /metrics stays
+// on the public listener but answers 401 without the token.
+func TestServe_MetricsToken(t *testing.T) {
+	e := newSecEnv(t)
+	const token = "metrics-token-0123456789"
+	_, base := e.serve(t, "-listen", "127.0.0.1:0", "-metrics-token", token)
+	if code, body := getWith(t, base+"/metrics", ""); code != 401 || strings.Contains(body, "walcast_") {
+		t.Errorf("GET /metrics without a token: %d (%d bytes), want 401 without metrics", code, len(body))
+	}
+	if code, body := getWith(t, base+"/metrics", "Bearer "+token); code != 200 || !strings.Contains(body, "walcast_hub_connections") {
+		t.Errorf("GET /metrics with the token: %d (%d bytes), want 200 with metrics", code, len(body))
 	}
 }

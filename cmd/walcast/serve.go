@@ -50,16 +50,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // service is `walcast serve`: the CDC pipeline feeding the bus feeding the hub,
 // behind one HTTP server. `walcast demo` runs it in-process.
 type service struct {
-	cfg   config
-	log   *slog.Logger
-	reg   *prometheus.Registry
-	hub   *hub.Server
-	bus   bus.Bus
-	cdc   *pipeline
-	mux   *http.ServeMux
-	busUp func() bool
-	db    *pgxpool.Pool // profile/order-owner lookups (rooms) and the mapper's lookups
-	rooms *rooms.Policy
+	cfg config
+	log *slog.Logger
+	reg *prometheus.Registry
+	hub *hub.Server
+	bus bus.Bus
+	cdc *pipeline
+	mux *http.ServeMux
+	// opsMux serves /metrics on its own listener (WALCAST_METRICS_LISTEN); nil = on mux.
+	opsMux *http.ServeMux
+	busUp  func() bool
+	db     *pgxpool.Pool // profile/order-owner lookups (rooms) and the mapper's lookups
+	rooms  *rooms.Policy
 
 	cluster *cluster // Redis client, bus and recovery store; nil for one node
 	// sessions keeps the sessions of a node without Redis in walcast.sessions; nil otherwise.
@@ -182,7 +184,13 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		io.WriteString(w, "ok\n")
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metrics := metricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), c.MetricsToken)
+	if c.MetricsListen != "" {
+		s.opsMux = http.NewServeMux()
+		s.opsMux.Handle("GET /metrics", metrics)
+	} else {
+		s.mux.Handle("GET /metrics", metrics)
+	}
 	return s, nil
 }
 
@@ -221,6 +229,16 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 		go psrv.Serve(pln)
 		defer psrv.Close()
 		log.Info("profiler serving", "addr", pln.Addr().String())
+	}
+	if s.opsMux != nil {
+		mln, err := net.Listen("tcp", s.cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", s.cfg.MetricsListen, err)
+		}
+		msrv := newHTTPServer(s.opsMux, log, httpTimeouts{header: 10 * time.Second, idle: 30 * time.Second})
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		log.Info("metrics serving", "addr", mln.Addr().String())
 	}
 	fatal := make(chan error, 4)
 	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
