@@ -100,6 +100,7 @@ type conn struct {
 	tokens      float64     // inbound rate limit bucket (reader side, under readMu)
 	preRead     int64       // bytes read before the first accepted CONNECT (reader side)
 	connected   atomic.Bool // a CONNECT was accepted: MaxPreConnectBytes no longer applies
+	ip          *ipSlot     // its place in the per-IP caps; released by finish
 	tokensAt    time.Time
 	holding     int // recoveries in progress: queue, do not send yet
 	// replayed holds the offsets of the last recovery replay until the first
@@ -542,6 +543,7 @@ func (c *conn) finish(reason string) {
 		s.onClose(reason)
 	}
 	c.readMu.Unlock()
+	c.ip.release()
 	c.srv.nConns.Add(-1)
 	c.srv.m.addConnections(-1)
 }

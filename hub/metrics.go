@@ -19,6 +19,7 @@ type Metrics struct {
 	queueDrops   prometheus.Counter
 	commitToSend prometheus.Histogram
 	badPackets   *prometheus.CounterVec
+	ipRefusals   *prometheus.CounterVec
 	labels       *eventLabels
 }
 
@@ -52,10 +53,16 @@ func NewMetrics(reg prometheus.Registerer, knownEvents ...string) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		badPackets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walcast_hub_bad_packets_total", Help: "Malformed or refused client input by kind."}, []string{"kind"}),
+		ipRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walcast_hub_ip_refused_total",
+			Help: "Handshakes refused (429) by a per-IP cap: handshake_rate, connections or unauthenticated."}, []string{"limit"}),
+	}
+	for _, l := range []string{ipLimitHandshakes, ipLimitConns, ipLimitUnauthenticated} {
+		m.ipRefusals.WithLabelValues(l)
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.sockets, m.rooms, m.eventsOut, m.eventsIn, m.broadcasts,
-			m.disconnects, m.queueDrops, m.commitToSend, m.badPackets)
+			m.disconnects, m.queueDrops, m.commitToSend, m.badPackets, m.ipRefusals)
 	}
 	return m
 }
@@ -109,6 +116,12 @@ func (m *Metrics) disconnect(reason string) {
 func (m *Metrics) queueDrop() {
 	if m != nil {
 		m.queueDrops.Inc()
+	}
+}
+
+func (m *Metrics) ipRefused(limit string) {
+	if m != nil {
+		m.ipRefusals.WithLabelValues(limit).Inc()
 	}
 }
 

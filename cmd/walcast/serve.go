@@ -112,7 +112,12 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		AllowedOrigins: c.AllowedOrigins,
 		MaxQueueBytes:  c.MaxQueueBytes,
 		Metrics:        hm,
-		Logger:         log,
+
+		MaxHandshakesPerIP:      c.MaxHandshakesPerIP,
+		MaxConnsPerIP:           c.MaxConnsPerIP,
+		MaxUnauthenticatedPerIP: c.MaxUnauthenticatedPerIP,
+		ClientIP:                clientIPFunc(c.TrustedProxies),
+		Logger:                  log,
 	}
 	if c.RecoveryWindow > 0 {
 		hcfg.Recovery = &hub.RecoveryConfig{MaxDisconnection: c.RecoveryWindow}
