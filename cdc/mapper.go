@@ -24,11 +24,16 @@ type MapperConfig struct {
 	// images, lookup misses: each kind once per table); nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// EmitKey verifies walcast.emit messages (see EmitKey). The zero value
+	// means Load reads it from walcast.emit_key; if it cannot, Load logs an
+	// Error and every walcast.emit message is dropped as unverified.
+	EmitKey EmitKey
 }
 
 // MapperStats counts what the Mapper could not map. All fields only grow.
 type MapperStats struct {
 	BadMessages     uint64 // walcast.emit messages that were not valid (logged, dropped)
+	Unverified      uint64 // "walcast" messages without a valid signature: forged or unsigned (logged, dropped)
 	LookupMisses    uint64 // inventory rows whose variant or product is unknown
 	MissingOldImage uint64 // updates/deletes without REPLICA IDENTITY FULL where an old value was needed
 }
@@ -60,7 +65,9 @@ const eventsPerChange = 4
 //   - variants and products changes keep the lookup caches fresh; they give
 //     no events. TRUNCATE clears a cache or resets the metrics.
 //   - logical message "walcast" (walcast.emit, walcast.notify) → its event to
-//     its room; "walcast.heartbeat" and other prefixes → nothing.
+//     its room, if its signature verifies with the EmitKey (else it is
+//     dropped and counted in Stats().Unverified); "walcast.heartbeat" and
+//     other prefixes → nothing.
 //
 // Payload timestamps are the commit time in ms. "The row" is encoded from the
 // column bytes as to_jsonb(row) would (appendRowJSON). Event identity is
@@ -88,6 +95,9 @@ type Mapper struct {
 	met     metricsState
 	warned  map[string]bool
 	scratch []byte
+
+	verify   EmitVerifier
+	keyFixed bool // the key came from MapperConfig: Load does not read it
 
 	badMessages, lookupMisses, missingOld atomic.Uint64
 }
@@ -142,6 +152,8 @@ func NewMapper(cfg MapperConfig) (*Mapper, error) {
 		m.log = slog.Default()
 	}
 	m.log = m.log.With("component", "mapper")
+	m.verify.SetKey(cfg.EmitKey)
+	m.keyFixed = !cfg.EmitKey.IsZero()
 	if m.threshold == 0 {
 		m.threshold = DefaultLowStockThreshold
 	}
@@ -171,6 +183,7 @@ func (m *Mapper) Mapping() *Mapping { return m.mp }
 func (m *Mapper) Stats() MapperStats {
 	return MapperStats{
 		BadMessages:     m.badMessages.Load(),
+		Unverified:      m.verify.Dropped(),
 		LookupMisses:    m.lookupMisses.Load(),
 		MissingOldImage: m.missingOld.Load(),
 	}
@@ -195,6 +208,15 @@ func (m *Mapper) Load(ctx context.Context, q Querier) error {
 	domains, arrays, err := loadTypes(ctx, q)
 	if err != nil {
 		return err
+	}
+	if m.on.emit && !m.keyFixed {
+		// Without the key no walcast.emit message verifies, but table
+		// changes still map: the error is logged, not returned.
+		key, err := LoadEmitKey(ctx, q)
+		if err != nil {
+			m.log.Error("walcast.emit messages will be dropped until walcast is restarted with the key", "err", err)
+		}
+		m.verify.SetKey(key)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -750,7 +772,11 @@ func (m *Mapper) mapMessage(dst []Event, c *Change) []Event {
 	if c.Prefix != MessagePrefix || !m.on.emit {
 		return dst
 	}
-	room, event, payload, err := parseEmit(c.Content)
+	body, ok := m.verify.Verify(m.log, c)
+	if !ok {
+		return dst
+	}
+	room, event, payload, err := parseEmit(body)
 	if err != nil {
 		m.badMessages.Add(1)
 		m.log.Warn("dropped a bad walcast.emit message", "lsn", c.CommitLSN.String(), "xid", c.XID, "reason", err.Error())

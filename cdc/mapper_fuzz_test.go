@@ -7,8 +7,8 @@ import (
 	"github.com/walcast/walcast/cdc"
 )
 
-// FuzzMapMessage: any walcast.emit content gives either no event (counted as
-// bad) or one event with a valid JSON payload and non-empty room and name.
+// FuzzMapMessage: any signed walcast.emit body gives either no event (counted
+// as bad) or one event with a valid JSON payload and non-empty room and name.
 func FuzzMapMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"room": "user:u1", "event": "notification", "payload": {"type": "info", "title": "Hi", "message": "Shipped"}}`,
@@ -17,12 +17,12 @@ func FuzzMapMessage(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	m, err := cdc.NewMapper(cdc.MapperConfig{Logger: mapperDiscardLogger()})
+	m, err := cdc.NewMapper(cdc.MapperConfig{Logger: mapperDiscardLogger(), EmitKey: mKey})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, content string) {
-		evs, err := m.Map(nil, &cdc.Change{Op: cdc.OpMessage, Prefix: "walcast", Content: []byte(content)})
+		evs, err := m.Map(nil, &cdc.Change{Op: cdc.OpMessage, Prefix: "walcast", XID: 700, Content: mKey.SignEmit(700, []byte(content))})
 		if err != nil {
 			t.Fatalf("Map: %v", err)
 		}

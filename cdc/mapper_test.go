@@ -62,7 +62,7 @@ type mFeeder struct {
 
 func newMFeeder(t *testing.T, mp *cdc.Mapping) *mFeeder {
 	t.Helper()
-	m, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: mapperLogger(t)})
+	m, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: mapperLogger(t), EmitKey: mKey})
 	if err != nil {
 		t.Fatalf("NewMapper: %v", err)
 	}
@@ -290,8 +290,61 @@ func TestMapper_Metrics(t *testing.T) {
 	}
 }
 
+// mKey is the feeder's emit key; mMsg signs "walcast" messages with it for
+// the feeder's xid (700), as walcast.emit would.
+var mKey, _ = cdc.NewEmitKey([]byte("0123456789abcdef0123456789abcdef"))
+
 func mMsg(prefix, content string) *cdc.Change {
+	if prefix == cdc.MessagePrefix {
+		return &cdc.Change{Op: cdc.OpMessage, Prefix: prefix, Content: mKey.SignEmit(700, []byte(content))}
+	}
 	return &cdc.Change{Op: cdc.OpMessage, Prefix: prefix, Content: []byte(content)}
+}
+
+// TestMapper_UnverifiedMessages: a "walcast" message is delivered only with
+// walcast.emit's signature for its own transaction.
+func TestMapper_UnverifiedMessages(t *testing.T) {
+	f := newMFeeder(t, nil)
+	body := `{"room":"user:u1","event":"notification","payload":{"title":"sign in again at http://evil.example"}}`
+	other, _ := cdc.NewEmitKey([]byte("another key, not walcast's: 32 b"))
+	sig := string(mKey.SignEmit(700, []byte(body))[:64])
+	for name, content := range map[string]string{
+		"Unsigned":       body,
+		"OtherKey":       string(other.SignEmit(700, []byte(body))),
+		"OtherXID":       string(mKey.SignEmit(701, []byte(body))),
+		"BodyChanged":    sig + strings.Replace(body, "u1", "u2", 1),
+		"SignatureOnly":  sig,
+		"TruncatedSig":   sig[:63] + body,
+		"ZeroSignature":  strings.Repeat("0", 64) + body,
+		"EmptyContent":   "",
+		"NotHexSigLater": strings.Repeat("z", 64) + body,
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := f.m.Stats().Unverified
+			evs := f.tx(&cdc.Change{Op: cdc.OpMessage, Prefix: cdc.MessagePrefix, Content: []byte(content)})
+			if len(evs) != 0 {
+				t.Errorf("Map gave %d events (%s), want 0", len(evs), mSummary(evs))
+			}
+			if got := f.m.Stats().Unverified - before; got != 1 {
+				t.Errorf("Stats().Unverified grew by %d, want 1", got)
+			}
+		})
+	}
+	if evs := f.tx(mMsg(cdc.MessagePrefix, body)); len(evs) != 1 {
+		t.Errorf("signed message: %d events, want 1", len(evs))
+	}
+	if got := f.m.Stats().BadMessages; got != 0 {
+		t.Errorf("Stats().BadMessages = %d, want 0 (unverified messages are not parsed)", got)
+	}
+	// Without a key (walcast.emit_key unreadable) nothing verifies.
+	m, err := cdc.NewMapper(cdc.MapperConfig{Logger: mapperLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := m.Map(nil, &cdc.Change{Op: cdc.OpMessage, Prefix: cdc.MessagePrefix, XID: 700, Content: mKey.SignEmit(700, []byte(body))})
+	if err != nil || len(evs) != 0 || m.Stats().Unverified != 1 {
+		t.Errorf("no key: %d events, Unverified %d, err %v; want 0, 1, nil", len(evs), m.Stats().Unverified, err)
+	}
 }
 
 func TestMapper_Messages(t *testing.T) {

@@ -241,6 +241,7 @@ func (c *conn) onConnect(p packet.Socket) bool {
 	}
 	c.sockets[n.name] = s
 	c.connected.Store(true)
+	c.ip.authenticated()
 	if c.connTimer != nil {
 		c.connTimer.Stop()
 		c.connTimer = nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -20,6 +21,10 @@ const (
 	DefaultMaxDisconnection = 2 * time.Minute
 	DefaultMaxInboundRate   = 1000
 	DefaultMaxPreConnect    = 64 << 10
+
+	DefaultMaxHandshakesPerIP      = 20
+	DefaultMaxConnsPerIP           = 256
+	DefaultMaxUnauthenticatedPerIP = 32
 )
 
 // Config configures a Server. Every zero field takes its Default… value.
@@ -57,6 +62,24 @@ type Config struct {
 	// buffer a full MaxPayload; over it the connection is closed (WebSocket
 	// close code 1008, polling 413). 0 = 64 KiB.
 	MaxPreConnectBytes int64
+	// MaxHandshakesPerIP bounds the new Engine.IO sessions (handshakes
+	// without a sid) one client IP may open per second, with bursts of five
+	// times that. 0 = 20; negative = unlimited.
+	MaxHandshakesPerIP int
+	// MaxConnsPerIP bounds the open Engine.IO connections (WebSocket or
+	// polling sessions) of one client IP. 0 = 256; negative = unlimited.
+	MaxConnsPerIP int
+	// MaxUnauthenticatedPerIP bounds the open connections of one client IP
+	// that have no accepted Socket.IO CONNECT yet (no middleware accepted
+	// them). 0 = 32; negative = unlimited.
+	//
+	// A handshake over any of the three per-IP caps is answered 429 (with
+	// Connection: close) before a session exists.
+	MaxUnauthenticatedPerIP int
+	// ClientIP returns the address a request is counted under by the per-IP
+	// caps, e.g. from X-Forwarded-For behind a trusted proxy; nil or "" =
+	// the host of the request's RemoteAddr.
+	ClientIP func(r *http.Request) string
 	// Recovery enables connection state recovery; nil = off.
 	Recovery *RecoveryConfig
 	// OnSessionChange, when set, is called with a socket's state each time it
@@ -133,6 +156,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxInboundRate == 0 {
 		c.MaxInboundRate = DefaultMaxInboundRate
+	}
+	if c.MaxHandshakesPerIP == 0 {
+		c.MaxHandshakesPerIP = DefaultMaxHandshakesPerIP
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if c.MaxUnauthenticatedPerIP == 0 {
+		c.MaxUnauthenticatedPerIP = DefaultMaxUnauthenticatedPerIP
 	}
 	if c.Recovery != nil {
 		r := *c.Recovery

@@ -105,6 +105,7 @@ type conn struct {
 	preRead     int64       // bytes read before the first accepted CONNECT (reader side)
 	connected   atomic.Bool // a CONNECT was accepted: MaxPreConnectBytes no longer applies
 	holding     int         // recoveries in progress: queue, do not send yet
+	ip          *ipSlot     // its place in the per-IP caps; released by finish
 	// replayed holds the offsets of the last recovery replay until the first
 	// live broadcast past them: a broadcast the store already held when the
 	// replay read it, but whose fan-out reached this conn only after the
@@ -555,6 +556,7 @@ func (c *conn) finish(reason string) {
 		s.onClose(reason)
 	}
 	c.readMu.Unlock()
+	c.ip.release()
 	c.srv.nConns.Add(-1)
 	c.srv.m.addConnections(-1)
 }

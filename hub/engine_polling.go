@@ -51,8 +51,9 @@ func setPollingHeaders(w http.ResponseWriter) {
 
 // servePollingOpen starts a polling session: the first GET's body is the open
 // packet.
-func (s *Server) servePollingOpen(w http.ResponseWriter, r *http.Request) {
+func (s *Server) servePollingOpen(w http.ResponseWriter, r *http.Request, slot *ipSlot) {
 	c := s.newConn(r, transportPolling)
+	c.ip = slot
 	open := s.openPacket(c.sid, true)
 	s.register(c)
 	s.setCORS(w, r)

@@ -39,14 +39,16 @@ func (s *Server) upgrader() *websocket.Upgrader {
 }
 
 // serveWebSocketOpen handles a WebSocket-only session (no sid).
-func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request, slot *ipSlot) {
 	ws, err := s.upgrader().Upgrade(w, r, nil)
 	if err != nil {
+		slot.release()
 		s.m.badPacket("upgrade")
 		s.log.Debug("websocket upgrade failed", logKeyErr, err)
 		return
 	}
 	c := s.newConn(r, transportWebSocket)
+	c.ip = slot
 	c.setNetConn(ws.NetConn()) // gorilla did the handshake; frames are ours from here
 	c.enqueue(frame{data: s.openPacket(c.sid, false), op: opText})
 	s.register(c)

@@ -93,7 +93,8 @@ func TestWS_AnnouncedLengthNotPreallocated(t *testing.T) {
 // server no buffer.
 func TestWS_PreConnectBudget(t *testing.T) {
 	const conns = 40
-	_, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t)})
+	// 40 unauthenticated connections from one IP: over the per-IP cap (32).
+	_, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t), MaxUnauthenticatedPerIP: -1})
 	frame := clientFrame(1, make([]byte, 999_000))
 	wss := make([]*websocket.Conn, conns)
 	for i := range wss {

@@ -19,12 +19,17 @@ type Metrics struct {
 	queueDrops   prometheus.Counter
 	commitToSend prometheus.Histogram
 	badPackets   *prometheus.CounterVec
+	ipRefusals   *prometheus.CounterVec
+	labels       *eventLabels
 }
 
 // NewMetrics creates the hub collectors and registers them with reg (nil reg =
-// not registered).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// not registered). knownEvents are the event names that get their own
+// walcast_hub_events_out_total series; every other name is counted as
+// EventLabelOther (see EventLabel).
+func NewMetrics(reg prometheus.Registerer, knownEvents ...string) *Metrics {
 	m := &Metrics{
+		labels: newEventLabels(knownEvents),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "walcast_hub_connections", Help: "Open Engine.IO connections."}),
 		sockets: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -32,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rooms: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "walcast_hub_rooms", Help: "Non-empty rooms, socket-id rooms excluded."}),
 		eventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "walcast_hub_events_out_total", Help: "Events queued to sockets (deliveries)."}, []string{"event"}),
+			Name: "walcast_hub_events_out_total", Help: "Events queued to sockets (deliveries), by event name when it is a known one, else other."}, []string{"event"}),
 		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walcast_hub_events_in_total",
 			Help: "Events received from clients, by event name when a handler is registered for it, else _unhandled."}, []string{"event"}),
@@ -48,10 +53,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		badPackets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walcast_hub_bad_packets_total", Help: "Malformed or refused client input by kind."}, []string{"kind"}),
+		ipRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walcast_hub_ip_refused_total",
+			Help: "Handshakes refused (429) by a per-IP cap: handshake_rate, connections or unauthenticated."}, []string{"limit"}),
+	}
+	for _, l := range []string{ipLimitHandshakes, ipLimitConns, ipLimitUnauthenticated} {
+		m.ipRefusals.WithLabelValues(l)
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.sockets, m.rooms, m.eventsOut, m.eventsIn, m.broadcasts,
-			m.disconnects, m.queueDrops, m.commitToSend, m.badPackets)
+			m.disconnects, m.queueDrops, m.commitToSend, m.badPackets, m.ipRefusals)
 	}
 	return m
 }
@@ -76,7 +87,7 @@ func (m *Metrics) addRooms(d float64) {
 
 func (m *Metrics) eventOut(event string, n int) {
 	if m != nil && n > 0 {
-		m.eventsOut.WithLabelValues(event).Add(float64(n))
+		m.eventsOut.WithLabelValues(m.labels.label(event)).Add(float64(n))
 	}
 }
 
@@ -105,6 +116,12 @@ func (m *Metrics) disconnect(reason string) {
 func (m *Metrics) queueDrop() {
 	if m != nil {
 		m.queueDrops.Inc()
+	}
+}
+
+func (m *Metrics) ipRefused(limit string) {
+	if m != nil {
+		m.ipRefusals.WithLabelValues(limit).Inc()
 	}
 }
 

@@ -21,6 +21,8 @@ type Server struct {
 	connMu sync.Mutex
 	conns  map[string]*conn
 
+	ips *ipTable // per-IP caps on handshakes and connections
+
 	closing atomic.Bool
 	// resyncAt (unix nanoseconds) is the last EndAllSessions: sessions that
 	// disconnected before it are not recovered.
@@ -52,6 +54,7 @@ func New(cfg Config) (*Server, error) {
 		nsps:  make(map[string]*Namespace),
 		conns: make(map[string]*conn),
 	}
+	s.ips = newIPTable(c)
 	s.Of("/")
 	return s, nil
 }

@@ -103,16 +103,20 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeEngineError(w, http.StatusServiceUnavailable, errServerUnavailable, "Server shutting down")
 			return
 		}
-		if isWS {
-			s.serveWebSocketOpen(w, r)
-			return
-		}
-		if r.Method != http.MethodGet {
+		if !isWS && r.Method != http.MethodGet {
 			s.setCORS(w, r)
 			writeEngineError(w, http.StatusBadRequest, errBadHandshake, "Bad handshake method")
 			return
 		}
-		s.servePollingOpen(w, r)
+		slot, ok := s.admitHandshake(w, r)
+		if !ok {
+			return
+		}
+		if isWS {
+			s.serveWebSocketOpen(w, r, slot)
+			return
+		}
+		s.servePollingOpen(w, r, slot)
 		return
 	}
 	c := s.lookup(sid, r.Method != http.MethodPost)

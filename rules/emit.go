@@ -7,12 +7,17 @@ import (
 )
 
 // mapMessageLocked maps a logical message: prefix "walcast" is a
-// walcast.emit; other prefixes (the heartbeat, other apps) give nothing.
+// walcast.emit, delivered only if its signature verifies (Load reads the
+// key); other prefixes (the heartbeat, other apps) give nothing.
 func (en *Engine) mapMessageLocked(dst []cdc.Event, c *cdc.Change) []cdc.Event {
 	if c.Prefix != cdc.MessagePrefix || (en.r.File.Emit != nil && !*en.r.File.Emit) {
 		return dst
 	}
-	room, event, payload, err := cdc.ParseEmit(c.Content)
+	body, ok := en.verify.Verify(en.log, c)
+	if !ok {
+		return dst
+	}
+	room, event, payload, err := cdc.ParseEmit(body)
 	if err != nil {
 		en.badMessages.Add(1)
 		en.log.Warn("dropped a bad walcast.emit message", "lsn", c.CommitLSN.String(), "xid", c.XID, "reason", err.Error())

@@ -35,12 +35,15 @@ type Engine struct {
 	domains map[uint32]uint32 // domain type OID -> base type OID (from Load)
 	agg     *orderTotals      // the order_totals aggregate, if declared
 
+	verify cdc.EmitVerifier // "walcast" messages must be signed by walcast.emit
+
 	lookupMisses, missingOld, badMessages atomic.Uint64
 }
 
 // EngineStats counts what the Engine could not map. Fields only grow.
 type EngineStats struct {
 	BadMessages     uint64 // walcast.emit messages that were not valid (logged, dropped)
+	Unverified      uint64 // "walcast" messages without a valid signature: forged or unsigned (logged, dropped)
 	LookupMisses    uint64 // a rule fired but a join found no row
 	MissingOldImage uint64 // an update without REPLICA IDENTITY FULL where a rule reads old values
 }
@@ -100,7 +103,7 @@ func New(r *Rules, log *slog.Logger) *Engine {
 
 // Stats returns the Engine's counters.
 func (en *Engine) Stats() EngineStats {
-	return EngineStats{BadMessages: en.badMessages.Load(), LookupMisses: en.lookupMisses.Load(), MissingOldImage: en.missingOld.Load()}
+	return EngineStats{BadMessages: en.badMessages.Load(), Unverified: en.verify.Dropped(), LookupMisses: en.lookupMisses.Load(), MissingOldImage: en.missingOld.Load()}
 }
 
 func (en *Engine) relInfoLocked(rel *cdc.Relation) *relInfo {

@@ -12,7 +12,8 @@ import (
 
 // Load checks the rules against the catalog (CheckCatalog), fills the
 // lookup caches from the database, starts the aggregate and learns the
-// domain types (a domain column is encoded like its base type). q is an ordinary
+// domain types (a domain column is encoded like its base type), and reads
+// the key walcast.emit messages are verified with (cdc.LoadEmitKey). q is an ordinary
 // (not replication) connection or pool. It may run again after a reconnect.
 func (en *Engine) Load(ctx context.Context, q cdc.Querier) error {
 	if err := en.r.CheckCatalog(ctx, q); err != nil {
@@ -86,6 +87,15 @@ func (en *Engine) Load(ctx context.Context, q cdc.Querier) error {
 			return fmt.Errorf("rules: load lookup %s: %w", name, err)
 		}
 		loaded[name] = m
+	}
+	if en.r.File.Emit == nil || *en.r.File.Emit {
+		// Without the key no walcast.emit message verifies, but table
+		// changes still map: the error is logged, not returned.
+		key, err := cdc.LoadEmitKey(ctx, q)
+		if err != nil {
+			en.log.Error("walcast.emit messages will be dropped until walcast is restarted with the key", "err", err)
+		}
+		en.verify.SetKey(key)
 	}
 	en.mu.Lock()
 	defer en.mu.Unlock()

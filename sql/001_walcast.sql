@@ -9,20 +9,77 @@ CREATE SCHEMA IF NOT EXISTS walcast;
 
 COMMENT ON SCHEMA walcast IS 'walcast: push committed changes to Socket.IO clients';
 
--- Any role may call the functions, like pg_logical_emit_message itself (which
--- PUBLIC may execute). To restrict who can emit events, revoke EXECUTE on the
--- functions from PUBLIC and grant it to your application roles; migrations
--- do not undo such grants (CREATE OR REPLACE keeps a function's privileges).
+-- Who may emit. walcast delivers a message with prefix 'walcast' only if it
+-- carries a valid signature, and only walcast.emit can sign: it is SECURITY
+-- DEFINER and reads the key from walcast.emit_key, which only the owner of
+-- these objects (the role that ran walcast migrate) and the roles it grants
+-- SELECT to can read. A direct pg_logical_emit_message(true, 'walcast', …),
+-- which any login may call, is dropped by walcast as forged. So EXECUTE on
+-- walcast.emit and walcast.notify is what decides who may emit. New functions
+-- may be executed by PUBLIC; to restrict them, revoke EXECUTE from PUBLIC and
+-- grant it to your application roles. Migrations do not undo such grants
+-- (CREATE OR REPLACE keeps a function's privileges).
 GRANT USAGE ON SCHEMA walcast TO PUBLIC;
 
+-- walcast.emit_key holds one random 32-byte key (and its HMAC pads, derived
+-- from it once). walcast serve reads the key at start, so its database role
+-- must own the table or have SELECT on it. To rotate the key: delete the row,
+-- run walcast migrate, restart walcast (messages signed with the old key that
+-- walcast has not read yet are then dropped).
+CREATE TABLE IF NOT EXISTS walcast.emit_key (
+  id         boolean PRIMARY KEY DEFAULT true CHECK (id),
+  key        bytea NOT NULL CHECK (length(key) = 32),
+  ipad       bytea NOT NULL CHECK (length(ipad) = 64),
+  opad       bytea NOT NULL CHECK (length(opad) = 64),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE walcast.emit_key IS
+  'walcast: the key walcast.emit signs its messages with (HMAC-SHA256); readable by its owner and walcast serve only';
+
+REVOKE ALL ON walcast.emit_key FROM PUBLIC;
+
+-- The key: sha256 of three gen_random_uuid() values (each 122 bits from the
+-- server's strong random source; gen_random_uuid and sha256 are built in, so
+-- no extension is needed). ipad and opad are the key, zero-padded to the
+-- 64-byte SHA-256 block, XORed with 0x36 and 0x5c: HMAC's inner and outer
+-- keys (RFC 2104).
+DO $do$
+DECLARE
+  k bytea;
+  i bytea;
+  o bytea;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM walcast.emit_key) THEN
+    k := sha256(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()));
+    i := k || decode(repeat('00', 32), 'hex');
+    o := i;
+    FOR n IN 0..63 LOOP
+      i := set_byte(i, n, get_byte(i, n) # 54);
+      o := set_byte(o, n, get_byte(o, n) # 92);
+    END LOOP;
+    INSERT INTO walcast.emit_key (key, ipad, opad) VALUES (k, i, o) ON CONFLICT (id) DO NOTHING;
+  END IF;
+END
+$do$;
+
 -- walcast.emit sends event (with payload as its single argument) to room.
--- Message prefix 'walcast', content {"room":…,"event":…,"payload":…}.
+-- Message prefix 'walcast'; content: the lower-case hex HMAC-SHA256 (64
+-- characters) of the transaction's xid in decimal, ':' and the body, then
+-- the body, {"room":…,"event":…,"payload":…} in UTF-8. The xid binds the
+-- signature to its transaction: a signed message copied into another
+-- transaction does not verify.
 CREATE OR REPLACE FUNCTION walcast.emit(room text, event text, payload jsonb DEFAULT NULL)
 RETURNS pg_lsn
 LANGUAGE plpgsql
 VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+  body bytea;
+  ip bytea;
+  op bytea;
 BEGIN
   IF room IS NULL OR btrim(room) = '' THEN
     RAISE EXCEPTION 'walcast.emit: room must be a non-empty string'
@@ -32,20 +89,29 @@ BEGIN
     RAISE EXCEPTION 'walcast.emit: event must be a non-empty string'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  RETURN pg_logical_emit_message(
-    true, 'walcast',
-    jsonb_build_object('room', room, 'event', event, 'payload', payload)::text);
+  SELECT k.ipad, k.opad INTO ip, op FROM walcast.emit_key k;
+  IF ip IS NULL THEN
+    RAISE EXCEPTION 'walcast.emit: walcast.emit_key is empty; run walcast migrate'
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  body := convert_to(jsonb_build_object('room', room, 'event', event, 'payload', payload)::text, 'UTF8');
+  RETURN pg_logical_emit_message(true, 'walcast',
+    convert_to(encode(sha256(op || sha256(ip || convert_to(pg_current_xact_id()::xid::text || ':', 'UTF8') || body)), 'hex'), 'UTF8')
+    || body);
 END
 $fn$;
 
 COMMENT ON FUNCTION walcast.emit(text, text, jsonb) IS
   'Transactionally emit a Socket.IO event to a walcast room (delivered only on commit)';
 
--- walcast.notify sends a "notification" {title, message, type} to user:{user_id}.
+-- walcast.notify sends a "notification" {title, message, type} to
+-- user:{user_id}. SECURITY DEFINER too, so EXECUTE on walcast.notify alone
+-- lets a role send notifications (and nothing else).
 CREATE OR REPLACE FUNCTION walcast.notify(user_id text, title text, message text, type text DEFAULT 'info')
 RETURNS pg_lsn
 LANGUAGE sql
 VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
   SELECT walcast.emit('user:' || user_id, 'notification',
@@ -56,6 +122,7 @@ CREATE OR REPLACE FUNCTION walcast.notify(user_id uuid, title text, message text
 RETURNS pg_lsn
 LANGUAGE sql
 VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
   SELECT walcast.notify(user_id::text, title, message, type);

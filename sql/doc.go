@@ -7,7 +7,12 @@
 //     payload), walcast.notify(user_id, title, message, type) and
 //     walcast.heartbeat(). They write transactional logical decoding messages
 //     (prefixes "walcast" and "walcast.heartbeat"), so an event is delivered
-//     only if its transaction commits, and no rows are left behind.
+//     only if its transaction commits, and no rows are left behind. emit and
+//     notify are SECURITY DEFINER and sign each message with HMAC-SHA256
+//     under the key in walcast.emit_key (created once, readable only by its
+//     owner), bound to the transaction id; walcast drops "walcast" messages
+//     whose signature does not verify (cdc.EmitKey), so EXECUTE on the two
+//     functions decides who may emit.
 //   - 010_demo_schema.sql: the demo shop from the seeds (profiles, products,
 //     variants, inventory, orders with the order_status enum), with REPLICA
 //     IDENTITY FULL on orders and inventory.

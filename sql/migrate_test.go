@@ -1,11 +1,13 @@
 package sql_test
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/cdc/pgtest"
 	walsql "github.com/walcast/walcast/sql"
 )
@@ -132,6 +134,59 @@ func TestMigrate(t *testing.T) {
 		out, err := c.Psql(ctx, "shop", "CREATE ROLE app LOGIN; SET ROLE app; SELECT walcast.emit('r', 'e', '{}') IS NOT NULL AS ok")
 		if err != nil || !strings.Contains(out, " t") {
 			t.Errorf("walcast.emit as a plain role: %q, %v", out, err)
+		}
+	})
+	t.Run("EmitKey", func(t *testing.T) {
+		// One key, kept by later migrations; walcast.emit signs with it for
+		// its transaction (HMAC-SHA256 of "xid:body", as cdc verifies).
+		var n int
+		var key []byte
+		if err := conn.QueryRow(ctx, "select count(*) over (), key from walcast.emit_key").Scan(&n, &key); err != nil || n != 1 || len(key) != 32 {
+			t.Fatalf("walcast.emit_key: %d rows, key of %d bytes, %v; want 1 row of 32", n, len(key), err)
+		}
+		if err := walsql.Migrate(ctx, conn, opts); err != nil {
+			t.Fatal(err)
+		}
+		var again []byte
+		if err := conn.QueryRow(ctx, "select key from walcast.emit_key").Scan(&again); err != nil || !bytes.Equal(again, key) {
+			t.Errorf("key after another migration changed (%v)", err)
+		}
+		k, err := cdc.NewEmitKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, "select pg_create_logical_replication_slot('emitkey', 'test_decoding')"); err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Exec(ctx, "select pg_drop_replication_slot('emitkey')")
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var xid uint32
+		if err := tx.QueryRow(ctx, "select walcast.emit('r', 'e', '{\"a\": \"\u00e9\"}'), pg_current_xact_id()::xid::text::int8").Scan(new(string), &xid); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var data string
+		if err := conn.QueryRow(ctx, "select data from pg_logical_slot_get_changes('emitkey', NULL, NULL) where data like 'message:%'").Scan(&data); err != nil {
+			t.Fatal(err)
+		}
+		_, content, _ := strings.Cut(data, "content:")
+		body, err := k.VerifyEmit(xid, []byte(content))
+		if want := `{"room": "r", "event": "e", "payload": {"a": "é"}}`; err != nil || string(body) != want {
+			t.Errorf("VerifyEmit(%d, %q) = %q, %v; want %q", xid, content, body, err, want)
+		}
+		if _, err := k.VerifyEmit(xid+1, []byte(content)); err == nil {
+			t.Error("the signature verified for another transaction")
+		}
+	})
+	t.Run("EmitKeyPrivate", func(t *testing.T) {
+		out, err := c.Psql(ctx, "shop", "CREATE ROLE nosy LOGIN; SET ROLE nosy; SELECT key FROM walcast.emit_key")
+		if err == nil || !strings.Contains(out+err.Error(), "permission denied") {
+			t.Errorf("walcast.emit_key as a plain role: %q, %v; want permission denied", out, err)
 		}
 	})
 	t.Run("EmitRejectsEmptyRoom", func(t *testing.T) {

@@ -425,7 +425,10 @@ func (e *benchEnv) start(ctx context.Context, kind string) (*server, error) {
 	case "walcast":
 		s.cmd = e.pinned(e.cfg.ServerCPUs, e.walcast, "serve")
 		s.cmd.Env = append(os.Environ(), "WALCAST_DATABASE_URL="+e.dsn, "WALCAST_LISTEN="+addr,
-			"WALCAST_JWT_SECRET="+e.secret, "WALCAST_MAX_CONNS_PER_USER=0", "LOG_LEVEL="+cmp.Or(os.Getenv("BENCH_LOG_LEVEL"), "warn"))
+			"WALCAST_JWT_SECRET="+e.secret, "WALCAST_MAX_CONNS_PER_USER=0",
+			// Every load client dials from loopback: lift the per-IP caps.
+			"WALCAST_MAX_HANDSHAKES_PER_IP=0", "WALCAST_MAX_CONNS_PER_IP=0", "WALCAST_MAX_UNAUTHENTICATED_PER_IP=0",
+			"LOG_LEVEL="+cmp.Or(os.Getenv("BENCH_LOG_LEVEL"), "warn"))
 	case "node":
 		s.cmd = e.pinned(e.cfg.ServerCPUs, "node", filepath.Join(e.cfg.Root, "testdata", "bench", "server.mjs"))
 		s.cmd.Env = append(os.Environ(), "DATABASE_URL="+e.dsn, "PORT="+strconv.Itoa(port), "HOST=127.0.0.1", "JWT_SECRET="+e.secret)

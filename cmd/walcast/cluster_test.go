@@ -474,6 +474,9 @@ func startCluster(t testing.TB, nodes int, withRedis bool) *wcluster {
 		base = append(base, "WALCAST_REDIS_URL="+c.redis.URL())
 	}
 	base = append(base, "LOG_LEVEL="+cmp.Or(os.Getenv("CLUSTER_LOG_LEVEL"), "info"), "WALCAST_ALLOWED_ORIGINS=http://localhost")
+	// Every client dials from 127.0.0.1, standing for many users: lift the
+	// per-IP caps (TestServe_PerIPCaps tests them).
+	base = append(base, "WALCAST_MAX_HANDSHAKES_PER_IP=0", "WALCAST_MAX_CONNS_PER_IP=0", "WALCAST_MAX_UNAUTHENTICATED_PER_IP=0")
 	mig := exec.CommandContext(ctx, bin, "migrate", "-demo")
 	mig.Env = base
 	if out, err := mig.CombinedOutput(); err != nil {

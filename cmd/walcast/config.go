@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -56,8 +57,15 @@ type config struct {
 	RateLimit       float64       // client events per second per socket; 0 = rooms default
 	AdminNamespace  bool          // also serve the admins-only "/admin" namespace
 	PprofListen     string        // own address for Go's profiler at /debug/pprof/; "" = off (never on the public listener: it exposes the command line)
-	DBPoolSize      int           // ordinary connections for profile, order-owner and mapper lookups; default 8
-	MaxConnsPerUser int           // sockets one user id may hold per namespace on a node; 0 = rooms default (20); negative = unlimited (the setting's 0)
+	MetricsListen   string        // own address for GET /metrics; "" = the public listener
+	// Per-IP caps (hub.Config): 0 = hub default (a config built in code); negative = unlimited.
+	MaxHandshakesPerIP      int
+	MaxConnsPerIP           int
+	MaxUnauthenticatedPerIP int
+	TrustedProxies          []netip.Prefix // peers whose X-Forwarded-For names the client IP; nil = none
+	MetricsToken            secret         // bearer token GET /metrics requires; "" = none
+	DBPoolSize              int            // ordinary connections for profile, order-owner and mapper lookups; default 8
+	MaxConnsPerUser         int            // sockets one user id may hold per namespace on a node; 0 = rooms default (20); negative = unlimited (the setting's 0)
 
 	// Warnings are printed (logged) at start; they do not stop walcast.
 	Warnings []string
@@ -256,6 +264,24 @@ func options() []struct {
 			}
 			return nil
 		}}},
+		{optServe, option{"max-handshakes-per-ip", []string{"WALCAST_MAX_HANDSHAKES_PER_IP"}, "20", "new Engine.IO sessions one client IP may open per second, bursts of five times that; over it 429; 0 = unlimited", perIP(func(c *config) *int { return &c.MaxHandshakesPerIP })}},
+		{optServe, option{"max-conns-per-ip", []string{"WALCAST_MAX_CONNS_PER_IP"}, "256", "open connections (WebSocket or polling) of one client IP; over it 429; 0 = unlimited", perIP(func(c *config) *int { return &c.MaxConnsPerIP })}},
+		{optServe, option{"max-unauthenticated-per-ip", []string{"WALCAST_MAX_UNAUTHENTICATED_PER_IP"}, "32", "open connections of one client IP without an accepted Socket.IO CONNECT (token); over it 429; 0 = unlimited", perIP(func(c *config) *int { return &c.MaxUnauthenticatedPerIP })}},
+		{optServe, option{"trusted-proxies", []string{"WALCAST_TRUSTED_PROXIES"}, "", "comma-separated proxy addresses or CIDRs (e.g. 10.0.0.0/8): for a request from one of them the per-IP caps count the X-Forwarded-For client instead; empty = none (the TCP peer is the client)", func(c *config, v string) error {
+			c.TrustedProxies = nil
+			for _, f := range splitList(v) {
+				p, err := netip.ParsePrefix(f)
+				if err != nil {
+					a, aerr := netip.ParseAddr(f)
+					if aerr != nil {
+						return fmt.Errorf("%q is not an IP address or CIDR", f)
+					}
+					p = netip.PrefixFrom(a, a.BitLen())
+				}
+				c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+			}
+			return nil
+		}}},
 		{optServe, option{"admin-namespace", []string{"WALCAST_ADMIN_NAMESPACE"}, "false", "also serve the /admin namespace, which only admins may connect to", func(c *config, v string) error {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -273,6 +299,24 @@ func options() []struct {
 				return fmt.Errorf("%q is not a host:port address: %w", v, err)
 			}
 			c.PprofListen = v
+			return nil
+		}}},
+		{optServe, option{"metrics-listen", []string{"WALCAST_METRICS_LISTEN"}, "", "serve /metrics on this address only (e.g. 127.0.0.1:9464), not on the public listener; empty = the public listener", func(c *config, v string) error {
+			if v == "" {
+				c.MetricsListen = ""
+				return nil
+			}
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("%q is not a host:port address: %w", v, err)
+			}
+			c.MetricsListen = v
+			return nil
+		}}},
+		{optServe, option{"metrics-token", []string{"WALCAST_METRICS_TOKEN"}, "", "require 'Authorization: Bearer <token>' on /metrics; empty = none", func(c *config, v string) error {
+			if v != "" && len(v) < 16 {
+				return errors.New("a metrics token must be at least 16 characters")
+			}
+			c.MetricsToken = secret(v)
 			return nil
 		}}},
 		{optServe, option{"pprof", []string{"WALCAST_PPROF"}, "false", "removed: use -pprof-listen / WALCAST_PPROF_LISTEN (the profiler no longer shares the public listener)", func(c *config, v string) error {
@@ -378,6 +422,22 @@ func configFlags(fs *flag.FlagSet, groups int, getenv func(string) string) (fini
 			errs = append(errs, errors.New("no database: set WALCAST_DATABASE_URL or DATABASE_URL (a direct connection, not a pooler), or -database-url"))
 		}
 		return c, errors.Join(errs...)
+	}
+}
+
+// perIP stores a per-IP cap: a count from 0 (unlimited, stored as -1) to
+// 1,000,000.
+func perIP(field func(*config) *int) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1_000_000 {
+			return fmt.Errorf("%q is not a count between 0 (unlimited) and 1000000", v)
+		}
+		if n == 0 {
+			n = -1
+		}
+		*field(c) = n
+		return nil
 	}
 }
 

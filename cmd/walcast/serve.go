@@ -50,16 +50,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // service is `walcast serve`: the CDC pipeline feeding the bus feeding the hub,
 // behind one HTTP server. `walcast demo` runs it in-process.
 type service struct {
-	cfg   config
-	log   *slog.Logger
-	reg   *prometheus.Registry
-	hub   *hub.Server
-	bus   bus.Bus
-	cdc   *pipeline
-	mux   *http.ServeMux
-	busUp func() bool
-	db    *pgxpool.Pool // profile/order-owner lookups (rooms) and the mapper's lookups
-	rooms *rooms.Policy
+	cfg config
+	log *slog.Logger
+	reg *prometheus.Registry
+	hub *hub.Server
+	bus bus.Bus
+	cdc *pipeline
+	mux *http.ServeMux
+	// opsMux serves /metrics on its own listener (WALCAST_METRICS_LISTEN); nil = on mux.
+	opsMux *http.ServeMux
+	busUp  func() bool
+	db     *pgxpool.Pool // profile/order-owner lookups (rooms) and the mapper's lookups
+	rooms  *rooms.Policy
 
 	cluster *cluster // Redis client, bus and recovery store; nil for one node
 	// sessions keeps the sessions of a node without Redis in walcast.sessions; nil otherwise.
@@ -98,14 +100,24 @@ func nodeID(listen string) string {
 func newService(c config, log *slog.Logger) (*service, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	known, err := metricEventNames(c)
+	if err != nil {
+		return nil, err
+	}
+	hm := hub.NewMetrics(reg, known...)
 	hcfg := hub.Config{
 		PingInterval:   c.PingInterval,
 		PingTimeout:    c.PingTimeout,
 		MaxPayload:     c.MaxPayload,
 		AllowedOrigins: c.AllowedOrigins,
 		MaxQueueBytes:  c.MaxQueueBytes,
-		Metrics:        hub.NewMetrics(reg),
-		Logger:         log,
+		Metrics:        hm,
+
+		MaxHandshakesPerIP:      c.MaxHandshakesPerIP,
+		MaxConnsPerIP:           c.MaxConnsPerIP,
+		MaxUnauthenticatedPerIP: c.MaxUnauthenticatedPerIP,
+		ClientIP:                clientIPFunc(c.TrustedProxies),
+		Logger:                  log,
 	}
 	if c.RecoveryWindow > 0 {
 		hcfg.Recovery = &hub.RecoveryConfig{MaxDisconnection: c.RecoveryWindow}
@@ -152,7 +164,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if cl != nil {
 		s.cluster, s.busUp = cl, cl.bus.Healthy
 	}
-	m := newCDCMetrics(reg)
+	m := newCDCMetrics(reg, hm.EventLabel)
 	// A lost slot means changes that no client will ever get: end every
 	// session without recovery so clients resubscribe and get the current
 	// state on subscribe.
@@ -186,7 +198,13 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		io.WriteString(w, "ok\n")
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metrics := metricsHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), c.MetricsToken)
+	if c.MetricsListen != "" {
+		s.opsMux = http.NewServeMux()
+		s.opsMux.Handle("GET /metrics", metrics)
+	} else {
+		s.mux.Handle("GET /metrics", metrics)
+	}
 	return s, nil
 }
 
@@ -225,6 +243,16 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 		go psrv.Serve(pln)
 		defer psrv.Close()
 		log.Info("profiler serving", "addr", pln.Addr().String())
+	}
+	if s.opsMux != nil {
+		mln, err := net.Listen("tcp", s.cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", s.cfg.MetricsListen, err)
+		}
+		msrv := newHTTPServer(s.opsMux, log, httpTimeouts{header: 10 * time.Second, idle: 30 * time.Second})
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		log.Info("metrics serving", "addr", mln.Addr().String())
 	}
 	fatal := make(chan error, 4)
 	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
@@ -329,7 +357,7 @@ func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
 		return err
 	}
 	for i := range events {
-		s.m.eventsIn.WithLabelValues(events[i].Name).Inc()
+		s.m.eventsIn.WithLabelValues(s.m.label(events[i].Name)).Inc()
 	}
 	return nil
 }
@@ -350,14 +378,16 @@ func toBroadcast(e *cdc.Event) *hub.Broadcast {
 // cdcMetrics are the CDC side's Prometheus collectors.
 type cdcMetrics struct {
 	eventsIn *prometheus.CounterVec
+	label    func(event string) string // bounds the event label (hub.Metrics.EventLabel)
 	reg      prometheus.Registerer
 }
 
-func newCDCMetrics(reg prometheus.Registerer) *cdcMetrics {
+func newCDCMetrics(reg prometheus.Registerer, label func(string) string) *cdcMetrics {
 	m := &cdcMetrics{
 		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "walcast_cdc_events_in_total", Help: "Events mapped from the database and accepted by the bus, by event name."}, []string{"event"}),
-		reg: reg,
+			Name: "walcast_cdc_events_in_total", Help: "Events mapped from the database and accepted by the bus, by event name when it is a known one, else other."}, []string{"event"}),
+		label: label,
+		reg:   reg,
 	}
 	reg.MustRegister(m.eventsIn)
 	return m
@@ -398,6 +428,8 @@ func (m *cdcMetrics) register(p *pipeline) {
 			Help: "Changes the mapper rejected (skipped)."}, func() float64 { return float64(p.p.MapErrors()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_bad_messages_total",
 			Help: "Invalid walcast.emit messages (dropped)."}, func() float64 { return float64(p.stats().BadMessages) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_unverified_messages_total",
+			Help: "Messages with prefix walcast whose signature did not verify (forged with pg_logical_emit_message, or the key is missing); dropped."}, func() float64 { return float64(p.stats().Unverified) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_lookup_misses_total",
 			Help: "Inventory rows whose variant or product was unknown."}, func() float64 { return float64(p.stats().LookupMisses) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "walcast_cdc_missing_old_image_total",

@@ -298,7 +298,7 @@ func newTransformer(c config, log *slog.Logger) (transformer, func() cdc.MapperS
 		en := rules.New(r, log)
 		stats := func() cdc.MapperStats {
 			st := en.Stats()
-			return cdc.MapperStats{BadMessages: st.BadMessages, LookupMisses: st.LookupMisses, MissingOldImage: st.MissingOldImage}
+			return cdc.MapperStats{BadMessages: st.BadMessages, Unverified: st.Unverified, LookupMisses: st.LookupMisses, MissingOldImage: st.MissingOldImage}
 		}
 		return en, stats, rulesCheckTables(r), nil
 	}

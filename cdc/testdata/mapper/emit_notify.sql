@@ -7,7 +7,8 @@ SELECT walcast.heartbeat();
 BEGIN;
 SELECT walcast.notify('00000000-0000-4000-8000-000000000101', 'Never', 'rolled back', 'info');
 ROLLBACK;
--- A hand-made bad message (no room) is logged and counted, not delivered.
+-- A hand-made message (not signed by walcast.emit) is logged and counted as
+-- unverified, not delivered.
 SELECT pg_logical_emit_message(true, 'walcast', '{"event": "x"}');
 -- Someone else's prefix is ignored.
 SELECT pg_logical_emit_message(true, 'other.app', 'hello');
