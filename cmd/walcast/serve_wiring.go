@@ -253,15 +253,21 @@ func (p *pipeline) RoomStateAt(ctx context.Context, room, token string, ready fu
 	if !ok {
 		return false, nil
 	}
-	read := func(lock bool) (bool, error) {
-		evs, marked, err := m.RoomStateAt(ctx, db, room, token, lock, func(evs []cdc.StateEvent) {
-			out := make([]rooms.StateEvent, len(evs))
-			for i, e := range evs {
-				out[i] = rooms.StateEvent{Name: e.Name, Payload: e.Payload, User: e.User}
+	read := func(lock bool) (marked bool, err error) {
+		// A pooled connection to a server that went away (a failover)
+		// fails before anything was sent: try the next one.
+		for attempt := 0; attempt < 3; attempt++ {
+			_, marked, err = m.RoomStateAt(ctx, db, room, token, lock, func(evs []cdc.StateEvent) {
+				out := make([]rooms.StateEvent, len(evs))
+				for i, e := range evs {
+					out[i] = rooms.StateEvent{Name: e.Name, Payload: e.Payload, User: e.User}
+				}
+				ready(out)
+			})
+			if err == nil || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
+				break
 			}
-			ready(out)
-		})
-		_ = evs
+		}
 		return marked, err
 	}
 	if !p.unlocked.Load() {
