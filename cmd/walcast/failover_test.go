@@ -124,6 +124,36 @@ func TestFailover_SlotLost(t *testing.T) {
 	f.checkResynced(cl)
 }
 
+// TestFailover_SlotLostWhileStopped: like TestFailover_SlotLost, but walcast
+// serve is not running when the primary dies: it starts again on the
+// promoted standby, where its slot does not exist. A new process has no
+// position of its own, so it must learn from the sessions its predecessor
+// left in walcast.sessions that the slot existed: one Error line, the
+// metric, and every client resynchronises.
+func TestFailover_SlotLostWhileStopped(t *testing.T) {
+	needTool(t, "node")
+	f := startRig(t, rigOptions{standby: true})
+	stop := f.serve()
+	cl := f.clients()
+	for tx := range 50 {
+		f.commit(tx, 5)
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // let them reach the clients and walcast.sessions
+	stop()
+	f.commit(50, 5) // no client gets this one live
+	f.waitStandbyCaughtUp()
+	f.failover()
+	f.commit(51, 5)
+	f.serve()
+	cl.checkStateOnSubscribe(f.currentState())
+	for tx := 52; tx < 100; tx++ {
+		f.commit(tx, 5)
+		time.Sleep(2 * time.Millisecond)
+	}
+	f.checkResynced(cl)
+}
+
 // TestServe_SlotInvalidated: walcast serve (no Redis) with socket.io-client
 // sockets subscribed is stopped; while it is down the database writes far
 // past a tiny max_slot_wal_keep_size and checkpoints, so Postgres
