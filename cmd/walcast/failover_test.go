@@ -88,6 +88,9 @@ func TestFailover_SocketIOClient(t *testing.T) {
 	if m := f.metric("walcast_cdc_slot_lost_total"); m != "0" {
 		t.Errorf("walcast_cdc_slot_lost_total = %s, want 0", m)
 	}
+	if l := f.log(); !strings.Contains(l, `msg="server timeline changed: connected to a promoted standby" component=cdc.reader slot=walcast timeline=2 previous_timeline=1`) {
+		t.Errorf("walcast's log lacks the Info line on the timeline change:\n%s", grepLines(l, "timeline"))
+	}
 	if t.Failed() {
 		t.Logf("walcast log (last lines):\n%s", lastLines(f.log(), 60))
 	}
