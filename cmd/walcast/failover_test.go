@@ -88,6 +88,9 @@ func TestFailover_SocketIOClient(t *testing.T) {
 	if m := f.metric("walcast_cdc_slot_lost_total"); m != "0" {
 		t.Errorf("walcast_cdc_slot_lost_total = %s, want 0", m)
 	}
+	if m, _ := strconv.Atoi(f.metric("walcast_cdc_reconnects_total")); m < 1 {
+		t.Errorf("walcast_cdc_reconnects_total = %d, want >= 1 (the reader reconnected to the new primary)", m)
+	}
 	if l := f.log(); !strings.Contains(l, `msg="server timeline changed: connected to a promoted standby" component=cdc.reader slot=walcast timeline=2 previous_timeline=1`) {
 		t.Errorf("walcast's log lacks the Info line on the timeline change:\n%s", grepLines(l, "timeline"))
 	}
