@@ -445,8 +445,8 @@ func checkStandby(ctx context.Context, q Querier, cfg *checkState, r *CheckRepor
 	} else {
 		r.add("primary_conninfo", CheckOK, "", "primary_conninfo names a database")
 	}
-	var synced, failover bool
-	err := q.QueryRow(ctx, "SELECT synced, failover FROM pg_replication_slots WHERE slot_name = $1", cfg.Slot).Scan(&synced, &failover)
+	var synced, failover, temporary bool
+	err := q.QueryRow(ctx, "SELECT synced, failover, temporary FROM pg_replication_slots WHERE slot_name = $1", cfg.Slot).Scan(&synced, &failover, &temporary)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		r.add("slot_synced", CheckWarn, "on the primary: check walcast check's failover_slot and synchronized_standby_slots; then wait for the standby to sync",
@@ -456,6 +456,12 @@ func checkStandby(ctx context.Context, q Querier, cfg *checkState, r *CheckRepor
 	case !synced:
 		r.add("slot_synced", CheckWarn, fmt.Sprintf("SELECT pg_drop_replication_slot(%s);  -- a slot created on the standby itself cannot be synced", quoteLiteral(cfg.Slot)),
 			"slot %q exists here but is not synced from the primary", cfg.Slot)
+	case temporary:
+		// The slot sync worker keeps a synced slot temporary until the
+		// primary's slot has moved past what this standby can guarantee
+		// (its restart_lsn and catalog xmin); a promotion drops it.
+		r.add("slot_synced", CheckWarn, "on the primary: let walcast serve advance the slot (it holds it at the oldest event of the recovery window), then check again; the standby's log says \"could not synchronize replication slot\" until then",
+			"slot %q is synced but still temporary here: the primary's slot needs WAL or catalog rows older than this standby has, and a promotion now would lose it", cfg.Slot)
 	default:
 		r.add("slot_synced", CheckOK, "", "slot %q is synced from the primary", cfg.Slot)
 	}

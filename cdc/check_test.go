@@ -252,10 +252,36 @@ func TestCheck_Standby(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The slot sync worker starts after the reload and copies the slot;
-	// wait for it (bounded).
+	// The slot sync worker starts after the reload and copies the slot, but
+	// keeps it temporary while the primary's slot needs WAL older than the
+	// standby's backup (nothing has advanced it): a promotion would drop it,
+	// so check must not call it synced.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
+		var temporary bool
+		err := connect(t, sb.DSN("postgres")).QueryRow(ctx, "SELECT temporary FROM pg_replication_slots WHERE slot_name = 'walcast' AND synced").Scan(&temporary)
+		if err == nil && temporary {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no temporary synced slot on the standby 60s after enabling slot sync (err %v, temporary %v)", err, temporary)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rep, err = cdc.Check(ctx, connect(t, sb.DSN("postgres")), cdc.CheckConfig{})
+	if err != nil {
+		t.Fatalf("Check on the standby: %v", err)
+	}
+	if c, _ := find(rep, "slot_synced"); c.Severity != cdc.CheckWarn || !strings.Contains(c.Message, "temporary") {
+		t.Errorf("slot_synced with a temporary synced slot = %+v, want warn naming it temporary", c)
+	}
+	// Advance the primary's slot (as a running walcast does) until the
+	// standby persists its copy (bounded).
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		if _, err := pconn.Exec(ctx, "SELECT pg_replication_slot_advance('walcast', pg_current_wal_lsn())"); err != nil {
+			t.Fatal(err)
+		}
 		rep, err = cdc.Check(ctx, connect(t, sb.DSN("postgres")), cdc.CheckConfig{})
 		if err != nil {
 			t.Fatalf("Check on the standby: %v", err)

@@ -126,6 +126,9 @@ type Reader struct {
 	txs          atomic.Uint64
 	reconnects   atomic.Uint64
 	slotsLost    atomic.Uint64
+	// timeline is the server timeline of the current session, prevTimeline
+	// that of the one before (0: unknown); they differ after a promotion.
+	timeline, prevTimeline atomic.Int64
 }
 
 // NewReader checks cfg and returns a Reader. It does no I/O.

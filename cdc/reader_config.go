@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,6 +84,16 @@ type ReaderConfig struct {
 	// whoever holds state derived from them must resynchronise (walcast serve
 	// ends every client session without recovery).
 	OnSlotLost func(SlotLoss)
+
+	// SlotExpected, when set, is asked (from Run's goroutine, bounded by
+	// its context) when the slot does not exist and this Reader has not
+	// streamed from it: true means an earlier process did (walcast serve
+	// asks whether its predecessor left sessions behind), so the slot was
+	// lost, not never made, e.g. by a promotion on Postgres 15/16 while
+	// walcast was stopped. The Reader then takes the lost-slot path
+	// (OnSlotLost, with SlotLoss.From 0: unknown). Nil means a missing slot
+	// is lost only when this Reader streamed from it.
+	SlotExpected func(context.Context) bool
 
 	// Logger receives lifecycle logs; nil means slog.Default().
 	Logger *slog.Logger

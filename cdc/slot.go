@@ -32,6 +32,7 @@ type SlotLoss struct {
 // Slot and publication names were validated by NewReader, so quoting them as
 // literals is safe.
 func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
+	r.noteTimeline(ctx, conn)
 	res, err := conn.Exec(ctx, "SELECT 1 FROM pg_publication WHERE pubname = '"+r.cfg.Publication+"'").ReadAll()
 	if err != nil {
 		return fmt.Errorf("check publication %q: %w", r.cfg.Publication, err)
@@ -93,7 +94,31 @@ func (r *Reader) ensureSlot(ctx context.Context, conn *pgconn.PgConn) error {
 		// promotion on a server without failover slots, or a drop).
 		return r.recreateLost(ctx, conn, failover, "missing", LSN(acked))
 	}
+	if r.cfg.SlotExpected != nil && r.cfg.SlotExpected(ctx) {
+		// An earlier process streamed from it (e.g. the server was promoted
+		// while walcast was stopped); where it stopped is unknown here.
+		return r.recreateLost(ctx, conn, failover, "missing", 0)
+	}
 	return r.createSlot(ctx, conn, failover)
+}
+
+// noteTimeline reads the server's timeline (IDENTIFY_SYSTEM) and logs at
+// Info when it changed since the last session: the server is a promoted
+// standby. Whether the slot survived is decided by ensureSlot; a failure to
+// read it only leaves the timeline out of the logs.
+func (r *Reader) noteTimeline(ctx context.Context, conn *pgconn.PgConn) {
+	sys, err := pglogrepl.IdentifySystem(ctx, conn)
+	if err != nil || sys.Timeline <= 0 {
+		return
+	}
+	tl := int64(sys.Timeline)
+	prev := r.timeline.Swap(tl)
+	if prev != 0 {
+		r.prevTimeline.Store(prev)
+	}
+	if prev != 0 && prev != tl {
+		r.log.Info("server timeline changed: connected to a promoted standby", "timeline", tl, "previous_timeline", prev)
+	}
 }
 
 // recreateLost creates the slot anew after it was lost, says so once at
@@ -111,14 +136,26 @@ func (r *Reader) recreateLost(ctx context.Context, conn *pgconn.PgConn, failover
 	}
 	loss := SlotLoss{Cause: cause, From: from, To: to}
 	r.slotsLost.Add(1)
-	r.log.Error("replication slot lost and recreated: changes in this window are not delivered; clients must resynchronise",
-		"cause", cause, "undelivered_from", from.String(), "undelivered_to", to.String())
-	// The new slot starts at To: positions acknowledged on the old one mean nothing to it.
-	r.acked.Store(uint64(to))
-	r.handled.Store(uint64(to))
+	attrs := []any{"cause", cause, "undelivered_from", from.String(), "undelivered_to", to.String()}
+	if from == 0 {
+		attrs[3] = "unknown"
+	}
+	if tl := r.timeline.Load(); tl != 0 {
+		attrs = append(attrs, "timeline", tl)
+		if prev := r.prevTimeline.Load(); prev != 0 && prev != tl {
+			attrs = append(attrs, "previous_timeline", prev) // the server was promoted
+		}
+	}
+	r.log.Error("replication slot lost and recreated: changes in this window are not delivered; clients must resynchronise", attrs...)
+	// OnSlotLost runs before the new position is stored: whoever waits for
+	// the Reader to reach a position (walcast serve's recovery hold) must
+	// not see it before the sessions were ended.
 	if r.cfg.OnSlotLost != nil {
 		r.cfg.OnSlotLost(loss)
 	}
+	// The new slot starts at To: positions acknowledged on the old one mean nothing to it.
+	r.acked.Store(uint64(to))
+	r.handled.Store(uint64(to))
 	return nil
 }
 

@@ -88,6 +88,12 @@ func TestFailover_SocketIOClient(t *testing.T) {
 	if m := f.metric("walcast_cdc_slot_lost_total"); m != "0" {
 		t.Errorf("walcast_cdc_slot_lost_total = %s, want 0", m)
 	}
+	if m, _ := strconv.Atoi(f.metric("walcast_cdc_reconnects_total")); m < 1 {
+		t.Errorf("walcast_cdc_reconnects_total = %d, want >= 1 (the reader reconnected to the new primary)", m)
+	}
+	if l := f.log(); !strings.Contains(l, `msg="server timeline changed: connected to a promoted standby" component=cdc.reader slot=walcast timeline=2 previous_timeline=1`) {
+		t.Errorf("walcast's log lacks the Info line on the timeline change:\n%s", grepLines(l, "timeline"))
+	}
 	if t.Failed() {
 		t.Logf("walcast log (last lines):\n%s", lastLines(f.log(), 60))
 	}
@@ -118,6 +124,36 @@ func TestFailover_SlotLost(t *testing.T) {
 	f.commit(100, 50)
 	cl.checkStateOnSubscribe(f.currentState())
 	for tx := 101; tx < 150; tx++ {
+		f.commit(tx, 5)
+		time.Sleep(2 * time.Millisecond)
+	}
+	f.checkResynced(cl)
+}
+
+// TestFailover_SlotLostWhileStopped: like TestFailover_SlotLost, but walcast
+// serve is not running when the primary dies: it starts again on the
+// promoted standby, where its slot does not exist. A new process has no
+// position of its own, so it must learn from the sessions its predecessor
+// left in walcast.sessions that the slot existed: one Error line, the
+// metric, and every client resynchronises.
+func TestFailover_SlotLostWhileStopped(t *testing.T) {
+	needTool(t, "node")
+	f := startRig(t, rigOptions{standby: true})
+	stop := f.serve()
+	cl := f.clients()
+	for tx := range 50 {
+		f.commit(tx, 5)
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // let them reach the clients and walcast.sessions
+	stop()
+	f.commit(50, 5) // no client gets this one live
+	f.waitStandbyCaughtUp()
+	f.failover()
+	f.commit(51, 5)
+	f.serve()
+	cl.checkStateOnSubscribe(f.currentState())
+	for tx := 52; tx < 100; tx++ {
 		f.commit(tx, 5)
 		time.Sleep(2 * time.Millisecond)
 	}

@@ -172,7 +172,15 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if local, ok := b.(*bus.Local); ok && hold != nil {
 		sink.restore, sink.hold = local, hold
 	}
-	s.cdc, err = newPipeline(c, log, s.db, sink, m, hold, func(cdc.SlotLoss) { srv.EndAllSessions("replication slot lost") })
+	// A slot missing at start is lost, not new, when the sessions of an
+	// earlier process are still in walcast.sessions (a promotion on
+	// Postgres 15/16 while walcast was stopped): their clients must not
+	// resume as if nothing was missed.
+	var slotExpected func(context.Context) bool
+	if sess != nil {
+		slotExpected = sess.HadPredecessor
+	}
+	s.cdc, err = newPipeline(c, log, s.db, sink, m, hold, func(cdc.SlotLoss) { srv.EndAllSessions("replication slot lost") }, slotExpected)
 	if err != nil {
 		return nil, err
 	}

@@ -93,20 +93,22 @@ type pipeline struct {
 
 // hold (nil = none) caps the reader's acknowledgement at the oldest event the
 // in-memory recovery buffer holds. onSlotLost runs after the reader recreated
-// a lost slot (see cdc.SlotLoss).
-func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *cdcMetrics, hold *ackHold, onSlotLost func(cdc.SlotLoss)) (*pipeline, error) {
+// a lost slot (see cdc.SlotLoss); slotExpected (nil = none) is the reader's
+// cdc.ReaderConfig.SlotExpected.
+func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *cdcMetrics, hold *ackHold, onSlotLost func(cdc.SlotLoss), slotExpected func(context.Context) bool) (*pipeline, error) {
 	mapper, stats, checks, err := newTransformer(c, log)
 	if err != nil {
 		return nil, err
 	}
 	checks = append(checks, profilesCheck)
 	rc := cdc.ReaderConfig{
-		DSN:         c.DatabaseURL,
-		Slot:        c.Slot,
-		Publication: c.Publication,
-		BackoffMax:  readerBackoffMax(c),
-		OnSlotLost:  onSlotLost,
-		Logger:      log,
+		DSN:          c.DatabaseURL,
+		Slot:         c.Slot,
+		Publication:  c.Publication,
+		BackoffMax:   readerBackoffMax(c),
+		OnSlotLost:   onSlotLost,
+		SlotExpected: slotExpected,
+		Logger:       log,
 	}
 	if hold != nil {
 		rc.AckLimit = hold.limit

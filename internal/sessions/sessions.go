@@ -77,8 +77,11 @@ type Store struct {
 	ready   chan struct{}
 	once    sync.Once
 	started chan struct{} // closed once Start ran
-	start   sync.Once
-	kick    chan struct{}
+	// predecessor: at Start, walcast.sessions or walcast.nodes held rows
+	// of an earlier process (written before started is closed).
+	predecessor bool
+	start       sync.Once
+	kick        chan struct{}
 
 	mu      sync.Mutex
 	pending map[string]row // by pid, the latest state not yet written
@@ -235,6 +238,13 @@ SET connected = false, updated_at = coalesce((SELECT alive_at FROM walcast.nodes
 WHERE s.node = $1 AND s.connected`
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
+		// Before this process writes anything: did an earlier one leave
+		// sessions or a heartbeat (both expire after the window)?
+		const prior = `SELECT EXISTS (SELECT 1 FROM walcast.sessions) OR EXISTS (SELECT 1 FROM walcast.nodes)`
+		if err := s.cfg.DB.QueryRow(ctx, prior).Scan(&s.predecessor); err != nil {
+			s.log.Warn("sessions: cannot read the sessions of the previous process; they are not recoverable", "err", err)
+			return
+		}
 		tag, err := s.cfg.DB.Exec(ctx, q, s.cfg.Node)
 		if err != nil {
 			s.log.Warn("sessions: cannot read the sessions of the previous process; they are not recoverable", "err", err)
@@ -245,6 +255,21 @@ WHERE s.node = $1 AND s.connected`
 		}
 		s.heartbeat(ctx)
 	})
+}
+
+// HadPredecessor reports whether, when this Store started, an earlier
+// process (of any node) had left sessions or a heartbeat within the
+// recovery window: clients may expect to resume from what it delivered. It
+// waits for Start (bounded by ctx; false when ctx ends first or Start
+// could not read the tables). walcast serve asks it when its replication
+// slot is missing at start: with a predecessor, the slot was lost.
+func (s *Store) HadPredecessor(ctx context.Context) bool {
+	select {
+	case <-s.started:
+		return s.predecessor
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Run writes the pending changes every flush interval and this node's
