@@ -18,8 +18,8 @@ import (
 const maxWriteBatch = 500
 
 // wsReadBufferSize is small because gorilla's reader is only allocated by the
-// upgrade and dropped (frames are read by wsframe.Reader); gorilla raises
-// anything below its own minimum to that minimum.
+// upgrade and dropped (frames are read by wsframe.Reader). Gorilla raises a
+// size under 125 to 125, and 0 would mean its 4096-byte default.
 const wsReadBufferSize = 128
 
 // writeBufferPool is never used for data (the writer frames messages itself);

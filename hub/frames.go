@@ -8,14 +8,9 @@ var (
 	framePong  = []byte{packet.EnginePong}
 	frameNoop  = []byte{packet.EngineNoop}
 	frameClose = []byte{packet.EngineClose}
-	frameProbe = []byte{packet.EnginePong}
-	probePing  = []byte{packet.EnginePing}
+	frameProbe = []byte(string(packet.EnginePong) + packet.Probe) // "3probe"
+	probePing  = []byte(string(packet.EnginePing) + packet.Probe) // "2probe"
 )
-
-func init() {
-	frameProbe = append(frameProbe, packet.Probe...)
-	probePing = append(probePing, packet.Probe...)
-}
 
 // ErrBadPacket is wrapped by every decoding error of client input.
 var ErrBadPacket = packet.ErrBadPacket

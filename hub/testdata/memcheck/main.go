@@ -31,6 +31,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/hub/packet"
 )
 
 type stats struct {
@@ -137,7 +138,7 @@ func client(addr string, n, par int, browser bool) {
 				return
 			}
 			ws.ReadMessage()
-			ws.WriteMessage(websocket.TextMessage, []byte("40"))
+			ws.WriteMessage(websocket.TextMessage, []byte{packet.EngineMessage, packet.SocketConnect})
 			ws.ReadMessage()
 			conns[i] = ws
 			ok.Add(1)
@@ -154,8 +155,8 @@ func client(addr string, n, par int, browser bool) {
 				if err != nil {
 					return
 				}
-				if string(m) == "2" {
-					ws.WriteMessage(websocket.TextMessage, []byte("3"))
+				if len(m) == 1 && m[0] == packet.EnginePing {
+					ws.WriteMessage(websocket.TextMessage, []byte{packet.EnginePong})
 				}
 			}
 		}()
