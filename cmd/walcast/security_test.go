@@ -106,7 +106,7 @@ func listenNode(t *testing.T, ctx context.Context, base, sub string) *nodeListen
 	needTool(t, "node")
 	script, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "security", "listen.mjs"))
 	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Env = append(os.Environ(), "URL="+base, "TOKEN="+secToken(t, sub), "TIMEOUT_MS=60000")
+	cmd.Env = append(os.Environ(), "URL="+base, "TOKEN="+secToken(t, sub), "TIMEOUT_MS=180000")
 	cmd.Stderr = t.Output()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
