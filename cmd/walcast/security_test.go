@@ -185,7 +185,8 @@ func TestServe_ForgedEmit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	if out, err := e.pg.Psql(ctx, "postgres", `
-		REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA walcast FROM PUBLIC;
+		REVOKE EXECUTE ON FUNCTION walcast.emit(text, text, jsonb), walcast.notify(text, text, text, text),
+			walcast.notify(uuid, text, text, text) FROM PUBLIC;
 		CREATE ROLE forger LOGIN;
 		CREATE ROLE app LOGIN;
 		GRANT EXECUTE ON FUNCTION walcast.emit(text, text, jsonb) TO app;
