@@ -54,8 +54,9 @@
 //
 // walcast_hub_connections, _sockets, _rooms (gauges),
 // walcast_hub_events_out_total{event} (deliveries; the event label is the
-// name only for NewMetrics' known names, else "other", so names chosen by
-// senders cannot grow the series), _events_in_total{event},
+// name only for NewMetrics' known names, or the first DefaultMaxEventLabels
+// names when none are given, else "other", so names chosen by senders cannot
+// grow the series), _events_in_total{event},
 // _broadcasts_total, _disconnects_total{reason}, _queue_drops_total,
 // _bad_packets_total{kind}, _ip_refused_total{limit} and the
 // _commit_to_send_seconds histogram
