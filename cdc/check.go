@@ -346,7 +346,29 @@ func checkSQLAPI(ctx context.Context, q Querier, _ *checkState, r *CheckReport) 
 			"the walcast schema (walcast.emit, walcast.notify, walcast.heartbeat) is not installed: no events from SQL")
 		return nil
 	}
-	r.add("sql_api", CheckOK, "", "walcast.emit, walcast.notify and walcast.heartbeat are installed")
+	// walcast delivers only messages signed with walcast.emit_key's key
+	// (see EmitKey): an older, unsigned walcast.emit, or a key this role
+	// cannot read, means every event from SQL is dropped.
+	var signed, hasKey, canRead bool
+	var user string
+	err = q.QueryRow(ctx, `SELECT current_user::text,
+		(SELECT p.prosecdef FROM pg_catalog.pg_proc p WHERE p.oid = to_regprocedure('walcast.emit(text,text,jsonb)')),
+		to_regclass('walcast.emit_key') IS NOT NULL,
+		CASE WHEN to_regclass('walcast.emit_key') IS NULL THEN false
+		     ELSE has_table_privilege(to_regclass('walcast.emit_key'), 'SELECT') END`).Scan(&user, &signed, &hasKey, &canRead)
+	if err != nil {
+		return fmt.Errorf("check walcast.emit_key: %w", err)
+	}
+	switch {
+	case !signed || !hasKey:
+		r.add("sql_api", CheckWarn, "walcast migrate",
+			"walcast.emit does not sign its messages (installed by an older walcast migrate): walcast drops its events as unsigned")
+	case !canRead:
+		r.add("sql_api", CheckWarn, "GRANT SELECT ON walcast.emit_key TO "+pgx.Identifier{user}.Sanitize()+";",
+			"this role may not read walcast.emit_key: walcast cannot verify walcast.emit messages and drops them")
+	default:
+		r.add("sql_api", CheckOK, "", "walcast.emit, walcast.notify and walcast.heartbeat are installed; emits are signed and this role can read the key")
+	}
 	return nil
 }
 

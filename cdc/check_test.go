@@ -296,3 +296,46 @@ func TestCheck_Standby(t *testing.T) {
 	}
 	t.Logf("ready standby report:\n%s", cdc.FormatCheckReport(rep))
 }
+
+// TestCheck_EmitKey: sql_api warns when walcast.emit does not sign (an
+// older schema) and when the connected role may not read walcast.emit_key,
+// each with its fix: walcast would drop every event from SQL.
+func TestCheck_EmitKey(t *testing.T) {
+	pg := pgtest.New(t, pgtest.Options{})
+	ctx := t.Context()
+	conn := connect(t, pg.DSN("postgres"))
+	if err := wsql.Migrate(ctx, conn, wsql.Options{Demo: true}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(c *pgx.Conn) cdc.CheckResult {
+		t.Helper()
+		rep, err := cdc.Check(ctx, c, cdc.CheckConfig{})
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		r, _ := find(rep, "sql_api")
+		return r
+	}
+	if r := check(conn); r.Severity != cdc.CheckOK {
+		t.Errorf("sql_api after migrate = %+v, want ok", r)
+	}
+	if _, err := pg.Psql(ctx, "postgres", `CREATE ROLE "walcast app" LOGIN REPLICATION`); err != nil {
+		t.Fatal(err)
+	}
+	other := connect(t, strings.Replace(pg.DSN("postgres"), "user=postgres", "user='walcast app'", 1))
+	if r := check(other); r.Severity != cdc.CheckWarn || r.Fix != `GRANT SELECT ON walcast.emit_key TO "walcast app";` {
+		t.Errorf("sql_api for a role without SELECT on the key = %+v, want warn with the GRANT", r)
+	}
+	if _, err := pg.Psql(ctx, "postgres", `GRANT SELECT ON walcast.emit_key TO "walcast app"`); err != nil {
+		t.Fatal(err)
+	}
+	if r := check(other); r.Severity != cdc.CheckOK {
+		t.Errorf("sql_api after the GRANT = %+v, want ok", r)
+	}
+	if _, err := pg.Psql(ctx, "postgres", `ALTER FUNCTION walcast.emit(text, text, jsonb) SECURITY INVOKER`); err != nil {
+		t.Fatal(err)
+	}
+	if r := check(conn); r.Severity != cdc.CheckWarn || r.Fix != "walcast migrate" {
+		t.Errorf("sql_api with an unsigned walcast.emit = %+v, want warn, fix walcast migrate", r)
+	}
+}

@@ -43,12 +43,23 @@
 // is closed as "slow". Each is logged (Debug; flood, preconnect and slow
 // pongs at Warn) and counted in walcast_hub_bad_packets_total{kind}.
 //
+// Before a new session exists (a handshake without sid) the client IP
+// (Config.ClientIP, else the TCP peer) must be under three caps:
+// MaxHandshakesPerIP per second, MaxConnsPerIP open connections and
+// MaxUnauthenticatedPerIP connections without an accepted CONNECT. Over one,
+// the handshake gets 429 with Connection: close, counted in
+// walcast_hub_ip_refused_total{limit}.
+//
 // # Metrics
 //
 // walcast_hub_connections, _sockets, _rooms (gauges),
-// walcast_hub_events_out_total{event} (deliveries), _events_in_total{event},
+// walcast_hub_events_out_total{event} (deliveries; the event label is the
+// name only for NewMetrics' known names, or the first DefaultMaxEventLabels
+// names when none are given, else "other", so names chosen by senders cannot
+// grow the series), _events_in_total{event},
 // _broadcasts_total, _disconnects_total{reason}, _queue_drops_total,
-// _bad_packets_total{kind} and the _commit_to_send_seconds histogram
+// _bad_packets_total{kind}, _ip_refused_total{limit} and the
+// _commit_to_send_seconds histogram
 // (observed once per broadcast, after the last receiver got it).
 //
 // # Fan-out and memory

@@ -3,12 +3,13 @@ package hub
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 )
 
 // Per-IP caps, checked before a new Engine.IO session is opened (a handshake
-// without sid). Counted per client IP (Config.ClientIP):
+// without sid). Counted per client IP (Config.ClientIP; IPv6 per /64):
 //
 //   - handshakes: a token bucket of MaxHandshakesPerIP per second, bursts of
 //     five times that;
@@ -162,10 +163,27 @@ func (s *Server) clientIP(r *http.Request) string {
 	return host
 }
 
+// ipKey is the key an address is counted under: an IPv4 address as is, an
+// IPv6 address by its /64 (one host usually holds a whole /64, so counting
+// single addresses would let it open 2^64 times the cap); anything that
+// does not parse, as given.
+func ipKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
 // admitHandshake applies the per-IP caps to a new session's handshake. On
 // refusal it has answered 429 and returns nil.
 func (s *Server) admitHandshake(w http.ResponseWriter, r *http.Request) (*ipSlot, bool) {
-	ip := s.clientIP(r)
+	ip := ipKey(s.clientIP(r))
 	slot, limit := s.ips.admit(ip, time.Now())
 	if slot != nil {
 		return slot, true
@@ -181,11 +199,12 @@ func (s *Server) admitHandshake(w http.ResponseWriter, r *http.Request) (*ipSlot
 }
 
 // IPCounts reports the connections the per-IP caps count now, and how many
-// of them have no accepted CONNECT yet, for ip.
+// of them have no accepted CONNECT yet, for ip (an IPv6 address counts with
+// its whole /64).
 func (s *Server) IPCounts(ip string) (conns, unauthenticated int) {
 	s.ips.mu.Lock()
 	defer s.ips.mu.Unlock()
-	if e := s.ips.ips[ip]; e != nil {
+	if e := s.ips.ips[ipKey(ip)]; e != nil {
 		return e.conns, e.unauth
 	}
 	return 0, 0

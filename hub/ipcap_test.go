@@ -173,4 +173,16 @@ func TestIPCaps_ClientIP(t *testing.T) {
 		t.Errorf("third from 192.0.2.1: status %d, want 429", code)
 	}
 	waitCounts(t, srv, "192.0.2.2", 2, 2)
+	// IPv6 addresses count by their /64: a host cannot step through its
+	// prefix to open more.
+	for i, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:2::3"} {
+		_, code := openWS(t, ts, http.Header{"X-Test-IP": {ip}})
+		if want := map[bool]int{true: 101, false: http.StatusTooManyRequests}[i < 2]; code != want {
+			t.Errorf("%s (#%d in its /64): status %d, want %d", ip, i+1, code, want)
+		}
+	}
+	if _, code := openWS(t, ts, http.Header{"X-Test-IP": {"2001:db8:1:3::1"}}); code != 101 {
+		t.Errorf("another /64: status %d, want 101", code)
+	}
+	waitCounts(t, srv, "2001:db8:1:2::77", 2, 2)
 }
