@@ -22,6 +22,13 @@ import (
 // single-leader lock between walcast nodes.
 var ErrSlotInUse = errors.New("cdc: replication slot in use")
 
+// ErrRewind, wrapped in an error a Handler returns, tells the Reader that
+// what it handed on since its last acknowledgement was lost downstream: the
+// Reader reconnects at once and streams again from the acknowledged position
+// (the slot's confirmed position, which ReaderConfig.AckLimit may hold
+// back), so every transaction after it is handed on again.
+var ErrRewind = errors.New("cdc: rewind to the acknowledged position")
+
 // Handler receives a Reader's stream. All calls come from the Reader's Run
 // goroutine, one at a time.
 type Handler interface {
@@ -82,6 +89,7 @@ type ReaderStats struct {
 	Events       uint64 // events published (filled in by Pipeline)
 	Reconnects   uint64
 	SlotsLost    uint64 // slots found lost (invalidated, or gone) and recreated
+	Rewinds      uint64 // re-reads from the acknowledged position asked by the Handler (ErrRewind)
 }
 
 // Reader streams a durable pgoutput replication slot.
@@ -108,7 +116,8 @@ type ReaderStats struct {
 // backoff and resumes from the slot, so unacknowledged transactions come
 // again with the same commit LSN and change indexes. A slot held by another
 // process (ErrSlotInUse, SQLSTATE 55006) puts the Reader in StateStandingBy,
-// logged once at Info, retried with the same backoff.
+// logged once at Info, retried with the same backoff. An error wrapping
+// ErrRewind reconnects at once, from the acknowledged position.
 //
 // Run is driven by one goroutine; Stats is safe from any goroutine.
 type Reader struct {
@@ -126,6 +135,7 @@ type Reader struct {
 	txs          atomic.Uint64
 	reconnects   atomic.Uint64
 	slotsLost    atomic.Uint64
+	rewinds      atomic.Uint64
 	// timeline is the server timeline of the current session, prevTimeline
 	// that of the one before (0: unknown); they differ after a promotion.
 	timeline, prevTimeline atomic.Int64
@@ -151,6 +161,7 @@ func (r *Reader) Stats() ReaderStats {
 		ServerWALEnd: LSN(r.serverWALEnd.Load()),
 		Changes:      r.changes.Load(),
 		Transactions: r.txs.Load(),
+		Rewinds:      r.rewinds.Load(),
 		Reconnects:   r.reconnects.Load(),
 		SlotsLost:    r.slotsLost.Load(),
 	}
@@ -185,6 +196,13 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 		progressed := r.handled.Load() != ackBefore || time.Since(start) > time.Minute
 		if progressed {
 			attempt = 0
+		}
+		if errors.Is(err, ErrRewind) {
+			r.handled.Store(r.acked.Load())
+			r.rewinds.Add(1)
+			r.log.Info("re-reading the replication slot from its confirmed position", "lsn", LSN(r.acked.Load()).String(), "why", err)
+			attempt = 0
+			continue
 		}
 		if errors.Is(err, ErrSlotInUse) {
 			r.state.Store(int32(StateStandingBy))

@@ -74,6 +74,7 @@ func TestReader(t *testing.T) {
 
 	t.Run("Ack", func(t *testing.T) { testAck(t, c) })
 	t.Run("AckLimit", func(t *testing.T) { testAckLimit(t, c) })
+	t.Run("Rewind", func(t *testing.T) { testRewind(t, c) })
 	t.Run("IdleAck", func(t *testing.T) { testIdleAck(t, c) })
 	t.Run("Heartbeat", func(t *testing.T) { testHeartbeat(t, c) })
 	t.Run("SlotInUse", func(t *testing.T) { testSlotInUse(t, c) })
