@@ -22,6 +22,10 @@ import (
 // single-leader lock between walcast nodes.
 var ErrSlotInUse = errors.New("cdc: replication slot in use")
 
+// rewindReacquire is how long after a rewind a slot in use is taken for this
+// Reader's previous walsender still exiting, and retried at once.
+const rewindReacquire = 2 * time.Second
+
 // ErrRewind, wrapped in an error a Handler returns, tells the Reader that
 // what it handed on since its last acknowledgement was lost downstream: the
 // Reader reconnects at once and streams again from the acknowledged position
@@ -185,6 +189,7 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 	var lastMsg string
 	var lastLog time.Time
 	suppressed := 0
+	var rewoundAt time.Time
 	for {
 		start := time.Now()
 		ackBefore := r.handled.Load()
@@ -201,7 +206,15 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 			r.handled.Store(r.acked.Load())
 			r.rewinds.Add(1)
 			r.log.Info("re-reading the replication slot from its confirmed position", "lsn", LSN(r.acked.Load()).String(), "why", err)
-			attempt = 0
+			attempt, rewoundAt = 0, time.Now()
+			continue
+		}
+		if errors.Is(err, ErrSlotInUse) && time.Since(rewoundAt) < rewindReacquire {
+			// Most likely this Reader's own walsender of a moment ago, still
+			// exiting: take the slot back before a standby does.
+			if err := backoff.Sleep(ctx, 20*time.Millisecond); err != nil {
+				return err
+			}
 			continue
 		}
 		if errors.Is(err, ErrSlotInUse) {

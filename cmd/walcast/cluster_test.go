@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -28,9 +27,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 	"github.com/walcast/walcast/cdc/pgtest"
-	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus/redistest"
 	"github.com/walcast/walcast/hub/hubtest"
 )
@@ -509,27 +506,26 @@ func startCluster(t testing.TB, nodes int, withRedis bool) *wcluster {
 	return c
 }
 
-// waitSessions waits until every client's session is kept in Redis.
+// waitSessions waits until every client's session is kept in walcast.sessions.
 func (c *wcluster) waitSessions(d time.Duration) {
 	c.t.Helper()
-	rc := redis.NewClient(&redis.Options{Addr: c.redis.Addr()})
-	defer rc.Close()
 	deadline := time.Now().Add(d)
 	for {
-		missing := 0
+		var pids []string
 		for _, tc := range c.clients {
 			tc.mu.Lock()
-			pid := tc.c.PID()
+			pids = append(pids, tc.c.PID())
 			tc.mu.Unlock()
-			if rc.Exists(c.t.Context(), "walcast:session:"+pid).Val() == 0 {
-				missing++
-			}
 		}
-		if missing == 0 {
+		var kept int
+		if err := c.db.QueryRow(c.t.Context(), `SELECT count(*) FROM walcast.sessions WHERE pid = ANY($1) AND connected`, pids).Scan(&kept); err != nil {
+			c.t.Fatalf("read walcast.sessions: %v", err)
+		}
+		if kept == len(pids) {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%d of %d client sessions not in Redis after %v", missing, len(c.clients), d)
+			c.t.Fatalf("%d of %d client sessions not in walcast.sessions after %v", len(pids)-kept, len(pids), d)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -548,8 +544,8 @@ func TestCluster(t *testing.T) {
 			c.connect(u, n)
 		}
 	}
-	// Sessions of connected sockets reach Redis within about a second; a
-	// node killed earlier than that leaves its newest clients unrecoverable.
+	// Sessions of connected sockets reach walcast.sessions within about 50 ms;
+	// a node killed earlier than that leaves its newest clients unrecoverable.
 	c.waitSessions(10 * time.Second)
 	// Warm up: make sure the path is live end to end before counting.
 	c.emit("warmup", 12, nil)
@@ -561,9 +557,6 @@ func TestCluster(t *testing.T) {
 	// every node (leader and standbys) once events have flowed.
 	for _, n := range c.nodes {
 		checkDashboardSeries(t, n.idx, n.rawMetrics(t))
-	}
-	if reflect.ValueOf(&hub.Socket{}).MethodByName("PID").Kind() == reflect.Invalid {
-		t.Log("NOTE: hub.Socket has no PID(): sessions of a SIGKILLed node are not in Redis, so its clients cannot recover")
 	}
 
 	t.Run("LeaderKill", func(t *testing.T) {

@@ -64,8 +64,10 @@ type service struct {
 	rooms  *rooms.Policy
 
 	cluster *cluster // Redis client, bus and recovery store; nil for one node
-	// sessions keeps the sessions of a node without Redis in walcast.sessions; nil otherwise.
+	// sessions keeps the sessions in walcast.sessions; nil without recovery.
 	sessions *sessions.Store
+	// refill refills the Redis recovery streams from the slot; nil without Redis.
+	refill *streamRefill
 }
 
 // newDBPool opens (lazily) the pool for the profile, order-owner, mapper and
@@ -135,20 +137,28 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	var guard *rooms.RecoveryGuard
 	var hold *ackHold
 	var sess *sessions.Store
+	var window *windowTracker
 	if hcfg.Recovery != nil {
-		inner := hcfg.Recovery.Store
-		if inner == nil {
-			// One node: sessions go to walcast.sessions, the buffer stays in
-			// memory and the slot keeps its WAL, so a restart rebuilds it.
-			sess, err = sessions.New(sessions.Config{DB: db, Node: nodeID(c.Listen), Window: hcfg.Recovery.MaxDisconnection, Logger: log})
-			if err != nil {
-				return nil, err
-			}
-			hcfg.OnSessionChange = sess.OnSessionChange
-			hold = &ackHold{store: sess}
-			inner = sess
+		// Sessions go to walcast.sessions, and the slot keeps the WAL of the
+		// recovery window, so a restart (and with Redis, a Redis that lost its
+		// data) rebuilds the broadcasts from it. They stay in memory on one
+		// node; with Redis they are in its recovery streams.
+		scfg := sessions.Config{DB: db, Node: nodeID(c.Listen), Window: hcfg.Recovery.MaxDisconnection, Logger: log}
+		if cl != nil {
+			scfg.Broadcasts = cl.store
 		}
-		guard = rooms.NewRecoveryGuard(inner)
+		sess, err = sessions.New(scfg)
+		if err != nil {
+			return nil, err
+		}
+		hcfg.OnSessionChange = sess.OnSessionChange
+		hold = &ackHold{store: sess, oldest: bufferOldest(sess)}
+		if cl != nil {
+			window = &windowTracker{window: hcfg.Recovery.MaxDisconnection, now: time.Now}
+			hold.oldest = window.oldest
+			sess.Ready() // the streams are shared; a refill is gated in the store
+		}
+		guard = rooms.NewRecoveryGuard(sess)
 		hcfg.Recovery.Store = guard
 	}
 	srv, err := hub.New(hcfg)
@@ -168,9 +178,13 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	// A lost slot means changes that no client will ever get: end every
 	// session without recovery so clients resubscribe and get the current
 	// state on subscribe.
-	sink := &busSink{bus: b, m: m}
+	sink := &busSink{bus: b, m: m, window: window}
 	if local, ok := b.(*bus.Local); ok && hold != nil {
 		sink.restore, sink.hold = local, hold
+	}
+	if cl != nil && window != nil {
+		s.refill = newStreamRefill(cl.bus, db, log)
+		sink.refill = s.refill
 	}
 	// A slot missing at start is lost, not new, when the sessions of an
 	// earlier process are still in walcast.sessions (a promotion on
@@ -186,6 +200,9 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	}
 	if cl != nil {
 		s.cdc.remote = cl.remoteMetrics
+	}
+	if s.refill != nil {
+		s.refill.stats = s.cdc.p.Stats
 	}
 	relay := func(ctx context.Context, b *hub.Broadcast) error { return s.bus.Publish(ctx, []*hub.Broadcast{b}) }
 	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, guard, relay, reg, log); err != nil {
@@ -286,6 +303,9 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 			log.Warn("rooms policy stopped", "err", err)
 		}
 	})
+	if s.refill != nil {
+		cdcWG.Go(func() { s.refill.run(cdcCtx) })
+	}
 	cdcWG.Go(func() {
 		if err := s.cdc.run(cdcCtx); err != nil && cdcCtx.Err() == nil {
 			fatal <- fmt.Errorf("cdc: %w", err)
@@ -336,11 +356,17 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 //
 // With a hold (a node without Redis), events of the window re-read after a
 // start go to the recovery buffer only (see ackHold).
+//
+// With Redis, each published event's commit is noted in window (where the
+// slot is held), and a bus that lost its recovery streams makes the reader
+// re-read the window (see streamRefill).
 type busSink struct {
 	bus     bus.Bus
 	m       *cdcMetrics
 	restore *bus.Local
 	hold    *ackHold
+	window  *windowTracker
+	refill  *streamRefill
 }
 
 func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
@@ -362,7 +388,17 @@ func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
 		}
 	}
 	if err := s.bus.Publish(ctx, live); err != nil {
+		if s.refill != nil {
+			return s.refill.lost(ctx, err)
+		}
 		return err
+	}
+	if s.window != nil {
+		for i := range events {
+			if id := events[i].ID; !id.IsZero() {
+				s.window.note(id.LSN, events[i].CommitTime)
+			}
+		}
 	}
 	for i := range events {
 		s.m.eventsIn.WithLabelValues(s.m.label(events[i].Name)).Inc()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -11,12 +12,15 @@ import (
 	"github.com/walcast/walcast/internal/sessions"
 )
 
-// ackHold makes connection state recovery survive a restart of a node
-// without Redis. The recovery buffer lives in memory, so:
+// ackHold makes connection state recovery survive a restart of walcast, and
+// in a cluster a Redis that restarts without its data:
 //
-//   - the replication slot is held at the oldest event the buffer still holds
-//     (its commit LSN, so Postgres sends that transaction again): the WAL
-//     retained is the recovery window;
+//   - the replication slot is held at the oldest event of the recovery
+//     window (its commit LSN, so Postgres sends that transaction again): the
+//     WAL retained is the recovery window. On a node without Redis that is
+//     the oldest event the in-memory buffer holds; with Redis, the oldest
+//     event this node published that committed within the window (see
+//     windowTracker);
 //   - after a start, the reader re-reads that window. Every event committed
 //     before the server's WAL position read at start (target) is restored to
 //     the buffer only (it was delivered by the previous process, or it was
@@ -28,9 +32,16 @@ import (
 //     must not release the window), and recovering CONNECTs wait in the
 //     session store's TakeSession. The walcast heartbeat writes WAL, so the
 //     reader passes target even on an idle database.
+//
+// With Redis the replayed events go to the bus, which only stores again what
+// its recovery streams already hold, and sessions are released at once (the
+// streams are shared; a refill after Redis lost them is gated by the bus).
 type ackHold struct {
 	store *sessions.Store
 	stats func() cdc.ReaderStats // the reader's progress; set before it runs
+	// oldest returns the window's oldest event: its commit LSN; ok=false
+	// when the window is empty.
+	oldest func() (cdc.LSN, bool)
 
 	target atomic.Uint64 // server WAL position at start; 0 = not read yet
 	caught atomic.Bool   // the reader has handled up to target
@@ -39,10 +50,8 @@ type ackHold struct {
 // start reads the server's WAL position, retrying while the database is
 // unreachable; false means ctx ended first.
 func (h *ackHold) start(ctx context.Context, db cdc.Querier, log *slog.Logger) bool {
-	const q = `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END - '0/0'::pg_lsn)::bigint`
 	for attempt := 0; ; attempt++ {
-		var pos int64
-		err := db.QueryRow(ctx, q).Scan(&pos)
+		pos, err := walPosition(ctx, db)
 		if err == nil && pos > 0 {
 			h.target.Store(uint64(pos))
 			log.Debug("recovery: holding the slot until the window is replayed", "wal", cdc.LSN(pos).String())
@@ -108,15 +117,34 @@ func (h *ackHold) limit() (cdc.LSN, bool) {
 	if !h.caughtUp() {
 		return 0, true // still replaying: no advance
 	}
-	off, ok := h.store.Oldest()
-	if !ok {
-		return 0, false
+	return h.oldest()
+}
+
+// bufferOldest is ackHold.oldest for the in-memory buffer of a node
+// without Redis.
+func bufferOldest(store *sessions.Store) func() (cdc.LSN, bool) {
+	return func() (cdc.LSN, bool) {
+		off, ok := store.Oldest()
+		if !ok {
+			return 0, false
+		}
+		id, err := cdc.ParseEventID(off)
+		if err != nil {
+			// Not an event id (only change events carry offsets here): hold
+			// until it leaves the window.
+			return 0, true
+		}
+		return id.LSN, true
 	}
-	id, err := cdc.ParseEventID(off)
-	if err != nil {
-		// Not an event id (only change events carry offsets here): hold
-		// until it leaves the window.
-		return 0, true
+}
+
+// walPosition returns the server's WAL position: flushed on a primary,
+// replayed on a standby.
+func walPosition(ctx context.Context, db cdc.Querier) (cdc.LSN, error) {
+	const q = `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END - '0/0'::pg_lsn)::bigint`
+	var pos int64
+	if err := db.QueryRow(ctx, q).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("read the WAL position: %w", err)
 	}
-	return id.LSN, true
+	return cdc.LSN(pos), nil
 }

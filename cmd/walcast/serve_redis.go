@@ -1,7 +1,7 @@
 package main
 
 // Cluster wiring: the Redis client, the Redis bus and the Redis recovery
-// store, used when WALCAST_REDIS_URL / REDIS_URL is set. serve.go calls
+// streams, used when WALCAST_REDIS_URL / REDIS_URL is set. serve.go calls
 // newCluster before hub.New (the store goes into the hub's recovery config)
 // and cluster.attach after it.
 
@@ -70,8 +70,9 @@ func (cl *cluster) remoteMetrics() json.RawMessage {
 	return cl.leaderMetrics
 }
 
-// newCluster creates the Redis client and recovery store (no I/O) and, when
-// recovery is on, puts the store into hcfg. It returns nil for a single node.
+// newCluster creates the Redis client and, when recovery is on, the store of
+// its recovery streams (no I/O); newService puts that store behind the
+// Postgres session store. It returns nil for a single node.
 func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog.Logger) (*cluster, error) {
 	if c.RedisURL == "" {
 		return nil, nil
@@ -92,15 +93,18 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 		cl.nsps = append(cl.nsps, "/admin")
 	}
 	if hcfg.Recovery != nil {
+		// Sessions are kept in Postgres (see newService) and the streams are
+		// refilled from the replication slot when Redis loses them.
 		cl.store, err = bus.NewRedisStore(bus.RedisStoreConfig{
-			Client: cl.client,
-			MaxAge: hcfg.Recovery.MaxDisconnection,
-			Logger: log,
+			Client:            cl.client,
+			MaxAge:            hcfg.Recovery.MaxDisconnection,
+			Refill:            true,
+			SessionsElsewhere: true,
+			Logger:            log,
 		})
 		if err != nil {
 			return nil, err
 		}
-		hcfg.Recovery.Store = cl.store
 	}
 	return cl, nil
 }

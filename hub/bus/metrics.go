@@ -17,6 +17,7 @@ type Metrics struct {
 	retries    prometheus.Counter
 	replayed   prometheus.Counter
 	storeFails prometheus.Counter
+	refills    prometheus.Counter
 }
 
 // NewMetrics creates the bus collectors and registers them with reg (nil reg =
@@ -52,9 +53,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		storeFails: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "walcast_bus_store_errors_total",
 			Help: "Broadcasts Redis accepted for delivery but could not add to the recovery stream."}),
+		refills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "walcast_bus_stream_refills_total",
+			Help: "Times this node found the recovery streams lost (Redis restarted without its data) and refilled them from the replication slot."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.up, m.publish, m.lag, m.messages, m.dropped, m.retries, m.replayed, m.storeFails)
+		reg.MustRegister(m.up, m.publish, m.lag, m.messages, m.dropped, m.retries, m.replayed, m.storeFails, m.refills)
 	}
 	return m
 }
@@ -110,5 +114,11 @@ func (m *Metrics) replay(n int) {
 func (m *Metrics) storeFail() {
 	if m != nil {
 		m.storeFails.Inc()
+	}
+}
+
+func (m *Metrics) refill() {
+	if m != nil {
+		m.refills.Inc()
 	}
 }

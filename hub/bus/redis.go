@@ -98,6 +98,9 @@ type Redis struct {
 	// primed is set once Publish has read each namespace's newest stored
 	// offset into last (see prime); guarded by pubMu.
 	primed bool
+	// fillGen is the refill this node runs (see refill.go), 0 = none;
+	// guarded by pubMu.
+	fillGen uint64
 }
 
 var _ Bus = (*Redis)(nil)
@@ -175,7 +178,7 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Store != nil {
 		cfg.Store.fedByBus.Store(true)
 		cfg.Store.m = cfg.Metrics
-		if cfg.Server != nil {
+		if cfg.Server != nil && !cfg.Store.cfg.SessionsElsewhere {
 			for n := range r.nsps {
 				cfg.Server.Of(n).OnConnect(cfg.Store.track)
 			}
@@ -258,6 +261,10 @@ func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]
 	var lastLog time.Time
 	for attempt := 0; ; attempt++ {
 		err := r.publishOnce(ctx, bs, msgs, old)
+		var lost *StreamsLost
+		if errors.As(err, &lost) {
+			return err // not retried: the caller publishes the window again
+		}
 		if err == nil {
 			if !r.pubOK.Swap(true) {
 				r.log.Info("redis publish recovered", "attempts", attempt+1)
@@ -286,12 +293,22 @@ func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]
 func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]byte, old []bool) error {
 	p := r.cfg.Client.Pipeline()
 	now := time.Now()
+	// Read the fill key before anything this pipeline stores: a value other
+	// than the expected one means the streams lost what they held.
+	var fill *redis.StringCmd
+	if r.refillsStreams(bs) {
+		fill = p.Get(ctx, r.cfg.Store.fillKey())
+	}
 	adds := make([]*redis.StringCmd, len(bs))
 	pubs := make([]*redis.IntCmd, 0, len(bs))
 	for i, b := range bs {
 		if r.cfg.Store != nil && b.Offset != "" {
 			if _, ok := parseStreamID(b.Offset); ok {
-				adds[i] = r.cfg.Store.addCmds(ctx, p, b, msgs[i], now)
+				at := now
+				if old != nil && old[i] && !b.CommitTime.IsZero() {
+					at = b.CommitTime // a refill: the entry ages from its commit
+				}
+				adds[i] = r.cfg.Store.addCmds(ctx, p, b, msgs[i], at)
 			}
 		}
 		if old == nil || !old[i] {
@@ -299,6 +316,11 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 		}
 	}
 	_, _ = p.Exec(ctx)
+	if fill != nil {
+		if err := r.checkFill(ctx, fill); err != nil {
+			return err
+		}
+	}
 	for _, c := range pubs {
 		if err := c.Err(); err != nil {
 			return fmt.Errorf("publish to %s: %w", c.Args()[1], err)
@@ -438,7 +460,7 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 // Store, first delivers what it missed meanwhile. It returns nil when ctx
 // ends.
 func (r *Redis) Run(ctx context.Context) error {
-	if r.cfg.Store != nil {
+	if r.cfg.Store != nil && !r.cfg.Store.cfg.SessionsElsewhere {
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		lctx, stop := context.WithCancel(ctx)

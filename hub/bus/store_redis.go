@@ -38,6 +38,19 @@ type RedisStoreConfig struct {
 	// so Redis may keep slightly more). 0 = 100,000 (about 30 MB at 300-byte
 	// events; at 5,000 events/s that is 20 s of history); negative is invalid.
 	MaxPackets int
+	// Refill says that the publishing node refills the streams from a
+	// durable source whenever Redis loses them (walcast serve re-reads the
+	// replication slot, which it holds back by MaxAge): the bus then keeps the
+	// fill key (see refill.go), and Since waits up to FillWait for a refill
+	// to end before it answers.
+	Refill bool
+	// FillWait bounds that wait; 0 = DefaultFillWait.
+	FillWait time.Duration
+	// SessionsElsewhere: the hub's sessions are kept by another store
+	// (walcast serve keeps them in Postgres, so they outlive Redis too).
+	// This store then holds only the recovery streams: a bus created with it
+	// writes no live-session records.
+	SessionsElsewhere bool
 	// Logger receives the store's logs; nil = slog.Default().
 	Logger *slog.Logger
 }
@@ -91,6 +104,12 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 	case cfg.MaxPackets < 0:
 		errs = append(errs, fmt.Errorf("bus: RedisStoreConfig.MaxPackets %d is negative", cfg.MaxPackets))
 	}
+	switch {
+	case cfg.FillWait == 0:
+		cfg.FillWait = DefaultFillWait
+	case cfg.FillWait < 0:
+		errs = append(errs, fmt.Errorf("bus: RedisStoreConfig.FillWait %v is negative", cfg.FillWait))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -111,15 +130,16 @@ func (s *RedisStore) streamKey(nsp string) string {
 	return s.cfg.Prefix + ":recovery:" + packet.Namespace(nsp)
 }
 
-// addCmds queues the commands that store one encoded broadcast on p.
-func (s *RedisStore) addCmds(ctx context.Context, p redis.Pipeliner, b *hub.Broadcast, msg []byte, now time.Time) *redis.StringCmd {
+// addCmds queues the commands that store one encoded broadcast on p; at is
+// the entry's time, from which Since counts MaxAge.
+func (s *RedisStore) addCmds(ctx context.Context, p redis.Pipeliner, b *hub.Broadcast, msg []byte, at time.Time) *redis.StringCmd {
 	key := s.streamKey(b.Namespace)
 	cmd := p.XAdd(ctx, &redis.XAddArgs{
 		Stream: key,
 		MaxLen: int64(s.cfg.MaxPackets),
 		Approx: true,
 		ID:     b.Offset,
-		Values: []any{"m", msg, "t", now.UnixMilli()},
+		Values: []any{"m", msg, "t", at.UnixMilli()},
 	})
 	p.PExpire(ctx, key, s.cfg.MaxAge)
 	return cmd
@@ -150,6 +170,11 @@ func (s *RedisStore) Append(ctx context.Context, b *hub.Broadcast) error {
 func (s *RedisStore) Since(ctx context.Context, nsp, offset string) ([]*hub.Broadcast, bool, error) {
 	if _, ok := parseStreamID(offset); !ok {
 		return nil, false, nil
+	}
+	if s.cfg.Refill {
+		if ok, err := s.waitFilled(ctx); !ok || err != nil {
+			return nil, false, err
+		}
 	}
 	key := s.streamKey(nsp)
 	// The stream holds at most about MaxPackets entries; ask for a little more

@@ -5,8 +5,11 @@
 // back from the table, and the events it missed from the recovery buffer,
 // which the replication reader rebuilds from the slot's retained WAL.
 //
-// Store is the hub's RecoveryStore for a node without Redis. Broadcasts stay
-// in an in-process hub.MemoryStore; sessions live in memory and in the table.
+// Store is the hub's RecoveryStore. Sessions live in memory and in the
+// table. Broadcasts stay in an in-process hub.MemoryStore on a node without
+// Redis, or in the Redis recovery streams shared by a cluster
+// (Config.Broadcasts): the sessions then outlive a Redis that restarts
+// without its data, and the streams are rebuilt from the slot.
 // The hub reports every connect, join, leave and disconnect through
 // OnSessionChange; the changes are coalesced per pid and written by Run in
 // one statement per flush interval, so a subscribe never waits for the
@@ -44,6 +47,9 @@ const (
 	// A node whose heartbeat is older than this is taken as stopped: its
 	// sessions still marked connected count as disconnected at that heartbeat.
 	nodeDeadAfter = 5 * time.Second
+	// liveRetry is how often TakeSession looks again at a session still
+	// connected on another live node.
+	liveRetry = 200 * time.Millisecond
 	sweepInterval = 30 * time.Second
 	// downErrorAfter: writes to walcast.sessions failing this long are
 	// logged at Error; shorter outages (a failover, a Postgres restart) at Warn.
@@ -62,11 +68,21 @@ type Config struct {
 	Node string
 	// Window is the recovery window (hub.RecoveryConfig.MaxDisconnection).
 	Window time.Duration
-	// Buffer holds the broadcasts; nil = hub.NewMemoryStore(Window, 0).
+	// Buffer holds the sessions of this process in memory, and the
+	// broadcasts unless Broadcasts is set; nil = hub.NewMemoryStore(Window, 0).
 	Buffer *hub.MemoryStore
+	// Broadcasts, when set, holds the broadcasts instead of Buffer (a
+	// cluster's shared Redis streams).
+	Broadcasts Broadcasts
 	// FlushInterval and Heartbeat: zero = the defaults.
 	FlushInterval, Heartbeat time.Duration
 	Logger                   *slog.Logger
+}
+
+// Broadcasts is the broadcast half of a hub.RecoveryStore.
+type Broadcasts interface {
+	Append(ctx context.Context, b *hub.Broadcast) error
+	Since(ctx context.Context, nsp, offset string) ([]*hub.Broadcast, bool, error)
 }
 
 // Store implements hub.RecoveryStore with durable sessions.
@@ -138,6 +154,23 @@ func New(cfg Config) (*Store, error) {
 // the retained window. Safe to call more than once.
 func (s *Store) Ready() { s.once.Do(func() { close(s.ready) }) }
 
+// Append implements hub.RecoveryStore: the broadcast goes to Broadcasts,
+// or to the in-memory buffer.
+func (s *Store) Append(ctx context.Context, b *hub.Broadcast) error {
+	if s.cfg.Broadcasts != nil {
+		return s.cfg.Broadcasts.Append(ctx, b)
+	}
+	return s.MemoryStore.Append(ctx, b)
+}
+
+// Since implements hub.RecoveryStore, from Broadcasts or the in-memory buffer.
+func (s *Store) Since(ctx context.Context, nsp, offset string) ([]*hub.Broadcast, bool, error) {
+	if s.cfg.Broadcasts != nil {
+		return s.cfg.Broadcasts.Since(ctx, nsp, offset)
+	}
+	return s.MemoryStore.Since(ctx, nsp, offset)
+}
+
 // OnSessionChange is the hub's Config.OnSessionChange: it records the change
 // for the next flush and never blocks.
 func (s *Store) OnSessionChange(c hub.SessionChange) {
@@ -193,13 +226,30 @@ func (s *Store) TakeSession(ctx context.Context, pid string) (hub.Session, bool,
 		sess  hub.Session
 		rooms []byte
 	)
-	err := s.cfg.DB.QueryRow(ctx, takeSQL, pid, s.cfg.Node, s.cfg.Window.Seconds(), nodeDeadAfter.Seconds()).
-		Scan(&sess.SID, &sess.Namespace, &rooms, &sess.DisconnectedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return hub.Session{}, false, nil
-	}
-	if err != nil {
-		return hub.Session{}, false, fmt.Errorf("sessions: take %q: %w", pid, err)
+	for {
+		var taken bool
+		err := s.cfg.DB.QueryRow(ctx, takeSQL, pid, s.cfg.Node, s.cfg.Window.Seconds(), nodeDeadAfter.Seconds()).
+			Scan(&taken, &sess.SID, &sess.Namespace, &rooms, &sess.DisconnectedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return hub.Session{}, false, nil
+		}
+		if err != nil {
+			return hub.Session{}, false, fmt.Errorf("sessions: take %q: %w", pid, err)
+		}
+		if taken {
+			break
+		}
+		// Connected on another node that still heartbeats: the client came
+		// back before that node wrote the disconnect, or that node died a
+		// moment ago. Wait for one or the other (bounded by ctx); a socket
+		// that really is live there is never resumed a second time.
+		t := time.NewTimer(liveRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return hub.Session{}, false, nil
+		case <-t.C:
+		}
 	}
 	if err := json.Unmarshal(rooms, &sess.Rooms); err != nil {
 		return hub.Session{}, false, fmt.Errorf("sessions: rooms of %q: %w", pid, err)
@@ -210,21 +260,29 @@ func (s *Store) TakeSession(ctx context.Context, pid string) (hub.Session, bool,
 
 // takeSQL claims a recoverable session for node $2: one that is
 // disconnected, or whose node stopped heartbeating, within the window ($3
-// seconds). A session connected on a live node is not taken.
+// seconds). A session connected on another live node is not taken: the row
+// comes back with taken = false. No row: no such session in the window, or
+// one connected on this node.
 const takeSQL = `
 WITH cand AS (
   SELECT s.pid, s.sid, s.namespace, s.rooms,
          CASE WHEN s.connected THEN coalesce(n.alive_at, s.updated_at) ELSE s.updated_at END AS gone_at,
-         s.connected AND (s.node = $2 OR n.alive_at > now() - make_interval(secs => $4)) AS live
+         s.connected AND (s.node = $2 OR n.alive_at > now() - make_interval(secs => $4)) AS live,
+         s.node = $2 AS here
   FROM walcast.sessions s LEFT JOIN walcast.nodes n ON n.node = s.node
   WHERE s.pid = $1
   FOR UPDATE OF s
+), took AS (
+  UPDATE walcast.sessions s
+  SET connected = true, node = $2, updated_at = now()
+  FROM cand
+  WHERE s.pid = cand.pid AND NOT cand.live AND cand.gone_at > now() - make_interval(secs => $3)
+  RETURNING cand.sid, cand.namespace, cand.rooms, cand.gone_at
 )
-UPDATE walcast.sessions s
-SET connected = true, node = $2, updated_at = now()
-FROM cand
-WHERE s.pid = cand.pid AND NOT cand.live AND cand.gone_at > now() - make_interval(secs => $3)
-RETURNING cand.sid, cand.namespace, cand.rooms, cand.gone_at`
+SELECT true, sid, namespace, rooms, gone_at FROM took
+UNION ALL
+SELECT false, sid, namespace, rooms, gone_at FROM cand
+WHERE cand.live AND NOT cand.here AND NOT EXISTS (SELECT 1 FROM took)`
 
 // Start marks the sessions that a previous process of this node left
 // connected as disconnected at its last heartbeat (it stopped or crashed),

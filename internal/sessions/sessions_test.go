@@ -116,8 +116,34 @@ func TestStore(t *testing.T) {
 		flush(t, a)
 		heartbeatAgo(t, db, "a2", 0)
 		b := newStore(t, db, "b2", time.Minute)
-		if _, ok, err := b.TakeSession(ctx, "p2"); ok || err != nil {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		t0 := time.Now()
+		if _, ok, err := b.TakeSession(wctx, "p2"); ok || err != nil {
 			t.Errorf("took a session connected on a live node: %v, %v", ok, err)
+		}
+		if d := time.Since(t0); d < 900*time.Millisecond {
+			t.Errorf("gave up after %v; it waits (bounded by ctx) for the other node to let go", d)
+		}
+	})
+
+	t.Run("LetGoElsewhere", func(t *testing.T) {
+		// The client is back on another node before its first node wrote the
+		// disconnect: the take waits for it instead of starting afresh.
+		a := newStore(t, db, "a9", time.Minute)
+		change(a, "p9", true, false, "user:u9")
+		flush(t, a)
+		heartbeatAgo(t, db, "a9", 0)
+		b := newStore(t, db, "b9", time.Minute)
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			change(a, "p9", false, true, "user:u9")
+			flush(t, a)
+		}()
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, ok, err := b.TakeSession(wctx, "p9"); !ok || err != nil {
+			t.Errorf("session let go by its node not taken: %v, %v", ok, err)
 		}
 	})
 
