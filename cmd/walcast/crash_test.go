@@ -32,18 +32,28 @@ func TestCrash_SocketIOClient(t *testing.T) {
 	needTool(t, "node")
 	bin := buildWalcast(t)
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
-		t.Run(sig.String(), func(t *testing.T) { crashRun(t, bin, sig, "") })
+		t.Run(sig.String(), func(t *testing.T) { crashRun(t, bin, sig, "", nil) })
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
 		t.Run("redis-"+sig.String(), func(t *testing.T) {
 			needTool(t, "redis-server")
 			r := redistest.Start(t, redistest.Options{AppendOnly: true})
-			crashRun(t, bin, sig, r.URL())
+			crashRun(t, bin, sig, r.URL(), nil)
 		})
 	}
+	// Redis without persistence, restarted empty while walcast is down: the
+	// recovery streams are rebuilt from the slot, the sessions come from
+	// walcast.sessions.
+	t.Run("redis-empty-"+syscall.SIGKILL.String(), func(t *testing.T) {
+		needTool(t, "redis-server")
+		r := redistest.Start(t, redistest.Options{})
+		crashRun(t, bin, syscall.SIGKILL, r.URL(), r.Restart)
+	})
 }
 
-func crashRun(t *testing.T, bin string, sig syscall.Signal, redisURL string) {
+// crashRun stops walcast with sig and starts it again three times while
+// changes are committed; between, when set, runs while walcast is down.
+func crashRun(t *testing.T, bin string, sig syscall.Signal, redisURL string, between func()) {
 	pg := pgtest.New(t, pgtest.Options{})
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
@@ -185,6 +195,9 @@ func crashRun(t *testing.T, bin string, sig syscall.Signal, redisURL string) {
 	for tx := 0; tx < txs; tx++ {
 		if tx > 0 && tx%250 == 0 {
 			stop()
+			if between != nil {
+				between()
+			}
 			t0 := start()
 			firstLive = append(firstLive, time.Since(t0))
 		}

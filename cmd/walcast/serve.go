@@ -156,6 +156,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		if cl != nil {
 			window = &windowTracker{window: hcfg.Recovery.MaxDisconnection, now: time.Now}
 			hold.oldest = window.oldest
+			cl.floor = hold.floor
 			sess.Ready() // the streams are shared; a refill is gated in the store
 		}
 		guard = rooms.NewRecoveryGuard(sess)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -147,4 +148,15 @@ func walPosition(ctx context.Context, db cdc.Querier) (cdc.LSN, error) {
 		return 0, fmt.Errorf("read the WAL position: %w", err)
 	}
 	return cdc.LSN(pos), nil
+}
+
+// floor is the Redis bus's RedisConfig.Floor: the offset just below the
+// first event committed after this process started (what the slot re-sends
+// before it was published by a predecessor); "" until the position is read.
+func (h *ackHold) floor() string {
+	t := h.target.Load()
+	if t == 0 {
+		return ""
+	}
+	return cdc.EventID{LSN: cdc.LSN(t - 1), Index: math.MaxUint32}.String()
 }

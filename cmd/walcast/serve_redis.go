@@ -42,6 +42,9 @@ type cluster struct {
 	metricsMu     sync.Mutex
 	leaderMetrics json.RawMessage
 
+	// floor is the bus's RedisConfig.Floor; nil without recovery.
+	floor func() string
+
 	// access receives the role and owner changes the leader read from the
 	// stream (see serve_access.go); set before the bus runs.
 	access accessPolicy
@@ -127,6 +130,7 @@ func (cl *cluster) attach(srv *hub.Server) (*bus.Redis, error) {
 		Namespaces: cl.nsps,
 		Metrics:    cl.m,
 		OnRemote:   cl.observeRemote,
+		Floor:      cl.floor,
 		Logger:     cl.log,
 	})
 	if err != nil {

@@ -48,6 +48,14 @@ type RedisConfig struct {
 	// same pipeline as its PUBLISH (see RedisStore), and lets a node that
 	// lost its subscription for a while replay what it missed. nil = none.
 	Store *RedisStore
+	// Floor, when set, returns the offset up to which broadcasts count as
+	// published by a predecessor when a namespace's recovery stream holds
+	// none (a Redis that restarted without its data while the publishing
+	// node restarted too). walcast serve gives the WAL position read at its
+	// start: the slot re-sends the window its predecessor published, and
+	// those events are stored again, not delivered (the clients that had
+	// them reconnect, and recover them from the stream). "" = none.
+	Floor func() string
 	// BatchSize is the number of broadcasts per pipeline; 0 = 256.
 	BatchSize int
 	// RetryMin and RetryMax set the delay between publish attempts and
@@ -370,7 +378,8 @@ func (r *Redis) primeRetry(ctx context.Context) error {
 }
 
 // prime raises each namespace's de-duplication mark to the newest offset in
-// its recovery stream, once per bus, before this node publishes anything. A
+// its recovery stream (or to the Floor when the stream is empty), once per
+// bus, before this node publishes anything. A
 // node that starts empty would otherwise deliver again, to clients that had
 // just recovered up to that offset, what the replication slot re-sends after
 // its predecessor stopped. Without a Store there is no stream and no mark.
@@ -385,10 +394,14 @@ func (r *Redis) prime(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read the newest entry of %s: %w", key, err)
 		}
-		if len(msgs) == 0 {
-			continue
+		var id streamID
+		var ok bool
+		switch {
+		case len(msgs) > 0:
+			id, ok = parseStreamID(msgs[0].ID)
+		case r.cfg.Floor != nil:
+			id, ok = parseStreamID(r.cfg.Floor())
 		}
-		id, ok := parseStreamID(msgs[0].ID)
 		if !ok {
 			continue
 		}
@@ -578,6 +591,13 @@ func (r *Redis) receive(m *redis.Message) {
 func (r *Redis) replayMissed(ctx context.Context) error {
 	if r.cfg.Store == nil {
 		return nil
+	}
+	if r.cfg.Store.cfg.Refill {
+		// A Redis that came back empty is being refilled by the leader: what
+		// this node missed is in the streams only once that ends.
+		if _, err := r.cfg.Store.waitFilled(ctx); err != nil {
+			return err
+		}
 	}
 	for nsp := range r.nsps {
 		r.lastMu.Lock()

@@ -49,7 +49,7 @@ const (
 	nodeDeadAfter = 5 * time.Second
 	// liveRetry is how often TakeSession looks again at a session still
 	// connected on another live node.
-	liveRetry = 200 * time.Millisecond
+	liveRetry     = 200 * time.Millisecond
 	sweepInterval = 30 * time.Second
 	// downErrorAfter: writes to walcast.sessions failing this long are
 	// logged at Error; shorter outages (a failover, a Postgres restart) at Warn.
