@@ -629,6 +629,52 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	// Redis comes back without its data (no persistence, or a lost disk)
+	// while a client is offline: the leader refills the recovery streams
+	// from the slot, the client recovers from them, and the connected ones
+	// miss nothing.
+	t.Run("RedisEmpty", func(t *testing.T) {
+		c.t = t
+		const n = 2000
+		before := c.connects()
+		stopped := make(chan struct{})
+		offline := c.clients[len(c.clients)-1]
+		c.emit("redisempty", n, func(i int) {
+			switch i {
+			case n / 4:
+				offline.mu.Lock()
+				cl, lost := offline.c, offline.lost
+				offline.mu.Unlock()
+				cl.Drop()
+				<-lost
+				t.Logf("client %s offline after commit %d", offline.user, i)
+			case n / 2:
+				c.redis.Stop()
+				t.Logf("redis stopped after commit %d", i)
+				go func() {
+					time.Sleep(3 * time.Second)
+					c.redis.RestartEmpty()
+					t.Logf("redis restarted without its data")
+					close(stopped)
+				}()
+			}
+		})
+		<-stopped
+		if err := c.reconnect(offline); err != nil {
+			t.Fatal(err)
+		}
+		c.waitAll("redisempty", n, 60*time.Second)
+		if after := c.connects(); after != before+1 {
+			t.Errorf("client connects went from %d to %d across the Redis loss, want the offline client's reconnect only", before, after)
+		}
+		offline.mu.Lock()
+		rec := offline.recovered
+		offline.mu.Unlock()
+		if len(rec) == 0 || !rec[len(rec)-1] {
+			t.Errorf("the client offline while Redis lost its data reconnected with recovered=false")
+		}
+	})
+
 	t.Run("StandbyKill", func(t *testing.T) {
 		c.t = t
 		const n = 1000

@@ -161,6 +161,7 @@ func crashRun(t *testing.T, bin string, sig syscall.Signal, redisURL string, bet
 		Error     string `json:"error"`
 		Fatal     string `json:"fatal"`
 		Done      bool   `json:"done"`
+		at        time.Time
 	}
 	lines := make(chan line, 1<<16)
 	go func() {
@@ -169,6 +170,7 @@ func crashRun(t *testing.T, bin string, sig syscall.Signal, redisURL string, bet
 		for sc.Scan() {
 			var l line
 			if json.Unmarshal(sc.Bytes(), &l) == nil {
+				l.at = time.Now()
 				lines <- l
 			}
 		}
@@ -192,6 +194,8 @@ func crashRun(t *testing.T, bin string, sig syscall.Signal, redisURL string, bet
 	const txs, perTx = 1000, 10
 	seq := 0
 	var firstLive []time.Duration
+	var restartAt []time.Time // process starts
+	var restartSeq []int      // the first change committed after each
 	for tx := 0; tx < txs; tx++ {
 		if tx > 0 && tx%250 == 0 {
 			stop()
@@ -200,6 +204,7 @@ func crashRun(t *testing.T, bin string, sig syscall.Signal, redisURL string, bet
 			}
 			t0 := start()
 			firstLive = append(firstLive, time.Since(t0))
+			restartAt, restartSeq = append(restartAt, t0), append(restartSeq, seq+1)
 		}
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
@@ -216,6 +221,16 @@ func crashRun(t *testing.T, bin string, sig syscall.Signal, redisURL string, bet
 	t.Logf("%s: restart to ready (serving, replayed) took %v", sig, firstLive)
 
 	got := make([][]int, nClients)
+	// firstAt[k]: when a client first received the first change committed
+	// after restart k.
+	firstAt := make([]time.Time, len(restartSeq))
+	noteFirst := func(l line) {
+		for k, sq := range restartSeq {
+			if l.A == sq && (firstAt[k].IsZero() || l.at.Before(firstAt[k])) {
+				firstAt[k] = l.at
+			}
+		}
+	}
 	var recon []line
 	deadline := time.After(30 * time.Second)
 	complete := func() bool {
@@ -240,6 +255,7 @@ collect:
 				recon = append(recon, l)
 			case l.V != "":
 				got[l.C] = append(got[l.C], l.A)
+				noteFirst(l)
 			}
 		case <-deadline:
 			break collect
@@ -251,8 +267,16 @@ collect:
 			recon = append(recon, l)
 		} else if l.V != "" {
 			got[l.C] = append(got[l.C], l.A)
+			noteFirst(l)
 		}
 	}
+	var toLive []time.Duration
+	for k, at := range firstAt {
+		if !at.IsZero() {
+			toLive = append(toLive, at.Sub(restartAt[k]).Round(time.Millisecond))
+		}
+	}
+	t.Logf("%s: process start to the first change committed after it, received by a client: %v", sig, toLive)
 	for c, g := range got {
 		if d := firstDiffSeq(g); d >= 0 || len(g) != txs*perTx {
 			t.Errorf("client %d: %d events, first wrong at index %d (want 1..%d once, in order); around it: %v",

@@ -121,3 +121,26 @@ func (s *Server) Restart() {
 		s.t.Fatal(err)
 	}
 }
+
+// RestartEmpty stops the server, deletes its data files (as a Redis without
+// persistence, or with a lost disk, comes back) and starts it again on the
+// same port.
+func (s *Server) RestartEmpty() {
+	s.t.Helper()
+	s.Stop()
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == "redis.log" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
