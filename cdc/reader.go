@@ -140,6 +140,8 @@ type Reader struct {
 	reconnects   atomic.Uint64
 	slotsLost    atomic.Uint64
 	rewinds      atomic.Uint64
+	rewindAsked  atomic.Bool
+	wake         atomic.Pointer[func()] // wakes the streaming session's blocked read; nil when none
 	// timeline is the server timeline of the current session, prevTimeline
 	// that of the one before (0: unknown); they differ after a promotion.
 	timeline, prevTimeline atomic.Int64
@@ -152,6 +154,17 @@ func NewReader(cfg ReaderConfig) (*Reader, error) {
 		return nil, err
 	}
 	return &Reader{cfg: cfg, log: cfg.Logger.With("component", "cdc.reader", "slot", cfg.Slot)}, nil
+}
+
+// Rewind asks the running session to stream again from the acknowledged
+// position, as a Handler error wrapping ErrRewind does, without waiting for
+// the next change: a blocked read is woken. It does nothing when no session
+// streams; safe from any goroutine.
+func (r *Reader) Rewind() {
+	if w := r.wake.Load(); w != nil {
+		r.rewindAsked.Store(true)
+		(*w)()
+	}
 }
 
 // Stats returns a snapshot of the Reader's progress. It is safe to call from

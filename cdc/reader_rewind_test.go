@@ -35,7 +35,9 @@ func testRewind(t *testing.T, c *pgtest.Cluster) {
 	db := testDB(t, c, `CREATE TABLE w (id int PRIMARY KEY)`)
 	dsn := c.DSN(db)
 	sink := &rewindSink{memSink: newMemSink()}
-	rc := cdc.ReaderConfig{DSN: dsn, Slot: db, HeartbeatInterval: -1, StatusInterval: 200 * time.Millisecond,
+	// Status updates every 2 s: a rewind that waited for the next one would
+	// show in the times measured below.
+	rc := cdc.ReaderConfig{DSN: dsn, Slot: db, HeartbeatInterval: -1, StatusInterval: 2 * time.Second,
 		BackoffMin: time.Second, BackoffMax: 2 * time.Second}
 	rc.AckLimit = func() (cdc.LSN, bool) {
 		for _, e := range sink.snapshot() {
@@ -81,4 +83,25 @@ func testRewind(t *testing.T, c *pgtest.Cluster) {
 		t.Errorf("stats %+v: want 1 rewind and acked = the limit %s", st, limit)
 	}
 	t.Logf("rewind: re-read 2 held transactions and 1 new one in %v", took.Round(time.Millisecond))
+
+	// Reader.Rewind on a quiet stream: the blocked read is woken, and the
+	// held transactions come again without any new change.
+	t0 = time.Now()
+	p.Reader().Rewind()
+	got = sink.waitEvents(t, 9, nil, 30*time.Second)
+	took = time.Since(t0)
+	rooms = rooms[:0]
+	for _, e := range got[6:] {
+		rooms = append(rooms, e.Room)
+	}
+	if want := "w:2 w:3 w:4"; strings.Join(rooms, " ") != want {
+		t.Fatalf("after Reader.Rewind %q, want %q", strings.Join(rooms, " "), want)
+	}
+	if took > 900*time.Millisecond {
+		t.Errorf("Reader.Rewind took %v; it must wake the read, not wait for the next status update", took)
+	}
+	if st := p.Stats(); st.Rewinds != 2 {
+		t.Errorf("stats %+v: want 2 rewinds", st)
+	}
+	t.Logf("Reader.Rewind on a quiet stream: 3 transactions again in %v", took.Round(time.Millisecond))
 }

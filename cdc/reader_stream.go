@@ -59,20 +59,25 @@ func (s *stream) run(ctx context.Context) error {
 	s.lastRecv = now
 	s.nextStatus = now.Add(cfg.StatusInterval)
 
-	// Cancelling ctx must wake a blocked read: move the read deadline to the
-	// past. run re-checks ctx after every deadline change, so a later
-	// SetReadDeadline cannot undo this unnoticed.
+	// Cancelling ctx, and Reader.Rewind, must wake a blocked read: move the
+	// read deadline to the past. run re-checks ctx and the rewind request
+	// after every deadline change, so a later SetReadDeadline cannot undo
+	// this unnoticed.
 	netConn := s.conn.Conn()
 	var wakeMu sync.Mutex
 	closing := false
-	stop := context.AfterFunc(ctx, func() {
+	wake := func() {
 		wakeMu.Lock()
 		defer wakeMu.Unlock()
 		if !closing {
 			netConn.SetReadDeadline(time.Unix(1, 0))
 		}
-	})
+	}
+	stop := context.AfterFunc(ctx, wake)
 	defer stop()
+	s.r.rewindAsked.Store(false)
+	s.r.wake.Store(&wake)
+	defer s.r.wake.Store(nil)
 	defer func() {
 		if ctx.Err() == nil || s.conn.IsClosed() {
 			return // an error path: the conn may be broken; periodic status updates suffice
@@ -96,6 +101,9 @@ func (s *stream) run(ctx context.Context) error {
 	}()
 
 	for {
+		if s.r.rewindAsked.CompareAndSwap(true, false) {
+			return fmt.Errorf("asked by Reader.Rewind: %w", ErrRewind)
+		}
 		now = time.Now()
 		if !now.Before(s.nextStatus) {
 			if err := s.flush(ctx); err != nil {
@@ -131,6 +139,9 @@ func (s *stream) run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if s.r.rewindAsked.Load() {
+			continue
 		}
 		msg, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil {

@@ -675,6 +675,34 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	// The same on a quiet database: nothing is published, so the leader's
+	// periodic check finds the loss, and the offline client still recovers.
+	t.Run("RedisEmptyQuiet", func(t *testing.T) {
+		c.t = t
+		c.emit("quiet", 60, nil)
+		c.waitAll("quiet", 60, 30*time.Second)
+		offline := c.clients[0]
+		offline.mu.Lock()
+		cl, lost := offline.c, offline.lost
+		offline.mu.Unlock()
+		cl.Drop()
+		<-lost
+		c.redis.RestartEmpty()
+		t0 := time.Now()
+		if err := c.reconnect(offline); err != nil {
+			t.Fatal(err)
+		}
+		offline.mu.Lock()
+		rec := offline.recovered
+		offline.mu.Unlock()
+		if len(rec) == 0 || !rec[len(rec)-1] {
+			t.Fatalf("client offline while a quiet Redis lost its data reconnected with recovered=false")
+		}
+		t.Logf("Redis restarted empty on a quiet database: the offline client recovered %v later", time.Since(t0).Round(time.Millisecond))
+		c.emit("quiet2", 12, nil)
+		c.waitAll("quiet2", 12, 30*time.Second)
+	})
+
 	t.Run("StandbyKill", func(t *testing.T) {
 		c.t = t
 		const n = 1000

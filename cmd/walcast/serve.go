@@ -203,7 +203,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		s.cdc.remote = cl.remoteMetrics
 	}
 	if s.refill != nil {
-		s.refill.stats = s.cdc.p.Stats
+		s.refill.stats, s.refill.rewind = s.cdc.p.Stats, s.cdc.p.Reader().Rewind
 	}
 	relay := func(ctx context.Context, b *hub.Broadcast) error { return s.bus.Publish(ctx, []*hub.Broadcast{b}) }
 	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, guard, relay, reg, log); err != nil {

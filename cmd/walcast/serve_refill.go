@@ -79,14 +79,16 @@ func (w *windowTracker) oldest() (cdc.LSN, bool) {
 // to the held slot, and once the reader has handled everything up to the
 // WAL position of that moment, the streams hold the whole window again.
 type streamRefill struct {
-	bus   *bus.Redis
-	db    cdc.Querier
-	stats func() cdc.ReaderStats
-	log   *slog.Logger
+	bus    *bus.Redis
+	db     cdc.Querier
+	stats  func() cdc.ReaderStats
+	rewind func() // the reader's Rewind
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	gen     uint64  // the refill running; 0 = none
 	target  cdc.LSN // the server's WAL position when it started
+	rewinds uint64  // the reader's rewinds before it: the re-read starts after one more
 	started time.Time
 	kick    chan struct{}
 }
@@ -109,8 +111,9 @@ func (f *streamRefill) lost(ctx context.Context, err error) error {
 		// does not ask again, so read the position later.
 		f.log.Warn("refill: cannot read the WAL position; the refill ends at the next one read", logkey.Err, qerr)
 	}
+	rewinds := f.stats().Rewinds
 	f.mu.Lock()
-	f.gen, f.target, f.started = sl.Gen, pos, time.Now()
+	f.gen, f.target, f.rewinds, f.started = sl.Gen, pos, rewinds, time.Now()
 	f.mu.Unlock()
 	select {
 	case f.kick <- struct{}{}:
@@ -120,10 +123,14 @@ func (f *streamRefill) lost(ctx context.Context, err error) error {
 }
 
 // run marks each refill done once the reader has handled up to its target,
+// and while this node leads with no refill running checks the streams every
+// checkEvery (a quiet leader publishes nothing that would find them lost),
 // until ctx ends.
 func (f *streamRefill) run(ctx context.Context) {
+	const checkEvery = time.Second
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	var checked time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -132,9 +139,20 @@ func (f *streamRefill) run(ctx context.Context) {
 		case <-f.kick:
 		}
 		f.mu.Lock()
-		gen, target, started := f.gen, f.target, f.started
+		gen, target, rewinds, started := f.gen, f.target, f.rewinds, f.started
 		f.mu.Unlock()
 		if gen == 0 {
+			if time.Since(checked) < checkEvery || f.stats().State != cdc.StateStreaming {
+				continue
+			}
+			checked = time.Now()
+			if err := f.bus.CheckStreams(ctx); err != nil {
+				if lerr := f.lost(ctx, err); errors.Is(lerr, cdc.ErrRewind) {
+					f.rewind()
+				} else if ctx.Err() == nil {
+					f.log.Debug("refill: checking the recovery streams", logkey.Err, err)
+				}
+			}
 			continue
 		}
 		if target == 0 {
@@ -149,8 +167,8 @@ func (f *streamRefill) run(ctx context.Context) {
 			f.mu.Unlock()
 		}
 		st := f.stats()
-		if max(st.HandledLSN, st.AckedLSN) < target {
-			continue
+		if st.Rewinds <= rewinds || max(st.HandledLSN, st.AckedLSN) < target {
+			continue // not re-reading yet, or not up to the loss yet
 		}
 		if err := f.bus.MarkFilled(ctx, gen); err != nil {
 			f.log.Warn("refill: cannot mark the recovery streams filled; retrying", logkey.Err, err)

@@ -122,6 +122,35 @@ func (r *Redis) checkFill(ctx context.Context, got *redis.StringCmd) error {
 	return &StreamsLost{Gen: gen, Found: val}
 }
 
+// CheckStreams reads the fill key now, as every publish that stores an
+// offset does, and starts a refill when the streams were lost, returning its
+// *StreamsLost. The publishing node calls it while it has nothing to
+// publish, so that a Redis that came back empty is refilled before a client
+// needs it. nil without Refill.
+func (r *Redis) CheckStreams(ctx context.Context) error {
+	if r.cfg.Store == nil || !r.cfg.Store.cfg.Refill {
+		return nil
+	}
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	// The de-duplication marks come from the streams: read them before a
+	// refill deletes the streams.
+	if !r.primed {
+		if err := r.prime(ctx); err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+	}
+	cmd := r.cfg.Client.Get(ctx, r.cfg.Store.fillKey())
+	if err := r.checkFill(ctx, cmd); err != nil {
+		var lost *StreamsLost
+		if errors.As(err, &lost) {
+			return err
+		}
+		return fmt.Errorf("bus: %w", err)
+	}
+	return nil
+}
+
 // MarkFilled ends refill gen: the streams hold the whole window again, and
 // Since answers on every node. It does nothing when gen is not the current
 // refill (a newer loss started another one).
