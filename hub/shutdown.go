@@ -67,7 +67,7 @@ wait:
 	for s.nConns.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	s.writers.close()
+	s.writers.close(deadline)
 	s.log.Info("shut down", "remaining_connections", s.nConns.Load())
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -349,11 +350,13 @@ const writerLinger = time.Second
 // started goroutine grows its stack to the writev path's depth before every
 // first write, which cost about 15 % of fan-out CPU. An idle connection still
 // holds no goroutine; a flush stuck on a slow client holds one worker, and
-// the next flush finds no worker waiting and starts another.
+// the next flush finds no worker waiting and starts another. The Server owns
+// the workers: Shutdown stops the waiting ones and waits for the rest.
 type writerPool struct {
 	work chan *writer  // unbuffered: a send succeeds only if a worker waits
 	stop chan struct{} // closed by Shutdown: waiting workers exit
 	once sync.Once
+	live atomic.Int32 // running workers
 }
 
 func (p *writerPool) init() {
@@ -366,17 +369,22 @@ func (p *writerPool) run(w *writer) {
 	select {
 	case p.work <- w:
 	default:
+		p.live.Add(1)
 		go p.worker(w)
 	}
 }
 
 // close makes waiting workers exit; later flushes still run (on a worker
-// that exits after its flush).
-func (p *writerPool) close() {
+// that exits after its flush). It waits until deadline for the running ones.
+func (p *writerPool) close(deadline time.Time) {
 	p.once.Do(func() { close(p.stop) })
+	for p.live.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func (p *writerPool) worker(w *writer) {
+	defer p.live.Add(-1)
 	w.flush()
 	select {
 	case <-p.stop:

@@ -91,3 +91,46 @@ func TestWriter_States(t *testing.T) {
 		t.Fatal("after the close frame: socket not closed")
 	}
 }
+
+// TestWriter_PoolReusesAndStops: a second flush runs on the worker the first
+// one started (no new goroutine), and Shutdown leaves no worker behind.
+func TestWriter_PoolReusesAndStops(t *testing.T) {
+	srv, err := New(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	socks, wait := inlineReceivers(t, srv, 1)
+	c := socks[0].c
+	f := frame{data: []byte("42[\"x\"]"), op: opText}
+	per := int64(2 + len(f.data))
+	idle := func() {
+		t.Helper()
+		for i := 0; ; i++ {
+			c.mu.Lock()
+			st := c.w.state
+			c.mu.Unlock()
+			if st == writerIdle {
+				return
+			}
+			if i > 1500 {
+				t.Fatalf("writer state %d, want idle", st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for i := range 3 {
+		if !c.enqueue1(f) {
+			t.Fatal("enqueue1: closed")
+		}
+		wait(int64(i+1) * per)
+		idle()
+		time.Sleep(200 * time.Millisecond) // the worker is back waiting (well within writerLinger)
+		if n := srv.writers.live.Load(); n != 1 {
+			t.Fatalf("after flush %d: %d pool workers, want 1 (reused)", i+1, n)
+		}
+	}
+	srv.shutdown(canceledCtx())
+	if n := srv.writers.live.Load(); n != 0 {
+		t.Fatalf("after Shutdown: %d pool workers, want 0", n)
+	}
+}

@@ -46,7 +46,7 @@ type liveSessions struct {
 func (s *RedisStore) track(sock *hub.Socket) {
 	pid := sock.PID()
 	if pid == "" {
-		s.log.Debug("live session not tracked: no pid", "sid", sock.ID())
+		s.log.Debug("live session not tracked: no pid", logkey.Conn, sock.ID())
 		return
 	}
 	e := &liveEntry{sock: sock, pid: pid}
