@@ -75,7 +75,18 @@ type CheckResult struct {
 	Severity Severity
 	Message  string
 	Fix      string
+	Code     CheckCode // what a caller may act on; "" for most findings
 }
+
+// CheckCode names a finding that callers branch on, so that they need not
+// read Message.
+type CheckCode string
+
+// Codes of CheckResult.
+const (
+	CheckSlotMissing CheckCode = "slot_missing" // the slot does not exist (a Reader creates it)
+	CheckSlotLost    CheckCode = "slot_lost"    // the slot's WAL was removed (a Reader recreates it)
+)
 
 // CheckReport is the list of findings, in the order they were checked.
 type CheckReport []CheckResult
@@ -280,6 +291,7 @@ func checkSlot(ctx context.Context, q Querier, cfg *checkState, r *CheckReport) 
 		r.add("slot", CheckFail,
 			fmt.Sprintf("SELECT pg_create_logical_replication_slot(%s, 'pgoutput');  -- or run: walcast migrate", quoteLiteral(cfg.Slot)),
 			"replication slot %q does not exist", cfg.Slot)
+		(*r)[len(*r)-1].Code = CheckSlotMissing
 		return nil
 	}
 	if err != nil {
@@ -299,6 +311,7 @@ func checkSlot(ctx context.Context, q Querier, cfg *checkState, r *CheckReport) 
 	case deref(walStatus) == "lost":
 		r.add("slot", CheckFail, recreate+"  -- events committed while the slot was lost are gone; reconcile orders/inventory",
 			"slot %q is lost (its WAL was removed, usually past max_slot_wal_keep_size)", cfg.Slot)
+		(*r)[len(*r)-1].Code = CheckSlotLost
 		return nil
 	}
 	state := "inactive"

@@ -71,6 +71,9 @@ func TestCheck(t *testing.T) {
 				t.Errorf("finding %s fix = %q, want it to contain %q", name, c.Fix, want)
 			}
 		}
+		if c, _ := find(rep, "slot"); c.Code != cdc.CheckSlotMissing {
+			t.Errorf("missing slot's code = %q, want %q", c.Code, cdc.CheckSlotMissing)
+		}
 	})
 	t.Run("Healthy", func(t *testing.T) {
 		pg := pgtest.New(t, pgtest.Options{Settings: []string{"max_slot_wal_keep_size = 1GB"}})

@@ -35,11 +35,11 @@ var (
 	_ func(*hub.Socket) []string                                                    = (*hub.Socket).Rooms
 	_ func(*hub.Socket, string, hub.EventHandler)                                   = (*hub.Socket).On
 	_ func(*hub.Socket, hub.EventHandler)                                           = (*hub.Socket).OnAny
-	_ func(*hub.Socket, func(*hub.Socket, string))                                  = (*hub.Socket).OnDisconnect
+	_ func(*hub.Socket, func(*hub.Socket, hub.Reason))                              = (*hub.Socket).OnDisconnect
 	_ func(*hub.Socket, string, ...any) error                                       = (*hub.Socket).Emit
 	_ func(*hub.Socket, context.Context, string, ...any) ([]json.RawMessage, error) = (*hub.Socket).EmitWithAck
 	_ func(*hub.Socket)                                                             = (*hub.Socket).Disconnect
-	_ func(*hub.Socket, string)                                                     = (*hub.Socket).CloseTransport
+	_ func(*hub.Socket, hub.Reason)                                                 = (*hub.Socket).CloseTransport
 	_ func(*hub.Message) bool                                                       = (*hub.Message).WantsAck
 	_ func(*hub.Message, ...any) error                                              = (*hub.Message).Ack
 	_ hub.RecoveryStore                                                             = (*hub.MemoryStore)(nil)

@@ -83,7 +83,7 @@ func (c *conn) dispatch(p packet.Socket, atts [][]byte) bool {
 	}
 	switch p.Type {
 	case packet.SocketDisconnect:
-		s.onClose(reasonClientNsp)
+		s.onClose(ReasonClientNamespace)
 	case packet.SocketEvent, packet.SocketBinaryEvent:
 		var args []json.RawMessage
 		if err := json.Unmarshal(p.Data, &args); err != nil || len(args) == 0 {
@@ -130,7 +130,7 @@ func (c *conn) runHandler(fn func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.srv.log.Error("handler panic, closing connection", logKeyConn, c.sid, "panic", r, "stack", string(debug.Stack()))
-			c.close(reasonForcedServerClos, false)
+			c.close(ReasonForcedServerClose, false)
 			ok = false
 		}
 	}()
@@ -332,20 +332,7 @@ func (c *conn) replay(s *Socket, offset string) {
 	if len(seen) > 0 {
 		c.replayed = seen
 	}
-	held := c.out
-	size := 0
-	for _, f := range fs {
-		size += frameCost(f)
-	}
-	for _, f := range held {
-		if _, dup := seen[f.off]; dup && f.off != "" {
-			continue
-		}
-		fs = append(fs, f)
-		size += frameCost(f)
-	}
-	c.out, c.outBytes = fs, size
-	c.kickLocked()
+	c.w.replayLocked(fs, seen)
 }
 
 // matches reports whether b would have been delivered to s (recovery replay).
@@ -375,19 +362,9 @@ func (s *Socket) matches(b *Broadcast) bool {
 	return false
 }
 
-// recoverable reports whether a disconnect reason keeps the session for
-// connection state recovery (explicit disconnects do not).
-func recoverable(reason string) bool {
-	switch reason {
-	case reasonClientNsp, reasonServerNsp, reasonParseError, reasonInvalidState, reasonResync:
-		return false
-	}
-	return true
-}
-
 // onClose disconnects the socket once: index cleanup, pending acks fail,
 // session saved for recovery, OnDisconnect handlers.
-func (s *Socket) onClose(reason string) {
+func (s *Socket) onClose(reason Reason) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -409,7 +386,7 @@ func (s *Socket) onClose(reason string) {
 	s.acks = nil
 	handlers := s.onDisc
 	rc := s.nsp.srv.cfg.Recovery
-	saved := rc != nil && recoverable(reason)
+	saved := rc != nil && reason.Recoverable()
 	s.sessionChangedLocked(false, saved, rooms)
 	s.mu.Unlock()
 

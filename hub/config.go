@@ -50,7 +50,9 @@ type Config struct {
 	// over it is disconnected as "slow"; 0 = 1 MiB.
 	MaxQueueBytes int
 	// WriteTimeout bounds each write to a client; a client stuck longer is
-	// disconnected; 0 = 10s.
+	// disconnected ("write timeout"). The deadline is moved only when it
+	// would come within 7/8 of WriteTimeout, so a stuck write fails after
+	// 7/8 to all of it. 0 = 10s.
 	WriteTimeout time.Duration
 	// MaxInboundRate bounds the messages (Socket.IO packets and attachments,
 	// WebSocket pings and pongs) a client may send per second, with bursts of five times that; a client

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -45,27 +43,6 @@ const (
 	transportWebSocket
 )
 
-// Close reasons; they label walcast_hub_disconnects_total.
-const (
-	reasonTransportClose   = "transport close"
-	reasonTransportError   = "transport error"
-	reasonPingTimeout      = "ping timeout"
-	reasonParseError       = "parse error"
-	reasonSlow             = "slow"
-	reasonWriteTimeout     = "write timeout"
-	reasonShutdown         = "server shutting down"
-	reasonConnectTimeout   = "connect timeout"
-	reasonInvalidState     = "invalid state"
-	reasonForcedClose      = "forced close"
-	reasonClientNsp        = "client namespace disconnect"
-	reasonServerNsp        = "server namespace disconnect"
-	reasonHeartbeat        = "invalid heartbeat direction"
-	reasonPollingConflict  = "duplicate poll"
-	reasonForcedServerClos = "forced server close"
-	reasonFlood            = "flood"
-	reasonResync           = "server resync"
-)
-
 // pollCloseGrace keeps a polling session closed by the client findable, so a
 // GET sent concurrently with the client's close packet gets its noop.
 const pollCloseGrace = 100 * time.Millisecond
@@ -90,14 +67,10 @@ type conn struct {
 
 	mu          sync.Mutex
 	transport   transportKind
-	nc          net.Conn        // the upgraded connection; written only by the writer
-	rc          syscall.RawConn // nc's raw conn for inline writes; nil if unsupported
-	out         []frame
-	outBytes    int
-	writing     bool // a writer goroutine runs (WebSocket)
+	w           writer // the write side: queue, socket, who writes (under mu)
 	closed      bool
 	hard        bool // close without flushing
-	closeReason string
+	closeReason Reason
 	closeCode   int    // WebSocket close code; 0 = by reason
 	closeText   string // WebSocket close reason text
 	pingWaiting bool
@@ -149,6 +122,7 @@ func (s *Server) newConn(r *http.Request, t transportKind) *conn {
 		remoteAddr: r.RemoteAddr,
 		transport:  t,
 	}
+	c.w.c = c
 	if t == transportPolling {
 		c.pollNotify = make(chan struct{}, 1)
 	}
@@ -228,16 +202,6 @@ func (b *tokenBucket) allow(rate int, now time.Time) bool {
 	return true
 }
 
-// setNetConn makes nc the connection's WebSocket (under c.mu or before use).
-func (c *conn) setNetConn(nc net.Conn) {
-	c.nc = nc
-	if sc, ok := nc.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.rc = rc
-		}
-	}
-}
-
 // openPacket is the Engine.IO handshake with exactly its five fields.
 func (s *Server) openPacket(sid string, upgrades bool) []byte {
 	b := make([]byte, 0, 128)
@@ -288,7 +252,7 @@ func (s *Server) lookup(sid string, overdueCheck bool) *conn {
 	overdue := c.pingWaiting && !c.closed && time.Now().After(c.pongDue)
 	c.mu.Unlock()
 	if overdue {
-		c.close(reasonPingTimeout, true)
+		c.close(ReasonPingTimeout, true)
 		return nil
 	}
 	return c
@@ -313,7 +277,7 @@ func (c *conn) onPingTimer() {
 	}
 	if c.pingWaiting {
 		c.mu.Unlock()
-		c.close(reasonPingTimeout, true)
+		c.close(ReasonPingTimeout, true)
 		return
 	}
 	c.pingWaiting = true
@@ -337,7 +301,7 @@ func (c *conn) onConnectTimer() {
 	idle := len(c.sockets) == 0
 	c.mu.Unlock()
 	if idle {
-		c.close(reasonConnectTimeout, false)
+		c.close(ReasonConnectTimeout, false)
 	}
 }
 
@@ -357,7 +321,7 @@ func (c *conn) enqueue(fs ...frame) bool {
 	c.mu.Unlock()
 	if slow {
 		c.srv.m.queueDrop()
-		c.close(reasonSlow, true)
+		c.close(ReasonSlow, true)
 	}
 	return ok
 }
@@ -370,7 +334,7 @@ func (c *conn) enqueue1(f frame) bool {
 	c.mu.Unlock()
 	if slow {
 		c.srv.m.queueDrop()
-		c.close(reasonSlow, true)
+		c.close(ReasonSlow, true)
 	}
 	return ok
 }
@@ -387,15 +351,10 @@ func (c *conn) enqueueLocked(f frame, force bool) bool {
 		}
 		c.replayed = nil
 	}
-	if !force && c.outBytes+frameCost(f) > c.srv.cfg.MaxQueueBytes {
+	if !c.w.pushLocked(f, force) {
 		return false
 	}
-	if c.out == nil {
-		c.out = getFrames()
-	}
-	c.out = append(c.out, f)
-	c.outBytes += frameCost(f)
-	c.kickLocked()
+	c.w.kickLocked()
 	return true
 }
 
@@ -414,23 +373,7 @@ func frameCost(f frame) int {
 }
 
 // kickLocked makes the transport send what is queued.
-func (c *conn) kickLocked() {
-	if c.holding > 0 {
-		return
-	}
-	switch {
-	case c.transport == transportWebSocket && c.nc != nil:
-		if !c.writing {
-			c.writing = true
-			go c.writeLoop()
-		}
-	case c.pollNotify != nil:
-		select {
-		case c.pollNotify <- struct{}{}:
-		default:
-		}
-	}
-}
+func (c *conn) kickLocked() { c.w.kickLocked() }
 
 // framesPool recycles queue slices so an idle connection holds none and a
 // delivery to an idle connection allocates no slice.
@@ -451,24 +394,16 @@ func putFrames(fs []frame) {
 	framesPool.Put(a)
 }
 
-// takeLocked removes and returns every queued frame.
-func (c *conn) takeLocked() []frame {
-	fs := c.out
-	c.out = nil
-	c.outBytes = 0
-	return fs
-}
-
 // close ends the session. hard closes the network connection at once; else
 // queued frames are flushed first (WebSocket) or handed to the pending GET with
 // a close packet (polling). Socket cleanup and OnDisconnect handlers run on
 // the reader goroutine (WebSocket) or a new goroutine (polling).
-func (c *conn) close(reason string, hard bool) {
+func (c *conn) close(reason Reason, hard bool) {
 	c.mu.Lock()
 	if c.closed {
-		if hard && !c.hard && c.nc != nil {
+		if hard && !c.hard && c.w.nc != nil {
 			c.hard = true
-			c.nc.Close()
+			c.w.abortLocked()
 		}
 		c.mu.Unlock()
 		return
@@ -495,33 +430,17 @@ func (c *conn) close(reason string, hard bool) {
 		}
 	}
 	c.probing = nil
-	ws := c.transport == transportWebSocket && c.nc != nil
-	if ws {
-		if hard {
-			c.nc.Close()
-		} else if !c.writing {
-			c.writing = true
-			go c.writeLoop()
-		}
-	} else {
-		// polling: the pending (or next) GET gets the close packet.
-		// A client that sent close gets a noop for its pending GET.
-		fc := frameClose
-		if reason == reasonTransportClose {
-			fc = frameNoop
-		}
-		c.out = append(c.out, frame{data: fc, op: opText})
-		c.kickLocked()
-	}
+	ws := c.transport == transportWebSocket && c.w.nc != nil
+	c.w.closeLocked(reason, hard)
 	c.mu.Unlock()
 	if probe != nil {
 		probe.NetConn().Close()
 	}
 	switch {
-	case ws, reason == reasonPingTimeout, reason == reasonParseError, reason == reasonPollingConflict,
-		reason == reasonTransportError:
+	case ws, reason == ReasonPingTimeout, reason == ReasonParseError, reason == ReasonPollingConflict,
+		reason == ReasonTransportError:
 		c.srv.unregister(c)
-	case reason == reasonTransportClose:
+	case reason == ReasonTransportClose:
 		// A client close by POST: a GET racing with it still gets its noop,
 		// then the sid is forgotten (by that GET or after a grace period).
 		time.AfterFunc(pollCloseGrace, func() { c.srv.unregister(c) })
@@ -532,14 +451,14 @@ func (c *conn) close(reason string, hard bool) {
 		time.AfterFunc(c.srv.cfg.PingInterval+c.srv.cfg.PingTimeout, func() { c.srv.unregister(c) })
 	}
 	c.srv.m.disconnect(reason)
-	c.srv.log.Debug("connection closed", logKeyConn, c.sid, logKeyReason, reason)
+	c.srv.log.Debug("connection closed", logKeyConn, c.sid, logKeyReason, reason.String())
 	if !ws {
 		go c.finish(reason)
 	}
 }
 
 // finish disconnects every socket of the closed connection, once.
-func (c *conn) finish(reason string) {
+func (c *conn) finish(reason Reason) {
 	c.mu.Lock()
 	if c.finished {
 		c.mu.Unlock()

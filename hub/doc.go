@@ -65,17 +65,20 @@
 // # Fan-out and memory
 //
 // Server.Broadcast encodes the whole Engine.IO frame ("42[…]") once and
-// hands the same immutable bytes to every receiver's bounded outbound queue,
-// drained by a writer goroutine that exists only while there is something to
-// write and that writes everything queued with one writev (so frames that pile
-// up under load share syscalls). For small audiences (<= 64 receivers) the
+// hands the same immutable bytes to every receiver's bounded outbound queue.
+// A queue is drained by a flush that writes everything queued with one writev
+// (so frames that pile up under load share syscalls); flushes run on a pool of
+// goroutines shared by all connections, each kept for a second after its last
+// flush, so a burst starts no goroutine and an idle connection holds none. The
+// write deadline is moved about once per WriteTimeout/8 of a connection's
+// activity, not once per write. For small audiences (<= 64 receivers) the
 // frame is framed once and written inline to idle WebSocket receivers with one
 // non-blocking write(2) instead: no goroutine and no allocation per receiver;
 // the broadcast's own allocations (its encoding and the framed copy) do not
 // grow with the audience (TestInlineWrite_Allocs: 0 per receiver, at most 5
-// per broadcast). A connection over MaxQueueBytes
-// or stuck longer than WriteTimeout is closed as "slow" (recoverable); the
-// broadcaster never waits for a client.
+// per broadcast). A connection over MaxQueueBytes is closed as "slow", one
+// whose write stalls for WriteTimeout as "write timeout" (both recoverable);
+// the broadcaster never waits for a client.
 //
 // gorilla/websocket performs the upgrade handshake; frames are then read and
 // written by the hub's own frame code (hub/internal/wsframe), read without a

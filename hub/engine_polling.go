@@ -69,7 +69,7 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 		c.mu.Unlock()
 		c.srv.m.badPacket("polling")
 		c.srv.log.Debug("concurrent polling GET, closing", logKeyConn, c.sid)
-		c.close(reasonPollingConflict, false)
+		c.close(ReasonPollingConflict, false)
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
 		return
 	}
@@ -83,7 +83,7 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if c.closed && len(c.out) == 0 {
+	if c.closed && len(c.w.out) == 0 {
 		c.mu.Unlock()
 		c.srv.unregister(c)
 		writeEngineError(w, http.StatusBadRequest, errUnknownSID, "Session ID unknown")
@@ -114,8 +114,8 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 			writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
 			return
 		}
-		if (len(c.out) > 0 && c.holding == 0) || c.closed {
-			fs := c.takeLocked()
+		if (len(c.w.out) > 0 && c.holding == 0) || c.closed {
+			fs := c.w.takeLocked()
 			c.getActive = false
 			closed := c.closed
 			c.mu.Unlock()
@@ -172,7 +172,7 @@ func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
 	if c.postActive {
 		c.mu.Unlock()
 		c.srv.m.badPacket("polling")
-		c.close(reasonPollingConflict, false)
+		c.close(ReasonPollingConflict, false)
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
 		return
 	}
@@ -204,18 +204,18 @@ func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
 			c.srv.m.badPacket("preconnect")
 			c.srv.log.Warn("client over MaxPreConnectBytes before CONNECT, closing", logKeyConn, c.sid,
 				"limit", c.srv.cfg.MaxPreConnectBytes)
-			c.close(reasonTransportError, false)
+			c.close(ReasonTransportError, false)
 			writeEngineError(w, http.StatusRequestEntityTooLarge, errBadRequest, "Read budget before CONNECT exhausted")
 			return
 		}
 		if errors.As(err, &mbe) {
 			c.srv.m.badPacket("oversize")
 			c.srv.log.Debug("polling body over MaxPayload", logKeyConn, c.sid)
-			c.close(reasonTransportError, false)
+			c.close(ReasonTransportError, false)
 			writeEngineError(w, http.StatusRequestEntityTooLarge, errBadRequest, "Payload too large")
 			return
 		}
-		c.close(reasonTransportError, false)
+		c.close(ReasonTransportError, false)
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
 		return
 	}
@@ -367,10 +367,7 @@ func (c *conn) probe(ws *websocket.Conn) {
 	case c.pollNotify <- struct{}{}:
 	default:
 	}
-	if len(c.out) > 0 && !c.writing {
-		c.writing = true
-		go c.writeLoop()
-	}
+	c.w.kickLocked()
 	c.mu.Unlock()
 	c.readLoopWS(nc)
 }

@@ -406,7 +406,7 @@ func TestSocket_NamespaceDisconnectKeepsEngine(t *testing.T) {
 	srv.Of("/custom")
 	gone := make(chan string, 1)
 	srv.Of("/custom").OnConnect(func(s *hub.Socket) {
-		s.OnDisconnect(func(s *hub.Socket, reason string) { gone <- reason })
+		s.OnDisconnect(func(s *hub.Socket, reason hub.Reason) { gone <- reason.String() })
 	})
 	srv.Of("/").OnConnect(func(s *hub.Socket) {
 		s.On("m", func(s *hub.Socket, m *hub.Message) { s.EmitRaw("back", m.Args, nil) })
@@ -504,7 +504,7 @@ func TestBroadcast_SlowClientDisconnected(t *testing.T) {
 	srv, ts := hubtest.NewServer(t, hub.Config{MaxQueueBytes: 256 << 10, WriteTimeout: 30 * time.Second, Logger: hubLogger(t)})
 	reasons := make(chan string, 2)
 	srv.Of("/").OnConnect(func(s *hub.Socket) {
-		s.OnDisconnect(func(s *hub.Socket, r string) { reasons <- r })
+		s.OnDisconnect(func(s *hub.Socket, r hub.Reason) { reasons <- r.String() })
 	})
 	fast := dial(t, ts.URL, "/", "")
 	// the slow client never reads after CONNECT

@@ -52,7 +52,7 @@ func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request, slot
 	c.setNetConn(ws.NetConn()) // gorilla did the handshake; frames are ours from here
 	c.enqueue(frame{data: s.openPacket(c.sid, false), op: opText})
 	s.register(c)
-	go c.readLoopWS(c.nc)
+	go c.readLoopWS(c.w.nc)
 }
 
 // readLoopWS reads one message, handles it, and hands the next wait to a
@@ -73,30 +73,30 @@ func (c *conn) onReadable(nc net.Conn, err error) {
 		msg, err = c.readWSMessage(nc, true)
 	}
 	if err != nil {
-		reason := reasonTransportClose
+		reason := ReasonTransportClose
 		switch {
 		case errors.Is(err, wsframe.ErrTooBig):
 			c.srv.m.badPacket("oversize")
 			c.srv.log.Debug("frame over MaxPayload", logKeyConn, c.sid)
-			c.closeGracefully(reasonTransportError, websocket.CloseMessageTooBig)
+			c.closeGracefully(ReasonTransportError, websocket.CloseMessageTooBig)
 		case errors.Is(err, wsframe.ErrProtocol):
 			c.srv.m.badPacket("websocket")
 			c.srv.log.Debug("websocket protocol error", logKeyConn, c.sid, logKeyErr, err)
-			c.closeGracefully(reasonTransportError, websocket.CloseProtocolError)
+			c.closeGracefully(ReasonTransportError, websocket.CloseProtocolError)
 		case errors.Is(err, errPreConnectBudget):
 			c.srv.m.badPacket("preconnect")
 			c.srv.log.Warn("client over MaxPreConnectBytes before CONNECT, closing", logKeyConn, c.sid,
 				"limit", c.srv.cfg.MaxPreConnectBytes)
-			c.closeWithText(reasonTransportError, websocket.ClosePolicyViolation, "read budget before CONNECT exhausted")
+			c.closeWithText(ReasonTransportError, websocket.ClosePolicyViolation, "read budget before CONNECT exhausted")
 		case errors.Is(err, errControlFlood):
 			c.srv.m.badPacket("flood")
 			c.srv.log.Warn("client pings over MaxInboundRate, closing", logKeyConn, c.sid, "rate", c.srv.cfg.MaxInboundRate)
-			c.closeWithText(reasonFlood, websocket.ClosePolicyViolation, "ping flood")
+			c.closeWithText(ReasonFlood, websocket.ClosePolicyViolation, "ping flood")
 		case errors.Is(err, errPongQueueFull):
 			c.srv.log.Warn("client over MaxQueueBytes with pongs it does not read, closed as slow", logKeyConn, c.sid,
 				"limit", c.srv.cfg.MaxQueueBytes)
 		case errors.Is(err, wsframe.ErrClosed):
-			c.closeGracefully(reasonTransportClose, websocket.CloseNormalClosure)
+			c.closeGracefully(ReasonTransportClose, websocket.CloseNormalClosure)
 		}
 		c.close(reason, true)
 		c.finishNow()
@@ -106,9 +106,9 @@ func (c *conn) onReadable(nc net.Conn, err error) {
 	ok := c.onWSMessage(msg)
 	c.readMu.Unlock()
 	if !ok {
-		c.close(reasonTransportClose, false)
+		c.close(ReasonTransportClose, false)
 		c.waitWriter()
-		c.close(reasonTransportClose, true)
+		c.close(ReasonTransportClose, true)
 		c.finishNow()
 		return
 	}
@@ -116,7 +116,7 @@ func (c *conn) onReadable(nc net.Conn, err error) {
 }
 
 // closeGracefully closes with a close frame carrying code, sent by the writer.
-func (c *conn) closeGracefully(reason string, code int) {
+func (c *conn) closeGracefully(reason Reason, code int) {
 	c.mu.Lock()
 	if !c.closed {
 		c.closeCode = code
@@ -128,7 +128,7 @@ func (c *conn) closeGracefully(reason string, code int) {
 
 // closeWithText closes with a close frame carrying code and text, sent by
 // the writer (bounded by WriteTimeout).
-func (c *conn) closeWithText(reason string, code int, text string) {
+func (c *conn) closeWithText(reason Reason, code int, text string) {
 	c.mu.Lock()
 	if !c.closed {
 		c.closeCode = code
@@ -143,7 +143,7 @@ func (c *conn) closeWithText(reason string, code int, text string) {
 func (c *conn) waitWriter() {
 	for deadline := time.Now().Add(c.srv.cfg.WriteTimeout); time.Now().Before(deadline); {
 		c.mu.Lock()
-		busy := c.writing
+		busy := c.w.busyLocked()
 		c.mu.Unlock()
 		if !busy {
 			return
@@ -180,14 +180,14 @@ func (c *conn) onEnginePacket(p packet.Engine) bool {
 		if !c.allowPacket() {
 			c.srv.m.badPacket("flood")
 			c.srv.log.Warn("client over MaxInboundRate, closing", logKeyConn, c.sid, "rate", c.srv.cfg.MaxInboundRate)
-			c.close(reasonFlood, false)
+			c.close(ReasonFlood, false)
 			return false
 		}
 		return c.onMessage(p.Data, p.Binary)
 	case packet.EnginePong:
 		c.onPong()
 	case packet.EngineClose:
-		c.close(reasonTransportClose, false)
+		c.close(ReasonTransportClose, false)
 		return false
 	case packet.EngineNoop, packet.EngineUpgrade:
 	case packet.EnginePing:
@@ -212,123 +212,5 @@ func (c *conn) badInput(kind string, err error) {
 		c.closeText = err.Error()
 	}
 	c.mu.Unlock()
-	c.close(reasonParseError, false)
-}
-
-type writeScratch struct {
-	hdr  []byte
-	bufs net.Buffers
-	tmp  net.Buffers // consumed by WriteTo
-}
-
-var scratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
-
-// writeLoop is the connection's writer on WebSocket, started when frames are
-// queued and gone when the queue is empty, so idle connections cost no
-// goroutine. It drains the whole queue and writes it with one writev.
-func (c *conn) writeLoop() {
-	wrote := false
-	for {
-		c.mu.Lock()
-		if c.holding > 0 && !c.closed {
-			c.writing = false // a recovery replay goes first; it kicks again
-			c.mu.Unlock()
-			return
-		}
-		fs := c.takeLocked()
-		closed, hard, nc := c.closed, c.hard, c.nc
-		if len(fs) == 0 && !closed {
-			c.writing = false
-			c.mu.Unlock()
-			if wrote {
-				// No stale deadline may fail a later inline write.
-				nc.SetWriteDeadline(time.Time{})
-			}
-			return
-		}
-		c.mu.Unlock()
-		if hard {
-			c.mu.Lock()
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		err := c.writeFrames(nc, fs)
-		wrote = true
-		if fs != nil {
-			putFrames(fs)
-		}
-		if err != nil {
-			reason := reasonTransportError
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				reason = reasonWriteTimeout
-			}
-			c.mu.Lock()
-			c.writing = false
-			c.mu.Unlock()
-			c.close(reason, true)
-			return
-		}
-		if closed {
-			code := websocket.CloseNormalClosure
-			c.mu.Lock()
-			if c.closeReason == reasonShutdown {
-				code = websocket.CloseGoingAway
-			}
-			if c.closeCode != 0 {
-				code = c.closeCode
-			}
-			text := c.closeText
-			c.mu.Unlock()
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write(wsframe.AppendClose(nil, code, text))
-			c.mu.Lock()
-			c.writing = false
-			c.hard = true
-			c.mu.Unlock()
-			nc.Close()
-			return
-		}
-	}
-}
-
-func (c *conn) writeFrames(nc net.Conn, fs []frame) error {
-	sc := scratchPool.Get().(*writeScratch)
-	defer func() {
-		clear(sc.bufs[:cap(sc.bufs)])
-		sc.bufs = sc.bufs[:0]
-		sc.tmp = nil
-		sc.hdr = sc.hdr[:0]
-		scratchPool.Put(sc)
-	}()
-	for len(fs) > 0 {
-		n := min(len(fs), maxWriteBatch)
-		batch := fs[:n]
-		fs = fs[n:]
-		sc.hdr = sc.hdr[:0]
-		for _, f := range batch {
-			if f.op != opRaw {
-				sc.hdr = wsframe.AppendHeader(sc.hdr, f.op, len(f.data))
-			}
-		}
-		sc.bufs = sc.bufs[:0]
-		h := sc.hdr
-		for _, f := range batch {
-			if f.op != opRaw {
-				hl := wsframe.HeaderLen(len(f.data))
-				sc.bufs = append(sc.bufs, h[:hl:hl])
-				h = h[hl:]
-			}
-			if len(f.data) > 0 {
-				sc.bufs = append(sc.bufs, f.data)
-			}
-		}
-		nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		sc.tmp = sc.bufs
-		if _, err := sc.tmp.WriteTo(nc); err != nil {
-			return err
-		}
-	}
-	return nil
+	c.close(ReasonParseError, false)
 }

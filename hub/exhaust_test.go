@@ -175,7 +175,7 @@ func TestWS_EmptyPongsCountAgainstQueue(t *testing.T) {
 	srv, ts := hubtest.NewServer(t, hub.Config{MaxQueueBytes: 16 << 10, MaxInboundRate: -1,
 		WriteTimeout: 30 * time.Second, PingInterval: time.Minute, Logger: hubLogger(t)})
 	srv.Of("/").OnConnect(func(s *hub.Socket) {
-		s.OnDisconnect(func(s *hub.Socket, r string) { reasons <- r })
+		s.OnDisconnect(func(s *hub.Socket, r hub.Reason) { reasons <- r.String() })
 	})
 	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
 		nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {

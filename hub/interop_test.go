@@ -387,9 +387,9 @@ func installInterop(srv *hub.Server, ev *interopEvents, welcome bool, onConnect 
 	nsp := srv.Of("/")
 	nsp.Use(authMiddleware(ev))
 	nsp.OnConnect(func(s *hub.Socket) {
-		s.OnDisconnect(func(_ *hub.Socket, reason string) {
+		s.OnDisconnect(func(_ *hub.Socket, reason hub.Reason) {
 			select {
-			case ev.discs <- reason:
+			case ev.discs <- reason.String():
 			default:
 			}
 		})

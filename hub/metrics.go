@@ -107,9 +107,9 @@ func (m *Metrics) broadcast(commit time.Time) {
 	}
 }
 
-func (m *Metrics) disconnect(reason string) {
+func (m *Metrics) disconnect(reason Reason) {
 	if m != nil {
-		m.disconnects.WithLabelValues(reason).Inc()
+		m.disconnects.WithLabelValues(reason.String()).Inc()
 	}
 }
 

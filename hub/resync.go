@@ -21,7 +21,7 @@ func (s *Server) EndAllSessions(why string) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c.close(reasonResync, false)
+			c.close(ReasonResync, false)
 		})
 	}
 	wg.Wait()

@@ -32,6 +32,8 @@ type Server struct {
 	nSockets atomic.Int64
 
 	marks marks // OnMark's handler
+
+	writers writerPool // runs the connections' flushes
 }
 
 // Stats are point-in-time counts.
@@ -55,6 +57,7 @@ func New(cfg Config) (*Server, error) {
 		conns: make(map[string]*conn),
 	}
 	s.ips = newIPTable(c)
+	s.writers.init()
 	s.Of("/")
 	return s, nil
 }

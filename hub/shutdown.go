@@ -23,7 +23,7 @@ func (s *Server) drained() bool {
 	for _, c := range s.snapshotConns() {
 		c.mu.Lock()
 		// polling conns count too: Shutdown waits for their GET (until ctx)
-		busy := c.writing || (len(c.out) > 0 && !c.closed)
+		busy := c.w.busyLocked() || (len(c.w.out) > 0 && !c.closed)
 		c.mu.Unlock()
 		if busy {
 			return false
@@ -53,7 +53,7 @@ wait:
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c.close(reasonShutdown, err != nil)
+			c.close(ReasonShutdown, err != nil)
 		})
 	}
 	wg.Wait()
@@ -67,6 +67,7 @@ wait:
 	for s.nConns.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	s.writers.close(deadline)
 	s.log.Info("shut down", "remaining_connections", s.nConns.Load())
 	return err
 }

@@ -70,7 +70,7 @@ type Socket struct {
 	rooms    map[string]struct{}
 	handlers map[string]EventHandler
 	anyH     EventHandler
-	onDisc   []func(*Socket, string)
+	onDisc   []func(*Socket, Reason)
 	acks     map[int64]chan ackReply
 	nextAck  int64
 }
@@ -132,9 +132,10 @@ func (s *Socket) OnAny(h EventHandler) {
 }
 
 // OnDisconnect registers fn to run once when the socket disconnects, with the
-// reason ("client namespace disconnect", "server namespace disconnect",
-// "transport close", "ping timeout", "slow", "server shutting down", …).
-func (s *Socket) OnDisconnect(fn func(s *Socket, reason string)) {
+// reason (ReasonClientNamespace, ReasonServerNamespace, ReasonTransportClose,
+// ReasonPingTimeout, ReasonSlow, ReasonShutdown, …, or the one given to
+// CloseTransport).
+func (s *Socket) OnDisconnect(fn func(s *Socket, reason Reason)) {
 	s.mu.Lock()
 	s.onDisc = append(s.onDisc, fn)
 	s.mu.Unlock()

@@ -287,15 +287,15 @@ func (s *Socket) Disconnect() {
 	b := []byte{packet.EngineMessage}
 	b = packet.AppendSocketHeader(b, packet.SocketDisconnect, 0, s.nsp.name, -1)
 	s.c.enqueue(frame{data: b, op: opText})
-	s.onClose(reasonServerNsp)
+	s.onClose(ReasonServerNamespace)
 }
 
 // CloseTransport drops the whole Engine.IO connection without a DISCONNECT
 // packet (queued frames are still flushed); the client reconnects on its own.
 // reason labels the disconnect metric and OnDisconnect.
-func (s *Socket) CloseTransport(reason string) {
+func (s *Socket) CloseTransport(reason Reason) {
 	if reason == "" {
-		reason = reasonForcedClose
+		reason = ReasonForcedClose
 	}
 	s.c.close(reason, false)
 }

@@ -34,53 +34,60 @@ func newInlineWrite(f frame) *inlineWrite {
 	return w
 }
 
-// deliverInline delivers f (framed in iw) to c: written at once when c is an
-// idle WebSocket, else queued like enqueue1. It never blocks on the client.
-func (c *conn) deliverInline(iw *inlineWrite, f frame) bool {
+// deliverInline delivers f (framed in iw) to c; see writer.deliverInline.
+func (c *conn) deliverInline(iw *inlineWrite, f frame) bool { return c.w.deliverInline(iw, f) }
+
+// deliverInline delivers f (framed in iw) to the connection: written at once
+// when it is an idle WebSocket (idle → inline → idle), else queued like
+// enqueue1. It never blocks on the client.
+func (w *writer) deliverInline(iw *inlineWrite, f frame) bool {
+	c := w.c
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return false
 	}
-	if c.rc == nil || c.writing || len(c.out) > 0 || c.holding > 0 || c.replayed != nil || c.transport != transportWebSocket {
+	if w.rc == nil || w.state != writerIdle || len(w.out) > 0 || c.holding > 0 || c.replayed != nil || c.transport != transportWebSocket {
 		c.mu.Unlock()
 		return c.enqueue1(f)
 	}
-	c.writing = true // this goroutine owns the socket's write side now
-	rc := c.rc
+	w.state = writerInline // this goroutine owns the socket's write side now
+	rc := w.rc
 	c.mu.Unlock()
 
 	iw.n, iw.err = 0, nil
 	err := rc.Write(iw.fn)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		err = nil // a deadline left by the writer: nothing written, queue it
+		err = nil // an expired deadline of an earlier flush: nothing written, queue it
 	}
 	n := max(iw.n, 0)
 	if err == nil && iw.err != nil && !errors.Is(iw.err, syscall.EAGAIN) && !errors.Is(iw.err, syscall.EINTR) {
 		err = iw.err
 	}
 	c.mu.Lock()
-	c.writing = false
+	w.state = writerIdle
 	if err != nil {
 		c.mu.Unlock()
-		c.close(reasonTransportError, true)
+		c.close(ReasonTransportError, true)
 		return false
 	}
 	if n < len(iw.wire) {
-		// Kernel buffer full: the rest goes first in the queue, for the writer.
+		// Kernel buffer full: the rest goes first in the queue, for the pool.
 		rest := frame{data: iw.wire[n:], op: opRaw, off: f.off}
 		fs := getFrames()
 		fs = append(fs, rest)
-		fs = append(fs, c.out...)
-		if c.out != nil {
-			putFrames(c.out)
+		fs = append(fs, w.out...)
+		if w.out != nil {
+			putFrames(w.out)
 		}
-		c.out = fs
-		c.outBytes += len(rest.data)
+		w.out = fs
+		w.outBytes += len(rest.data)
 	}
-	if (len(c.out) > 0 || c.closed) && !c.hard {
-		c.writing = true
-		go c.writeLoop()
+	switch {
+	case c.hard:
+		w.state = writerDone
+	case len(w.out) > 0 || c.closed:
+		w.flushLocked()
 	}
 	c.mu.Unlock()
 	return true

@@ -95,7 +95,7 @@ func assertIdle(t *testing.T, socks []*Socket) {
 	t.Helper()
 	for i, s := range socks {
 		s.c.mu.Lock()
-		queued, writing, closed := len(s.c.out), s.c.writing, s.c.closed
+		queued, writing, closed := len(s.c.w.out), s.c.w.busyLocked(), s.c.closed
 		s.c.mu.Unlock()
 		if queued != 0 || writing || closed {
 			t.Fatalf("receiver %d: %d frames queued, writer running %v, closed %v; want every write inline", i, queued, writing, closed)

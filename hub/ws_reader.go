@@ -75,7 +75,7 @@ func (c *conn) allowControl() bool {
 func (c *conn) closedSlow() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closed && c.closeReason == reasonSlow
+	return c.closed && c.closeReason == ReasonSlow
 }
 
 // probeLimits is the frame handler of an upgrade probe, which carries only

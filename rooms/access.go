@@ -23,6 +23,11 @@ import (
 // {"reason":…,"role":…,"left":[rooms],"joined":[rooms]}.
 const EventAccessChanged = "access:changed"
 
+// ReasonTokenExpired closes the transport of a socket whose token expired
+// (recoverable: the client reconnects with a fresh token and resumes). It
+// labels walcast_hub_disconnects_total.
+const ReasonTokenExpired hub.Reason = "token expired"
+
 // Reasons of EventAccessChanged.
 const (
 	ReasonRoleChanged     = "role_changed"     // the user's role changed (profiles)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/redact"
 )
 
 // Defaults for zero Config fields.
@@ -43,19 +44,8 @@ const (
 // DefaultAdminRoles are the roles treated as admins when Config.AdminRoles is nil.
 var DefaultAdminRoles = []string{"admin", "super_admin"}
 
-// Secret is a string that never appears in logs or %v output.
-type Secret string
-
-// LogValue implements slog.LogValuer.
-func (s Secret) LogValue() slog.Value {
-	if s == "" {
-		return slog.StringValue("")
-	}
-	return slog.StringValue("[redacted]")
-}
-
-// String implements fmt.Stringer so %v and %s print [redacted] too.
-func (s Secret) String() string { return s.LogValue().String() }
+// Secret is a string that never appears in logs, %v output or JSON.
+type Secret = redact.Secret
 
 // MetricsSource gives the current admin metrics so that a new subscriber of
 // admin:metrics gets them at once.
@@ -219,20 +209,12 @@ type Config struct {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Any("jwt_secret", c.JWTSecret),
-		slog.String("jwks_url", redactURL(c.JWKSURL)),
+		slog.String("jwks_url", redact.URL(c.JWKSURL)),
 		slog.String("issuer", c.Issuer),
 		slog.String("audience", c.Audience),
 		slog.String("role_claim", c.RoleClaim),
 		slog.Bool("admin_namespace", c.AdminNamespace),
 	)
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }
 
 // withDefaults returns a copy of c with zero fields filled, or every problem found.
@@ -244,7 +226,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.JWKSURL != "" {
 		u, err := url.Parse(c.JWKSURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("rooms: JWKSURL %q is not an http(s) URL", redactURL(c.JWKSURL)))
+			errs = append(errs, fmt.Errorf("rooms: JWKSURL %q is not an http(s) URL", redact.URL(c.JWKSURL)))
 		}
 	}
 	dur := func(name string, d *time.Duration, def time.Duration, negOK bool) {

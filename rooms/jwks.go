@@ -15,6 +15,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/walcast/walcast/internal/redact"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -126,7 +127,7 @@ func (s *jwksStore) refresh(ctx context.Context, force bool) error {
 		defer cancel()
 		err := s.fetch(fctx)
 		if err != nil {
-			s.log.Warn("jwks fetch failed", slog.String("url", redactURL(s.url)), slog.Any(LogKeyError, err))
+			s.log.Warn("jwks fetch failed", slog.String("url", redact.URL(s.url)), slog.Any(LogKeyError, err))
 		}
 		return nil, err
 	})

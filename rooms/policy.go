@@ -282,7 +282,7 @@ func (p *Policy) onConnect(s *hub.Socket) {
 	expiry := time.AfterFunc(at.Sub(now), func() {
 		p.cfg.Prom.expired()
 		p.log.Debug("token expired; closing transport", slog.String(LogKeyUserID, id.UserID), slog.String(LogKeySocket, s.ID()))
-		s.CloseTransport("token expired")
+		s.CloseTransport(ReasonTokenExpired)
 	})
 	// Indexed before anything else, so a role or owner change committed from
 	// now on finds the socket.

@@ -52,6 +52,7 @@ func scenarios(quick bool) []scenario {
 		return []scenario{
 			{Name: "idle", Run: RunConfig{Clients: 300, Rooms: 300}},
 			{Name: "fanout-cost", Run: RunConfig{Clients: 200, Rooms: 1, Rate: 20, Duration: 3 * time.Second}},
+			{Name: "unsaturated", Run: RunConfig{Clients: 200, Rooms: 1, Rate: 10, Duration: 3 * time.Second}},
 			// 12 s: longer than the servers' 10 s write timeout, which once closed idle-looking connections.
 			{Name: "fanout-latency", Run: RunConfig{Clients: 300, Rooms: 1, Rate: 10, Duration: 12 * time.Second}},
 			{Name: "spread", Run: RunConfig{Clients: 300, Rooms: 300, Rate: 100, Duration: 3 * time.Second, DriverConns: 4}},
@@ -65,6 +66,9 @@ func scenarios(quick bool) []scenario {
 	return []scenario{
 		{Name: "idle", Run: RunConfig{Clients: 15000, Rooms: 10000, Settle: 15 * time.Second}},
 		{Name: "fanout-cost", Run: RunConfig{Clients: 5000, Rooms: 1, Rate: 50, Duration: 20 * time.Second}},
+		// 50,000 deliveries/s: few enough that every delivery is its own
+		// write, so the per-write costs (writer hand-off, deadline) show.
+		{Name: "unsaturated", Run: RunConfig{Clients: 5000, Rooms: 1, Rate: 10, Duration: 30 * time.Second}},
 		{Name: "fanout-latency", Run: RunConfig{Clients: 10000, Rooms: 1, Rate: 10, Duration: 20 * time.Second}},
 		{Name: "spread", Run: RunConfig{Clients: 10000, Rooms: 10000, Rate: 1000, Duration: 30 * time.Second, DriverConns: 8}},
 		// 50 s: a client that never reads never answers pings either, so both

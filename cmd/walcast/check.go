@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/redact"
 	"github.com/walcast/walcast/rules"
 )
 
@@ -19,9 +20,9 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	conn, err := pgx.Connect(ctx, c.DatabaseURL)
+	conn, err := pgx.Connect(ctx, c.DatabaseURL.Reveal())
 	if err != nil {
-		return fmt.Errorf("connect to the database: %s", redactErr(err, c.DatabaseURL))
+		return fmt.Errorf("connect to the database: %s", redact.Error(err, c.DatabaseURL.Reveal()))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var tables []cdc.CheckTable
@@ -50,7 +51,7 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	// A replication connection is only worth trying once the role may replicate.
 	for _, r := range rep {
 		if r.Name == "replication" && r.Severity == cdc.CheckOK {
-			rep = append(rep, cdc.CheckReplicationConn(ctx, c.DatabaseURL))
+			rep = append(rep, cdc.CheckReplicationConn(ctx, c.DatabaseURL.Reveal()))
 		}
 	}
 	fmt.Fprint(stderr, cdc.FormatCheckReport(rep))

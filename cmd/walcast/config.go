@@ -16,23 +16,16 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/redact"
 	"github.com/walcast/walcast/rules"
 )
 
-// secret is a string that never prints (slog, %v).
-type secret string
-
-func (s secret) LogValue() slog.Value {
-	if s == "" {
-		return slog.StringValue("")
-	}
-	return slog.StringValue("[redacted]")
-}
-func (s secret) String() string { return s.LogValue().String() }
+// secret is a string that never prints (slog, %v, JSON).
+type secret = redact.Secret
 
 // config is everything the subcommands read from flags and the environment.
 type config struct {
-	DatabaseURL     string        // required for serve, migrate, check
+	DatabaseURL     secret        // required for serve, migrate, check; holds the password
 	Listen          string        // HTTP listen address; default ":3001"
 	JWTSecret       secret        // HS256 secret
 	JWKSURL         string        // JWKS for asymmetric tokens
@@ -144,9 +137,9 @@ func options() []struct {
 					return nil
 				}
 				if _, err := pgconn.ParseConfig(v); err != nil {
-					return fmt.Errorf("not a valid connection string: %s", redactErr(err, v))
+					return fmt.Errorf("not a valid connection string: %s", redact.Error(err, v))
 				}
-				c.DatabaseURL = v
+				c.DatabaseURL = secret(v)
 				return nil
 			}}},
 		{optDB | optServe, option{"slot", []string{"WALCAST_SLOT"}, "walcast", "replication slot name", func(c *config, v string) error {
@@ -216,7 +209,7 @@ func options() []struct {
 			}
 			u, err := url.Parse(v)
 			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-				return fmt.Errorf("%q is not a redis:// URL", redactURL(v))
+				return fmt.Errorf("%q is not a redis:// URL", redact.URL(v))
 			}
 			c.RedisURL = v
 			return nil
@@ -380,7 +373,7 @@ func configFlags(fs *flag.FlagSet, groups int, getenv func(string) string) (fini
 				}
 			}
 			if err := b.set(&c, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", from, err))
+				errs = append(errs, &optionError{flag: b.flag, from: from, err: err})
 			}
 		}
 		// Derived values that fall back to the seeds' own variables.
@@ -418,7 +411,7 @@ func configFlags(fs *flag.FlagSet, groups int, getenv func(string) string) (fini
 				errs = append(errs, errors.New("no way to verify tokens: set WALCAST_JWT_SECRET (or SUPABASE_JWT_SECRET), or WALCAST_JWKS_URL (or SUPABASE_URL)"))
 			}
 		}
-		if groups&(optDB|optServe) != 0 && c.DatabaseURL == "" && !hasErrFor(errs, "database") {
+		if groups&(optDB|optServe) != 0 && c.DatabaseURL == "" && !hasErrFor(errs, "database-url") {
 			errs = append(errs, errors.New("no database: set WALCAST_DATABASE_URL or DATABASE_URL (a direct connection, not a pooler), or -database-url"))
 		}
 		return c, errors.Join(errs...)
@@ -441,9 +434,21 @@ func perIP(field func(*config) *int) func(*config, string) error {
 	}
 }
 
-func hasErrFor(errs []error, word string) bool {
+// optionError is a bad value of one option, named by where it came from.
+type optionError struct {
+	flag string // the option's flag name
+	from string // "-flag", the environment variable, or "default of -flag"
+	err  error
+}
+
+func (e *optionError) Error() string { return e.from + ": " + e.err.Error() }
+func (e *optionError) Unwrap() error { return e.err }
+
+// hasErrFor reports whether errs holds a bad value of the option flag.
+func hasErrFor(errs []error, flag string) bool {
 	for _, e := range errs {
-		if strings.Contains(e.Error(), word) {
+		var oe *optionError
+		if errors.As(e, &oe) && oe.flag == flag {
 			return true
 		}
 	}
@@ -465,34 +470,6 @@ func splitList(v string) []string {
 		}
 	}
 	return out
-}
-
-// redactURL hides the password of a URL-form connection string.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
-
-// redactErr returns err's text with any password of dsn removed.
-func redactErr(err error, dsn string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	}
-	for _, f := range strings.Fields(dsn) {
-		if k, v, ok := strings.Cut(f, "="); ok && k == "password" && v != "" {
-			msg = strings.ReplaceAll(msg, v, "xxxxx")
-		}
-	}
-	return msg
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting.

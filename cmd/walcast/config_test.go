@@ -38,7 +38,7 @@ func TestConfig_Serve(t *testing.T) {
 			if c.Listen != ":3001" || c.Slot != "walcast" || c.Publication != "walcast" {
 				t.Errorf("listen/slot/publication = %q/%q/%q, want :3001/walcast/walcast", c.Listen, c.Slot, c.Publication)
 			}
-			if c.JWTSecret != "s3cret" || c.DatabaseURL != base["DATABASE_URL"] {
+			if c.JWTSecret != "s3cret" || c.DatabaseURL.Reveal() != base["DATABASE_URL"] {
 				t.Errorf("secret/db not taken from the seed variables: %+v", c)
 			}
 			if c.ShutdownTimeout != 10*time.Second || c.RecoveryWindow != 2*time.Minute || c.LogLevel != slog.LevelInfo || c.LogFormat != "text" {
@@ -59,8 +59,8 @@ func TestConfig_Serve(t *testing.T) {
 		}},
 		{name: "WalcastVarsWin", env: with("WALCAST_DATABASE_URL", "postgres://a@b/c", "WALCAST_JWT_SECRET", "mine", "WALCAST_REDIS_URL", "redis://r:6379/0", "REDIS_URL", "redis://other:1"),
 			check: func(t *testing.T, c config) {
-				if c.DatabaseURL != "postgres://a@b/c" || c.JWTSecret != "mine" || c.RedisURL != "redis://r:6379/0" {
-					t.Errorf("got %q %q %q", c.DatabaseURL, c.JWTSecret, c.RedisURL)
+				if c.DatabaseURL.Reveal() != "postgres://a@b/c" || c.JWTSecret != "mine" || c.RedisURL != "redis://r:6379/0" {
+					t.Errorf("got %q %q %q", c.DatabaseURL.Reveal(), c.JWTSecret, c.RedisURL)
 				}
 			}},
 		{name: "FlagsWin", env: with("WALCAST_LISTEN", ":9", "LOG_LEVEL", "debug"), args: []string{"-listen", "127.0.0.1:4000", "-log-level", "warn", "-slot", "s2"},
@@ -146,8 +146,8 @@ func TestConfig_CheckNeedsOnlyDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseConfig(check): %v", err)
 	}
-	if c.DatabaseURL != "host=/tmp dbname=x" {
-		t.Errorf("DatabaseURL = %q", c.DatabaseURL)
+	if c.DatabaseURL.Reveal() != "host=/tmp dbname=x" {
+		t.Errorf("DatabaseURL = %q", c.DatabaseURL.Reveal())
 	}
 }
 
@@ -174,5 +174,26 @@ func TestRun_Commands(t *testing.T) {
 	}
 	if out, err := runCapture(t, nil, "serve"); err == nil || !strings.Contains(err.Error(), "no database") {
 		t.Errorf("run(serve) with no env = %v, %q; want the config errors", err, out)
+	}
+}
+
+// A bad database URL is one problem, whichever way it was given: before, the
+// check for a missing URL matched the word "database" in the error text, so
+// DATABASE_URL (upper case) also got "no database".
+func TestConfig_BadDatabaseURLOneError(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{env: map[string]string{"DATABASE_URL": "postgres://u:pw@db:notaport/x", "WALCAST_JWT_SECRET": "s"}},
+		{env: map[string]string{"WALCAST_JWT_SECRET": "s"}, args: []string{"-database-url", "postgres://u:pw@db:notaport/x"}},
+	} {
+		_, err := parseConfig(newFlagSet("serve", io.Discard), optServe|optLog, tc.args, envMap(tc.env))
+		if err == nil || !strings.Contains(err.Error(), "not a valid connection string") {
+			t.Fatalf("parseConfig(%v, %v) = %v, want the bad URL reported", tc.env, tc.args, err)
+		}
+		if strings.Contains(err.Error(), "no database") {
+			t.Errorf("parseConfig(%v, %v) = %q: a bad URL is not a missing one", tc.env, tc.args, err)
+		}
 	}
 }

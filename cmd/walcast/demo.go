@@ -93,7 +93,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	secretBytes := make([]byte, 32)
 	rand.Read(secretBytes)
 	cfg := config{
-		DatabaseURL:     dbURL,
+		DatabaseURL:     secret(dbURL),
 		Listen:          ln.Addr().String(),
 		JWTSecret:       secret(base64.RawURLEncoding.EncodeToString(secretBytes)),
 		AdminRoles:      []string{"admin", "super_admin"},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/redact"
 	"github.com/walcast/walcast/rules"
 	wsql "github.com/walcast/walcast/sql"
 )
@@ -24,9 +25,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	log := newLogger(c, stderr)
-	conn, err := pgx.Connect(ctx, c.DatabaseURL)
+	conn, err := pgx.Connect(ctx, c.DatabaseURL.Reveal())
 	if err != nil {
-		return fmt.Errorf("connect to the database: %s", redactErr(err, c.DatabaseURL))
+		return fmt.Errorf("connect to the database: %s", redact.Error(err, c.DatabaseURL.Reveal()))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	opts, err := migrateOptions(c)

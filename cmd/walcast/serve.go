@@ -21,6 +21,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/internal/redact"
 	"github.com/walcast/walcast/internal/sessions"
 	"github.com/walcast/walcast/rooms"
 )
@@ -73,9 +74,9 @@ type service struct {
 // newDBPool opens (lazily) the pool for the profile, order-owner, mapper and
 // session queries.
 func newDBPool(c config) (*pgxpool.Pool, error) {
-	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
+	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL.Reveal())
 	if err != nil {
-		return nil, fmt.Errorf("database url: %s", redactErr(err, c.DatabaseURL))
+		return nil, fmt.Errorf("database url: %s", redact.Error(err, c.DatabaseURL.Reveal()))
 	}
 	pcfg.MaxConns = 8 // zero DBPoolSize (a config built in code) keeps the default
 	if c.DBPoolSize > 0 {
@@ -83,7 +84,7 @@ func newDBPool(c config) (*pgxpool.Pool, error) {
 	}
 	db, err := pgxpool.NewWithConfig(context.Background(), pcfg)
 	if err != nil {
-		return nil, fmt.Errorf("database pool: %s", redactErr(err, c.DatabaseURL))
+		return nil, fmt.Errorf("database pool: %s", redact.Error(err, c.DatabaseURL.Reveal()))
 	}
 	return db, nil
 }
@@ -218,7 +219,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if cl != nil {
 		cl.access = s.rooms
 	}
-	newRoleGauge(reg, func() string { st, _ := s.cdc.ready(); return st })
+	newRoleGauge(reg, func() cdc.ReaderState { return s.cdc.p.Stats().State })
 	s.mux.Handle("/socket.io/", srv)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")

@@ -18,6 +18,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/internal/redact"
 )
 
 // standbyBackoffMax caps the CDC reader's retry delay in cluster mode: a
@@ -82,7 +83,7 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 	}
 	opt, err := redis.ParseURL(c.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis url %s: %w", redactURL(c.RedisURL), err)
+		return nil, fmt.Errorf("redis url %s: %w", redact.URL(c.RedisURL), err)
 	}
 	// Fail fast and let the bus retry: a dead Redis must not hold a publish
 	// for the client's default 3 retries x 5 s dial timeout.
@@ -148,15 +149,15 @@ func (cl *cluster) close() {
 }
 
 // roleGauge exports walcast_role{role="leader"|"standby"}: 1 for the role this
-// node has now. state returns the CDC reader's state ("streaming" = leader).
-func newRoleGauge(reg prometheus.Registerer, state func() string) {
+// node has now. state returns the CDC reader's state (streaming = leader).
+func newRoleGauge(reg prometheus.Registerer, state func() cdc.ReaderState) {
 	for _, role := range []string{"leader", "standby"} {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "walcast_role",
 			Help:        "1 for this node's current replication role: leader (streams the slot) or standby.",
 			ConstLabels: prometheus.Labels{"role": role},
 		}, func() float64 {
-			if (state() == "streaming") == (role == "leader") {
+			if (state() == cdc.StateStreaming) == (role == "leader") {
 				return 1
 			}
 			return 0

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,7 +101,7 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 	}
 	checks = append(checks, profilesCheck)
 	rc := cdc.ReaderConfig{
-		DSN:          c.DatabaseURL,
+		DSN:          c.DatabaseURL.Reveal(),
 		Slot:         c.Slot,
 		Publication:  c.Publication,
 		BackoffMax:   readerBackoffMax(c),
@@ -183,10 +182,10 @@ func (p *pipeline) startupCheck(ctx context.Context) {
 		return
 	}
 	for _, r := range rep.Problems() {
-		if r.Name == "slot" && strings.Contains(r.Message, "does not exist") {
+		if r.Code == cdc.CheckSlotMissing {
 			continue // the reader creates the slot itself
 		}
-		if r.Name == "slot" && strings.Contains(r.Message, "is lost") {
+		if r.Code == cdc.CheckSlotLost {
 			// The reader drops and recreates it, and logs the loss once at
 			// Error with the window of changes that are not delivered.
 			continue

@@ -46,7 +46,7 @@ type liveSessions struct {
 func (s *RedisStore) track(sock *hub.Socket) {
 	pid := sock.PID()
 	if pid == "" {
-		s.log.Debug("live session not tracked: no pid", "sid", sock.ID())
+		s.log.Debug("live session not tracked: no pid", logkey.Conn, sock.ID())
 		return
 	}
 	e := &liveEntry{sock: sock, pid: pid}
@@ -60,11 +60,11 @@ func (s *RedisStore) track(sock *hub.Socket) {
 	case s.live.added <- struct{}{}:
 	default:
 	}
-	sock.OnDisconnect(func(sock *hub.Socket, reason string) {
+	sock.OnDisconnect(func(sock *hub.Socket, reason hub.Reason) {
 		s.live.mu.Lock()
 		delete(s.live.entries, sock)
 		s.live.mu.Unlock()
-		if !recoverableReason(reason) {
+		if !reason.Recoverable() {
 			// The hub saved nothing; drop the live record so the session
 			// cannot be resumed after an explicit disconnect. Not on the
 			// hub's goroutine: Redis may be slow or down.
@@ -75,16 +75,6 @@ func (s *RedisStore) track(sock *hub.Socket) {
 			}()
 		}
 	})
-}
-
-// recoverableReason mirrors the hub: explicit namespace disconnects and
-// protocol errors are not recoverable.
-func recoverableReason(reason string) bool {
-	switch reason {
-	case "client namespace disconnect", "server namespace disconnect", "parse error", "invalid state":
-		return false
-	}
-	return true
 }
 
 // keepLive writes changed or ageing live sessions every liveTick until ctx ends.

@@ -301,8 +301,10 @@ func (a streamID) String() string {
 }
 
 // isStaleID reports the XADD error for an id not above the stream's last id:
-// the packet was stored before (a redelivery after a leader change). Redis
-// reports it only as text.
+// the packet was stored before (a redelivery after a leader change). It must
+// be an error reply from Redis (not, say, a network error that quotes one);
+// Redis gives that reply no code of its own, so its text is matched.
 func isStaleID(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "equal or smaller than the target stream top item")
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.Contains(rerr.Error(), "equal or smaller than the target stream top item")
 }
