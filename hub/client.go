@@ -160,7 +160,7 @@ func connectErrorPayload(msg string, data any) []byte {
 
 var emptyAuth = json.RawMessage(`{}`)
 
-// onConnect handles CONNECT: namespace check, recovery, middlewares, reply.
+// onConnect handles CONNECT: namespace check, middlewares, recovery, reply.
 func (c *conn) onConnect(p packet.Socket) bool {
 	srv := c.srv
 	n := srv.namespace(p.Nsp)
@@ -184,27 +184,6 @@ func (c *conn) onConnect(p packet.Socket) bool {
 	}
 	hs := &Handshake{Namespace: n.name, Auth: auth, Header: c.header, Query: c.query, RemoteAddr: c.remoteAddr}
 
-	var sess Session
-	recovered := false
-	var offset string
-	if rc := srv.cfg.Recovery; rc != nil && p.Data != nil {
-		var a struct {
-			PID    *string `json:"pid"`
-			Offset *string `json:"offset"`
-		}
-		if json.Unmarshal(p.Data, &a) == nil && a.PID != nil && a.Offset != nil {
-			tctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a restarted node may hold it until its buffer is rebuilt
-			s, ok, err := rc.Store.TakeSession(tctx, *a.PID)
-			cancel()
-			if err != nil {
-				srv.log.Warn("recovery: take session", logKeyErr, err)
-			}
-			if ok && s.Namespace == n.name && s.DisconnectedAt.UnixNano() >= srv.resyncAt.Load() {
-				sess, recovered, offset = s, true, *a.Offset
-			}
-		}
-	}
-
 	for _, mw := range mws {
 		var err error
 		ok := c.runHandler(func() { err = mw(ctx, hs) })
@@ -221,6 +200,19 @@ func (c *conn) onConnect(p packet.Socket) bool {
 			srv.log.Debug("connect refused", logKeyConn, c.sid, logKeyNamespace, n.name, logKeyReason, msg)
 			c.enqueue(frame{data: connectFrame(n.name, packet.SocketConnectError, connectErrorPayload(msg, data)), op: opText})
 			return true
+		}
+	}
+
+	// Only now, with the middlewares' verdict, is the session store
+	// touched: a refused CONNECT costs it nothing, and a session this
+	// handshake may not resume is left to its owner.
+	var sess Session
+	recovered := false
+	var offset string
+	if srv.cfg.Recovery != nil && p.Data != nil {
+		if pid, off, ok := recoveryAsk(p.Data); ok {
+			sess, recovered = c.takeSession(ctx, n, hs, pid)
+			offset = off
 		}
 	}
 
@@ -288,17 +280,33 @@ func (c *conn) onConnect(p packet.Socket) bool {
 // replay queues the broadcasts s missed after offset, read from the store
 // after s was registered so none falls between the two: broadcasts queued
 // meanwhile (held) that are also in the replay are dropped, the rest follow
-// it. If the offset is gone the socket is not recovered (new pid).
+// it. If the offset is gone, or the replay would take more than half the
+// queue budget, the socket is not recovered (new pid).
+//
+// Why half, and why not stream a larger replay: the replay is queued at
+// once, so a replay near the budget leaves no room for the CONNECT reply and
+// the live broadcasts that follow while it drains; the connection would be
+// closed as slow, its session saved again with the same offset, and every
+// reconnect would fail the same way until the window ends. A client that
+// missed that much is better served by a new session: socket.io-client
+// reports socket.recovered false, so the application subscribes again and
+// gets the current state, which is smaller than the history.
 func (c *conn) replay(s *Socket, offset string) {
 	n := s.nsp
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	missed, ok, err := c.srv.cfg.Recovery.Store.Since(ctx, n.name, offset)
 	cancel()
+	result := recoveryRecovered
 	if err != nil {
 		c.srv.log.Warn("recovery: read missed packets", logKeyErr, err)
+		result = recoveryError
+	} else if !ok {
+		result = recoveryOffset
 	}
+	limit := c.srv.cfg.MaxQueueBytes / 2
 	var fs []frame
 	seen := make(map[string]struct{}, len(missed))
+	size := 0
 	if ok {
 		for _, b := range missed {
 			seen[b.Offset] = struct{}{}
@@ -308,20 +316,33 @@ func (c *conn) replay(s *Socket, offset string) {
 			text, atts := encodeBroadcast(b, true, b.Offset)
 			text.off = b.Offset
 			fs = append(fs, text)
+			size += frameCost(text)
 			for _, a := range atts {
 				a.off = b.Offset
 				fs = append(fs, a)
+				size += frameCost(a)
+			}
+			if size > limit {
+				ok, result = false, recoveryTooLarge
+				break
 			}
 		}
-	} else {
+	}
+	if !ok {
 		// The old pid is not resumed: it ends, and the socket goes on under a
 		// new one with the rooms it has.
+		fs, seen, size = nil, nil, 0
 		s.mu.Lock()
 		s.sessionChangedLocked(false, false, nil)
 		s.recovered = false
 		s.pid = newID()
 		s.sessionChangedLocked(true, false, s.roomListLocked())
 		s.mu.Unlock()
+	}
+	if result == recoveryRecovered {
+		c.srv.m.recovery(result)
+	} else {
+		c.recoveryDenied(n, result, "cannot replay what the session missed: "+result)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -333,10 +354,6 @@ func (c *conn) replay(s *Socket, offset string) {
 		c.replayed = seen
 	}
 	held := c.out
-	size := 0
-	for _, f := range fs {
-		size += frameCost(f)
-	}
 	for _, f := range held {
 		if _, dup := seen[f.off]; dup && f.off != "" {
 			continue
@@ -429,7 +446,7 @@ func (s *Socket) onClose(reason string) {
 	srv.m.addSockets(-1)
 	if saved {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := rc.Store.SaveSession(ctx, Session{SID: s.id, PID: s.pid, Namespace: n.name, Rooms: rooms, DisconnectedAt: time.Now()})
+		err := rc.Store.SaveSession(ctx, Session{SID: s.id, PID: s.pid, Namespace: n.name, User: s.hs.User, Rooms: rooms, DisconnectedAt: time.Now()})
 		cancel()
 		if err != nil {
 			srv.log.Warn("recovery: save session", logKeyErr, err)

@@ -130,14 +130,10 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The rooms policy guards recovery: a CONNECT may not resume another
-	// user's session (the pid alone is not proof of identity).
-	var guard *rooms.RecoveryGuard
 	var hold *ackHold
 	var sess *sessions.Store
 	if hcfg.Recovery != nil {
-		inner := hcfg.Recovery.Store
-		if inner == nil {
+		if hcfg.Recovery.Store == nil {
 			// One node: sessions go to walcast.sessions, the buffer stays in
 			// memory and the slot keeps its WAL, so a restart rebuilds it.
 			sess, err = sessions.New(sessions.Config{DB: db, Node: nodeID(c.Listen), Window: hcfg.Recovery.MaxDisconnection, Logger: log})
@@ -146,10 +142,8 @@ func newService(c config, log *slog.Logger) (*service, error) {
 			}
 			hcfg.OnSessionChange = sess.OnSessionChange
 			hold = &ackHold{store: sess}
-			inner = sess
+			hcfg.Recovery.Store = sess
 		}
-		guard = rooms.NewRecoveryGuard(inner)
-		hcfg.Recovery.Store = guard
 	}
 	srv, err := hub.New(hcfg)
 	if err != nil {
@@ -188,7 +182,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		s.cdc.remote = cl.remoteMetrics
 	}
 	relay := func(ctx context.Context, b *hub.Broadcast) error { return s.bus.Publish(ctx, []*hub.Broadcast{b}) }
-	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, guard, relay, reg, log); err != nil {
+	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, relay, reg, log); err != nil {
 		return nil, err
 	}
 	// State on subscribe: the marks the state reads commit come back here

@@ -116,7 +116,7 @@ func (s *RedisStore) flushLive(ctx context.Context) {
 		if slices.Equal(rooms, e.rooms) && now.Sub(e.written) < s.cfg.MaxAge/3 {
 			continue
 		}
-		due = append(due, hub.Session{SID: e.sock.ID(), PID: e.pid, Namespace: e.sock.Namespace(), Rooms: rooms, DisconnectedAt: now})
+		due = append(due, hub.Session{SID: e.sock.ID(), PID: e.pid, Namespace: e.sock.Namespace(), User: e.sock.Handshake().User, Rooms: rooms, DisconnectedAt: now})
 		dueEntries = append(dueEntries, e)
 	}
 	s.live.mu.Unlock()

@@ -203,12 +203,13 @@ type sessionJSON struct {
 	SID            string   `json:"sid"`
 	PID            string   `json:"pid"`
 	Namespace      string   `json:"nsp"`
+	User           string   `json:"user,omitempty"`
 	Rooms          []string `json:"rooms"`
 	DisconnectedAt int64    `json:"at"` // Unix milliseconds
 }
 
 func encodeSession(sess hub.Session) []byte {
-	data, _ := json.Marshal(sessionJSON{SID: sess.SID, PID: sess.PID, Namespace: sess.Namespace,
+	data, _ := json.Marshal(sessionJSON{SID: sess.SID, PID: sess.PID, Namespace: sess.Namespace, User: sess.User,
 		Rooms: sess.Rooms, DisconnectedAt: sess.DisconnectedAt.UnixMilli()})
 	return data
 }
@@ -249,7 +250,7 @@ func (s *RedisStore) TakeSession(ctx context.Context, pid string) (hub.Session, 
 	if time.Since(at) > s.cfg.MaxAge {
 		return hub.Session{}, false, nil
 	}
-	return hub.Session{SID: sj.SID, PID: sj.PID, Namespace: sj.Namespace, Rooms: sj.Rooms, DisconnectedAt: at}, true, nil
+	return hub.Session{SID: sj.SID, PID: sj.PID, Namespace: sj.Namespace, User: sj.User, Rooms: sj.Rooms, DisconnectedAt: at}, true, nil
 }
 
 // streamID is a Redis stream entry id "<ms>-<seq>"; walcast offsets
