@@ -280,17 +280,21 @@ func (c *conn) onConnect(p packet.Socket) bool {
 // replay queues the broadcasts s missed after offset, read from the store
 // after s was registered so none falls between the two: broadcasts queued
 // meanwhile (held) that are also in the replay are dropped, the rest follow
-// it. If the offset is gone, or the replay would take more than half the
-// queue budget, the socket is not recovered (new pid).
+// it. If the offset is gone, or the replay would take more than
+// the budget less 1/replayReserve, the socket is not recovered (new pid).
 //
-// Why half, and why not stream a larger replay: the replay is queued at
-// once, so a replay near the budget leaves no room for the CONNECT reply and
-// the live broadcasts that follow while it drains; the connection would be
-// closed as slow, its session saved again with the same offset, and every
-// reconnect would fail the same way until the window ends. A client that
-// missed that much is better served by a new session: socket.io-client
-// reports socket.recovered false, so the application subscribes again and
-// gets the current state, which is smaller than the history.
+// The replay is queued at once. Before this limit a replay over the budget
+// was queued whole, the CONNECT reply then overflowed the budget, the
+// connection was closed as slow with its session saved at the same offset,
+// and every reconnect failed the same way until the window ended. A client
+// that missed more than the budget is better served by a new session:
+// socket.io-client reports socket.recovered false, so the application
+// subscribes again and gets the current state, which is smaller than the
+// history. Streaming a larger replay was not chosen: it would hold live
+// broadcasts behind it for as long as it takes. The rest of the budget takes
+// the CONNECT reply and the live broadcasts while the replay drains; a
+// connection that still overflows has by then delivered part of the replay,
+// so its next attempt resumes from a later offset.
 func (c *conn) replay(s *Socket, offset string) {
 	n := s.nsp
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -303,7 +307,7 @@ func (c *conn) replay(s *Socket, offset string) {
 	} else if !ok {
 		result = recoveryOffset
 	}
-	limit := c.srv.cfg.MaxQueueBytes / 2
+	limit := c.srv.cfg.MaxQueueBytes - c.srv.cfg.MaxQueueBytes/replayReserve
 	var fs []frame
 	seen := make(map[string]struct{}, len(missed))
 	size := 0
@@ -364,6 +368,10 @@ func (c *conn) replay(s *Socket, offset string) {
 	c.out, c.outBytes = fs, size
 	c.kickLocked()
 }
+
+// replayReserve: 1/replayReserve of the queue budget is kept free of the
+// replay (128 KiB of the default 1 MiB).
+const replayReserve = 8
 
 // matches reports whether b would have been delivered to s (recovery replay).
 func (s *Socket) matches(b *Broadcast) bool {

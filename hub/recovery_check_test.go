@@ -245,7 +245,7 @@ func TestServer_RecoveryLive(t *testing.T) {
 	}
 }
 
-// TestServer_RecoveryReplayTooLarge: a client that missed more than half its
+// TestServer_RecoveryReplayTooLarge: a client that missed more than its
 // queue budget reconnects at once as a new session instead of being closed
 // as slow at every attempt. Before, the replay was queued past the budget,
 // the CONNECT reply overflowed it, the connection was closed as slow and its

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -92,9 +93,17 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 		cl.nsps = append(cl.nsps, "/admin")
 	}
 	if hcfg.Recovery != nil {
+		// The node's identity across restarts, so that a restarted process
+		// resumes at once the sessions its killed predecessor left live. An
+		// OS-chosen port (":0") is no identity: another node may share it.
+		node := nodeID(c.Listen)
+		if _, port, _ := net.SplitHostPort(c.Listen); port == "" || port == "0" {
+			node = ""
+		}
 		cl.store, err = bus.NewRedisStore(bus.RedisStoreConfig{
 			Client: cl.client,
 			MaxAge: hcfg.Recovery.MaxDisconnection,
+			Node:   node,
 			Logger: log,
 		})
 		if err != nil {

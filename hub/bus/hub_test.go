@@ -266,17 +266,18 @@ func TestRedisStore_LiveNotTakenTwice(t *testing.T) {
 
 // TestRedisStore_DeadNodeLiveRecord: the live record of a node whose
 // heartbeat has expired (the node died) is taken; one of a node whose
-// heartbeat is alive is not, after waiting for it at most liveWait.
+// heartbeat is alive is not, after waiting for it at most liveWait; one of
+// an earlier process of this node (RedisStoreConfig.Node) is taken at once.
 func TestRedisStore_DeadNodeLiveRecord(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
 	rc := newClient(t, rs)
 	ctx := t.Context()
-	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: rc, Logger: testLogger(t)})
+	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: rc, Node: "host1 :8080", Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := func(pid, node string) {
-		v := fmt.Sprintf(`{"sid":"s-%s","pid":%q,"nsp":"/","user":"u","rooms":["r"],"at":%d,"node":%q}`, pid, pid, time.Now().UnixMilli(), node)
+		v := fmt.Sprintf(`{"sid":"s-%s","pid":%q,"nsp":"/","user":"u","rooms":["r"],"at":%d,"node":%q,"host":%q}`, pid, pid, time.Now().UnixMilli(), node, node+" :8080")
 		if err := rc.Set(ctx, bus.DefaultStorePrefix+":session:"+pid, v, time.Minute).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -302,6 +303,16 @@ func TestRedisStore_DeadNodeLiveRecord(t *testing.T) {
 	t.Logf("waited %v for the live node", waited.Round(time.Millisecond))
 	if waited > 5*time.Second {
 		t.Fatalf("waited %v, want at most ~3.5 s", waited)
+	}
+	// A live record of an earlier process of this node (host1, killed and
+	// restarted): taken at once, although its heartbeat has not expired.
+	rec("p-restarted", "host1")
+	if err := rc.Set(ctx, bus.DefaultStorePrefix+":node:host1", "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t0 = time.Now()
+	if _, ok, err := st.TakeSession(ctx, "p-restarted"); !ok || err != nil || time.Since(t0) > time.Second {
+		t.Fatalf("live record of this node's previous process: %v %v after %v, want it taken at once", ok, err, time.Since(t0))
 	}
 	// The node dies while a CONNECT waits: taken once the heartbeat is gone.
 	go func() {

@@ -26,8 +26,9 @@ import (
 // TakeSession does not take the record of a socket that is connected on a
 // live node (hub.ErrSessionLive): one session never has two live sockets. It
 // waits up to liveWait for a remote node's heartbeat to expire first, so a
-// client of a node that was just killed still recovers on another node. The
-// session a node saves when its socket disconnects names no node.
+// client of a node that was just killed still recovers on another node (on
+// the same node restarted, with RedisStoreConfig.Node, at once). The session
+// a node saves when its socket disconnects names no node.
 
 // liveTick is how often rooms of connected sockets are checked for changes;
 // liveSettle is how long after a new socket its session is first written (so
@@ -166,7 +167,7 @@ func (s *RedisStore) flushLive(ctx context.Context) {
 	p := s.cfg.Client.Pipeline()
 	p.Set(ctx, s.nodeKey(s.uid), "1", liveNodeTTL)
 	for _, sess := range due {
-		p.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess, s.uid), s.cfg.MaxAge)
+		p.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess, s.uid, s.cfg.Node), s.cfg.MaxAge)
 	}
 	if len(due) == 0 {
 		if _, err := p.Exec(ctx); err != nil {

@@ -39,6 +39,11 @@ type RedisStoreConfig struct {
 	// so Redis may keep slightly more). 0 = 100,000 (about 30 MB at 300-byte
 	// events; at 5,000 events/s that is 20 s of history); negative is invalid.
 	MaxPackets int
+	// Node names this node the same way across restarts (e.g. host and
+	// listen address), and no other node that runs at the same time: the
+	// live sessions that an earlier process of this node left (killed) are
+	// then taken at once instead of after its heartbeat expires. "" = none.
+	Node string
 	// Logger receives the store's logs; nil = slog.Default().
 	Logger *slog.Logger
 }
@@ -207,16 +212,18 @@ type sessionJSON struct {
 	User           string   `json:"user,omitempty"`
 	Rooms          []string `json:"rooms"`
 	DisconnectedAt int64    `json:"at"` // Unix milliseconds
-	// Node is the uid of the node where the socket is connected, in a live
-	// record (store_live.go); "" in a saved session.
+	// Node is the uid of the process where the socket is connected, and
+	// Host that node's RedisStoreConfig.Node, in a live record
+	// (store_live.go); both "" in a saved session.
 	Node string `json:"node,omitempty"`
+	Host string `json:"host,omitempty"`
 }
 
-// encodeSession encodes sess; node is "" for a disconnected socket's session,
-// else the node where the socket is connected (a live record).
-func encodeSession(sess hub.Session, node string) []byte {
+// encodeSession encodes sess; node and host are "" for a disconnected
+// socket's session, else this process's uid and Node (a live record).
+func encodeSession(sess hub.Session, node, host string) []byte {
 	data, _ := json.Marshal(sessionJSON{SID: sess.SID, PID: sess.PID, Namespace: sess.Namespace, User: sess.User,
-		Rooms: sess.Rooms, DisconnectedAt: sess.DisconnectedAt.UnixMilli(), Node: node})
+		Rooms: sess.Rooms, DisconnectedAt: sess.DisconnectedAt.UnixMilli(), Node: node, Host: host})
 	return data
 }
 
@@ -237,7 +244,7 @@ func (s *RedisStore) SaveSession(ctx context.Context, sess hub.Session) error {
 		s.live.forgetLocked(e) // its next flush must not write a live record again
 	}
 	s.live.mu.Unlock()
-	if err := s.cfg.Client.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess, ""), ttl).Err(); err != nil {
+	if err := s.cfg.Client.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess, "", ""), ttl).Err(); err != nil {
 		return fmt.Errorf("bus: save session: %w", err)
 	}
 	return nil
@@ -271,7 +278,7 @@ func (s *RedisStore) TakeSession(ctx context.Context, pid string) (hub.Session, 
 			return hub.Session{}, false, nil
 		}
 		if sj.Node != "" {
-			live, err := s.nodeHolds(ctx, sj.Node, pid)
+			live, err := s.nodeHolds(ctx, sj, pid)
 			if err != nil {
 				return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
 			}
@@ -303,14 +310,17 @@ func (s *RedisStore) TakeSession(ctx context.Context, pid string) (hub.Session, 
 	}
 }
 
-// nodeHolds reports whether the socket pid is still connected on node: on
-// this node, whether it is tracked; on another, whether that node's
-// heartbeat is alive.
-func (s *RedisStore) nodeHolds(ctx context.Context, node, pid string) (bool, error) {
-	if node == s.uid {
+// nodeHolds reports whether the socket pid of the live record sj is still
+// connected: on this process, whether it is tracked; on an earlier process
+// of this node, no; on another node, whether its heartbeat is alive.
+func (s *RedisStore) nodeHolds(ctx context.Context, sj sessionJSON, pid string) (bool, error) {
+	switch {
+	case sj.Node == s.uid:
 		return s.live.tracked(pid), nil
+	case s.cfg.Node != "" && sj.Host == s.cfg.Node:
+		return false, nil
 	}
-	n, err := s.cfg.Client.Exists(ctx, s.nodeKey(node)).Result()
+	n, err := s.cfg.Client.Exists(ctx, s.nodeKey(sj.Node)).Result()
 	return n == 1, err
 }
 
