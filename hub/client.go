@@ -244,6 +244,9 @@ func (c *conn) onConnect(p packet.Socket) bool {
 	}
 	c.mu.Unlock()
 	n.rooms.addSocket(s)
+	if s.pid != "" {
+		n.livePIDs.Store(s.pid, s)
+	}
 	srv.nSockets.Add(1)
 	srv.m.addSockets(1)
 	s.mu.Lock()
@@ -339,9 +342,12 @@ func (c *conn) replay(s *Socket, offset string) {
 		s.mu.Lock()
 		s.sessionChangedLocked(false, false, nil)
 		s.recovered = false
+		old := s.pid
 		s.pid = newID()
 		s.sessionChangedLocked(true, false, s.roomListLocked())
 		s.mu.Unlock()
+		n.livePIDs.CompareAndDelete(old, s)
+		n.livePIDs.Store(s.pid, s)
 	}
 	if result == recoveryRecovered {
 		c.srv.m.recovery(result)
@@ -440,6 +446,7 @@ func (s *Socket) onClose(reason string) {
 
 	n := s.nsp
 	n.rooms.removeSocket(s)
+	n.livePIDs.CompareAndDelete(s.pid, s)
 	c := s.c
 	c.mu.Lock()
 	if c.sockets[n.name] == s {

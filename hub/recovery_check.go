@@ -65,6 +65,10 @@ func recoveryAsk(auth json.RawMessage) (pid, offset string, ok bool) {
 // to resume is saved back as it was.
 func (c *conn) takeSession(ctx context.Context, n *Namespace, hs *Handshake, pid string) (Session, bool) {
 	srv := c.srv
+	if _, live := n.livePIDs.Load(pid); live {
+		c.recoveryDenied(n, recoveryLive, "the session's socket is still connected")
+		return Session{}, false
+	}
 	store := srv.cfg.Recovery.Store
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a restarted node may hold it until its buffer is rebuilt
 	sess, ok, err := store.TakeSession(tctx, pid)
