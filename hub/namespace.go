@@ -60,7 +60,7 @@ type Namespace struct {
 	refusedLogAt atomic.Int64
 
 	rooms      *roomIndex
-	livePIDs   sync.Map // pid → *Socket: this node's connected sockets (recovery)
+	livePIDs   sync.Map               // pid → *Socket: this node's connected sockets (recovery)
 	lastOffset atomic.Pointer[string] // latest broadcast offset (recovery)
 	state      stateCache             // per-room last state broadcasts (JoinWithState)
 }
