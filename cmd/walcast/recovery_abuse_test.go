@@ -53,13 +53,35 @@ func sampleValue(body, series string) float64 {
 	return v
 }
 
+// redisCalls sums the calls of the named commands in Redis's commandstats
+// (0 without Redis).
+func redisCalls(t *testing.T, rc *redis.Client, cmds ...string) int {
+	t.Helper()
+	if rc == nil {
+		return 0
+	}
+	info, err := rc.Info(t.Context(), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		if m := regexp.MustCompile(`(?m)^cmdstat_` + c + `:calls=(\d+),`).FindStringSubmatch(info); m != nil {
+			v, _ := strconv.Atoi(m[1])
+			n += v
+		}
+	}
+	return n
+}
+
 // TestServe_RecoveryAbuse: recovery under abuse on a running walcast serve,
 // one node without Redis and one with, with real socket.io-client sockets.
 //
 //   - Refused: a seller's socket and a tokenless one send the customer's pid
 //     while the customer is offline: the seller gets a new session and none
-//     of the customer's 5 missed events, the tokenless one connect_error
-//     (with Redis, the session's key is untouched); the customer then
+//     of the customer's 5 missed events, 10 tokenless ones connect_error
+//     (with Redis, without a single GET or GETDEL, and the session's key is
+//     unchanged; before, each cost a GETDEL); the customer then
 //     resumes and gets 5 of 5. Before, the seller's CONNECT consumed the
 //     session (connect_error session_user_mismatch) and the customer got a
 //     new session with 0 of 5.
@@ -152,16 +174,28 @@ func recoveryAbuse(t *testing.T, e *secEnv, base string, rc *redis.Client) {
 				t.Fatalf("Redis %s before the attempts: %v", key, err)
 			}
 		}
-		if l := d.resume("s", sellerTok, pid, offset); l.Ev != "connect" || l.Recovered {
-			t.Fatalf("seller with the customer's pid: got %+v, want a new session", l)
-		}
-		if l := d.resume("anon", "", pid, offset); l.Ev != "connect_error" || l.Message != "Authentication token required" {
-			t.Fatalf("tokenless CONNECT with the customer's pid: got %+v, want connect_error", l)
+		gets := redisCalls(t, rc, "get", "getdel")
+		const anon = 10
+		for i := range anon {
+			if l := d.resume(fmt.Sprintf("anon%d", i), "", pid, offset); l.Ev != "connect_error" || l.Message != "Authentication token required" {
+				t.Fatalf("tokenless CONNECT with the customer's pid: got %+v, want connect_error", l)
+			}
 		}
 		if rc != nil {
+			if n := redisCalls(t, rc, "get", "getdel") - gets; n != 0 {
+				t.Fatalf("%d tokenless CONNECTs with a pid cost %d Redis GET/GETDEL calls, want 0", anon, n)
+			}
 			after, err := rc.Get(ctx, key).Result()
 			if err != nil || after != before {
 				t.Fatalf("Redis %s after the refused attempts: %q %v, want it unchanged (%q)", key, after, err, before)
+			}
+		}
+		if l := d.resume("s", sellerTok, pid, offset); l.Ev != "connect" || l.Recovered {
+			t.Fatalf("seller with the customer's pid: got %+v, want a new session", l)
+		}
+		if rc != nil {
+			if after, err := rc.Get(ctx, key).Result(); err != nil || after != before {
+				t.Fatalf("Redis %s after the seller's attempt: %q %v, want it unchanged (%q)", key, after, err, before)
 			}
 		}
 		d.send(map[string]any{"op": "reconnect", "name": "c"})
