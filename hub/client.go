@@ -337,14 +337,20 @@ func (c *conn) replay(s *Socket, offset string) {
 	}
 	if !ok {
 		// The old pid is not resumed: it ends, and the socket goes on under a
-		// new one with the rooms it has.
+		// new one, without the session's rooms, as any new session: the
+		// client (socket.recovered false) joins again what it wants, through
+		// the application's checks, which then also follow those rooms.
 		fs, seen, size = nil, nil, 0
 		s.mu.Lock()
 		s.sessionChangedLocked(false, false, nil)
+		for r := range s.rooms {
+			delete(s.rooms, r)
+			n.rooms.leave(s, r)
+		}
 		s.recovered = false
 		old := s.pid
 		s.pid = newID()
-		s.sessionChangedLocked(true, false, s.roomListLocked())
+		s.sessionChangedLocked(true, false, nil)
 		s.mu.Unlock()
 		n.livePIDs.CompareAndDelete(old, s)
 		n.livePIDs.Store(s.pid, s)

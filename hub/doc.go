@@ -102,7 +102,7 @@
 // node, or as the store reports with ErrSessionLive) is not resumed, and
 // neither is one whose replay would take more than 7/8 of MaxQueueBytes;
 // each of these CONNECTs goes on as a new session (new pid, Recovered() ==
-// false). A Namespace.OnRecover filter then decides which of the session's
+// false, none of the session's rooms). A Namespace.OnRecover filter then decides which of the session's
 // rooms the socket rejoins, before the replay (so nothing of a dropped room
 // is replayed).
 // Live broadcasts during the replay are held and de-duplicated by offset, so

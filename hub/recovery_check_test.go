@@ -257,7 +257,13 @@ func TestServer_RecoveryReplayTooLarge(t *testing.T) {
 	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t), Metrics: hub.NewMetrics(reg), MaxQueueBytes: budget,
 		Recovery: &hub.RecoveryConfig{Store: store}})
 	srv.Of("/").Use(userAuth)
-	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("r") })
+	var first atomic.Bool
+	srv.Of("/").OnConnect(func(s *hub.Socket) {
+		s.Join("r")
+		if first.CompareAndSwap(false, true) {
+			s.Join("old") // a room only the first session has
+		}
+	})
 	a, err := dialWith(t, ts.URL, `{"token":"alice"}`, hubtest.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +293,9 @@ func TestServer_RecoveryReplayTooLarge(t *testing.T) {
 	if c.Recovered() {
 		t.Fatalf("recovered a replay of %d KB over a %d KB budget", missed, budget>>10)
 	}
+	// A new session: the session's rooms are not kept ("old"), the
+	// application's OnConnect joined "r" again.
+	srv.Broadcast(&hub.Broadcast{Rooms: []string{"old"}, Event: "e", Args: []json.RawMessage{raw(`"old"`)}, Offset: "2-99999"})
 	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`"live"`)}, Offset: "3-0"})
 	if got := string(next(t, c).Args[0]); got != `"live"` {
 		t.Fatalf("first event of the new session: got %.40s, want \"live\"", got)
