@@ -52,10 +52,11 @@ type liveEntry struct {
 }
 
 type liveSessions struct {
-	// flushMu is held while live records are written, and by SaveSession,
-	// so that a flush in flight cannot overwrite the session a socket saved
-	// when it disconnected with a live record.
-	flushMu sync.Mutex
+	// flushMu is held while live records are written, and read-held by
+	// SaveSession, so that a flush in flight cannot overwrite the session a
+	// socket saved when it disconnected with a live record (saves still run
+	// in parallel with each other, e.g. at shutdown).
+	flushMu sync.RWMutex
 
 	mu      sync.Mutex
 	entries map[*hub.Socket]*liveEntry

@@ -237,8 +237,8 @@ func (s *RedisStore) SaveSession(ctx context.Context, sess hub.Session) error {
 	if ttl <= 0 {
 		return nil
 	}
-	s.live.flushMu.Lock()
-	defer s.live.flushMu.Unlock()
+	s.live.flushMu.RLock()
+	defer s.live.flushMu.RUnlock()
 	s.live.mu.Lock()
 	if e := s.live.byPID[sess.PID]; e != nil {
 		s.live.forgetLocked(e) // its next flush must not write a live record again
