@@ -372,10 +372,22 @@ func checkSQLAPI(ctx context.Context, q Querier, _ *checkState, r *CheckReport) 
 	if err != nil {
 		return fmt.Errorf("check walcast.emit_key: %w", err)
 	}
+	// walcast.sessions (a node without Redis keeps its recovery sessions
+	// there) records each session's owner: only that user may resume it.
+	var sessionsOwner bool
+	err = q.QueryRow(ctx, `SELECT to_regclass('walcast.sessions') IS NULL OR EXISTS (
+		SELECT 1 FROM pg_catalog.pg_attribute
+		WHERE attrelid = to_regclass('walcast.sessions') AND attname = 'owner' AND NOT attisdropped)`).Scan(&sessionsOwner)
+	if err != nil {
+		return fmt.Errorf("check walcast.sessions: %w", err)
+	}
 	switch {
 	case !signed || !hasKey:
 		r.add("sql_api", CheckWarn, "walcast migrate",
 			"walcast.emit does not sign its messages (installed by an older walcast migrate): walcast drops its events as unsigned")
+	case !sessionsOwner:
+		r.add("sql_api", CheckWarn, "walcast migrate",
+			"walcast.sessions has no owner column (installed by an older walcast migrate): a node without Redis cannot save sessions, so its clients are not recovered after a restart")
 	case !canRead:
 		r.add("sql_api", CheckWarn, "GRANT SELECT ON walcast.emit_key TO "+pgx.Identifier{user}.Sanitize()+";",
 			"this role may not read walcast.emit_key: walcast cannot verify walcast.emit messages and drops them")

@@ -302,7 +302,8 @@ func TestCheck_Standby(t *testing.T) {
 
 // TestCheck_EmitKey: sql_api warns when walcast.emit does not sign (an
 // older schema) and when the connected role may not read walcast.emit_key,
-// each with its fix: walcast would drop every event from SQL.
+// each with its fix: walcast would drop every event from SQL; and when
+// walcast.sessions lacks the owner column of recovery sessions.
 func TestCheck_EmitKey(t *testing.T) {
 	pg := pgtest.New(t, pgtest.Options{})
 	ctx := t.Context()
@@ -340,5 +341,18 @@ func TestCheck_EmitKey(t *testing.T) {
 	}
 	if r := check(conn); r.Severity != cdc.CheckWarn || r.Fix != "walcast migrate" {
 		t.Errorf("sql_api with an unsigned walcast.emit = %+v, want warn, fix walcast migrate", r)
+	}
+	if _, err := pg.Psql(ctx, "postgres", `ALTER FUNCTION walcast.emit(text, text, jsonb) SECURITY DEFINER;
+		ALTER TABLE walcast.sessions DROP COLUMN owner`); err != nil {
+		t.Fatal(err)
+	}
+	if r := check(conn); r.Severity != cdc.CheckWarn || r.Fix != "walcast migrate" || !strings.Contains(r.Message, "walcast.sessions") {
+		t.Errorf("sql_api with walcast.sessions of an older migrate = %+v, want warn, fix walcast migrate", r)
+	}
+	if err := wsql.Migrate(ctx, conn, wsql.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := check(conn); r.Severity != cdc.CheckOK {
+		t.Errorf("sql_api after migrate again = %+v, want ok", r)
 	}
 }

@@ -160,7 +160,7 @@ func connectErrorPayload(msg string, data any) []byte {
 
 var emptyAuth = json.RawMessage(`{}`)
 
-// onConnect handles CONNECT: namespace check, recovery, middlewares, reply.
+// onConnect handles CONNECT: namespace check, middlewares, recovery, reply.
 func (c *conn) onConnect(p packet.Socket) bool {
 	srv := c.srv
 	n := srv.namespace(p.Nsp)
@@ -184,27 +184,6 @@ func (c *conn) onConnect(p packet.Socket) bool {
 	}
 	hs := &Handshake{Namespace: n.name, Auth: auth, Header: c.header, Query: c.query, RemoteAddr: c.remoteAddr}
 
-	var sess Session
-	recovered := false
-	var offset string
-	if rc := srv.cfg.Recovery; rc != nil && p.Data != nil {
-		var a struct {
-			PID    *string `json:"pid"`
-			Offset *string `json:"offset"`
-		}
-		if json.Unmarshal(p.Data, &a) == nil && a.PID != nil && a.Offset != nil {
-			tctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a restarted node may hold it until its buffer is rebuilt
-			s, ok, err := rc.Store.TakeSession(tctx, *a.PID)
-			cancel()
-			if err != nil {
-				srv.log.Warn("recovery: take session", logKeyErr, err)
-			}
-			if ok && s.Namespace == n.name && s.DisconnectedAt.UnixNano() >= srv.resyncAt.Load() {
-				sess, recovered, offset = s, true, *a.Offset
-			}
-		}
-	}
-
 	for _, mw := range mws {
 		var err error
 		ok := c.runHandler(func() { err = mw(ctx, hs) })
@@ -221,6 +200,19 @@ func (c *conn) onConnect(p packet.Socket) bool {
 			srv.log.Debug("connect refused", logKeyConn, c.sid, logKeyNamespace, n.name, logKeyReason, msg)
 			c.enqueue(frame{data: connectFrame(n.name, packet.SocketConnectError, connectErrorPayload(msg, data)), op: opText})
 			return true
+		}
+	}
+
+	// Only now, with the middlewares' verdict, is the session store
+	// touched: a refused CONNECT costs it nothing, and a session this
+	// handshake may not resume is left to its owner.
+	var sess Session
+	recovered := false
+	var offset string
+	if srv.cfg.Recovery != nil && p.Data != nil {
+		if pid, off, ok := recoveryAsk(p.Data); ok {
+			sess, recovered = c.takeSession(ctx, n, hs, pid)
+			offset = off
 		}
 	}
 
@@ -252,6 +244,9 @@ func (c *conn) onConnect(p packet.Socket) bool {
 	}
 	c.mu.Unlock()
 	n.rooms.addSocket(s)
+	if s.pid != "" {
+		n.livePIDs.Store(s.pid, s)
+	}
 	srv.nSockets.Add(1)
 	srv.m.addSockets(1)
 	s.mu.Lock()
@@ -288,17 +283,37 @@ func (c *conn) onConnect(p packet.Socket) bool {
 // replay queues the broadcasts s missed after offset, read from the store
 // after s was registered so none falls between the two: broadcasts queued
 // meanwhile (held) that are also in the replay are dropped, the rest follow
-// it. If the offset is gone the socket is not recovered (new pid).
+// it. If the offset is gone, or the replay would take more than
+// the budget less 1/replayReserve, the socket is not recovered (new pid).
+//
+// The replay is queued at once. Before this limit a replay over the budget
+// was queued whole, the CONNECT reply then overflowed the budget, the
+// connection was closed as slow with its session saved at the same offset,
+// and every reconnect failed the same way until the window ended. A client
+// that missed more than the budget is better served by a new session:
+// socket.io-client reports socket.recovered false, so the application
+// subscribes again and gets the current state, which is smaller than the
+// history. Streaming a larger replay was not chosen: it would hold live
+// broadcasts behind it for as long as it takes. The rest of the budget takes
+// the CONNECT reply and the live broadcasts while the replay drains; a
+// connection that still overflows has by then delivered part of the replay,
+// so its next attempt resumes from a later offset.
 func (c *conn) replay(s *Socket, offset string) {
 	n := s.nsp
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	missed, ok, err := c.srv.cfg.Recovery.Store.Since(ctx, n.name, offset)
 	cancel()
+	result := recoveryRecovered
 	if err != nil {
 		c.srv.log.Warn("recovery: read missed packets", logKeyErr, err)
+		result = recoveryError
+	} else if !ok {
+		result = recoveryOffset
 	}
+	limit := c.srv.cfg.MaxQueueBytes - c.srv.cfg.MaxQueueBytes/replayReserve
 	var fs []frame
 	seen := make(map[string]struct{}, len(missed))
+	size := 0
 	if ok {
 		for _, b := range missed {
 			seen[b.Offset] = struct{}{}
@@ -308,20 +323,42 @@ func (c *conn) replay(s *Socket, offset string) {
 			text, atts := encodeBroadcast(b, true, b.Offset)
 			text.off = b.Offset
 			fs = append(fs, text)
+			size += frameCost(text)
 			for _, a := range atts {
 				a.off = b.Offset
 				fs = append(fs, a)
+				size += frameCost(a)
+			}
+			if size > limit {
+				ok, result = false, recoveryTooLarge
+				break
 			}
 		}
-	} else {
+	}
+	if !ok {
 		// The old pid is not resumed: it ends, and the socket goes on under a
-		// new one with the rooms it has.
+		// new one, without the session's rooms, as any new session: the
+		// client (socket.recovered false) joins again what it wants, through
+		// the application's checks, which then also follow those rooms.
+		fs, seen, size = nil, nil, 0
 		s.mu.Lock()
 		s.sessionChangedLocked(false, false, nil)
+		for r := range s.rooms {
+			delete(s.rooms, r)
+			n.rooms.leave(s, r)
+		}
 		s.recovered = false
+		old := s.pid
 		s.pid = newID()
-		s.sessionChangedLocked(true, false, s.roomListLocked())
+		s.sessionChangedLocked(true, false, nil)
 		s.mu.Unlock()
+		n.livePIDs.CompareAndDelete(old, s)
+		n.livePIDs.Store(s.pid, s)
+	}
+	if result == recoveryRecovered {
+		c.srv.m.recovery(result)
+	} else {
+		c.recoveryDenied(n, result, "cannot replay what the session missed: "+result)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -334,6 +371,10 @@ func (c *conn) replay(s *Socket, offset string) {
 	}
 	c.w.replayLocked(fs, seen)
 }
+
+// replayReserve: 1/replayReserve of the queue budget is kept free of the
+// replay (128 KiB of the default 1 MiB).
+const replayReserve = 8
 
 // matches reports whether b would have been delivered to s (recovery replay).
 func (s *Socket) matches(b *Broadcast) bool {
@@ -392,6 +433,7 @@ func (s *Socket) onClose(reason Reason) {
 
 	n := s.nsp
 	n.rooms.removeSocket(s)
+	n.livePIDs.CompareAndDelete(s.pid, s)
 	c := s.c
 	c.mu.Lock()
 	if c.sockets[n.name] == s {
@@ -406,7 +448,7 @@ func (s *Socket) onClose(reason Reason) {
 	srv.m.addSockets(-1)
 	if saved {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := rc.Store.SaveSession(ctx, Session{SID: s.id, PID: s.pid, Namespace: n.name, Rooms: rooms, DisconnectedAt: time.Now()})
+		err := rc.Store.SaveSession(ctx, Session{SID: s.id, PID: s.pid, Namespace: n.name, User: s.hs.User, Rooms: rooms, DisconnectedAt: time.Now()})
 		cancel()
 		if err != nil {
 			srv.log.Warn("recovery: save session", logKeyErr, err)

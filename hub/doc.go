@@ -97,10 +97,17 @@
 // recoverable disconnect (anything but an explicit namespace disconnect or a
 // protocol error) the session is saved; a reconnect with that pid and offset
 // gets the missed broadcasts that matched its rooms, before the CONNECT reply,
-// its old socket id and rooms, and Recovered() == true. Middlewares still run,
-// and a Namespace.OnRecover filter then decides which of the session's rooms
-// the socket rejoins, before the replay (so nothing of a dropped room is
-// replayed).
+// its old socket id and rooms, and Recovered() == true. The middlewares run
+// first, and only a CONNECT they accept reaches the store. The session is
+// then resumed only if the handshake may (Namespace.OnRecoveryCheck; by
+// default its Handshake.User is the session's); a refused session is saved
+// back for its owner. A session whose socket is still connected (on this
+// node, or as the store reports with ErrSessionLive) is not resumed, and
+// neither is one whose replay would take more than 7/8 of MaxQueueBytes;
+// each of these CONNECTs goes on as a new session (new pid, Recovered() ==
+// false, none of the session's rooms). A Namespace.OnRecover filter then decides which of the session's
+// rooms the socket rejoins, before the replay (so nothing of a dropped room
+// is replayed).
 // Live broadcasts during the replay are held and de-duplicated by offset, so
 // each event arrives once, in order. Config.OnSessionChange reports every
 // socket's session (pid, rooms, connected or not) as it changes, for a store

@@ -20,6 +20,7 @@ type Metrics struct {
 	commitToSend prometheus.Histogram
 	badPackets   *prometheus.CounterVec
 	ipRefusals   *prometheus.CounterVec
+	recoveries   *prometheus.CounterVec
 	labels       *eventLabels
 }
 
@@ -56,13 +57,20 @@ func NewMetrics(reg prometheus.Registerer, knownEvents ...string) *Metrics {
 		ipRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walcast_hub_ip_refused_total",
 			Help: "Handshakes refused (429) by a per-IP cap: handshake_rate, connections or unauthenticated."}, []string{"limit"}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "walcast_hub_recoveries_total",
+			Help: "CONNECTs that asked to resume a session, by result: recovered, unknown, refused (another user's session, kept for its owner), namespace, live (its socket is still connected), ended, offset_gone, replay_too_large or store_error. All but recovered go on as new sessions."},
+			[]string{"result"}),
+	}
+	for _, r := range recoveryResults {
+		m.recoveries.WithLabelValues(r)
 	}
 	for _, l := range []string{ipLimitHandshakes, ipLimitConns, ipLimitUnauthenticated} {
 		m.ipRefusals.WithLabelValues(l)
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.sockets, m.rooms, m.eventsOut, m.eventsIn, m.broadcasts,
-			m.disconnects, m.queueDrops, m.commitToSend, m.badPackets, m.ipRefusals)
+			m.disconnects, m.queueDrops, m.commitToSend, m.badPackets, m.ipRefusals, m.recoveries)
 	}
 	return m
 }
@@ -128,5 +136,11 @@ func (m *Metrics) ipRefused(limit string) {
 func (m *Metrics) badPacket(kind string) {
 	if m != nil {
 		m.badPackets.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) recovery(result string) {
+	if m != nil {
+		m.recoveries.WithLabelValues(result).Inc()
 	}
 }

@@ -28,6 +28,11 @@ type Handshake struct {
 	Query      url.Values
 	RemoteAddr string
 	Data       any // set by middlewares (e.g. the verified identity); read by handlers
+	// User is the authenticated user, set by a middleware (e.g. the token's
+	// subject). It is saved with the socket's session for connection state
+	// recovery, and a session is resumed only by a CONNECT whose User is the
+	// same (or as the namespace's RecoveryCheck decides).
+	User string
 }
 
 // ConnectError refuses a CONNECT: the client receives
@@ -49,8 +54,13 @@ type Namespace struct {
 	mws       []Middleware
 	onConnect []func(*Socket)
 	onRecover RecoverFilter
+	recCheck  RecoveryCheck
+	// refusedLogAt (unix nanoseconds) rate-limits the log of refused
+	// recoveries to one line a second.
+	refusedLogAt atomic.Int64
 
 	rooms      *roomIndex
+	livePIDs   sync.Map               // pid → *Socket: this node's connected sockets (recovery)
 	lastOffset atomic.Pointer[string] // latest broadcast offset (recovery)
 	state      stateCache             // per-room last state broadcasts (JoinWithState)
 }

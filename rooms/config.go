@@ -170,12 +170,6 @@ type Config struct {
 	// MaxTokenBytes refuses longer tokens without parsing them; 0 = 16 KiB.
 	MaxTokenBytes int
 
-	// RecoveryGuard, the hub's wrapped RecoveryStore (NewRecoveryGuard), lets
-	// the middleware refuse to recover another user's session; nil = such a
-	// CONNECT is accepted as a recovery, with only the rooms the new identity
-	// may be in (checked before the replay).
-	RecoveryGuard *RecoveryGuard
-
 	// Relay carries client-originated broadcasts (cart:synced) to every node,
 	// e.g. the bus's Publish, so a user's devices on other nodes get them too;
 	// nil = deliver on this node only (srv.Broadcast). It is called with a

@@ -34,13 +34,16 @@
 //
 // # Recovered sessions
 //
-// When a CONNECT recovers a session (socket.io 4.6+ pid), the policy's
-// hub.Namespace.OnRecover filter checks the session's rooms against the
-// identity just verified (the current role, the current order owners) before
-// the hub rejoins them and replays what was missed, so nothing of a room the
-// user may no longer be in is replayed. With a RecoveryGuard wrapped around the
-// hub's RecoveryStore (Config.RecoveryGuard) it also refuses a CONNECT that
-// would recover another user's session.
+// The hub takes the session a CONNECT names (socket.io 4.6+ pid) only after
+// the policy's middleware verified the token. The middleware records the
+// token's subject as the socket's hub.Handshake.User, which the hub saves
+// with the session; the policy's hub.Namespace.OnRecoveryCheck hook resumes
+// a session only for that same user, so a CONNECT with another user's pid
+// goes on as a new session and the owner's session stays recoverable. Then
+// the OnRecover filter checks the session's rooms against the identity just
+// verified (the current role, the current order owners) before the hub
+// rejoins them and replays what was missed, so nothing of a room the user
+// may no longer be in is replayed.
 //
 // # Access changes
 //

@@ -47,6 +47,9 @@ type dline struct {
 	Error        string            `json:"error"`
 	Results      map[string]int    `json:"results"`
 	Disconnected bool              `json:"disconnected"`
+	Recovered    bool              `json:"recovered"`
+	PID          *string           `json:"pid"`
+	Offset       *string           `json:"offset"`
 
 	at   time.Time
 	raw  string
@@ -211,6 +214,9 @@ type connectOpts struct {
 	transports []string
 	noRetry    bool
 	authFn     bool // auth as a callback reading the current token
+	// pid and offset, when pid is set, make the socket resume that session
+	// at its first CONNECT (see driver.session).
+	pid, offset string
 }
 
 // connect opens socket name with token ("" = no token at all) and returns the
@@ -230,10 +236,27 @@ func (d *driver) connect(name, token string, o connectOpts) *dline {
 	if o.authFn {
 		cmd["authFn"] = true
 	}
+	if o.pid != "" {
+		cmd["pid"], cmd["offset"] = o.pid, o.offset
+	}
 	d.send(cmd)
 	return d.wait("connect of "+name, driverWait, func(l *dline) bool {
 		return l.Name == name && (l.Ev == "connect" || l.Ev == "connect_error")
 	})
+}
+
+// session returns socket name's recovery pid and last offset ("" when none).
+func (d *driver) session(name string) (pid, offset string) {
+	d.t.Helper()
+	d.send(map[string]any{"op": "session", "name": name})
+	l := d.wait("session of "+name, driverWait, func(l *dline) bool { return l.Name == name && l.Ev == "session" })
+	if l.PID != nil {
+		pid = *l.PID
+	}
+	if l.Offset != nil {
+		offset = *l.Offset
+	}
+	return pid, offset
 }
 
 // emitAck emits event with args on socket name asking for an ack and returns

@@ -31,8 +31,6 @@ type Policy struct {
 	connMu sync.Mutex
 	conns  map[connKey]int // open (or reserved) sockets per namespace and user
 
-	guard atomic.Pointer[RecoveryGuard] // nil = sessions are not checked at CONNECT
-
 	marks  markTable   // subscribes waiting for their stream marks (state.go)
 	access accessIndex // this node's sockets by user and by subscribed room
 }
@@ -58,9 +56,6 @@ func New(cfg Config) (*Policy, error) {
 		logLimit: rate.NewLimiter(10, 50),
 		conns:    make(map[connKey]int),
 	}
-	if cfg.RecoveryGuard != nil {
-		p.guard.Store(cfg.RecoveryGuard)
-	}
 	return p, nil
 }
 
@@ -84,6 +79,7 @@ func (p *Policy) Install(srv *hub.Server) error {
 	for _, name := range names {
 		nsp := srv.Of(name)
 		nsp.Use(p.middleware(name))
+		nsp.OnRecoveryCheck(p.mayRecover)
 		nsp.OnRecover(p.recoverRooms)
 		nsp.OnConnect(p.onConnect)
 	}
@@ -223,6 +219,7 @@ func (p *Policy) middleware(nsp string) hub.Middleware {
 		d := &socketData{slot: slot, profileGen: gen}
 		d.id.Store(id)
 		h.Data = d
+		h.User = id.UserID
 		return nil
 	}
 }
@@ -243,13 +240,6 @@ func (p *Policy) authenticate(ctx context.Context, nsp string, h *hub.Handshake)
 	id, err := p.identify(ctx, claims)
 	if err != nil {
 		return nil, authErr(MsgAuthFailed, CodeProfileLookup, err)
-	}
-	if g := p.guard.Load(); g != nil {
-		if owner, ok := g.takeOwner(recoveringPID(h.Auth)); ok && owner != "" && owner != id.UserID {
-			// The session is consumed by now, so the client's next attempt
-			// starts a fresh session.
-			return nil, authErr(MsgAuthFailed, CodeSessionMismatch, errors.New("the recovered session belongs to another user"))
-		}
 	}
 	if nsp == AdminNamespaceName && !id.Admin {
 		return nil, authErr(MsgAdminOnly, CodeNotAdmin, fmt.Errorf("role %q is not an admin role", id.Role))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,7 +69,6 @@ type stack struct {
 
 type stackOpts struct {
 	recovery       bool // hub connection state recovery on
-	guard          bool // recovery store wrapped by Policy.GuardRecovery
 	defaultPayload bool // hub MaxPayload left at its default (1e6)
 	relay          func(ctx context.Context, b *hub.Broadcast) error
 }
@@ -96,12 +96,7 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 	k := genKeys(t)
 	js := newJWKSServer(t, k)
 	log := testLogger(t)
-	var guard *rooms.RecoveryGuard
-	if opt.guard {
-		guard = rooms.NewRecoveryGuard(hub.NewMemoryStore(2*time.Minute, 1000))
-	}
 	pol, err := rooms.New(rooms.Config{
-		RecoveryGuard:          guard,
 		JWTSecret:              rooms.Secret(k.secret),
 		JWKSURL:                js.URL(),
 		Issuer:                 testIssuer,
@@ -130,9 +125,6 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 	}
 	if opt.recovery {
 		hcfg.Recovery = &hub.RecoveryConfig{}
-		if guard != nil {
-			hcfg.Recovery.Store = guard
-		}
 	}
 	srv, err := hub.New(hcfg)
 	if err != nil {
@@ -645,8 +637,8 @@ func TestPolicy_ExpiryWhileConnected(t *testing.T) {
 
 // TestPolicy_RecoveredSessionRevalidated: a client that recovers a session
 // (socket.io 4.6+ pid) keeps the rooms its identity may have; with another
-// user's token (an app that switched accounts in place) the previous user's
-// rooms and orders are left.
+// user's token (an app that switched accounts in place) it gets a new
+// session, without the previous user's rooms and orders.
 func TestPolicy_RecoveredSessionRevalidated(t *testing.T) {
 	st := startStack(t, stackOpts{recovery: true})
 	d := startDriver(t, st.url)
@@ -715,23 +707,9 @@ func TestPolicy_RecoveredSessionRevalidated(t *testing.T) {
 			t.Fatalf("reconnect: %s", r.raw)
 		}
 		t.Logf("reconnect as another user: %s", r.raw)
-		if !recovered(r) {
-			t.Fatalf("the session was not recovered; the test needs it to be")
+		if recovered(r) {
+			t.Fatalf("customer2 recovered customer1's session: %s", r.raw)
 		}
-		// The rooms are checked (Namespace.OnRecover) before the CONNECT
-		// reply; the wait is for the server socket of before the drop to go.
-		waitFor(t, "revalidation", func() bool {
-			so := st.socket(t, sid(r))
-			if !so.Recovered() {
-				return false // still the socket of before the drop
-			}
-			for _, room := range so.Rooms() {
-				if room == rooms.RoomOrder(order1) || room == rooms.RoomUser(uCustomer1) {
-					return false
-				}
-			}
-			return true
-		})
 		if received("b", rooms.RoomOrder(order1), "0-4") {
 			t.Errorf("customer2 receives customer1's order after recovering customer1's session:\n%s", d.lines4("b"))
 		}
@@ -741,48 +719,88 @@ func TestPolicy_RecoveredSessionRevalidated(t *testing.T) {
 		if !received("b", rooms.RoomUser(uCustomer2), "0-6") {
 			t.Errorf("customer2 does not receive its own user room")
 		}
-		if !received("b", rooms.RoomProduct("p9"), "0-7") {
-			t.Errorf("a recovered product room was dropped")
+		if received("b", rooms.RoomProduct("p9"), "0-7") {
+			t.Errorf("customer2's new session kept customer1's product room")
 		}
 	})
 }
 
-// TestPolicy_RecoveryGuard: with the recovery store wrapped by GuardRecovery,
-// a CONNECT that tries to recover another user's session is refused before
-// any missed event is replayed; the client's next attempt starts afresh.
-func TestPolicy_RecoveryGuard(t *testing.T) {
-	st := startStack(t, stackOpts{recovery: true, guard: true})
+// TestPolicy_RecoveryRefused: a CONNECT may resume only its own user's
+// session, and a refused attempt leaves that session to its owner. A socket
+// that switched to customer2's token in place, a second socket of customer2
+// sending customer1's pid, and a tokenless socket sending it all get no
+// recovery (the first two a new session, the last a connect_error) and none
+// of customer1's missed events; customer1 then resumes the session and gets
+// every missed event. Before the hub ran the middlewares before taking the
+// session, the first attempt consumed the session and customer1 got 0 of 5.
+func TestPolicy_RecoveryRefused(t *testing.T) {
+	st := startStack(t, stackOpts{recovery: true})
 	d := startDriver(t, st.url)
+	const missed = 5
 
-	l := d.connect("g", st.token(t, uCustomer1, "", time.Hour), connectOpts{transports: []string{"websocket"}})
+	l := d.connect("g", st.token(t, uCustomer1, "", time.Hour), connectOpts{transports: []string{"websocket"}, noRetry: true})
 	if l.Ev != "connect" {
 		t.Fatalf("connect: %s %q", l.Ev, l.Message)
 	}
 	var sid string
 	_ = json.Unmarshal(l.ID, &sid)
-	st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomUser(uCustomer1)}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"before"`)}, Offset: "1-0"})
+	probe := func(off, arg string) {
+		st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomUser(uCustomer1)}, Event: "probe", Args: []json.RawMessage{json.RawMessage(strconv.Quote(arg))}, Offset: off})
+	}
+	probe("1-0", "before")
 	d.wait("probe before", driverWait, func(x *dline) bool { return x.Name == "g" && x.Event == "probe" })
+	pid, offset := d.session("g")
+	if pid == "" || offset != "1-0" {
+		t.Fatalf("session of g: pid %q offset %q, want a pid and offset 1-0", pid, offset)
+	}
 	d.send(map[string]any{"op": "setauth", "name": "g", "token": st.token(t, uCustomer2, "", time.Hour)})
 	d.wait("auth set", driverWait, func(x *dline) bool { return x.Name == "g" && x.Ev == "auth_set" })
 
 	st.socket(t, sid).CloseTransport("test drop")
 	d.wait("disconnect", driverWait, func(x *dline) bool { return x.Name == "g" && x.Ev == "disconnect" })
-	// Missed while disconnected: customer1's private event.
-	st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomUser(uCustomer1)}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"secret-missed"`)}, Offset: "2-0"})
+	for i := range missed {
+		probe(fmt.Sprintf("%d-0", i+2), fmt.Sprintf("secret-missed-%d", i))
+	}
 
-	r := d.wait("reconnect", driverWait, func(x *dline) bool { return x.Name == "g" && (x.Ev == "connect" || x.Ev == "connect_error") })
-	if r.Ev != "connect_error" || r.Message != rooms.MsgAuthFailed || codeOf(r) != rooms.CodeSessionMismatch {
-		t.Fatalf("recovering another user's session: got %s, want connect_error %q {code:%q}", r.raw, rooms.MsgAuthFailed, rooms.CodeSessionMismatch)
-	}
-	t.Logf("refused: message=%q data=%s", r.Message, r.Data)
+	// 1. The same socket, now with customer2's token.
 	d.send(map[string]any{"op": "reconnect", "name": "g"})
-	r = d.wait("fresh connect", driverWait, func(x *dline) bool { return x.Name == "g" && (x.Ev == "connect" || x.Ev == "connect_error") })
-	if r.Ev != "connect" || strings.Contains(r.raw, `"recovered":true`) {
-		t.Fatalf("retry: got %s, want a fresh (not recovered) connect", r.raw)
+	r := d.wait("reconnect", driverWait, func(x *dline) bool { return x.Name == "g" && (x.Ev == "connect" || x.Ev == "connect_error") })
+	if r.Ev != "connect" || r.Recovered {
+		t.Fatalf("customer2 with customer1's pid (same socket): got %s, want a new session", r.raw)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if n := d.count(func(x *dline) bool { return x.Name == "g" && strings.Contains(x.raw, "secret-missed") }); n != 0 {
-		t.Fatalf("customer2 received customer1's missed event")
+	// 2. Another socket of customer2 with the pid and offset.
+	r = d.connect("x", st.token(t, uCustomer2, "", time.Hour), connectOpts{transports: []string{"websocket"}, noRetry: true, pid: pid, offset: offset})
+	if r.Ev != "connect" || r.Recovered {
+		t.Fatalf("customer2 with customer1's pid: got %s, want a new session", r.raw)
+	}
+	if xpid, _ := d.session("x"); xpid == pid || xpid == "" {
+		t.Fatalf("customer2's socket got pid %q, want a new one (customer1's is %q)", xpid, pid)
+	}
+	// 3. No token at all.
+	r = d.connect("y", "", connectOpts{transports: []string{"websocket"}, noRetry: true, pid: pid, offset: offset})
+	if r.Ev != "connect_error" || r.Message != rooms.MsgTokenRequired {
+		t.Fatalf("tokenless CONNECT with customer1's pid: got %s, want connect_error %q", r.raw, rooms.MsgTokenRequired)
+	}
+	// The owner resumes with every missed event.
+	r = d.connect("h", st.token(t, uCustomer1, "", time.Hour), connectOpts{transports: []string{"websocket"}, noRetry: true, pid: pid, offset: offset})
+	if r.Ev != "connect" || !r.Recovered {
+		t.Fatalf("customer1 resuming its session after the refused attempts: got %s, want recovered", r.raw)
+	}
+	for i := range missed {
+		want := fmt.Sprintf("secret-missed-%d", i)
+		d.wait(want, driverWait, func(x *dline) bool {
+			return x.Name == "h" && x.Event == "probe" && len(x.Args) > 0 && strings.Contains(string(x.Args[0]), want)
+		})
+	}
+	probe("9-0", "after")
+	d.wait("probe after", driverWait, func(x *dline) bool {
+		return x.Name == "h" && x.Event == "probe" && len(x.Args) > 0 && strings.Contains(string(x.Args[0]), "after")
+	})
+	leaked := d.count(func(x *dline) bool { return x.Name != "h" && strings.Contains(x.raw, "secret-missed") })
+	got := d.count(func(x *dline) bool { return x.Name == "h" && strings.Contains(x.raw, "secret-missed") })
+	t.Logf("owner got %d of %d missed events; the other sockets got %d", got, missed, leaked)
+	if got != missed || leaked != 0 {
+		t.Fatalf("owner got %d missed events, want %d; other sockets got %d, want 0", got, missed, leaked)
 	}
 }
 

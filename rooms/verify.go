@@ -50,7 +50,6 @@ const (
 	CodeProfileLookup    = "profile_unavailable"
 	CodeTooManyConns     = "too_many_connections"
 	CodeNotAdmin         = "admin_only"
-	CodeSessionMismatch  = "session_user_mismatch"
 )
 
 // AuthError is a refused handshake: Message is what the client sees as

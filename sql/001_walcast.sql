@@ -157,6 +157,11 @@ CREATE TABLE IF NOT EXISTS walcast.sessions (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- owner: the user the session belongs to (the token's subject); only that
+-- user may recover it. '' for rows written before the column existed, which
+-- nobody may recover.
+ALTER TABLE walcast.sessions ADD COLUMN IF NOT EXISTS owner text NOT NULL DEFAULT '';
+
 COMMENT ON TABLE walcast.sessions IS
   'walcast: Socket.IO sessions for connection state recovery across restarts (written by walcast serve)';
 

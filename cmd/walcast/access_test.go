@@ -42,6 +42,8 @@ type sioLine struct {
 	Reason    string            `json:"reason"`
 	Error     string            `json:"error"`
 	Recovered bool              `json:"recovered"`
+	PID       *string           `json:"pid"`
+	Offset    *string           `json:"offset"`
 
 	at   time.Time
 	used bool

@@ -59,6 +59,7 @@ type config struct {
 	MetricsToken            secret         // bearer token GET /metrics requires; "" = none
 	DBPoolSize              int            // ordinary connections for profile, order-owner and mapper lookups; default 8
 	MaxConnsPerUser         int            // sockets one user id may hold per namespace on a node; 0 = rooms default (20); negative = unlimited (the setting's 0)
+	MaxTokenLifetime        time.Duration  // refuse tokens valid longer (exp − iat, or exp − now); 0 = rooms default (7 days); negative = no limit (the setting's 0)
 
 	// Warnings are printed (logged) at start; they do not stop walcast.
 	Warnings []string
@@ -244,6 +245,17 @@ func options() []struct {
 				return fmt.Errorf("%q is not a pool size between 1 and 1000", v)
 			}
 			c.DBPoolSize = n
+			return nil
+		}}},
+		{optServe, option{"max-token-lifetime", []string{"WALCAST_MAX_TOKEN_LIFETIME"}, "168h", "refuse tokens valid for longer: exp − iat, or exp − now without iat; 0 = no limit", func(c *config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("%q is not a non-negative duration (use Go syntax such as 24h)", v)
+			}
+			c.MaxTokenLifetime = d
+			if d == 0 {
+				c.MaxTokenLifetime = -1 // no limit
+			}
 			return nil
 		}}},
 		{optServe, option{"max-conns-per-user", []string{"WALCAST_MAX_CONNS_PER_USER"}, "20", "sockets one user id may have open per namespace on this node; 0 = unlimited", func(c *config, v string) error {

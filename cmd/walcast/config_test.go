@@ -53,6 +53,9 @@ func TestConfig_Serve(t *testing.T) {
 			if c.MaxConnsPerUser != 20 {
 				t.Errorf("MaxConnsPerUser = %d, want 20", c.MaxConnsPerUser)
 			}
+			if c.MaxTokenLifetime != 7*24*time.Hour {
+				t.Errorf("MaxTokenLifetime = %v, want 168h", c.MaxTokenLifetime)
+			}
 			if !reflect.DeepEqual(c.AdminRoles, []string{"admin", "super_admin"}) {
 				t.Errorf("AdminRoles = %v", c.AdminRoles)
 			}
@@ -106,6 +109,12 @@ func TestConfig_Serve(t *testing.T) {
 		{name: "UnlimitedConnsPerUser", env: with("WALCAST_MAX_CONNS_PER_USER", "0"), check: func(t *testing.T, c config) {
 			if c.MaxConnsPerUser >= 0 {
 				t.Errorf("MaxConnsPerUser = %d, want negative (unlimited) for 0", c.MaxConnsPerUser)
+			}
+		}},
+		{name: "BadMaxTokenLifetime", env: with("WALCAST_MAX_TOKEN_LIFETIME", "-1h"), wantErr: []string{`WALCAST_MAX_TOKEN_LIFETIME: "-1h" is not a non-negative duration`}},
+		{name: "NoMaxTokenLifetime", env: with("WALCAST_MAX_TOKEN_LIFETIME", "0"), check: func(t *testing.T, c config) {
+			if c.MaxTokenLifetime >= 0 {
+				t.Errorf("MaxTokenLifetime = %v, want negative (no limit) for 0", c.MaxTokenLifetime)
 			}
 		}},
 		{name: "BadPoolSize", env: with("WALCAST_DB_POOL_SIZE", "0"), wantErr: []string{`WALCAST_DB_POOL_SIZE: "0" is not a pool size`}},

@@ -133,9 +133,6 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The rooms policy guards recovery: a CONNECT may not resume another
-	// user's session (the pid alone is not proof of identity).
-	var guard *rooms.RecoveryGuard
 	var hold *ackHold
 	var sess *sessions.Store
 	var window *windowTracker
@@ -160,8 +157,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 			cl.floor = hold.floor
 			sess.Ready() // the streams are shared; a refill is gated in the store
 		}
-		guard = rooms.NewRecoveryGuard(sess)
-		hcfg.Recovery.Store = guard
+		hcfg.Recovery.Store = sess
 	}
 	srv, err := hub.New(hcfg)
 	if err != nil {
@@ -207,7 +203,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		s.refill.stats, s.refill.rewind = s.cdc.p.Stats, s.cdc.p.Reader().Rewind
 	}
 	relay := func(ctx context.Context, b *hub.Broadcast) error { return s.bus.Publish(ctx, []*hub.Broadcast{b}) }
-	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, guard, relay, reg, log); err != nil {
+	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, relay, reg, log); err != nil {
 		return nil, err
 	}
 	// State on subscribe: the marks the state reads commit come back here

@@ -34,31 +34,31 @@ func newBus(c config, srv *hub.Server, cl *cluster, log *slog.Logger) (bus.Bus, 
 
 // newRooms builds walcast's room policy (identity, auto-joins, subscriptions)
 // and installs it on srv. db runs the profile and order-owner queries.
-// guard (nil when recovery is off) lets it refuse to recover another user's
-// session; relay carries cart:synced over the bus to the user's devices on
+// It lets a session be recovered by its own user only (the hub's recovery
+// check); relay carries cart:synced over the bus to the user's devices on
 // every node.
 func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics interface {
 	rooms.MetricsSource
 	rooms.StateSource
-}, guard *rooms.RecoveryGuard,
+},
 	relay func(context.Context, *hub.Broadcast) error, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
 	rcfg := rooms.Config{
-		JWTSecret:       rooms.Secret(c.JWTSecret),
-		JWKSURL:         c.JWKSURL,
-		Issuer:          c.JWTIssuer,
-		Audience:        c.JWTAudience,
-		RoleClaim:       c.RoleClaim,
-		AdminRoles:      c.AdminRoles,
-		EventRate:       c.RateLimit,
-		MaxConnsPerUser: c.MaxConnsPerUser,
-		AdminNamespace:  c.AdminNamespace,
-		RecoveryGuard:   guard,
-		Relay:           relay,
-		DB:              db,
-		Metrics:         metrics,
-		State:           metrics,
-		Prom:            rooms.NewPromMetrics(reg),
-		Logger:          log,
+		JWTSecret:        rooms.Secret(c.JWTSecret),
+		JWKSURL:          c.JWKSURL,
+		Issuer:           c.JWTIssuer,
+		Audience:         c.JWTAudience,
+		RoleClaim:        c.RoleClaim,
+		AdminRoles:       c.AdminRoles,
+		EventRate:        c.RateLimit,
+		MaxConnsPerUser:  c.MaxConnsPerUser,
+		MaxTokenLifetime: c.MaxTokenLifetime,
+		AdminNamespace:   c.AdminNamespace,
+		Relay:            relay,
+		DB:               db,
+		Metrics:          metrics,
+		State:            metrics,
+		Prom:             rooms.NewPromMetrics(reg),
+		Logger:           log,
 	}
 	p, err := rooms.New(rcfg)
 	if err != nil {

@@ -20,13 +20,28 @@ import (
 //
 // A record is keyed by the socket's private id (hub.Socket.PID); a socket
 // without one (recovery off) is not tracked.
+//
+// A live record names its node, and every node keeps a heartbeat key
+// (<Prefix>:node:<uid>) that expires liveNodeTTL after its last refresh.
+// TakeSession does not take the record of a socket that is connected on a
+// live node (hub.ErrSessionLive): one session never has two live sockets. It
+// waits up to liveWait for a remote node's heartbeat to expire first, so a
+// client of a node that was just killed still recovers on another node (on
+// the same node restarted, with RedisStoreConfig.Node, at once). The session
+// a node saves when its socket disconnects names no node.
 
 // liveTick is how often rooms of connected sockets are checked for changes;
 // liveSettle is how long after a new socket its session is first written (so
 // the auto-joins of OnConnect handlers are in it).
+// liveNodeTTL is how long a node's heartbeat outlives its last refresh;
+// liveWait bounds how long TakeSession waits for a live record's remote node
+// to be seen dead, polling every livePoll.
 const (
-	liveTick   = time.Second
-	liveSettle = 100 * time.Millisecond
+	liveTick    = time.Second
+	liveSettle  = 100 * time.Millisecond
+	liveNodeTTL = 3 * liveTick
+	liveWait    = liveNodeTTL + 500*time.Millisecond
+	livePoll    = 250 * time.Millisecond
 )
 
 type liveEntry struct {
@@ -37,10 +52,36 @@ type liveEntry struct {
 }
 
 type liveSessions struct {
+	// flushMu is held while live records are written, and read-held by
+	// SaveSession, so that a flush in flight cannot overwrite the session a
+	// socket saved when it disconnected with a live record (saves still run
+	// in parallel with each other, e.g. at shutdown).
+	flushMu sync.RWMutex
+
 	mu      sync.Mutex
 	entries map[*hub.Socket]*liveEntry
+	byPID   map[string]*liveEntry
 	added   chan struct{} // a socket was tracked; flush soon
 }
+
+// forgetLocked stops tracking e (s.live.mu held).
+func (l *liveSessions) forgetLocked(e *liveEntry) {
+	delete(l.entries, e.sock)
+	if l.byPID[e.pid] == e {
+		delete(l.byPID, e.pid)
+	}
+}
+
+// tracked reports whether this node has a connected socket with pid.
+func (l *liveSessions) tracked(pid string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.byPID[pid]
+	return ok
+}
+
+// nodeKey is the heartbeat key of the node uid.
+func (s *RedisStore) nodeKey(uid string) string { return s.cfg.Prefix + ":node:" + uid }
 
 // track starts keeping sock's session; install it with Namespace.OnConnect.
 func (s *RedisStore) track(sock *hub.Socket) {
@@ -53,8 +94,10 @@ func (s *RedisStore) track(sock *hub.Socket) {
 	s.live.mu.Lock()
 	if s.live.entries == nil {
 		s.live.entries = make(map[*hub.Socket]*liveEntry)
+		s.live.byPID = make(map[string]*liveEntry)
 	}
 	s.live.entries[sock] = e
+	s.live.byPID[pid] = e
 	s.live.mu.Unlock()
 	select {
 	case s.live.added <- struct{}{}:
@@ -62,7 +105,7 @@ func (s *RedisStore) track(sock *hub.Socket) {
 	}
 	sock.OnDisconnect(func(sock *hub.Socket, reason hub.Reason) {
 		s.live.mu.Lock()
-		delete(s.live.entries, sock)
+		s.live.forgetLocked(e)
 		s.live.mu.Unlock()
 		if !reason.Recoverable() {
 			// The hub saved nothing; drop the live record so the session
@@ -96,6 +139,8 @@ func (s *RedisStore) keepLive(ctx context.Context) {
 }
 
 func (s *RedisStore) flushLive(ctx context.Context) {
+	s.live.flushMu.Lock()
+	defer s.live.flushMu.Unlock()
 	now := time.Now()
 	var due []hub.Session
 	var dueEntries []*liveEntry
@@ -106,16 +151,20 @@ func (s *RedisStore) flushLive(ctx context.Context) {
 		if slices.Equal(rooms, e.rooms) && now.Sub(e.written) < s.cfg.MaxAge/3 {
 			continue
 		}
-		due = append(due, hub.Session{SID: e.sock.ID(), PID: e.pid, Namespace: e.sock.Namespace(), Rooms: rooms, DisconnectedAt: now})
+		due = append(due, hub.Session{SID: e.sock.ID(), PID: e.pid, Namespace: e.sock.Namespace(), User: e.sock.Handshake().User, Rooms: rooms, DisconnectedAt: now})
 		dueEntries = append(dueEntries, e)
 	}
 	s.live.mu.Unlock()
-	if len(due) == 0 {
-		return
-	}
 	p := s.cfg.Client.Pipeline()
+	p.Set(ctx, s.nodeKey(s.uid), "1", liveNodeTTL)
 	for _, sess := range due {
-		p.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess), s.cfg.MaxAge)
+		p.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess, s.uid, s.cfg.Node), s.cfg.MaxAge)
+	}
+	if len(due) == 0 {
+		if _, err := p.Exec(ctx); err != nil {
+			s.log.Debug("node heartbeat", logkey.Err, err)
+		}
+		return
 	}
 	s.log.Debug("saving live sessions", "count", len(due))
 	if _, err := p.Exec(ctx); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/packet"
+	"github.com/walcast/walcast/internal/backoff"
 	"github.com/walcast/walcast/internal/logkey"
 )
 
@@ -51,6 +52,11 @@ type RedisStoreConfig struct {
 	// This store then holds only the recovery streams: a bus created with it
 	// writes no live-session records.
 	SessionsElsewhere bool
+	// Node names this node the same way across restarts (e.g. host and
+	// listen address), and no other node that runs at the same time: the
+	// live sessions that an earlier process of this node left (killed) are
+	// then taken at once instead of after its heartbeat expires. "" = none.
+	Node string
 	// Logger receives the store's logs; nil = slog.Default().
 	Logger *slog.Logger
 }
@@ -63,8 +69,8 @@ type RedisStoreConfig struct {
 // and sort in commit order). Each entry holds the same msgpack bytes the bus
 // publishes. The stream is capped at MaxPackets entries and expires MaxAge
 // after its last append; Since refuses an offset whose entry is older than
-// MaxAge. Sessions are strings with a MaxAge expiry, taken with GETDEL so only
-// one node can resume a session.
+// MaxAge. Sessions are strings with a MaxAge expiry, taken with a
+// compare-and-delete so only one node can resume a session.
 //
 // When a Redis bus is created with this store (RedisConfig.Store), the
 // publishing node adds each packet to the stream in the same pipeline as its
@@ -228,17 +234,26 @@ type sessionJSON struct {
 	SID            string   `json:"sid"`
 	PID            string   `json:"pid"`
 	Namespace      string   `json:"nsp"`
+	User           string   `json:"user,omitempty"`
 	Rooms          []string `json:"rooms"`
 	DisconnectedAt int64    `json:"at"` // Unix milliseconds
+	// Node is the uid of the process where the socket is connected, and
+	// Host that node's RedisStoreConfig.Node, in a live record
+	// (store_live.go); both "" in a saved session.
+	Node string `json:"node,omitempty"`
+	Host string `json:"host,omitempty"`
 }
 
-func encodeSession(sess hub.Session) []byte {
-	data, _ := json.Marshal(sessionJSON{SID: sess.SID, PID: sess.PID, Namespace: sess.Namespace,
-		Rooms: sess.Rooms, DisconnectedAt: sess.DisconnectedAt.UnixMilli()})
+// encodeSession encodes sess; node and host are "" for a disconnected
+// socket's session, else this process's uid and Node (a live record).
+func encodeSession(sess hub.Session, node, host string) []byte {
+	data, _ := json.Marshal(sessionJSON{SID: sess.SID, PID: sess.PID, Namespace: sess.Namespace, User: sess.User,
+		Rooms: sess.Rooms, DisconnectedAt: sess.DisconnectedAt.UnixMilli(), Node: node, Host: host})
 	return data
 }
 
-// SaveSession stores sess for MaxAge after its DisconnectedAt.
+// SaveSession stores sess for MaxAge after its DisconnectedAt, replacing
+// its live record.
 func (s *RedisStore) SaveSession(ctx context.Context, sess hub.Session) error {
 	ttl := s.cfg.MaxAge - time.Since(sess.DisconnectedAt)
 	if sess.DisconnectedAt.IsZero() || ttl > s.cfg.MaxAge {
@@ -247,34 +262,91 @@ func (s *RedisStore) SaveSession(ctx context.Context, sess hub.Session) error {
 	if ttl <= 0 {
 		return nil
 	}
-	if err := s.cfg.Client.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess), ttl).Err(); err != nil {
+	s.live.flushMu.RLock()
+	defer s.live.flushMu.RUnlock()
+	s.live.mu.Lock()
+	if e := s.live.byPID[sess.PID]; e != nil {
+		s.live.forgetLocked(e) // its next flush must not write a live record again
+	}
+	s.live.mu.Unlock()
+	if err := s.cfg.Client.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess, "", ""), ttl).Err(); err != nil {
 		return fmt.Errorf("bus: save session: %w", err)
 	}
 	return nil
 }
 
+// takeUnchanged deletes KEYS[1] if it still holds ARGV[1]: a session is
+// taken once, and only as it was read.
+var takeUnchanged = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end return 0`)
+
 // TakeSession returns and deletes the session pid; ok=false when it is
-// unknown or expired.
+// unknown or expired. The live record of a socket connected on a live node
+// is left in place and reported as hub.ErrSessionLive, after waiting up to
+// liveWait for a remote node to be seen dead.
 func (s *RedisStore) TakeSession(ctx context.Context, pid string) (hub.Session, bool, error) {
 	if pid == "" || len(pid) > 256 {
 		return hub.Session{}, false, nil
 	}
-	data, err := s.cfg.Client.GetDel(ctx, s.sessPrefix+pid).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return hub.Session{}, false, nil
+	key := s.sessPrefix + pid
+	deadline := time.Now().Add(liveWait)
+	for {
+		data, err := s.cfg.Client.Get(ctx, key).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return hub.Session{}, false, nil
+		}
+		if err != nil {
+			return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
+		}
+		var sj sessionJSON
+		if err := json.Unmarshal(data, &sj); err != nil {
+			_ = s.cfg.Client.Del(ctx, key).Err()
+			return hub.Session{}, false, nil
+		}
+		if sj.Node != "" {
+			live, err := s.nodeHolds(ctx, sj, pid)
+			if err != nil {
+				return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
+			}
+			if live {
+				if sj.Node == s.uid || !time.Now().Before(deadline) {
+					return hub.Session{}, false, fmt.Errorf("bus: take session on node %s: %w", sj.Node, hub.ErrSessionLive)
+				}
+				if err := backoff.Sleep(ctx, livePoll); err != nil {
+					return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
+				}
+				continue
+			}
+		}
+		n, err := takeUnchanged.Run(ctx, s.cfg.Client, []string{key}, data).Int()
+		if err != nil {
+			return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
+		}
+		if n == 0 {
+			if !time.Now().Before(deadline) {
+				return hub.Session{}, false, nil
+			}
+			continue // it changed since it was read: read it again
+		}
+		at := time.UnixMilli(sj.DisconnectedAt)
+		if time.Since(at) > s.cfg.MaxAge {
+			return hub.Session{}, false, nil
+		}
+		return hub.Session{SID: sj.SID, PID: sj.PID, Namespace: sj.Namespace, User: sj.User, Rooms: sj.Rooms, DisconnectedAt: at}, true, nil
 	}
-	if err != nil {
-		return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
+}
+
+// nodeHolds reports whether the socket pid of the live record sj is still
+// connected: on this process, whether it is tracked; on an earlier process
+// of this node, no; on another node, whether its heartbeat is alive.
+func (s *RedisStore) nodeHolds(ctx context.Context, sj sessionJSON, pid string) (bool, error) {
+	switch {
+	case sj.Node == s.uid:
+		return s.live.tracked(pid), nil
+	case s.cfg.Node != "" && sj.Host == s.cfg.Node:
+		return false, nil
 	}
-	var sj sessionJSON
-	if err := json.Unmarshal(data, &sj); err != nil {
-		return hub.Session{}, false, nil
-	}
-	at := time.UnixMilli(sj.DisconnectedAt)
-	if time.Since(at) > s.cfg.MaxAge {
-		return hub.Session{}, false, nil
-	}
-	return hub.Session{SID: sj.SID, PID: sj.PID, Namespace: sj.Namespace, Rooms: sj.Rooms, DisconnectedAt: at}, true, nil
+	n, err := s.cfg.Client.Exists(ctx, s.nodeKey(sj.Node)).Result()
+	return n == 1, err
 }
 
 // streamID is a Redis stream entry id "<ms>-<seq>"; walcast offsets

@@ -115,6 +115,7 @@ type row struct {
 	PID       string    `json:"pid"`
 	SID       string    `json:"sid"`
 	Namespace string    `json:"namespace"`
+	User      string    `json:"owner"`
 	Rooms     []string  `json:"rooms"`
 	Connected bool      `json:"connected"`
 	At        time.Time `json:"at"`
@@ -174,7 +175,7 @@ func (s *Store) Since(ctx context.Context, nsp, offset string) ([]*hub.Broadcast
 // OnSessionChange is the hub's Config.OnSessionChange: it records the change
 // for the next flush and never blocks.
 func (s *Store) OnSessionChange(c hub.SessionChange) {
-	r := row{PID: c.PID, SID: c.SID, Namespace: c.Namespace, Rooms: append([]string(nil), c.Rooms...),
+	r := row{PID: c.PID, SID: c.SID, Namespace: c.Namespace, User: c.User, Rooms: append([]string(nil), c.Rooms...),
 		Connected: c.Connected, At: c.At, del: !c.Connected && !c.Recoverable}
 	if r.PID == "" {
 		return
@@ -229,7 +230,7 @@ func (s *Store) TakeSession(ctx context.Context, pid string) (hub.Session, bool,
 	for {
 		var taken bool
 		err := s.cfg.DB.QueryRow(ctx, takeSQL, pid, s.cfg.Node, s.cfg.Window.Seconds(), nodeDeadAfter.Seconds()).
-			Scan(&taken, &sess.SID, &sess.Namespace, &rooms, &sess.DisconnectedAt)
+			Scan(&taken, &sess.SID, &sess.Namespace, &sess.User, &rooms, &sess.DisconnectedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return hub.Session{}, false, nil
 		}
@@ -265,7 +266,7 @@ func (s *Store) TakeSession(ctx context.Context, pid string) (hub.Session, bool,
 // one connected on this node.
 const takeSQL = `
 WITH cand AS (
-  SELECT s.pid, s.sid, s.namespace, s.rooms,
+  SELECT s.pid, s.sid, s.namespace, s.owner, s.rooms,
          CASE WHEN s.connected THEN coalesce(n.alive_at, s.updated_at) ELSE s.updated_at END AS gone_at,
          s.connected AND (s.node = $2 OR n.alive_at > now() - make_interval(secs => $4)) AS live,
          s.node = $2 AS here
@@ -277,11 +278,11 @@ WITH cand AS (
   SET connected = true, node = $2, updated_at = now()
   FROM cand
   WHERE s.pid = cand.pid AND NOT cand.live AND cand.gone_at > now() - make_interval(secs => $3)
-  RETURNING cand.sid, cand.namespace, cand.rooms, cand.gone_at
+  RETURNING cand.sid, cand.namespace, cand.owner, cand.rooms, cand.gone_at
 )
-SELECT true, sid, namespace, rooms, gone_at FROM took
+SELECT true, sid, namespace, owner, rooms, gone_at FROM took
 UNION ALL
-SELECT false, sid, namespace, rooms, gone_at FROM cand
+SELECT false, sid, namespace, owner, rooms, gone_at FROM cand
 WHERE cand.live AND NOT cand.here AND NOT EXISTS (SELECT 1 FROM took)`
 
 // Start marks the sessions that a previous process of this node left
@@ -469,10 +470,10 @@ const writeSQL = `
 WITH del AS (
   DELETE FROM walcast.sessions WHERE pid = ANY($2::text[])
 )
-INSERT INTO walcast.sessions (pid, sid, namespace, rooms, node, connected, updated_at)
-SELECT x.pid, x.sid, x.namespace, coalesce(x.rooms, '[]'), $3, x.connected, x.at
-FROM jsonb_to_recordset($1::jsonb) AS x(pid text, sid text, namespace text, rooms jsonb, connected boolean, at timestamptz)
-ON CONFLICT (pid) DO UPDATE SET sid = EXCLUDED.sid, namespace = EXCLUDED.namespace, rooms = EXCLUDED.rooms,
+INSERT INTO walcast.sessions (pid, sid, namespace, owner, rooms, node, connected, updated_at)
+SELECT x.pid, x.sid, x.namespace, coalesce(x.owner, ''), coalesce(x.rooms, '[]'), $3, x.connected, x.at
+FROM jsonb_to_recordset($1::jsonb) AS x(pid text, sid text, namespace text, owner text, rooms jsonb, connected boolean, at timestamptz)
+ON CONFLICT (pid) DO UPDATE SET sid = EXCLUDED.sid, namespace = EXCLUDED.namespace, owner = EXCLUDED.owner, rooms = EXCLUDED.rooms,
   node = EXCLUDED.node, connected = EXCLUDED.connected, updated_at = EXCLUDED.updated_at`
 
 func (s *Store) heartbeat(ctx context.Context) {

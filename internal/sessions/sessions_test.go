@@ -64,7 +64,7 @@ func TestStore(t *testing.T) {
 	ctx := t.Context()
 	now := time.Now()
 	change := func(s *sessions.Store, pid string, connected, recoverable bool, rooms ...string) {
-		s.OnSessionChange(hub.SessionChange{SID: "sid-" + pid, PID: pid, Namespace: "/", Rooms: rooms,
+		s.OnSessionChange(hub.SessionChange{SID: "sid-" + pid, PID: pid, Namespace: "/", User: "owner-" + pid, Rooms: rooms,
 			Connected: connected, Recoverable: recoverable, At: now})
 	}
 
@@ -82,7 +82,7 @@ func TestStore(t *testing.T) {
 			t.Fatalf("TakeSession = %v, %v; want the session", ok, err)
 		}
 		slices.Sort(sess.Rooms)
-		if sess.SID != "sid-p1" || sess.Namespace != "/" || !slices.Equal(sess.Rooms, []string{"product:1", "user:u1"}) {
+		if sess.SID != "sid-p1" || sess.Namespace != "/" || sess.User != "owner-p1" || !slices.Equal(sess.Rooms, []string{"product:1", "user:u1"}) {
 			t.Errorf("session = %+v", sess)
 		}
 		if d := time.Since(sess.DisconnectedAt); d < 9*time.Second || d > 30*time.Second {

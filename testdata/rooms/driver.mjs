@@ -7,6 +7,9 @@
 //   {"op":"connect","name":"a","nsp":"/","token":"…","transports":["websocket"],"reconnection":true,"authFn":false}
 //     (authFn: auth is a callback returning the socket's current token, as apps
 //     that read the session at each (re)connection do)
+//     (pid, offset: resume that session, as socket.io-client does after a drop,
+//     e.g. one read with the "session" op from another socket)
+//   {"op":"session","name":"a"}     (prints a's session: {"name","ev":"session","pid","offset"})
 //   {"op":"emit","name":"a","id":1,"event":"subscribe:product","args":["p1"],"ack":true}
 //   {"op":"flood","name":"a","id":2,"event":"subscribe:product","args":["p1"],"count":1000,"ms":1000}
 //   {"op":"setauth","name":"a","token":"…"}
@@ -53,8 +56,14 @@ function connect(c) {
     reconnectionDelay: 100,
     reconnectionDelayMax: 500,
     forceNew: true,
+    autoConnect: c.pid == null,
   });
   sockets.set(c.name, s);
+  if (c.pid != null) {
+    s._pid = c.pid;
+    s._lastOffset = c.offset;
+    s.connect();
+  }
   s.on("connect", () => out({ name: c.name, ev: "connect", id: s.id, recovered: s.recovered }));
   s.on("connect_error", (err) => out({ name: c.name, ev: "connect_error", message: err.message, data: err.data ?? null }));
   s.on("disconnect", (reason) => out({ name: c.name, ev: "disconnect", reason }));
@@ -122,6 +131,11 @@ rl.on("line", (l) => {
       tokens.set(c.name, c.token);
       if (typeof s.auth !== "function") s.auth = c.token == null ? {} : { token: c.token };
       return out({ name: c.name, ev: "auth_set" });
+    }
+    case "session": {
+      const s = sockets.get(c.name);
+      if (!s) return fail("no socket " + c.name);
+      return out({ name: c.name, ev: "session", pid: s._pid ?? null, offset: s._lastOffset ?? null });
     }
     case "reconnect": {
       const s = sockets.get(c.name);
