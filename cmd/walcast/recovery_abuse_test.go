@@ -166,13 +166,17 @@ func recoveryAbuse(t *testing.T, e *secEnv, base string, rc *redis.Client) {
 		probe(1, missed, 10)
 		d.must("w probe 5", isProbe("w", missed))
 		time.Sleep(200 * time.Millisecond) // the session is saved as the drop is noticed
-		key := "walcast:session:" + pid
-		var before string
-		if rc != nil {
-			var err error
-			if before, err = rc.Get(ctx, key).Result(); err != nil {
-				t.Fatalf("Redis %s before the attempts: %v", key, err)
+		// The session as walcast.sessions keeps it (in both modes).
+		row := func() string {
+			var r string
+			if err := db.QueryRow(ctx, `SELECT coalesce((SELECT row_to_json(s)::text FROM walcast.sessions s WHERE pid = $1), '')`, pid).Scan(&r); err != nil {
+				t.Fatalf("read the session %s: %v", pid, err)
 			}
+			return r
+		}
+		before := row()
+		if before == "" || !strings.Contains(before, `"connected":false`) {
+			t.Fatalf("session %s before the attempts: %q, want a disconnected row", pid, before)
 		}
 		gets := redisCalls(t, rc, "get", "getdel")
 		const anon = 10
@@ -181,22 +185,17 @@ func recoveryAbuse(t *testing.T, e *secEnv, base string, rc *redis.Client) {
 				t.Fatalf("tokenless CONNECT with the customer's pid: got %+v, want connect_error", l)
 			}
 		}
-		if rc != nil {
-			if n := redisCalls(t, rc, "get", "getdel") - gets; n != 0 {
-				t.Fatalf("%d tokenless CONNECTs with a pid cost %d Redis GET/GETDEL calls, want 0", anon, n)
-			}
-			after, err := rc.Get(ctx, key).Result()
-			if err != nil || after != before {
-				t.Fatalf("Redis %s after the refused attempts: %q %v, want it unchanged (%q)", key, after, err, before)
-			}
+		if n := redisCalls(t, rc, "get", "getdel") - gets; rc != nil && n != 0 {
+			t.Fatalf("%d tokenless CONNECTs with a pid cost %d Redis GET/GETDEL calls, want 0", anon, n)
+		}
+		if after := row(); after != before {
+			t.Fatalf("session %s after the refused attempts: %q, want it unchanged (%q)", pid, after, before)
 		}
 		if l := d.resume("s", sellerTok, pid, offset); l.Ev != "connect" || l.Recovered {
 			t.Fatalf("seller with the customer's pid: got %+v, want a new session", l)
 		}
-		if rc != nil {
-			if after, err := rc.Get(ctx, key).Result(); err != nil || after != before {
-				t.Fatalf("Redis %s after the seller's attempt: %q %v, want it unchanged (%q)", key, after, err, before)
-			}
+		if after := row(); !strings.Contains(after, `"connected":false`) || !strings.Contains(after, `"owner":"`+customer+`"`) {
+			t.Fatalf("session %s after the seller's attempt: %q, want it still the customer's, disconnected", pid, after)
 		}
 		d.send(map[string]any{"op": "reconnect", "name": "c"})
 		l := d.must("c reconnect", func(l *sioLine) bool { return l.Name == "c" && (l.Ev == "connect" || l.Ev == "connect_error") })
@@ -217,14 +216,18 @@ func recoveryAbuse(t *testing.T, e *secEnv, base string, rc *redis.Client) {
 	t.Run("LiveTwice", func(t *testing.T) {
 		wpid, woff := d.session("w")
 		wid := d.count(func(l *sioLine) bool { return l.Name == "w" && l.Ev == "connect" })
-		wkey := "walcast:session:" + wpid
-		if rc != nil {
-			// With Redis, w's session is also there while w is connected (so
-			// that it survives a crash of the node).
-			for deadline := time.Now().Add(5 * time.Second); rc.Exists(ctx, wkey).Val() != 1; time.Sleep(20 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("no live record %s after 5 s", wkey)
-				}
+		// w's session is in walcast.sessions while w is connected (so that
+		// it survives a crash of the node).
+		live := func() bool {
+			var ok bool
+			if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM walcast.sessions WHERE pid = $1 AND connected)`, wpid).Scan(&ok); err != nil {
+				t.Fatalf("read the session %s: %v", wpid, err)
+			}
+			return ok
+		}
+		for deadline := time.Now().Add(5 * time.Second); !live(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("session %s not kept as connected after 5 s", wpid)
 			}
 		}
 		t0 := time.Now()
@@ -236,8 +239,8 @@ func recoveryAbuse(t *testing.T, e *secEnv, base string, rc *redis.Client) {
 		if p2, _ := d.session("w2"); p2 == wpid {
 			t.Fatalf("two live sockets with pid %s", wpid)
 		}
-		if rc != nil && rc.Exists(ctx, wkey).Val() != 1 {
-			t.Fatalf("the live record %s is gone", wkey)
+		if !live() {
+			t.Fatalf("the live session %s is gone", wpid)
 		}
 		probe(100, 1, 10)
 		d.must("w probe 100", isProbe("w", 100))
