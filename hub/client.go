@@ -105,6 +105,7 @@ func (c *conn) dispatch(p packet.Socket, atts [][]byte) bool {
 		}
 		s.mu.Unlock()
 		c.srv.m.eventIn(label)
+		s.observeEventIn(name, m.Args)
 		if h != nil {
 			return c.runHandler(func() { h(s, m) })
 		}
@@ -277,6 +278,7 @@ func (c *conn) onConnect(p packet.Socket) bool {
 	}
 	reply = append(reply, '}')
 	c.enqueue(frame{data: connectFrame(n.name, packet.SocketConnect, reply), op: opText})
+	s.observeConnect()
 	for _, fn := range n.connectHandlers() {
 		if !c.runHandler(func() { fn(s) }) {
 			return false
@@ -435,6 +437,7 @@ func (s *Socket) onClose(reason string) {
 			srv.log.Warn("recovery: save session", logKeyErr, err)
 		}
 	}
+	s.observeDisconnect(reason, rooms)
 	for _, fn := range handlers {
 		c.runHandler(func() { fn(s, reason) })
 	}

@@ -264,6 +264,7 @@ func (s *Server) register(c *conn) {
 	s.conns[c.sid] = c
 	s.connMu.Unlock()
 	s.nConns.Add(1)
+	s.observeConnOpen()
 	s.m.addConnections(1)
 	c.mu.Lock()
 	c.pingTimer = time.AfterFunc(s.cfg.PingInterval, c.onPingTimer)
@@ -532,6 +533,7 @@ func (c *conn) close(reason string, hard bool) {
 		time.AfterFunc(c.srv.cfg.PingInterval+c.srv.cfg.PingTimeout, func() { c.srv.unregister(c) })
 	}
 	c.srv.m.disconnect(reason)
+	c.srv.observeConnClose(reason)
 	c.srv.log.Debug("connection closed", logKeyConn, c.sid, logKeyReason, reason)
 	if !ws {
 		go c.finish(reason)

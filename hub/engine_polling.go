@@ -372,5 +372,6 @@ func (c *conn) probe(ws *websocket.Conn) {
 		go c.writeLoop()
 	}
 	c.mu.Unlock()
+	c.observeUpgrade()
 	c.readLoopWS(nc)
 }

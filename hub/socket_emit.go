@@ -133,6 +133,7 @@ func (s *Socket) emitRaw(event string, raw []json.RawMessage, atts [][]byte, id 
 	if len(atts) > 0 {
 		typ = packet.SocketBinaryEvent
 	}
+	evArgs := raw
 	if id < 0 && s.nsp.srv.cfg.Recovery != nil {
 		// The last argument must be an offset string even before any exists.
 		raw = append(raw[:len(raw):len(raw)], offsetArg(s.nsp.offsetFor("")))
@@ -143,6 +144,7 @@ func (s *Socket) emitRaw(event string, raw []json.RawMessage, atts [][]byte, id 
 		return ErrDisconnected
 	}
 	s.nsp.srv.m.eventOut(event, 1)
+	s.observeEventOut(event, evArgs)
 	return nil
 }
 
@@ -240,6 +242,7 @@ func (s *Socket) Join(rooms ...string) {
 		}
 		s.rooms[r] = struct{}{}
 		s.nsp.rooms.join(s, r)
+		s.observeJoinLocked(r)
 		changed = true
 	}
 	if changed {
@@ -258,6 +261,7 @@ func (s *Socket) Leave(rooms ...string) {
 		}
 		delete(s.rooms, r)
 		s.nsp.rooms.leave(s, r)
+		s.observeLeaveLocked(r)
 		changed = true
 	}
 	if changed && !s.closed {
