@@ -21,6 +21,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/internal/adminui"
 	"github.com/walcast/walcast/internal/sessions"
 	"github.com/walcast/walcast/rooms"
 )
@@ -63,7 +64,8 @@ type service struct {
 	db     *pgxpool.Pool // profile/order-owner lookups (rooms) and the mapper's lookups
 	rooms  *rooms.Policy
 
-	cluster *cluster // Redis client, bus and recovery store; nil for one node
+	cluster *cluster       // Redis client, bus and recovery store; nil for one node
+	admin   *adminui.Admin // the Socket.IO Admin UI's namespace; nil when off
 	// sessions keeps the sessions of a node without Redis in walcast.sessions; nil otherwise.
 	sessions *sessions.Store
 }
@@ -200,6 +202,9 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if cl != nil {
 		cl.access = s.rooms
 	}
+	if s.admin, err = newAdminUI(c, s); err != nil {
+		return nil, err
+	}
 	newRoleGauge(reg, func() string { st, _ := s.cdc.ready(); return st })
 	s.mux.Handle("/socket.io/", srv)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -286,6 +291,9 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 			log.Warn("rooms policy stopped", "err", err)
 		}
 	})
+	if s.admin != nil {
+		wg.Go(func() { _ = s.admin.Run(busCtx) }) // returns nil when busCtx ends
+	}
 	cdcWG.Go(func() {
 		if err := s.cdc.run(cdcCtx); err != nil && cdcCtx.Err() == nil {
 			fatal <- fmt.Errorf("cdc: %w", err)

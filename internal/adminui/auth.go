@@ -40,6 +40,9 @@ func (a *Admin) authenticate(ctx context.Context, h *hub.Handshake) error {
 		return nil
 	}
 	if c.Username == "" && c.Password == "" {
+		if c.SessionID != "" {
+			return a.refuse(h, "invalid or expired session id")
+		}
 		return a.refuse(h, "no credentials")
 	}
 	ok, err := a.checkPassword(ctx, c.Username, c.Password)
