@@ -115,3 +115,52 @@ func TestAdminUI_Protocol(t *testing.T) {
 		t.Errorf("node 0 did not log the refused logins; log tail:\n%s", c.nodes[0].logTail(20))
 	}
 }
+
+// TestAdminUI_Browser opens the official Socket.IO Admin UI (the npm
+// package's ui/dist, served by testdata/browser/adminui.mjs) in headless
+// Chromium against a two-node cluster (real Postgres, real redis-server) with
+// one client socket on each node: a wrong password shows "Invalid
+// credentials"; after the login with the right one the Sockets page lists
+// both nodes' sockets and the Servers page both nodes, the leader with its
+// slot lag. Screenshots go to artifacts/browser-adminui/.
+func TestAdminUI_Browser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and a browser")
+	}
+	chromium := "/usr/bin/chromium"
+	if c := os.Getenv("CHROMIUM"); c != "" {
+		chromium = c
+	}
+	needTool(t, chromium)
+	needNodeModules(t, "playwright-core", "@socket.io/admin-ui")
+	pageAddr := freeAddr(t)
+	env := append(adminUIEnv(t), "WALCAST_ALLOWED_ORIGINS=http://localhost,http://"+pageAddr)
+	c := startCluster(t, 2, true, env...)
+	a := c.connect(c.users[0], c.nodes[0])
+	b := c.connect(c.users[1], c.nodes[1])
+	host, _ := os.Hostname()
+	if len(host) > 64 {
+		host = host[:64]
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	artifacts := filepath.Join(root, "artifacts", "browser-adminui")
+	os.RemoveAll(artifacts)
+	t.Logf("screenshots: %s", artifacts)
+	runNodeSteps(t, 3*time.Minute, []string{"CHROMIUM=" + chromium,
+		"ADMIN_USER=" + adminUIUser, "ADMIN_PASS=" + adminUIPass, "ADMIN_NSP=/walcast-admin",
+		"EXPECT_SOCKETS=" + a.c.ID() + "," + b.c.ID(),
+		"EXPECT_SERVERS=" + nodeIDOf(host, c.nodes[0].addr) + "|" + nodeIDOf(host, c.nodes[1].addr)},
+		[]string{"bad-credentials", "login", "sockets-of-both-nodes", "servers-both-nodes", "rooms", "dashboard"},
+		"testdata/browser/adminui.mjs", pageAddr, c.nodes[0].url(), artifacts)
+	if t.Failed() {
+		for _, n := range c.nodes {
+			t.Logf("node %d log tail:\n%s", n.idx, n.logTail(30))
+		}
+	}
+}
+
+// nodeIDOf is nodeID for another process's host and listen address.
+func nodeIDOf(host, listen string) string { return host + " " + listen }
