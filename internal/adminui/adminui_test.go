@@ -184,3 +184,21 @@ func TestNew_Errors(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmin_HashFormats: hashes made by the tools the README names log in:
+// htpasswd -nbBC 4 '' pw-htpasswd ($2y$) and bcryptjs.hashSync('pw-bcryptjs', 4)
+// ($2a$, what @socket.io/admin-ui's own docs use).
+func TestAdmin_HashFormats(t *testing.T) {
+	for _, tc := range []struct{ hash, pass string }{
+		{"$2y$04$F4pnySIFrNKI64OLCT6wae4a/Bn06G8JNHjTwNnaaXgfvOGU90mqu", "pw-htpasswd"},
+		{"$2a$04$uoSVqC9uWm.9GEespD33mu0cZ/T7EiyVfVHDAaKCxRcDYW4oHq/vG", "pw-bcryptjs"},
+	} {
+		_, url := start(t, func(c *adminui.Config) { c.PasswordHash = tc.hash })
+		c, err := hubtest.Dial(t.Context(), url, adminui.DefaultNamespace, json.RawMessage(`{"username":"admin","password":"`+tc.pass+`"}`))
+		if err != nil {
+			t.Errorf("login with %s: %v", tc.hash[:4], err)
+			continue
+		}
+		c.Close()
+	}
+}
