@@ -137,7 +137,9 @@ func TestAdmin_Protocol(t *testing.T) {
 	next(t, admin, "event_received", func(a []json.RawMessage) bool { return string(a[2]) == `["ping",1]` })
 	next(t, admin, "event_sent", func(a []json.RawMessage) bool { return string(a[2]) == `["pong","x"]` })
 	srv.Broadcast(&hub.Broadcast{Rooms: []string{"room:a"}, Event: "news", Args: []json.RawMessage{json.RawMessage(`{"n":1}`)}})
-	next(t, admin, "event_sent", func(a []json.RawMessage) bool { return string(a[1]) == `"room:a"` && string(a[2]) == `["news",{"n":1}]` })
+	next(t, admin, "event_sent", func(a []json.RawMessage) bool {
+		return string(a[1]) == `"room:a"` && string(a[2]) == `["news",{"n":1}]`
+	})
 
 	// A second client: socket_connected with its rooms, then room_joined.
 	u2, err := hubtest.Dial(t.Context(), url, "/", nil)
@@ -186,7 +188,7 @@ func TestNew_Errors(t *testing.T) {
 }
 
 // TestAdmin_HashFormats: hashes made by the tools the README names log in:
-// htpasswd -nbBC 4 '' pw-htpasswd ($2y$) and bcryptjs.hashSync('pw-bcryptjs', 4)
+// htpasswd -nbBC 4 ” pw-htpasswd ($2y$) and bcryptjs.hashSync('pw-bcryptjs', 4)
 // ($2a$, what @socket.io/admin-ui's own docs use).
 func TestAdmin_HashFormats(t *testing.T) {
 	for _, tc := range []struct{ hash, pass string }{
