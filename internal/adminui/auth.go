@@ -15,6 +15,9 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// timeNow is time.Now (session ids carry their expiry).
+var timeNow = time.Now
+
 // loginWait bounds the wait for a free password check.
 const loginWait = 5 * time.Second
 
@@ -35,7 +38,7 @@ type credentials struct {
 func (a *Admin) authenticate(ctx context.Context, h *hub.Handshake) error {
 	var c credentials
 	_ = json.Unmarshal(h.Auth, &c) // a non-object is a failed login like any other
-	if c.SessionID != "" && a.validSession(c.SessionID, time.Now()) {
+	if c.SessionID != "" && a.validSession(c.SessionID, timeNow()) {
 		h.Data = &adminData{}
 		return nil
 	}
@@ -53,7 +56,7 @@ func (a *Admin) authenticate(ctx context.Context, h *hub.Handshake) error {
 	if !ok {
 		return a.refuse(h, "wrong username or password")
 	}
-	h.Data = &adminData{session: a.newSession(time.Now())}
+	h.Data = &adminData{session: a.newSession(timeNow())}
 	a.log.Info("admin ui login", "remote", h.RemoteAddr)
 	return nil
 }
@@ -100,7 +103,7 @@ func (a *Admin) newSession(t time.Time) string {
 }
 
 func (a *Admin) validSession(id string, t time.Time) bool {
-	b, err := base64.RawURLEncoding.DecodeString(id)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(id)
 	if err != nil || len(b) != 8+sha256.Size {
 		return false
 	}
