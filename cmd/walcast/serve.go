@@ -352,6 +352,7 @@ type busSink struct {
 }
 
 func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
+	s.m.lag.received(events)
 	bs := make([]*hub.Broadcast, len(events))
 	for i := range events {
 		bs[i] = toBroadcast(&events[i])
@@ -396,6 +397,7 @@ type cdcMetrics struct {
 	eventsIn *prometheus.CounterVec
 	label    func(event string) string // bounds the event label (hub.Metrics.EventLabel)
 	reg      prometheus.Registerer
+	lag      lagTracker // walcast_cdc_slot_lag_seconds (serve_lag.go)
 }
 
 func newCDCMetrics(reg prometheus.Registerer, label func(string) string) *cdcMetrics {
@@ -412,6 +414,7 @@ func newCDCMetrics(reg prometheus.Registerer, label func(string) string) *cdcMet
 // register adds the collectors that read the pipeline's counters.
 func (m *cdcMetrics) register(p *pipeline) {
 	stats := p.p.Stats
+	registerLag(m.reg, &m.lag, func() cdc.LSN { return stats().AckedLSN })
 	lag := func() float64 {
 		s := stats()
 		if s.ServerWALEnd <= s.AckedLSN {
