@@ -414,7 +414,10 @@ func newCDCMetrics(reg prometheus.Registerer, label func(string) string) *cdcMet
 // register adds the collectors that read the pipeline's counters.
 func (m *cdcMetrics) register(p *pipeline) {
 	stats := p.p.Stats
-	registerLag(m.reg, &m.lag, func() cdc.LSN { return stats().AckedLSN })
+	registerLag(m.reg, &m.lag, func() (cdc.LSN, bool) {
+		st := stats()
+		return st.AckedLSN, st.State == cdc.StateStreaming
+	})
 	lag := func() float64 {
 		s := stats()
 		if s.ServerWALEnd <= s.AckedLSN {

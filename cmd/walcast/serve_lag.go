@@ -71,9 +71,25 @@ func (t *lagTracker) seconds(acked cdc.LSN, now time.Time) float64 {
 	return max(0, now.Sub(t.buckets[0].at).Seconds())
 }
 
-// registerLag exports walcast_cdc_slot_lag_seconds.
-func registerLag(reg prometheus.Registerer, t *lagTracker, acked func() cdc.LSN) {
+// reset forgets every pending transaction: the node no longer streams the
+// slot, so what it had not acknowledged is the next reader's to send.
+func (t *lagTracker) reset() {
+	t.mu.Lock()
+	t.buckets = nil
+	t.mu.Unlock()
+}
+
+// registerLag exports walcast_cdc_slot_lag_seconds. stats returns the
+// reader's acknowledged position and whether it streams the slot.
+func registerLag(reg prometheus.Registerer, t *lagTracker, stats func() (acked cdc.LSN, streaming bool)) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walcast_cdc_slot_lag_seconds",
-		Help: "Age (now - commit time) of the oldest transaction with events that this node received from the slot and has not acknowledged yet; 0 when none (a standby: always 0)."},
-		func() float64 { return t.seconds(acked(), time.Now()) }))
+		Help: "Age (now - commit time) of the oldest transaction with events that this node received from the slot and has not acknowledged yet; 0 when none, and while the node does not stream the slot (a standby)."},
+		func() float64 {
+			acked, streaming := stats()
+			if !streaming {
+				t.reset()
+				return 0
+			}
+			return t.seconds(acked, time.Now())
+		}))
 }

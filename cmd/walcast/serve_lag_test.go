@@ -80,3 +80,15 @@ func TestServe_SlotLagSeconds(t *testing.T) {
 	c.redis.Restart()
 	waitMetric("0 after Redis came back", func(v float64) bool { return v == 0 })
 }
+
+// TestLagTracker_Reset: a node that stopped streaming the slot reports 0
+// and forgets what it had pending (the next leader sends it).
+func TestLagTracker_Reset(t *testing.T) {
+	var lt lagTracker
+	t0 := time.Now().Add(-time.Minute)
+	lt.received([]cdc.Event{{ID: cdc.EventID{LSN: 10}, CommitTime: t0}})
+	lt.reset()
+	if got := lt.seconds(0, time.Now()); got != 0 {
+		t.Errorf("seconds after reset = %v, want 0", got)
+	}
+}
