@@ -227,9 +227,18 @@ func (a *Admin) Run(ctx context.Context) error {
 	a.ctx = ctx
 	a.mu.Unlock()
 	a.running.Store(true)
-	defer a.running.Store(false)
-	defer a.wg.Wait()
+	defer func() {
+		// No goroutine starts after this (goCtx sees no context), so the
+		// wait covers every one.
+		a.mu.Lock()
+		a.ctx = nil
+		a.mu.Unlock()
+		a.wg.Wait()
+		a.running.Store(false)
+	}()
+	a.mu.Lock()
 	a.wg.Go(func() { a.pump(ctx) })
+	a.mu.Unlock()
 	t := time.NewTicker(a.cfg.StatsInterval)
 	defer t.Stop()
 	a.emitStats()
