@@ -66,6 +66,7 @@ type service struct {
 
 	cluster *cluster       // Redis client, bus and recovery store; nil for one node
 	admin   *adminui.Admin // the Socket.IO Admin UI's namespace; nil when off
+	lag     *lagTracker    // walcast_cdc_slot_lag_seconds' source
 	// sessions keeps the sessions of a node without Redis in walcast.sessions; nil otherwise.
 	sessions *sessions.Store
 }
@@ -167,6 +168,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		s.cluster, s.busUp = cl, cl.bus.Healthy
 	}
 	m := newCDCMetrics(reg, hm.EventLabel)
+	s.lag = &m.lag
 	// A lost slot means changes that no client will ever get: end every
 	// session without recovery so clients resubscribe and get the current
 	// state on subscribe.

@@ -8,6 +8,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
@@ -75,13 +76,17 @@ func (s *service) adminFigures() (string, map[string]any) {
 	if st.ServerWALEnd > st.AckedLSN {
 		lag = uint64(st.ServerWALEnd - st.AckedLSN)
 	}
-	f := map[string]any{"role": role, "replication": st.State.String(), "slotLagBytes": lag, "bus": "up"}
+	var lagSec float64
+	if role == "leader" {
+		lagSec = s.lag.seconds(st.AckedLSN, time.Now())
+	}
+	f := map[string]any{"role": role, "replication": st.State.String(), "slotLagBytes": lag, "slotLagSeconds": lagSec, "bus": "up"}
 	if !s.busUp() {
 		f["bus"] = "down"
 	}
 	summary := role
 	if role == "leader" {
-		summary += ", slot lag " + formatBytes(lag)
+		summary += ", slot lag " + formatBytes(lag) + " / " + strconv.FormatFloat(lagSec, 'f', 1, 64) + " s"
 	}
 	return summary, f
 }
