@@ -112,6 +112,7 @@ func (a *Admin) apply(act action) {
 	} else {
 		targets = n.InRoom(nil, act.Filter)
 	}
+	a.log.Debug("admin ui action applied", "action", act.Kind, "sockets", len(targets))
 	for _, t := range targets {
 		switch act.Kind {
 		case "disconnect":
@@ -270,6 +271,7 @@ func (a *Admin) Remote(b *hub.Broadcast) {
 		if act.Kind == "disconnect" && act.Filter == "" {
 			return
 		}
+		a.log.Debug("admin ui action from another node", "action", act.Kind, "namespace", act.Nsp, "room", act.Room, "filter", act.Filter)
 		a.queueWork(func(context.Context) { a.apply(act) })
 	}
 }

@@ -132,9 +132,11 @@ const left = until(admin, 'room_left', 'leave-remote', (nsp, room, id) => id ===
 admin.emit('leave', '/', `user:${USER_C}`, uc.id);
 await left;
 ok('leave-remote');
-const gone = until(admin, 'socket_disconnected', 'disconnect-remote', (nsp, id, reason) => id === uc.id && reason);
+// socket.io-client forgets its id once disconnected: keep it.
+const ucId = uc.id;
+const gone = until(admin, 'socket_disconnected', 'disconnect-remote', (nsp, id, reason) => id === ucId && reason);
 const clientSaw = new Promise((resolve) => uc.once('disconnect', resolve));
-admin.emit('_disconnect', '/', false, uc.id);
+admin.emit('_disconnect', '/', false, ucId);
 const reason = await gone;
 if (reason !== 'server namespace disconnect') fail('disconnect-remote', `reason ${reason}`);
 if ((await clientSaw) !== 'io server disconnect') fail('disconnect-remote', 'client not told');
