@@ -117,8 +117,14 @@ type Admin struct {
 
 	buf eventBuffer
 
+	// watched is set while an admin socket is connected on this node
+	// (admins) or on a node whose stats arrived within peerTTL: without one,
+	// per-socket messages are not sent at all (see updateWatched).
+	watched atomic.Bool
+	admins  atomic.Int64
+
 	mu      sync.Mutex
-	peers   map[string]time.Time     // serverId → last server_stats seen from it
+	peers   map[string]peer          // serverId → what its last server_stats said
 	pending map[string]chan gathered // all_sockets requests of this node
 	ctx     context.Context          // Run's, for goroutines started by handlers
 	wg      sync.WaitGroup
@@ -204,7 +210,7 @@ func New(cfg Config) (*Admin, error) {
 		loginSem: make(chan struct{}, 2),
 		out:      make(chan *hub.Broadcast, cfg.QueueSize),
 		work:     make(chan func(context.Context), 64),
-		peers:    make(map[string]time.Time),
+		peers:    make(map[string]peer),
 		pending:  make(map[string]chan gathered),
 	}
 	if cfg.BroadcastRate > 0 {

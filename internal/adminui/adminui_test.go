@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,4 +204,44 @@ func TestAdmin_HashFormats(t *testing.T) {
 		}
 		c.Close()
 	}
+}
+
+// TestAdmin_QuietWithoutAdmins: with no admin socket on any node, a node
+// publishes only its server stats; once one logs in, socket events follow.
+func TestAdmin_QuietWithoutAdmins(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	_, url := start(t, func(c *adminui.Config) {
+		c.Publish = func(ctx context.Context, bs []*hub.Broadcast) error {
+			mu.Lock()
+			for _, b := range bs {
+				events = append(events, b.Event)
+			}
+			mu.Unlock()
+			for _, b := range bs {
+				c.Server.Broadcast(b)
+			}
+			return nil
+		}
+	})
+	user, err := hubtest.Dial(t.Context(), url, "/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user.Emit("hello", 1)
+	time.Sleep(500 * time.Millisecond) // two stats intervals
+	mu.Lock()
+	for _, e := range events {
+		if e != "server_stats" {
+			t.Errorf("published %q with no admin connected, want only server_stats", e)
+		}
+	}
+	mu.Unlock()
+	admin, err := hubtest.Dial(t.Context(), url, adminui.DefaultNamespace, json.RawMessage(`{"username":"admin","password":"s3cret"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, admin, "all_sockets", nil)
+	user.Emit("hello", 2)
+	next(t, admin, "event_received", func(a []json.RawMessage) bool { return string(a[2]) == `["hello",2]` })
 }

@@ -39,8 +39,38 @@ func (a *Admin) features() []string {
 	return f
 }
 
-// onAdmin runs for every accepted admin socket.
+// peer is another node as its server stats describe it.
+type peer struct {
+	seen   time.Time
+	admins int // sockets in its admin namespace
+}
+
+// updateWatched recomputes watched; peers older than peerTTL are dropped.
+func (a *Admin) updateWatched(t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w := a.admins.Load() > 0
+	for id, p := range a.peers {
+		if t.Sub(p.seen) > peerTTL {
+			delete(a.peers, id)
+			continue
+		}
+		w = w || p.admins > 0
+	}
+	a.watched.Store(w)
+}
+
+// onAdmin runs for every accepted admin socket. Its stats go out at once, so
+// the other nodes start sending per-socket messages before they answer its
+// all_sockets request (published after it, on the same connection).
 func (a *Admin) onAdmin(s *hub.Socket) {
+	a.admins.Add(1)
+	a.updateWatched(time.Now())
+	s.OnDisconnect(func(*hub.Socket, string) {
+		a.admins.Add(-1)
+		a.updateWatched(time.Now())
+	})
+	a.emitStats()
 	if d, ok := s.Data().(*adminData); ok && d.session != "" {
 		s.Emit("session", d.session)
 	}
@@ -167,12 +197,10 @@ func (a *Admin) livePeers(t time.Time) map[string]bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make(map[string]bool)
-	for id, seen := range a.peers {
-		if t.Sub(seen) > peerTTL {
-			delete(a.peers, id)
-			continue
+	for id, p := range a.peers {
+		if t.Sub(p.seen) <= peerTTL {
+			out[id] = true
 		}
-		out[id] = true
 	}
 	return out
 }
@@ -227,15 +255,27 @@ func (a *Admin) Remote(b *hub.Broadcast) {
 	switch {
 	case b.Event == "server_stats":
 		var st struct {
-			ServerID string `json:"serverId"`
+			ServerID   string `json:"serverId"`
+			Namespaces []struct {
+				Name         string `json:"name"`
+				SocketsCount int    `json:"socketsCount"`
+			} `json:"namespaces"`
 		}
-		if json.Unmarshal(b.Args[0], &st) == nil && st.ServerID != "" && st.ServerID != a.cfg.ServerID {
-			a.mu.Lock()
-			if len(a.peers) < 1024 {
-				a.peers[st.ServerID] = time.Now()
+		if json.Unmarshal(b.Args[0], &st) != nil || st.ServerID == "" || st.ServerID == a.cfg.ServerID {
+			return
+		}
+		p := peer{seen: time.Now()}
+		for _, n := range st.Namespaces {
+			if n.Name == a.nsp {
+				p.admins = n.SocketsCount
 			}
-			a.mu.Unlock()
 		}
+		a.mu.Lock()
+		if _, known := a.peers[st.ServerID]; known || len(a.peers) < 1024 {
+			a.peers[st.ServerID] = p
+		}
+		a.mu.Unlock()
+		a.updateWatched(p.seen)
 	case len(b.Rooms) != 1 || b.Rooms[0] != requestRoom:
 	case b.Event == evSocketsRequest:
 		var id string
@@ -288,8 +328,10 @@ func (a *Admin) queueWork(fn func(context.Context)) {
 	}
 }
 
-// emitStats queues this node's server_stats.
+// emitStats queues this node's server_stats (also called by onAdmin, on a
+// connection's goroutine).
 func (a *Admin) emitStats() {
+	a.updateWatched(time.Now())
 	st := a.srv.Stats()
 	nsps := a.srv.Namespaces()
 	type nspJSON struct {

@@ -57,6 +57,12 @@
 //
 // # Safety and cost
 //
+// While no admin socket is connected on any node (as the nodes' stats say,
+// at most 10 seconds old), a node sends only its server stats: the observer
+// counts and sends nothing per socket. An admin socket's node sends its
+// stats at once when it logs in, so the others start before they list their
+// sockets for it.
+//
 // Observer callbacks only queue (a bounded queue of QueueSize messages,
 // dropped when full and counted in the "walcast.adminDropped" figure); one
 // goroutine publishes them in batches. Event arguments over MaxArgsBytes are

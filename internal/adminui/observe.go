@@ -21,13 +21,13 @@ func (a *Admin) observer() *hub.Observer {
 		ConnClose: func(reason string) { a.buf.push("rawDisconnection", reason, 1) },
 		EventIn: func(s *hub.Socket, event string, args []json.RawMessage) {
 			a.buf.push("packetsIn", "", 1)
-			if dev && s.Namespace() != a.nsp {
+			if dev && a.watched.Load() && s.Namespace() != a.nsp {
 				a.emit("event_received", s.Namespace(), s.ID(), a.eventArgs(event, args), now())
 			}
 		},
 		EventOut: func(s *hub.Socket, event string, args []json.RawMessage) {
 			a.buf.push("packetsOut", "", 1)
-			if dev && s.Namespace() != a.nsp {
+			if dev && a.watched.Load() && s.Namespace() != a.nsp {
 				a.emit("event_sent", s.Namespace(), s.ID(), a.eventArgs(event, args), now())
 			}
 		},
@@ -42,7 +42,7 @@ func (a *Admin) observer() *hub.Observer {
 			a.buf.push("packetsOut", "", delivered)
 			// Every node fans out the same broadcast: only this node's admin
 			// sockets are told, at most BroadcastRate a second.
-			if !dev || a.bcastLim == nil || !a.bcastLim.Allow() {
+			if !dev || a.admins.Load() == 0 || a.bcastLim == nil || !a.bcastLim.Allow() {
 				return
 			}
 			to := "*"
@@ -59,12 +59,19 @@ func (a *Admin) observer() *hub.Observer {
 		return o
 	}
 	o.Connect = func(s *hub.Socket) {
-		a.emit("socket_connected", a.serialize(s), now())
+		if a.watched.Load() || s.Namespace() == a.nsp {
+			a.emit("socket_connected", a.serialize(s), now())
+		}
 	}
 	o.Upgrade = func(s *hub.Socket) {
-		a.emit("socket_updated", map[string]string{"id": s.ID(), "nsp": s.Namespace(), "transport": "websocket"})
+		if a.watched.Load() {
+			a.emit("socket_updated", map[string]string{"id": s.ID(), "nsp": s.Namespace(), "transport": "websocket"})
+		}
 	}
 	o.Disconnect = func(s *hub.Socket, reason string, rooms []string) {
+		if !a.watched.Load() {
+			return
+		}
 		t := now()
 		a.emit("socket_disconnected", s.Namespace(), s.ID(), reason, t)
 		for _, r := range rooms {
@@ -72,10 +79,14 @@ func (a *Admin) observer() *hub.Observer {
 		}
 	}
 	o.Join = func(s *hub.Socket, room string) {
-		a.emit("room_joined", s.Namespace(), room, s.ID(), now())
+		if a.watched.Load() {
+			a.emit("room_joined", s.Namespace(), room, s.ID(), now())
+		}
 	}
 	o.Leave = func(s *hub.Socket, room string) {
-		a.emit("room_left", s.Namespace(), room, s.ID(), now())
+		if a.watched.Load() {
+			a.emit("room_left", s.Namespace(), room, s.ID(), now())
+		}
 	}
 	return o
 }
