@@ -388,12 +388,13 @@ func recoverable(reason string) bool {
 }
 
 // onClose disconnects the socket once: index cleanup, pending acks fail,
-// session saved for recovery, OnDisconnect handlers.
-func (s *Socket) onClose(reason string) {
+// session saved for recovery, OnDisconnect handlers. It reports whether
+// this call closed it (false: it was closed already).
+func (s *Socket) onClose(reason string) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.closed = true
 	if s.cancel != nil {
@@ -441,4 +442,5 @@ func (s *Socket) onClose(reason string) {
 	for _, fn := range handlers {
 		c.runHandler(func() { fn(s, reason) })
 	}
+	return true
 }

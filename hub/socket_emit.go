@@ -285,13 +285,15 @@ func (s *Socket) Rooms() []string {
 // client does not reconnect on its own ("io server disconnect"). The
 // Engine.IO connection stays open for other namespaces.
 func (s *Socket) Disconnect() {
-	if s.isClosed() {
+	// Closed first, then told: a client that drops its connection as soon
+	// as it reads the DISCONNECT would otherwise close the socket as
+	// "transport close" before this call does.
+	if !s.onClose(reasonServerNsp) {
 		return
 	}
 	b := []byte{packet.EngineMessage}
 	b = packet.AppendSocketHeader(b, packet.SocketDisconnect, 0, s.nsp.name, -1)
 	s.c.enqueue(frame{data: b, op: opText})
-	s.onClose(reasonServerNsp)
 }
 
 // CloseTransport drops the whole Engine.IO connection without a DISCONNECT

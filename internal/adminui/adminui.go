@@ -107,6 +107,8 @@ type Admin struct {
 	host     string
 	key      []byte // session HMAC key
 	loginSem chan struct{}
+	loginLim *rate.Limiter // password checks per second
+	logLim   *rate.Limiter // refusal log lines per second
 
 	out      chan *hub.Broadcast
 	dropped  atomic.Int64
@@ -208,6 +210,8 @@ func New(cfg Config) (*Admin, error) {
 		host:     host,
 		key:      sessionKey(cfg.Username, cfg.PasswordHash),
 		loginSem: make(chan struct{}, 2),
+		loginLim: rate.NewLimiter(loginRate, 2*loginRate),
+		logLim:   rate.NewLimiter(10, 50),
 		out:      make(chan *hub.Broadcast, cfg.QueueSize),
 		work:     make(chan func(context.Context), 64),
 		peers:    make(map[string]peer),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -50,13 +51,17 @@ func next(t *testing.T, c *hubtest.Client, name string, match func(args []json.R
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
+	var skipped []string
 	for {
 		ev, err := c.Next(ctx)
 		if err != nil {
-			t.Fatalf("waiting for %s: %v", name, err)
+			t.Fatalf("waiting for %s: %v; skipped %q", name, err, skipped)
 		}
 		if ev.Name == name && (match == nil || match(ev.Args)) {
 			return ev.Args
+		}
+		if ev.Name != "server_stats" {
+			skipped = append(skipped, fmt.Sprintf("%s%s", ev.Name, ev.Args))
 		}
 	}
 }
@@ -244,4 +249,36 @@ func TestAdmin_QuietWithoutAdmins(t *testing.T) {
 	next(t, admin, "all_sockets", nil)
 	user.Emit("hello", 2)
 	next(t, admin, "event_received", func(a []json.RawMessage) bool { return string(a[2]) == `["hello",2]` })
+}
+
+// TestAdmin_LoginFlood: wrong passwords beyond the per-second budget are
+// refused without a bcrypt check, so a flood costs a bounded share of a core;
+// a session id still logs in meanwhile.
+func TestAdmin_LoginFlood(t *testing.T) {
+	_, url := start(t, nil)
+	good, err := hubtest.Dial(t.Context(), url, adminui.DefaultNamespace, json.RawMessage(`{"username":"admin","password":"s3cret"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var session string
+	json.Unmarshal(next(t, good, "session", nil)[0], &session)
+	busy := 0
+	for range 30 {
+		_, err := hubtest.Dial(t.Context(), url, adminui.DefaultNamespace, json.RawMessage(`{"username":"admin","password":"wrong"}`))
+		var ce *hubtest.ConnectError
+		if !errors.As(err, &ce) {
+			t.Fatalf("Dial with a wrong password: %v, want a connect error", err)
+		}
+		if ce.Message == adminui.MsgTooManyLogins {
+			busy++
+		}
+	}
+	if busy == 0 {
+		t.Errorf("30 wrong passwords in a row: none refused with %q", adminui.MsgTooManyLogins)
+	}
+	c, err := hubtest.Dial(t.Context(), url, adminui.DefaultNamespace, json.RawMessage(`{"sessionId":"`+session+`"}`))
+	if err != nil {
+		t.Fatalf("session login during the flood: %v", err)
+	}
+	c.Close()
 }

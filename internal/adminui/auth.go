@@ -21,6 +21,15 @@ var timeNow = time.Now
 // loginWait bounds the wait for a free password check.
 const loginWait = 5 * time.Second
 
+// loginRate bounds the password checks per second of a node: bcrypt at cost
+// 10 takes tens of milliseconds of CPU, so a flood of wrong passwords may
+// use at most a fraction of a core; over it a login is refused at once.
+const loginRate = 5
+
+// MsgTooManyLogins is the CONNECT_ERROR message of a login refused because
+// too many passwords are being checked.
+const MsgTooManyLogins = "too many login attempts, try again"
+
 // adminData is the Handshake.Data of an accepted admin socket.
 type adminData struct {
 	session string // a new session id to hand out ("" when one was presented)
@@ -50,8 +59,10 @@ func (a *Admin) authenticate(ctx context.Context, h *hub.Handshake) error {
 	}
 	ok, err := a.checkPassword(ctx, c.Username, c.Password)
 	if err != nil {
-		a.log.Warn("admin ui login not checked", "remote", h.RemoteAddr, "err", err)
-		return &hub.ConnectError{Message: "too many login attempts, try again"}
+		if a.logLim.Allow() {
+			a.log.Warn("admin ui login not checked", "remote", h.RemoteAddr, "err", err)
+		}
+		return &hub.ConnectError{Message: MsgTooManyLogins}
 	}
 	if !ok {
 		return a.refuse(h, "wrong username or password")
@@ -62,14 +73,20 @@ func (a *Admin) authenticate(ctx context.Context, h *hub.Handshake) error {
 }
 
 func (a *Admin) refuse(h *hub.Handshake, why string) error {
-	a.log.Warn("admin ui login refused", "remote", h.RemoteAddr, "reason", why)
+	if a.logLim.Allow() {
+		a.log.Warn("admin ui login refused", "remote", h.RemoteAddr, "reason", why)
+	}
 	return &hub.ConnectError{Message: MsgInvalidCredentials}
 }
 
 // checkPassword compares in constant time and always runs bcrypt, so the
 // time taken does not tell whether the username was right. At most two
-// checks run at once (bcrypt costs tens of milliseconds of CPU each).
+// checks run at once and loginRate a second (bcrypt costs tens of
+// milliseconds of CPU each).
 func (a *Admin) checkPassword(ctx context.Context, user, pass string) (bool, error) {
+	if !a.loginLim.Allow() {
+		return false, errors.New("over the password checks per second")
+	}
 	ctx, cancel := context.WithTimeout(ctx, loginWait)
 	defer cancel()
 	select {
