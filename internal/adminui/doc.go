@@ -68,7 +68,8 @@
 // goroutine publishes them in batches. Event arguments over MaxArgsBytes are
 // replaced with a note of their size. Authorization and Cookie headers and
 // token-like query parameters are sent as "[redacted]". Password checks
-// (bcrypt) run at most two at a time.
+// (bcrypt) run at most two at a time and five a second per node; over that
+// a login is refused at once with MsgTooManyLogins.
 //
 // # Goroutine safety and context
 //
