@@ -74,5 +74,6 @@
 // # Goroutine safety and context
 //
 // An *Admin is safe for concurrent use. Run's context bounds every goroutine
-// the package starts; after it ends the observer only drops.
+// the package starts; after it ends nothing more is sent (the observer's
+// messages fill the bounded queue and are dropped).
 package adminui
