@@ -51,6 +51,17 @@ var (
 	_                                                                               = hub.Handshake{Namespace: "", Auth: nil, Header: nil, Query: nil, RemoteAddr: "", Data: nil}
 	_                                                                               = hub.Message{Event: "", Args: nil, Attachments: nil}
 	_                                                                               = hub.ConnectError{Message: "", Data: nil}
+
+	// Introspection (internal/adminui).
+	_ func(*hub.Server, *hub.Observer)                          = (*hub.Server).Observe
+	_ func(*hub.Server) []hub.NamespaceInfo                     = (*hub.Server).Namespaces
+	_ func(*hub.Server, string) *hub.Namespace                  = (*hub.Server).Lookup
+	_ func(*hub.Server) int                                     = (*hub.Server).PollingConnections
+	_ func(*hub.Namespace, []*hub.Socket) []*hub.Socket         = (*hub.Namespace).Sockets
+	_ func(*hub.Namespace, string) *hub.Socket                  = (*hub.Namespace).Socket
+	_ func(*hub.Namespace, []*hub.Socket, string) []*hub.Socket = (*hub.Namespace).InRoom
+	_ func(*hub.Socket) string                                  = (*hub.Socket).ConnID
+	_ func(*hub.Socket) string                                  = (*hub.Socket).Transport
 )
 
 // savingStore reports saved sessions.

@@ -151,4 +151,5 @@ func (s *Server) Broadcast(b *Broadcast) {
 	targetsPool.Put(tp)
 	s.m.eventOut(b.Event, delivered)
 	s.m.broadcast(b.CommitTime)
+	s.observeBroadcast(b, delivered)
 }

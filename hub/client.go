@@ -105,6 +105,7 @@ func (c *conn) dispatch(p packet.Socket, atts [][]byte) bool {
 		}
 		s.mu.Unlock()
 		c.srv.m.eventIn(label)
+		s.observeEventIn(name, m.Args)
 		if h != nil {
 			return c.runHandler(func() { h(s, m) })
 		}
@@ -272,6 +273,7 @@ func (c *conn) onConnect(p packet.Socket) bool {
 	}
 	reply = append(reply, '}')
 	c.enqueue(frame{data: connectFrame(n.name, packet.SocketConnect, reply), op: opText})
+	s.observeConnect()
 	for _, fn := range n.connectHandlers() {
 		if !c.runHandler(func() { fn(s) }) {
 			return false
@@ -404,12 +406,13 @@ func (s *Socket) matches(b *Broadcast) bool {
 }
 
 // onClose disconnects the socket once: index cleanup, pending acks fail,
-// session saved for recovery, OnDisconnect handlers.
-func (s *Socket) onClose(reason Reason) {
+// session saved for recovery, OnDisconnect handlers. It reports whether
+// this call closed it (false: it was closed already).
+func (s *Socket) onClose(reason Reason) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.closed = true
 	if s.cancel != nil {
@@ -454,7 +457,9 @@ func (s *Socket) onClose(reason Reason) {
 			srv.log.Warn("recovery: save session", logKeyErr, err)
 		}
 	}
+	s.observeDisconnect(reason.String(), rooms)
 	for _, fn := range handlers {
 		c.runHandler(func() { fn(s, reason) })
 	}
+	return true
 }

@@ -228,6 +228,7 @@ func (s *Server) register(c *conn) {
 	s.conns[c.sid] = c
 	s.connMu.Unlock()
 	s.nConns.Add(1)
+	s.observeConnOpen()
 	s.m.addConnections(1)
 	c.mu.Lock()
 	c.pingTimer = time.AfterFunc(s.cfg.PingInterval, c.onPingTimer)
@@ -451,6 +452,7 @@ func (c *conn) close(reason Reason, hard bool) {
 		time.AfterFunc(c.srv.cfg.PingInterval+c.srv.cfg.PingTimeout, func() { c.srv.unregister(c) })
 	}
 	c.srv.m.disconnect(reason)
+	c.srv.observeConnClose(reason.String())
 	c.srv.log.Debug("connection closed", logKeyConn, c.sid, logKeyReason, reason.String())
 	if !ws {
 		go c.finish(reason)

@@ -113,6 +113,16 @@
 // socket's session (pid, rooms, connected or not) as it changes, for a store
 // that must keep sessions outside the process.
 //
+// # Introspection
+//
+// For monitoring tools (walcast's Socket.IO Admin UI namespace):
+// Server.Namespaces, Lookup, Namespace.Sockets, Socket and InRoom,
+// Socket.ConnID and Transport, and PollingConnections list what is there;
+// Server.Observe installs one Observer whose functions hear of engine
+// sessions opening and closing, sockets connecting, upgrading, joining,
+// leaving and disconnecting, events received and emitted, and broadcasts.
+// Without an observer each hook costs one atomic load.
+//
 // # Goroutine safety
 //
 // Server, Namespace and Socket methods are safe for concurrent use.

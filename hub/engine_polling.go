@@ -369,5 +369,6 @@ func (c *conn) probe(ws *websocket.Conn) {
 	}
 	c.w.kickLocked()
 	c.mu.Unlock()
+	c.observeUpgrade()
 	c.readLoopWS(nc)
 }

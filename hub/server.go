@@ -31,7 +31,8 @@ type Server struct {
 	nConns   atomic.Int64
 	nSockets atomic.Int64
 
-	marks marks // OnMark's handler
+	marks marks        // OnMark's handler
+	obs   observerSlot // Observe's observer
 
 	writers writerPool // runs the connections' flushes
 }

@@ -133,6 +133,7 @@ func (s *Socket) emitRaw(event string, raw []json.RawMessage, atts [][]byte, id 
 	if len(atts) > 0 {
 		typ = packet.SocketBinaryEvent
 	}
+	evArgs := raw
 	if id < 0 && s.nsp.srv.cfg.Recovery != nil {
 		// The last argument must be an offset string even before any exists.
 		raw = append(raw[:len(raw):len(raw)], offsetArg(s.nsp.offsetFor("")))
@@ -143,6 +144,7 @@ func (s *Socket) emitRaw(event string, raw []json.RawMessage, atts [][]byte, id 
 		return ErrDisconnected
 	}
 	s.nsp.srv.m.eventOut(event, 1)
+	s.observeEventOut(event, evArgs)
 	return nil
 }
 
@@ -240,6 +242,7 @@ func (s *Socket) Join(rooms ...string) {
 		}
 		s.rooms[r] = struct{}{}
 		s.nsp.rooms.join(s, r)
+		s.observeJoinLocked(r)
 		changed = true
 	}
 	if changed {
@@ -258,6 +261,7 @@ func (s *Socket) Leave(rooms ...string) {
 		}
 		delete(s.rooms, r)
 		s.nsp.rooms.leave(s, r)
+		s.observeLeaveLocked(r)
 		changed = true
 	}
 	if changed && !s.closed {
@@ -281,13 +285,15 @@ func (s *Socket) Rooms() []string {
 // client does not reconnect on its own ("io server disconnect"). The
 // Engine.IO connection stays open for other namespaces.
 func (s *Socket) Disconnect() {
-	if s.isClosed() {
+	// Closed first, then told: a client that drops its connection as soon
+	// as it reads the DISCONNECT would otherwise close the socket as
+	// "transport close" before this call does.
+	if !s.onClose(ReasonServerNamespace) {
 		return
 	}
 	b := []byte{packet.EngineMessage}
 	b = packet.AppendSocketHeader(b, packet.SocketDisconnect, 0, s.nsp.name, -1)
 	s.c.enqueue(frame{data: b, op: opText})
-	s.onClose(ReasonServerNamespace)
 }
 
 // CloseTransport drops the whole Engine.IO connection without a DISCONNECT

@@ -455,8 +455,9 @@ func (c *wcluster) connects() int {
 }
 
 // startCluster starts Postgres, redis-server (when withRedis) and nodes walcast
-// processes, and waits until every node is ready and one leads.
-func startCluster(t testing.TB, nodes int, withRedis bool) *wcluster {
+// processes, and waits until every node is ready and one leads. env is added
+// to every node's environment (a later entry wins).
+func startCluster(t testing.TB, nodes int, withRedis bool, env ...string) *wcluster {
 	t.Helper()
 	bin := buildWalcast(t)
 	pg := pgtest.New(t, pgtest.Options{})
@@ -474,6 +475,7 @@ func startCluster(t testing.TB, nodes int, withRedis bool) *wcluster {
 	// Every client dials from 127.0.0.1, standing for many users: lift the
 	// per-IP caps (TestServe_PerIPCaps tests them).
 	base = append(base, "WALCAST_MAX_HANDSHAKES_PER_IP=0", "WALCAST_MAX_CONNS_PER_IP=0", "WALCAST_MAX_UNAUTHENTICATED_PER_IP=0")
+	base = append(base, env...)
 	mig := exec.CommandContext(ctx, bin, "migrate", "-demo")
 	mig.Env = base
 	if out, err := mig.CombinedOutput(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/internal/redact"
 	"github.com/walcast/walcast/rules"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // secret is a string that never prints (slog, %v, JSON).
@@ -60,6 +61,14 @@ type config struct {
 	DBPoolSize              int            // ordinary connections for profile, order-owner and mapper lookups; default 8
 	MaxConnsPerUser         int            // sockets one user id may hold per namespace on a node; 0 = rooms default (20); negative = unlimited (the setting's 0)
 	MaxTokenLifetime        time.Duration  // refuse tokens valid longer (exp − iat, or exp − now); 0 = rooms default (7 days); negative = no limit (the setting's 0)
+
+	// The Socket.IO Admin UI (internal/adminui): on when both the username
+	// and the bcrypt hash are set.
+	AdminUIUsername     string
+	AdminUIPasswordHash secret
+	AdminUINamespace    string // default "/walcast-admin"
+	AdminUIReadOnly     bool   // offer no action
+	AdminUIMode         string // "development" (default) or "production"
 
 	// Warnings are printed (logged) at start; they do not stop walcast.
 	Warnings []string
@@ -295,6 +304,41 @@ func options() []struct {
 			c.AdminNamespace = b
 			return nil
 		}}},
+		{optServe, option{"admin-ui-username", []string{"WALCAST_ADMIN_UI_USERNAME"}, "", "username of the Socket.IO Admin UI's basic auth; with -admin-ui-password-hash it turns the admin UI namespace on; empty = off", str(func(c *config) *string { return &c.AdminUIUsername })}},
+		{optServe, option{"admin-ui-password-hash", []string{"WALCAST_ADMIN_UI_PASSWORD_HASH"}, "", "bcrypt hash of the Socket.IO Admin UI's password (e.g. htpasswd -nbBC 10 '' PASSWORD | cut -c2-)", func(c *config, v string) error {
+			if v != "" {
+				if _, err := bcrypt.Cost([]byte(v)); err != nil {
+					return fmt.Errorf("not a bcrypt hash (make one with: htpasswd -nbBC 10 '' PASSWORD | cut -c2-; quote the $ signs): %w", err)
+				}
+			}
+			c.AdminUIPasswordHash = secret(v)
+			return nil
+		}}},
+		{optServe, option{"admin-ui-namespace", []string{"WALCAST_ADMIN_UI_NAMESPACE"}, "/walcast-admin", "namespace of the Socket.IO Admin UI (enter it in the UI's connection form); must not be / or /admin", func(c *config, v string) error {
+			if !strings.HasPrefix(v, "/") {
+				v = "/" + v
+			}
+			if v == "/" || v == "/admin" {
+				return fmt.Errorf("%q is a namespace walcast serves to clients: choose another, such as /walcast-admin", v)
+			}
+			c.AdminUINamespace = v
+			return nil
+		}}},
+		{optServe, option{"admin-ui-readonly", []string{"WALCAST_ADMIN_UI_READONLY"}, "false", "offer the Socket.IO Admin UI no action (disconnect, leave room)", func(c *config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			c.AdminUIReadOnly = b
+			return nil
+		}}},
+		{optServe, option{"admin-ui-mode", []string{"WALCAST_ADMIN_UI_MODE"}, "development", "development (the UI gets every socket, room and event) or production (server stats and counts only)", func(c *config, v string) error {
+			if v != "development" && v != "production" {
+				return fmt.Errorf("%q is neither development nor production", v)
+			}
+			c.AdminUIMode = v
+			return nil
+		}}},
 		{optServe, option{"pprof-listen", []string{"WALCAST_PPROF_LISTEN"}, "", "serve Go's profiler at /debug/pprof/ on this address only (e.g. 127.0.0.1:6060; never the public listener); empty = off", func(c *config, v string) error {
 			if v == "" {
 				c.PprofListen = ""
@@ -418,6 +462,9 @@ func configFlags(fs *flag.FlagSet, groups int, getenv func(string) string) (fini
 			}
 			if len(c.AllowedOrigins) == 0 {
 				c.Warnings = append(c.Warnings, "no allowed origins configured (WALCAST_ALLOWED_ORIGINS, STOREFRONT_URL, ADMIN_URL): any web page may connect")
+			}
+			if (c.AdminUIUsername == "") != (c.AdminUIPasswordHash == "") {
+				errs = append(errs, errors.New("admin ui: set both WALCAST_ADMIN_UI_USERNAME and WALCAST_ADMIN_UI_PASSWORD_HASH, or neither"))
 			}
 			if c.JWTSecret == "" && c.JWKSURL == "" {
 				errs = append(errs, errors.New("no way to verify tokens: set WALCAST_JWT_SECRET (or SUPABASE_JWT_SECRET), or WALCAST_JWKS_URL (or SUPABASE_URL)"))

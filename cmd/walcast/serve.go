@@ -21,6 +21,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/internal/adminui"
 	"github.com/walcast/walcast/internal/redact"
 	"github.com/walcast/walcast/internal/sessions"
 	"github.com/walcast/walcast/rooms"
@@ -64,7 +65,9 @@ type service struct {
 	db     *pgxpool.Pool // profile/order-owner lookups (rooms) and the mapper's lookups
 	rooms  *rooms.Policy
 
-	cluster *cluster // Redis client, bus and recovery store; nil for one node
+	cluster *cluster       // Redis client, bus and recovery store; nil for one node
+	admin   *adminui.Admin // the Socket.IO Admin UI's namespace; nil when off
+	lag     *lagTracker    // walcast_cdc_slot_lag_seconds' source
 	// sessions keeps the sessions in walcast.sessions; nil without recovery.
 	sessions *sessions.Store
 	// refill refills the Redis recovery streams from the slot; nil without Redis.
@@ -173,6 +176,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		s.cluster, s.busUp = cl, cl.bus.Healthy
 	}
 	m := newCDCMetrics(reg, hm.EventLabel)
+	s.lag = &m.lag
 	// A lost slot means changes that no client will ever get: end every
 	// session without recovery so clients resubscribe and get the current
 	// state on subscribe.
@@ -214,6 +218,9 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	s.cdc.access.policy = s.rooms
 	if cl != nil {
 		cl.access = s.rooms
+	}
+	if s.admin, err = newAdminUI(c, s); err != nil {
+		return nil, err
 	}
 	newRoleGauge(reg, func() cdc.ReaderState { return s.cdc.p.Stats().State })
 	s.mux.Handle("/socket.io/", srv)
@@ -304,6 +311,9 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 	if s.refill != nil {
 		cdcWG.Go(func() { s.refill.run(cdcCtx) })
 	}
+	if s.admin != nil {
+		wg.Go(func() { _ = s.admin.Run(busCtx) }) // returns nil when busCtx ends
+	}
 	cdcWG.Go(func() {
 		if err := s.cdc.run(cdcCtx); err != nil && cdcCtx.Err() == nil {
 			fatal <- fmt.Errorf("cdc: %w", err)
@@ -368,6 +378,7 @@ type busSink struct {
 }
 
 func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
+	s.m.lag.received(events)
 	bs := make([]*hub.Broadcast, len(events))
 	for i := range events {
 		bs[i] = toBroadcast(&events[i])
@@ -422,6 +433,7 @@ type cdcMetrics struct {
 	eventsIn *prometheus.CounterVec
 	label    func(event string) string // bounds the event label (hub.Metrics.EventLabel)
 	reg      prometheus.Registerer
+	lag      lagTracker // walcast_cdc_slot_lag_seconds (serve_lag.go)
 }
 
 func newCDCMetrics(reg prometheus.Registerer, label func(string) string) *cdcMetrics {
@@ -438,6 +450,10 @@ func newCDCMetrics(reg prometheus.Registerer, label func(string) string) *cdcMet
 // register adds the collectors that read the pipeline's counters.
 func (m *cdcMetrics) register(p *pipeline) {
 	stats := p.p.Stats
+	registerLag(m.reg, &m.lag, func() (cdc.LSN, bool) {
+		st := stats()
+		return st.AckedLSN, st.State == cdc.StateStreaming
+	})
 	lag := func() float64 {
 		s := stats()
 		if s.ServerWALEnd <= s.AckedLSN {

@@ -49,11 +49,17 @@ type cluster struct {
 	// access receives the role and owner changes the leader read from the
 	// stream (see serve_access.go); set before the bus runs.
 	access accessPolicy
+	// adminRemote is the admin UI's handler of other nodes' admin messages
+	// (adminui.Admin.Remote); nil when the UI is off. Set before the bus runs.
+	adminRemote func(*hub.Broadcast)
 }
 
 // observeRemote applies the access changes the leader published and keeps
 // the newest metrics payload another node published.
 func (cl *cluster) observeRemote(b *hub.Broadcast) {
+	if cl.adminRemote != nil {
+		cl.adminRemote(b)
+	}
 	if applyRemote(b, cl.access, cl.log) {
 		return
 	}
@@ -95,6 +101,9 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 	cl := &cluster{client: redis.NewClient(opt), m: bus.NewMetrics(reg), log: log, nsps: []string{"/"}}
 	if c.AdminNamespace {
 		cl.nsps = append(cl.nsps, "/admin")
+	}
+	if c.adminUIOn() {
+		cl.nsps = append(cl.nsps, c.adminUINamespace())
 	}
 	if hcfg.Recovery != nil {
 		// Sessions are kept in Postgres (see newService) and the streams are
