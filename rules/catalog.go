@@ -95,6 +95,12 @@ func (r *Rules) CheckCatalog(ctx context.Context, q cdc.Querier) error {
 		check("aggregates."+name+".status", t, a.Status, nil)
 		check("aggregates."+name+".total", t, a.Total, numberTypes)
 	}
+	for _, k := range r.kinds {
+		for _, table := range sortedKeys(k.Spec.Follow) {
+			t, _ := normTable(table)
+			check("rooms."+k.Name+".follow", t, k.Spec.Follow[table], nil)
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w:\n%w", ErrMismatch, errors.Join(errs...))
 	}

@@ -34,6 +34,8 @@ type File struct {
 	Aggregates map[string]AggregateSpec `json:"aggregates"`
 	// Emit switches walcast.emit / walcast.notify messages (default on).
 	Emit *bool `json:"emit,omitempty"`
+	// Rooms are the room kinds clients subscribe to, by kind name.
+	Rooms map[string]RoomSpec `json:"rooms,omitempty"`
 }
 
 // LookupSpec declares a lookup table.
@@ -77,6 +79,7 @@ type AggregateSpec struct {
 type Rules struct {
 	File   File
 	Tables map[string]*Table // by "schema.table"
+	kinds  []*RoomKind       // sorted by name
 }
 
 // Table is the compiled rules of one table.
@@ -325,6 +328,7 @@ func Parse(b []byte) (*Rules, error) {
 			}
 		}
 	}
+	r.parseRooms(bad)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w:\n%w", ErrInvalid, errors.Join(errs...))
 	}
@@ -494,6 +498,11 @@ func (r *Rules) PublishedTables() []string {
 	}
 	for _, name := range sortedKeys(mapKeys(r.File.Lookups)) {
 		add(r.File.Lookups[name].Table)
+	}
+	for _, k := range r.kinds {
+		for _, t := range sortedKeys(k.Spec.Follow) {
+			add(t)
+		}
 	}
 	return out
 }
