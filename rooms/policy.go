@@ -33,8 +33,9 @@ type Policy struct {
 
 	guard atomic.Pointer[RecoveryGuard] // nil = sessions are not checked at CONNECT
 
-	marks  markTable   // subscribes waiting for their stream marks (state.go)
-	access accessIndex // this node's sockets by user and by subscribed room
+	marks    markTable    // subscribes waiting for their stream marks (state.go)
+	access   accessIndex  // this node's sockets by user and by subscribed room
+	rechecks recheckQueue // rooms whose data changed (recheck.go)
 }
 
 type connKey struct{ nsp, user string }
@@ -58,6 +59,8 @@ func New(cfg Config) (*Policy, error) {
 		logLimit: rate.NewLimiter(10, 50),
 		conns:    make(map[connKey]int),
 	}
+	p.rechecks.pending = make(map[string]struct{})
+	p.rechecks.wake = make(chan struct{}, 1)
 	if cfg.RecoveryGuard != nil {
 		p.guard.Store(cfg.RecoveryGuard)
 	}
@@ -90,11 +93,17 @@ func (p *Policy) Install(srv *hub.Server) error {
 	return nil
 }
 
-// Run refreshes the JWKS in the background until ctx ends. Without it, keys
-// are still fetched on demand (first token, unknown kid).
+// Run refreshes the JWKS in the background and runs the access rechecks of
+// RoomDataChanged until ctx ends. Without it, keys are still fetched on
+// demand (first token, unknown kid), but rooms whose data changed are not
+// checked again.
 func (p *Policy) Run(ctx context.Context) error {
 	p.log.Info("rooms policy running", slog.Any("config", p.cfg))
-	return p.v.RunJWKS(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { p.runRechecks(ctx) })
+	err := p.v.RunJWKS(ctx)
+	wg.Wait()
+	return err
 }
 
 // IdentityOf returns the socket's current Identity (the middleware's, or the
