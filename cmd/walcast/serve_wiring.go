@@ -43,7 +43,12 @@ func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics interface {
 	rooms.StateSource
 }, guard *rooms.RecoveryGuard,
 	relay func(context.Context, *hub.Broadcast) error, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
+	r, err := rules.Load(c.Rules) // "" = the built-in file
+	if err != nil {
+		return nil, err
+	}
 	rcfg := rooms.Config{
+		Kinds:           roomKinds(r),
 		JWTSecret:       rooms.Secret(c.JWTSecret),
 		JWKSURL:         c.JWKSURL,
 		Issuer:          c.JWTIssuer,
@@ -69,6 +74,28 @@ func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics interface {
 		return nil, fmt.Errorf("rooms: %w", err)
 	}
 	return p, nil
+}
+
+// roomKinds converts a rules file's room kinds for the rooms policy.
+func roomKinds(r *rules.Rules) []rooms.Kind {
+	var out []rooms.Kind
+	query := func(q *rules.Query) *rooms.Query {
+		if q == nil {
+			return nil
+		}
+		return &rooms.Query{SQL: q.SQL, Params: slices.Clone(q.Params)}
+	}
+	for _, k := range r.RoomKinds() {
+		s := k.Spec
+		out = append(out, rooms.Kind{
+			Name: k.Name, Subscribe: s.Subscribe, Unsubscribe: s.Unsubscribe,
+			Prefix: k.Prefix, Constant: k.Constant, ID: s.ID, State: s.State,
+			Anyone: s.Allow.Anyone, Admins: s.Allow.Admins, Roles: slices.Clone(s.Allow.Roles),
+			Owner: query(k.Owner), SQL: query(k.SQL), RLS: query(k.RLS),
+			Denied: s.Denied,
+		})
+	}
+	return out
 }
 
 // pipeline is the CDC side: reader -> mapper -> sink, plus the metrics ticker.
@@ -113,7 +140,15 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 	if hold != nil {
 		rc.AckLimit = hold.limit
 	}
-	access := newAccessWatch(mapper, log)
+	var follow map[string][]rules.Follow
+	if c.Rules != "" {
+		r, err := rules.Load(c.Rules)
+		if err != nil {
+			return nil, err
+		}
+		follow = r.FollowTables()
+	}
+	access := newAccessWatch(mapper, follow, log)
 	access.relay = c.RedisURL != ""
 	p, err := cdc.NewPipeline(cdc.PipelineConfig{Reader: rc, Transformer: access, Sink: sink})
 	if err != nil {
