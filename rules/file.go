@@ -21,6 +21,10 @@ func BuiltinJSON() []byte { return bytes.Clone(builtinJSON) }
 
 // File is a rules file as written (JSON; unknown fields are an error).
 type File struct {
+	// Extends "builtin" starts from the built-in file: its lookups, tables,
+	// aggregates and rooms, overridden by name by this file's, and its events
+	// followed by this file's.
+	Extends string `json:"extends,omitempty"`
 	// Lookups are tables kept in memory by key, loaded at start and kept
 	// fresh from the stream, so events can name values of other rows.
 	Lookups map[string]LookupSpec `json:"lookups"`
@@ -153,6 +157,13 @@ func Parse(b []byte) (*Rules, error) {
 	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch f.Extends {
+	case "":
+	case "builtin":
+		f = extendBuiltin(f)
+	default:
+		bad("extends: unknown base %q (want builtin)", f.Extends)
+	}
 	r := &Rules{File: f, Tables: map[string]*Table{}}
 	for name, l := range f.Lookups {
 		if _, _, err := splitTable(l.Table); err != nil {
@@ -333,6 +344,38 @@ func Parse(b []byte) (*Rules, error) {
 		return nil, fmt.Errorf("%w:\n%w", ErrInvalid, errors.Join(errs...))
 	}
 	return r, nil
+}
+
+// extendBuiltin returns the built-in file with f's entries added.
+func extendBuiltin(f File) File {
+	var base File
+	if err := json.Unmarshal(builtinJSON, &base); err != nil {
+		panic("rules: the built-in file does not parse: " + err.Error()) // programmer error, caught by TestBuiltin_Parses
+	}
+	base.Lookups = mergeMap(base.Lookups, f.Lookups)
+	base.Tables = mergeMap(base.Tables, f.Tables)
+	base.Aggregates = mergeMap(base.Aggregates, f.Aggregates)
+	base.Rooms = mergeMap(base.Rooms, f.Rooms)
+	base.Events = append(base.Events, f.Events...)
+	if f.Emit != nil {
+		base.Emit = f.Emit
+	}
+	base.Extends = "" // the result stands alone (walcast rules prints it)
+	return base
+}
+
+func mergeMap[V any](base, over map[string]V) map[string]V {
+	if base == nil && over == nil {
+		return nil
+	}
+	out := make(map[string]V, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
 }
 
 // compileTemplate compiles "text {expr} text".

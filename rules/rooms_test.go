@@ -79,3 +79,20 @@ func TestParse_Rooms(t *testing.T) {
 		}
 	}
 }
+
+func TestParse_ExtendsBuiltin(t *testing.T) {
+	r, err := Load("../testdata/shipments/rules.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Builtin()
+	if got, want := len(r.File.Events), len(b.File.Events)+1; got != want {
+		t.Errorf("events = %d, want %d (the built-in ones and order:shipment)", got, want)
+	}
+	if r.File.Extends != "" || len(r.RoomKinds()) != 3 || r.File.Aggregates["admin:metrics-updated"].Builtin != "order_totals" {
+		t.Errorf("extended file = extends %q, %d room kinds, aggregates %v", r.File.Extends, len(r.RoomKinds()), r.File.Aggregates)
+	}
+	if _, err := Parse([]byte(`{"extends": "demo"}`)); err == nil || !strings.Contains(err.Error(), `extends: unknown base "demo"`) {
+		t.Errorf("extends demo: %v", err)
+	}
+}
