@@ -94,7 +94,9 @@ insert into team_members values (7, '` + uCustomer1 + `');`})
 			t.Error("admin (allowed by role) did not get the probe after the change")
 		}
 		time.Sleep(300 * time.Millisecond)
-		if n := d.count(func(x *dline) bool { return x.Name == "member" && x.Event == "probe" && strings.Contains(x.raw, "after") }); n != 0 {
+		if n := d.count(func(x *dline) bool {
+			return x.Name == "member" && x.Event == "probe" && strings.Contains(x.raw, "after")
+		}); n != 0 {
 			t.Errorf("member got %d probes after the row was deleted, want 0", n)
 		}
 		if n := d.count(func(x *dline) bool { return x.Name == "admin" && x.Event == rooms.EventAccessChanged }); n != 0 {
