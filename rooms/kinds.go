@@ -383,7 +383,7 @@ func (st *socketState) subscribeKind(k *Kind, m *hub.Message) *refusal {
 	if k.dataRules() && st.p.rechecks.epoch(room) != epoch {
 		// The data changed while it was asked: the recheck that change
 		// queued may have missed this socket, so queue one more.
-		st.p.RoomDataChanged(room)
+		st.p.RoomDataChanged(room, st.p.rechecks.xidOf(room))
 	}
 	if k.State == StateAggregate {
 		st.sendAggregate()

@@ -75,13 +75,17 @@ insert into team_members values (7, '` + uCustomer1 + `');`})
 		if !got("member", "before") || !got("admin", "before") {
 			t.Fatal("team:7 subscribers did not get the probe before the change")
 		}
-		st.pol.RoomDataChanged("team:7") // nothing changed: everyone stays
+		st.pol.RoomDataChanged("team:7", 0) // nothing changed: everyone stays
 		time.Sleep(200 * time.Millisecond)
-		if _, err := st.db.Exec(t.Context(), `delete from team_members where team_id = 7`); err != nil {
+		// Rechecked with the xid of the deleting transaction: the recheck
+		// waits until it is visible (here at once).
+		var xid int64
+		if err := st.db.QueryRow(t.Context(), `with d as (delete from team_members where team_id = 7 returning 1)
+			select pg_current_xact_id()::text::bigint & 4294967295 from (select count(*) from d) c`).Scan(&xid); err != nil {
 			t.Fatal(err)
 		}
 		t0 := time.Now()
-		st.pol.RoomDataChanged("team:7")
+		st.pol.RoomDataChanged("team:7", uint32(xid))
 		l := d.wait("member access:changed", driverWait, func(x *dline) bool {
 			return x.Name == "member" && x.Event == rooms.EventAccessChanged && strings.Contains(x.raw, `"reason":"access_revoked"`)
 		})

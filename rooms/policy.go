@@ -59,7 +59,7 @@ func New(cfg Config) (*Policy, error) {
 		logLimit: rate.NewLimiter(10, 50),
 		conns:    make(map[connKey]int),
 	}
-	p.rechecks.pending = make(map[string]struct{})
+	p.rechecks.pending = make(map[string]uint32)
 	p.rechecks.wake = make(chan struct{}, 1)
 	if cfg.RecoveryGuard != nil {
 		p.guard.Store(cfg.RecoveryGuard)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Rechecks: authorization that follows the data for room kinds whose
@@ -31,10 +32,11 @@ const (
 )
 
 type recheckQueue struct {
-	epochs [256]atomic.Uint64
+	epochs  [256]atomic.Uint64
+	lastXID [256]atomic.Uint32 // the xid of the latest change, per epoch
 
 	mu      sync.Mutex
-	pending map[string]struct{}
+	pending map[string]uint32 // room -> xid of its latest change (0 = unknown)
 	dropped uint64
 	wake    chan struct{}
 }
@@ -47,19 +49,32 @@ func roomHash(room string) uint8 {
 
 func (q *recheckQueue) epoch(room string) uint64 { return q.epochs[roomHash(room)].Load() }
 
-// RoomDataChanged reports a committed change of a row room's authorization
-// may rest on: its subscribers on this node are checked again (soon, by Run).
-// It does no I/O and is safe for concurrent use.
-func (p *Policy) RoomDataChanged(room string) {
+// xidOf returns the xid of the latest change of room's epoch (or of another
+// room sharing it).
+func (q *recheckQueue) xidOf(room string) uint32 { return q.lastXID[roomHash(room)].Load() }
+
+// RoomDataChanged reports a committed change, by transaction xid (0 =
+// unknown), of a row room's authorization may rest on: its subscribers on
+// this node are checked again (soon, by Run). It does no I/O and is safe for
+// concurrent use.
+//
+// The replication stream can deliver a commit a moment before it is visible
+// to other sessions (Postgres writes the commit record before it updates the
+// shared snapshot state), so a recheck first waits until xid is visible.
+func (p *Policy) RoomDataChanged(room string, xid uint32) {
 	q := &p.rechecks
-	q.epochs[roomHash(room)].Add(1)
+	h := roomHash(room)
+	if xid != 0 {
+		q.lastXID[h].Store(xid)
+	}
+	q.epochs[h].Add(1)
 	k := p.kindOf(room)
 	if k == nil || !k.dataRules() || !p.access.has(room) {
 		return
 	}
 	q.mu.Lock()
 	if len(q.pending) < maxPendingRechecks {
-		q.pending[room] = struct{}{}
+		q.pending[room] = xid
 	} else {
 		q.dropped++
 	}
@@ -84,7 +99,7 @@ func (p *Policy) runRechecks(ctx context.Context) {
 		}
 		q.mu.Lock()
 		batch := q.pending
-		q.pending = make(map[string]struct{})
+		q.pending = make(map[string]uint32)
 		dropped := q.dropped
 		q.dropped = 0
 		q.mu.Unlock()
@@ -92,6 +107,13 @@ func (p *Policy) runRechecks(ctx context.Context) {
 			p.log.Warn("too many rooms waiting for an access recheck; some subscribers keep their rooms until their next change",
 				slog.Uint64("dropped", dropped))
 		}
+		var xids []int64
+		for _, xid := range batch {
+			if xid != 0 {
+				xids = append(xids, int64(xid))
+			}
+		}
+		p.waitVisible(ctx, xids)
 		for room := range batch {
 			k := p.kindOf(room)
 			if k == nil {
@@ -109,6 +131,46 @@ func (p *Policy) runRechecks(ctx context.Context) {
 					st.recheckData(ctx, k, room, roomID)
 				})
 			}
+		}
+	}
+}
+
+// Bounds of waitVisible.
+const (
+	visibleWait = 2 * time.Second
+	visiblePoll = 5 * time.Millisecond
+)
+
+// visibleSQL reports whether every 32-bit xid of $1 is visible to a new
+// snapshot; each gets its epoch from the snapshot's xmax.
+const visibleSQL = `WITH s AS (SELECT pg_current_snapshot() AS s, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS x)
+SELECT coalesce(bool_and(pg_visible_in_snapshot(((((s.x >> 32) - CASE WHEN xid > (s.x & 4294967295) THEN 1 ELSE 0 END) << 32) | xid)::text::xid8, s.s)), true)
+FROM s, unnest($1::bigint[]) AS xid`
+
+// waitVisible waits (at most visibleWait) until the transactions xids are
+// visible to new snapshots, so the rechecks that follow read their rows.
+func (p *Policy) waitVisible(ctx context.Context, xids []int64) {
+	if len(xids) == 0 || p.cfg.DB == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, visibleWait)
+	defer cancel()
+	for {
+		var ok bool
+		err := p.cfg.DB.QueryRow(ctx, visibleSQL, xids).Scan(&ok)
+		if err == nil && ok {
+			return
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("access recheck: cannot tell whether the change is visible yet; rechecking now", slog.Any(LogKeyError, err))
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(visiblePoll):
 		}
 	}
 }

@@ -41,7 +41,7 @@ var profilesCheck = cdc.CheckTable{Name: profilesSchema + "." + profilesTable, O
 type accessPolicy interface {
 	RoleChanged(user, role string)
 	OrderOwnerChanged(orderID, owner string)
-	RoomDataChanged(room string)
+	RoomDataChanged(room string, xid uint32)
 }
 
 // accessChange is one change, as carried over the bus.
@@ -51,11 +51,12 @@ type accessChange struct {
 	Order string `json:"order,omitempty"`
 	Owner string `json:"owner,omitempty"`
 	Room  string `json:"room,omitempty"` // a rule-declared room whose data changed
+	XID   uint32 `json:"xid,omitempty"`  // the transaction that changed it
 }
 
 func (c accessChange) apply(p accessPolicy) {
 	if c.Room != "" {
-		p.RoomDataChanged(c.Room)
+		p.RoomDataChanged(c.Room, c.XID)
 	} else if c.Order != "" {
 		p.OrderOwnerChanged(c.Order, c.Owner)
 	} else if c.User != "" {
@@ -199,7 +200,7 @@ func followChanges(c *cdc.Change, fs []rules.Follow) []accessChange {
 			if !ok || id == "" {
 				continue
 			}
-			ch := accessChange{Room: f.Kind.Prefix + id}
+			ch := accessChange{Room: f.Kind.Prefix + id, XID: c.XID}
 			if !slices.Contains(out, ch) {
 				out = append(out, ch)
 			}
