@@ -241,7 +241,7 @@ func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo, miss
 	for range t.joinKey {
 		e.joins = append(e.joins, nil) // looked up on first use (env.join)
 	}
-	if t.guard != nil && !truthy(t.guard.eval(e)) {
+	if t.guard != nil && !t.guard.test(e) {
 		if missing {
 			en.missingOld.Add(1)
 		}
@@ -263,7 +263,7 @@ func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo, miss
 	rowStart, rowEnd := 0, 0 // the row() encoding in scratch, once done
 next:
 	for _, r := range rules {
-		if r.when != nil && !truthy(r.when.eval(e)) {
+		if r.when != nil && !e.cond(r) {
 			continue
 		}
 		fired = true

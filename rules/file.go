@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -93,7 +94,8 @@ type Table struct {
 	joinKey []*node
 	guard   *node
 	scope   *scope
-	Events  [3][]*Rule // by operation: insert, update, delete
+	Events  [3][]*Rule     // by operation: insert, update, delete
+	conds   map[string]int // condition source -> index: rules with the same condition share it
 }
 
 // Rule is one compiled event rule.
@@ -101,6 +103,7 @@ type Rule struct {
 	Spec      EventSpec
 	Index     uint32 // event number within its change
 	when      *node
+	cond      int // index of when among its table's conditions (evaluated once per change)
 	require   []int
 	room      []segment
 	payload   []segment
@@ -282,11 +285,27 @@ func Parse(b []byte) (*Rules, error) {
 			rule.require = append(rule.require, j)
 		}
 		if e.When != "" {
-			n, err := compile(e.When, t.scope)
-			if err != nil {
-				bad("%s.when: %v", at, err)
-			} else {
-				rule.when, rule.usesOld = n, n.usesOld
+			if t.conds == nil {
+				t.conds = map[string]int{}
+			}
+			src := strings.TrimSpace(e.When)
+			if i, ok := t.conds[src]; ok {
+				for _, other := range t.allRules() {
+					if other.cond == i && other.when != nil {
+						rule.when, rule.usesOld, rule.cond = other.when, other.usesOld, i
+						break
+					}
+				}
+			}
+			if rule.when == nil {
+				n, err := compile(e.When, t.scope)
+				if err != nil {
+					bad("%s.when: %v", at, err)
+				} else {
+					rule.cond = len(t.conds)
+					t.conds[src] = rule.cond
+					rule.when, rule.usesOld = n, n.usesOld
+				}
 			}
 		}
 		room, err := compileTemplate(e.Room, t.scope)
@@ -374,6 +393,19 @@ func mergeMap[V any](base, over map[string]V) map[string]V {
 	}
 	for k, v := range over {
 		out[k] = v
+	}
+	return out
+}
+
+// allRules returns the table's rules (each once).
+func (t *Table) allRules() []*Rule {
+	var out []*Rule
+	for k := range t.Events {
+		for _, r := range t.Events[k] {
+			if !slices.Contains(out, r) {
+				out = append(out, r)
+			}
+		}
 	}
 	return out
 }
