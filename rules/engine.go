@@ -14,8 +14,7 @@ import (
 // Engine maps changes to events by a compiled rules file. It keeps the
 // lookup caches fresh from the stream (Load fills them at start), runs the
 // order_totals aggregate (MetricsEvent, CurrentMetrics) and maps
-// walcast.emit messages. It does not yet check rules against the catalog;
-// the binary still uses cdc.Mapper.
+// walcast.emit messages. Load checks the rules against the catalog first.
 //
 // Map is safe for concurrent use (one mutex), but is meant for the
 // pipeline's goroutine.
