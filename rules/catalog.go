@@ -135,6 +135,11 @@ func (r *Rules) CheckCatalog(ctx context.Context, q cdc.Querier) error {
 				bad("rooms.%s.allow.%s: %v", k.Name, qq.field, err)
 			}
 		}
+		for i, sn := range k.Snapshot {
+			if err := checkQuery(ctx, q, sn.Query); err != nil {
+				bad("rooms.%s.snapshot[%d].sql: %v", k.Name, i, err)
+			}
+		}
 		rls = rls || k.RLS != nil
 	}
 	if rls {

@@ -35,6 +35,24 @@ type RoomSpec struct {
 	Follow map[string]string `json:"follow,omitempty"`
 	// Denied is the ack error a refused subscriber gets; "" = "not allowed".
 	Denied string `json:"denied,omitempty"`
+	// Snapshot are the queries whose rows a new subscriber gets first, with
+	// State "snapshot" (the built-in mapper's own state is used without a
+	// rules file). Each row is one event; its columns are the payload's
+	// fields. The queries may use $id only; they run in one transaction that
+	// also commits the stream mark, so the state is ordered with the stream.
+	Snapshot []SnapshotSpec `json:"snapshot,omitempty"`
+}
+
+// SnapshotSpec is one state query of a room kind.
+type SnapshotSpec struct {
+	Event string `json:"event"`
+	SQL   string `json:"sql"`
+}
+
+// SnapshotQuery is a compiled SnapshotSpec.
+type SnapshotQuery struct {
+	Event string
+	Query *Query
 }
 
 // AllowSpec says who may subscribe to a room kind. SQL texts may use $id
@@ -76,6 +94,7 @@ type RoomKind struct {
 	Owner    *Query
 	SQL      *Query
 	RLS      *Query
+	Snapshot []SnapshotQuery
 }
 
 // Room kind id formats and state modes.
@@ -238,8 +257,45 @@ func (r *Rules) parseRooms(bad func(string, ...any)) {
 				bad("%s.follow: a constant room has no id to follow", at)
 			}
 		}
+		if len(s.Snapshot) > 0 && s.State != StateSnapshot {
+			bad("%s.snapshot: set state to snapshot to send these queries' rows", at)
+		}
+		for i, sn := range s.Snapshot {
+			if strings.TrimSpace(sn.Event) == "" {
+				bad("%s.snapshot[%d].event: an event name is required", at, i)
+			}
+			c, err := compileQuery(sn.SQL)
+			if err != nil {
+				bad("%s.snapshot[%d].sql: %v", at, i, err)
+				continue
+			}
+			for _, p := range c.Params {
+				if p != "id" {
+					bad("%s.snapshot[%d].sql: $%s: state queries may use $id only (the state is the room's, not the user's)", at, i, p)
+				}
+			}
+			k.Snapshot = append(k.Snapshot, SnapshotQuery{Event: sn.Event, Query: c})
+		}
 		r.kinds = append(r.kinds, k)
 	}
+}
+
+// KindOf returns the room kind room belongs to, or nil.
+func (r *Rules) KindOf(room string) *RoomKind {
+	var best *RoomKind
+	for _, k := range r.kinds {
+		switch {
+		case k.Constant:
+			if room == k.Prefix {
+				return k
+			}
+		case strings.HasPrefix(room, k.Prefix) && len(room) > len(k.Prefix):
+			if best == nil || len(k.Prefix) > len(best.Prefix) {
+				best = k
+			}
+		}
+	}
+	return best
 }
 
 // FollowTables returns the tables room kinds follow, with the kinds and the

@@ -54,7 +54,9 @@ func TestParse_Rooms(t *testing.T) {
 		"a": {"room": "a:{id}", "subscribe": "subscribe:a", "allow": {}},
 		"b": {"room": "b:{x}", "subscribe": "subscribe:a", "allow": {"anyone": true}},
 		"c": {"room": "c", "subscribe": "connect", "id": "hex", "state": "all", "allow": {"sql": "select $1"}, "follow": {"t": "id"}},
-		"d": {"room": "a:{id}", "allow": {"rls": "select $what"}}
+		"d": {"room": "a:{id}", "allow": {"rls": "select $what"}},
+		"e": {"room": "e:{id}", "subscribe": "subscribe:e", "allow": {"anyone": true},
+		      "snapshot": [{"event": "", "sql": "select * from t where id = $id and owner = $user"}]}
 	}}`
 	_, err = Parse([]byte(bad))
 	if !errors.Is(err, ErrInvalid) {
@@ -73,6 +75,9 @@ func TestParse_Rooms(t *testing.T) {
 		"rooms.d.subscribe: the client event that subscribes is required",
 		`rooms.d.room: rooms "a:{id}" are also rooms.a's`,
 		"rooms.d.allow.rls: unknown parameter $what",
+		"rooms.e.snapshot: set state to snapshot",
+		"rooms.e.snapshot[0].event: an event name is required",
+		"rooms.e.snapshot[0].sql: $user: state queries may use $id only",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse error lacks %q:\n%v", want, err)

@@ -69,6 +69,8 @@ func schemaServe(t *testing.T, schema string, setup string) (*sioDriver, *pgx.Co
 // inventory:low-stock for its own products only; the buyer and the sellers
 // of an order's items may subscribe to it (owner and sql rules), others may
 // not, and a seller whose item is removed from the order leaves its room.
+// Product and order subscribers get the room's state first, from the kinds'
+// snapshot queries.
 func TestSchemas_Marketplace(t *testing.T) {
 	const (
 		sellerA = "00000000-0000-4000-8000-0000000000a1"
@@ -96,6 +98,8 @@ func TestSchemas_Marketplace(t *testing.T) {
 	if a := d.emitAck("buyer", "subscribe:product", 1); !ok(a) {
 		t.Fatalf("subscribe:product 1 = %s", a)
 	}
+	// State on subscribe from the kind's snapshot query, ordered with the stream.
+	d.must("buyer product:stock-updated state on subscribe", eventOf("buyer", "product:stock-updated", `"available":8`))
 	if a := d.emitAck("buyer", "subscribe:product", "kettle"); !strings.Contains(a, "must be an integer") {
 		t.Fatalf("subscribe:product kettle = %s, want the integer error", a)
 	}
@@ -125,6 +129,7 @@ func TestSchemas_Marketplace(t *testing.T) {
 	if a := d.emitAck("buyer", "subscribe:order", 100); !ok(a) {
 		t.Fatalf("buyer subscribe:order 100 = %s, want ok (owner)", a)
 	}
+	d.must("buyer order:status-changed state on subscribe", eventOf("buyer", "order:status-changed", `"status":"pending"`))
 	if a := d.emitAck("b", "subscribe:order", 100); !ok(a) {
 		t.Fatalf("seller b subscribe:order 100 = %s, want ok (sells an item of it)", a)
 	}

@@ -112,6 +112,7 @@ type pipeline struct {
 	// bus (cluster mode); nil = single node.
 	remote func() json.RawMessage
 	hold   *ackHold // nil unless the recovery buffer is in memory
+	rules  *rules.Rules // the rules file (WALCAST_RULES); nil with the mapper
 	// unlocked is set once the database refused FOR SHARE on the state rows
 	// (the role lacks UPDATE on them): state reads then lock nothing.
 	unlocked atomic.Bool
@@ -141,12 +142,12 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 		rc.AckLimit = hold.limit
 	}
 	var follow map[string][]rules.Follow
+	var rf *rules.Rules
 	if c.Rules != "" {
-		r, err := rules.Load(c.Rules)
-		if err != nil {
+		if rf, err = rules.Load(c.Rules); err != nil {
 			return nil, err
 		}
-		follow = r.FollowTables()
+		follow = rf.FollowTables()
 	}
 	access := newAccessWatch(mapper, follow, log)
 	access.relay = c.RedisURL != ""
@@ -157,7 +158,7 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 	if hold != nil {
 		hold.stats = p.Stats
 	}
-	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db, hold: hold, access: access}
+	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db, hold: hold, access: access, rules: rf}
 	m.register(pl)
 	return pl, nil
 }
@@ -279,28 +280,33 @@ func (p *pipeline) AdminMetrics(ctx context.Context) (json.RawMessage, error) {
 }
 
 // RoomStateAt implements rooms.StateSource with the mapper's current-state
-// reads, ordered with the stream by a state mark (cdc.Mapper.RoomStateAt).
-// The rule engine has none yet: its subscribers get changes only.
+// reads, or with a rules file's snapshot queries, ordered with the stream by
+// a state mark (cdc.Mapper.RoomStateAt, rules.Rules.RoomStateAt).
 func (p *pipeline) RoomStateAt(ctx context.Context, room, token string, ready func([]rooms.StateEvent)) (bool, error) {
-	m, ok := p.mapper.(*cdc.Mapper)
-	if !ok {
+	m, _ := p.mapper.(*cdc.Mapper)
+	if m == nil && p.rules == nil {
 		return false, nil
 	}
 	db, ok := p.db.(cdc.Beginner)
 	if !ok {
 		return false, nil
 	}
+	convert := func(evs []cdc.StateEvent) {
+		out := make([]rooms.StateEvent, len(evs))
+		for i, e := range evs {
+			out[i] = rooms.StateEvent{Name: e.Name, Payload: e.Payload, User: e.User}
+		}
+		ready(out)
+	}
 	read := func(lock bool) (marked bool, err error) {
 		// A pooled connection to a server that went away (a failover)
 		// fails before anything was sent: try the next one.
 		for attempt := 0; attempt < 3; attempt++ {
-			_, marked, err = m.RoomStateAt(ctx, db, room, token, lock, func(evs []cdc.StateEvent) {
-				out := make([]rooms.StateEvent, len(evs))
-				for i, e := range evs {
-					out[i] = rooms.StateEvent{Name: e.Name, Payload: e.Payload, User: e.User}
-				}
-				ready(out)
-			})
+			if m != nil {
+				_, marked, err = m.RoomStateAt(ctx, db, room, token, lock, convert)
+			} else {
+				marked, err = p.rules.RoomStateAt(ctx, db, room, token, convert)
+			}
 			if err == nil || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
 				break
 			}
