@@ -111,7 +111,7 @@ type pipeline struct {
 	// remote returns the metrics payload the leader last published over the
 	// bus (cluster mode); nil = single node.
 	remote func() json.RawMessage
-	hold   *ackHold // nil unless the recovery buffer is in memory
+	hold   *ackHold     // nil unless the recovery buffer is in memory
 	rules  *rules.Rules // the rules file (WALCAST_RULES); nil with the mapper
 	// unlocked is set once the database refused FOR SHARE on the state rows
 	// (the role lacks UPDATE on them): state reads then lock nothing.
