@@ -58,6 +58,13 @@ func (r *Rules) TypeScript(cols ColumnType) string {
 		tc := &typer{r: r, t: t, cols: cols}
 		add(e.Event, tc.payload(e.Payload, "  "))
 	}
+	for _, k := range r.kinds {
+		for _, sn := range k.Snapshot {
+			if _, ok := events[sn.Event]; !ok {
+				add(sn.Event, "Record<string, unknown>") // sent only as state: the query's columns
+			}
+		}
+	}
 	for _, name := range sortedKeys(mapKeys(r.File.Aggregates)) {
 		add(name, "{ metrics: { totalRevenue: number; totalOrders: number; averageOrderValue: number }; timestamp: number }")
 	}
