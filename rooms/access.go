@@ -100,6 +100,13 @@ func (x *accessIndex) snapshot(m map[string]map[*socketState]struct{}, key strin
 	return out
 }
 
+// has reports whether a socket of this node subscribed to room.
+func (x *accessIndex) has(room string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.rooms[room]) > 0
+}
+
 func (p *Policy) indexRoom(room string, st *socketState) { p.access.add(&p.access.rooms, room, st) }
 func (p *Policy) unindexRoom(room string, st *socketState) {
 	p.access.remove(p.access.rooms, room, st)
@@ -165,15 +172,10 @@ func autoRooms(id *Identity) []string {
 }
 
 // mayStay reports whether id may stay in room, a room it subscribed to with
-// g, judged without I/O.
+// g, judged without I/O: by the role, or by what the data said (g).
 func (p *Policy) mayStay(id *Identity, room string, g grant) bool {
-	switch {
-	case room == RoomMetrics:
-		return id.Admin
-	case strings.HasPrefix(room, "product:"):
-		return true
-	case strings.HasPrefix(room, "order:"):
-		return id.Admin || g.owner
+	if k := p.kindOf(room); k != nil {
+		return k.roleAllows(id) || g.owner
 	}
 	for _, r := range p.cfg.RoomRules {
 		if strings.HasPrefix(room, r.Prefix()) {
@@ -291,19 +293,14 @@ func (p *Policy) recoverRooms(h *hub.Handshake, rooms []string) []string {
 		}
 		var g grant
 		ok := false
-		switch {
-		case room == RoomMetrics:
-			ok = id.Admin
-		case strings.HasPrefix(room, "product:"):
-			ok = ValidRoomID(room[len("product:"):])
-		case strings.HasPrefix(room, "order:"):
-			oid := room[len("order:"):]
-			if ValidRoomID(oid) {
-				owner, found, err := p.orderOwner(context.Background(), oid)
-				g.owner = err == nil && found && owner == id.UserID
-				ok = id.Admin || g.owner
+		if k := p.kindOf(room); k != nil {
+			roomID := room[len(k.Prefix):]
+			if k.Constant || k.validID(roomID) {
+				var r *refusal
+				g, r = p.authorize(context.Background(), k, id, roomID)
+				ok = r == nil
 			}
-		default:
+		} else {
 			for _, r := range p.cfg.RoomRules {
 				if strings.HasPrefix(room, r.Prefix()) {
 					ok = r.MayStay(id, room)

@@ -178,6 +178,13 @@ type Config struct {
 	// RelayTimeout bounds one Relay call; 0 = 2s.
 	RelayTimeout time.Duration
 
+	// Kinds are the room kinds clients subscribe to (a rules file's rooms);
+	// nil = DefaultKinds(OrderOwnerQuery).
+	Kinds []Kind
+	// RLSRole is the database role RLS rules run as (walcast's role must be
+	// a member of it); "" = DefaultRLSRole.
+	RLSRole string
+
 	// RoomRules are the room kinds declared outside the built-in catalogue
 	// (see RoomRule), re-checked on role changes and recovery; nil = none.
 	RoomRules []RoomRule
@@ -250,6 +257,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.OrderOwnerQuery == "" {
 		c.OrderOwnerQuery = DefaultOrderOwnerQuery
+	}
+	if c.Kinds == nil {
+		c.Kinds = DefaultKinds(c.OrderOwnerQuery)
+	} else {
+		c.Kinds = append([]Kind(nil), c.Kinds...)
+	}
+	if err := checkKinds(c.Kinds); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RLSRole == "" {
+		c.RLSRole = DefaultRLSRole
 	}
 	if c.AdminRoles == nil {
 		c.AdminRoles = DefaultAdminRoles

@@ -14,8 +14,16 @@
 //	product:{id}      anyone who sent subscribe:product
 //	order:{id}        the order's owner or an admin, after subscribe:order
 //
-// Room ids sent by clients must be UUIDs or short slugs ([A-Za-z0-9_-]{1,64});
-// anything else is refused with an ack error.
+// The rooms clients subscribe to are room kinds given as data (Config.Kinds,
+// from a rules file's "rooms"; nil is DefaultKinds, the last three above):
+// the client events that subscribe and unsubscribe, the id format (a UUID or
+// short slug [A-Za-z0-9_-]{1,64} by default, or uuid, or integer; anything
+// else is refused with an ack error), whether the room's state comes first,
+// and who may subscribe: anyone, admins, roles, an owner query, a SQL
+// predicate over $id and the token's claims, or the app's row-level security
+// (the query runs as Config.RLSRole with request.jwt.claims set, in a
+// transaction that is rolled back, as PostgREST does). Subscriptions are
+// checked once per subscribe, never per event.
 //
 // # Authentication
 //
@@ -48,9 +56,11 @@
 // # Access changes
 //
 // Access follows the data: RoleChanged (a profile's role), OrderOwnerChanged
-// and RoomChanged (any room whose membership rests on a row, e.g. a rules
-// file's RoomRule) re-check this node's sockets concerned at once, without
-// I/O. They leave the rooms no longer allowed (auto-joins included), join the
+// and RoomChanged (any room whose membership rests on a row, e.g. a
+// RoomRule) re-check this node's sockets concerned at once, without I/O.
+// RoomDataChanged (a row a room kind's query reads changed) asks the kind's
+// queries again for the room's subscribers, on Run's goroutine; those no
+// longer allowed leave with reason access_revoked. They leave the rooms no longer allowed (auto-joins included), join the
 // auto rooms a new role brings, get an EventAccessChanged event, and a socket
 // of /admin that is no longer an admin's is then disconnected. RoleChanged
 // also drops the user's cached profile, so new connections read the new role.

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/hub"
 	"golang.org/x/time/rate"
 )
@@ -98,12 +96,13 @@ func (p *Policy) newSocketState(s *hub.Socket, d *socketData, id *Identity) *soc
 }
 
 func (st *socketState) install() {
-	st.s.On(EventSubscribeProduct, st.handle(st.subscribeProduct))
-	st.s.On(EventUnsubscribeProduct, st.handle(st.unsubscribeProduct))
-	st.s.On(EventSubscribeOrder, st.handle(st.subscribeOrder))
-	st.s.On(EventUnsubscribeOrder, st.handle(st.unsubscribeOrder))
-	st.s.On(EventSubscribeMetrics, st.handle(st.subscribeMetrics))
-	st.s.On(EventUnsubscribeMetrics, st.handle(st.unsubscribeMetrics))
+	for i := range st.p.cfg.Kinds {
+		k := &st.p.cfg.Kinds[i]
+		st.s.On(k.Subscribe, st.handle(func(m *hub.Message) *refusal { return st.subscribeKind(k, m) }))
+		if k.Unsubscribe != "" {
+			st.s.On(k.Unsubscribe, st.handle(func(m *hub.Message) *refusal { return st.unsubscribeKind(k, m) }))
+		}
+	}
 	st.s.On(EventCartUpdate, st.handle(st.cartUpdate))
 	st.s.OnAny(st.handle(func(m *hub.Message) *refusal {
 		return &refusal{reason: "unknown_event", text: ErrTextUnknownEvent + ": " + strconv.Quote(truncate(m.Event, 64))}
@@ -191,18 +190,11 @@ func (st *socketState) logRefusal(m *hub.Message, r *refusal) {
 	st.p.log.Info("client event refused", attrs...)
 }
 
-// roomID reads the first argument as a room id.
+// roomID reads the first argument as a room id (ValidRoomID).
 func roomID(m *hub.Message) (string, *refusal) {
-	if len(m.Args) == 0 {
-		return "", &refusal{reason: "bad_room_id", text: ErrTextNotString}
-	}
-	raw := bytes.TrimSpace(m.Args[0])
-	if len(raw) == 0 || raw[0] != '"' {
-		return "", &refusal{reason: "bad_room_id", text: ErrTextNotString}
-	}
-	var id string
-	if err := json.Unmarshal(raw, &id); err != nil {
-		return "", &refusal{reason: "bad_room_id", text: ErrTextNotString}
+	id, r := stringArg(m)
+	if r != nil {
+		return "", r
 	}
 	if !ValidRoomID(id) {
 		return "", &refusal{reason: "bad_room_id", text: ErrTextBadRoomID}
@@ -264,86 +256,6 @@ func (st *socketState) leave(room string) {
 	st.p.unindexRoom(room, st)
 }
 
-func (st *socketState) subscribeProduct(m *hub.Message) *refusal {
-	id, r := roomID(m)
-	if r != nil {
-		return r
-	}
-	_, gen := st.snapshot()
-	return st.joinWithState(RoomProduct(id), gen, grant{})
-}
-
-func (st *socketState) unsubscribeProduct(m *hub.Message) *refusal {
-	id, r := roomID(m)
-	if r != nil {
-		return r
-	}
-	st.leave(RoomProduct(id))
-	return nil
-}
-
-func (st *socketState) subscribeOrder(m *hub.Message) *refusal {
-	id, r := roomID(m)
-	if r != nil {
-		return r
-	}
-	who, gen := st.snapshot()
-	// Admins too: whether they own the order decides if they stay after a
-	// demotion.
-	owner, found, err := st.p.orderOwner(st.s.Context(), id)
-	g := grant{owner: err == nil && found && owner == who.UserID}
-	if !who.Admin {
-		if err != nil {
-			return &refusal{reason: "internal", text: ErrTextInternal, err: err}
-		}
-		if !g.owner {
-			// Same answer for "no such order" and "someone else's": ids of
-			// other users' orders must not be discoverable.
-			return &refusal{reason: "forbidden", text: ErrTextOrderDenied}
-		}
-	}
-	return st.joinWithState(RoomOrder(id), gen, g)
-}
-
-func (st *socketState) unsubscribeOrder(m *hub.Message) *refusal {
-	id, r := roomID(m)
-	if r != nil {
-		return r
-	}
-	st.leave(RoomOrder(id))
-	return nil
-}
-
-func (st *socketState) subscribeMetrics(m *hub.Message) *refusal {
-	who, gen := st.snapshot()
-	if !who.Admin {
-		return &refusal{reason: "forbidden", text: ErrTextAdminOnly}
-	}
-	if r := st.join(RoomMetrics, gen, grant{}); r != nil {
-		return r
-	}
-	if src := st.p.cfg.Metrics; src != nil {
-		ctx, cancel := context.WithTimeout(st.s.Context(), st.p.cfg.DBTimeout)
-		defer cancel()
-		cur, err := src.AdminMetrics(ctx)
-		switch {
-		case err != nil:
-			st.p.log.Warn("current admin metrics unavailable", slog.Any(LogKeyError, err))
-		case len(cur) > 0:
-			_ = st.s.Emit(EventMetricsUpdated, cur)
-		}
-	}
-	return nil
-}
-
-func (st *socketState) unsubscribeMetrics(m *hub.Message) *refusal {
-	if !st.identity().Admin {
-		return &refusal{reason: "forbidden", text: ErrTextAdminOnly}
-	}
-	st.leave(RoomMetrics)
-	return nil
-}
-
 func (st *socketState) cartUpdate(m *hub.Message) *refusal {
 	if len(m.Attachments) > 0 {
 		return &refusal{reason: "bad_payload", text: ErrTextBinary}
@@ -387,29 +299,6 @@ func (st *socketState) cartUpdate(m *hub.Message) *refusal {
 		return &refusal{reason: "relay_failed", text: ErrTextRelayFailed}
 	}
 	return nil
-}
-
-// orderOwner runs OrderOwnerQuery. An id Postgres cannot read as the key's
-// type (a slug for a uuid column) is "not found", not an error.
-func (p *Policy) orderOwner(ctx context.Context, orderID string) (owner string, found bool, err error) {
-	if p.cfg.DB == nil {
-		return "", false, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.DBTimeout)
-	defer cancel()
-	var o *string
-	err = p.cfg.DB.QueryRow(ctx, p.cfg.OrderOwnerQuery, orderID).Scan(&o)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return "", false, nil
-	case isDataException(err):
-		return "", false, nil // data exception: invalid input for the id type
-	case err != nil:
-		return "", false, fmt.Errorf("order owner query for order %q: %w", orderID, err)
-	case o == nil:
-		return "", false, nil
-	}
-	return *o, true, nil
 }
 
 func truncate(s string, n int) string {

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -24,7 +25,8 @@ type Identity struct {
 	Seller    bool      // Role is Config.SellerRole
 	ExpiresAt time.Time // the token's exp
 
-	roleFromProfile bool // Role came from the profile (or its absence), not a claim: profile changes apply
+	roleFromProfile bool   // Role came from the profile (or its absence), not a claim: profile changes apply
+	claims          []byte // the token's claims as JSON, for room kinds' queries
 }
 
 // profile is one row of the profile query.
@@ -173,6 +175,9 @@ func (c *profileCache) put(id string, p profile, gen uint64) {
 // else from the profile query (cached), else customer.
 func (p *Policy) identify(ctx context.Context, c *Claims) (*Identity, error) {
 	id := &Identity{UserID: c.Subject, Email: c.Email, ExpiresAt: c.ExpiresAt}
+	if c.Raw != nil {
+		id.claims, _ = json.Marshal(c.Raw)
+	}
 	role, ok := claimPath(c.Raw, p.cfg.RoleClaim)
 	id.roleFromProfile = !ok
 	if !ok && p.cfg.DB != nil {

@@ -31,8 +31,9 @@ type Policy struct {
 	connMu sync.Mutex
 	conns  map[connKey]int // open (or reserved) sockets per namespace and user
 
-	marks  markTable   // subscribes waiting for their stream marks (state.go)
-	access accessIndex // this node's sockets by user and by subscribed room
+	marks    markTable    // subscribes waiting for their stream marks (state.go)
+	access   accessIndex  // this node's sockets by user and by subscribed room
+	rechecks recheckQueue // rooms whose data changed (recheck.go)
 }
 
 type connKey struct{ nsp, user string }
@@ -56,6 +57,8 @@ func New(cfg Config) (*Policy, error) {
 		logLimit: rate.NewLimiter(10, 50),
 		conns:    make(map[connKey]int),
 	}
+	p.rechecks.pending = make(map[string]uint32)
+	p.rechecks.wake = make(chan struct{}, 1)
 	return p, nil
 }
 
@@ -86,11 +89,17 @@ func (p *Policy) Install(srv *hub.Server) error {
 	return nil
 }
 
-// Run refreshes the JWKS in the background until ctx ends. Without it, keys
-// are still fetched on demand (first token, unknown kid).
+// Run refreshes the JWKS in the background and runs the access rechecks of
+// RoomDataChanged until ctx ends. Without it, keys are still fetched on
+// demand (first token, unknown kid), but rooms whose data changed are not
+// checked again.
 func (p *Policy) Run(ctx context.Context) error {
 	p.log.Info("rooms policy running", slog.Any("config", p.cfg))
-	return p.v.RunJWKS(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { p.runRechecks(ctx) })
+	err := p.v.RunJWKS(ctx)
+	wg.Wait()
+	return err
 }
 
 // IdentityOf returns the socket's current Identity (the middleware's, or the

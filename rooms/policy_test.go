@@ -62,6 +62,7 @@ type stack struct {
 	url  string
 	keys *testKeys
 	jwks *jwksServer
+	db   *pgxpool.Pool
 
 	mu      sync.Mutex
 	sockets map[string]*hub.Socket
@@ -71,6 +72,8 @@ type stackOpts struct {
 	recovery       bool // hub connection state recovery on
 	defaultPayload bool // hub MaxPayload left at its default (1e6)
 	relay          func(ctx context.Context, b *hub.Broadcast) error
+	kinds          []rooms.Kind // nil = the built-in ones
+	sql            string       // run after the schema
 }
 
 func startStack(t *testing.T, o ...stackOpts) *stack {
@@ -84,7 +87,7 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 	if err := pg.CreateDatabase(ctx, "shop"); err != nil {
 		t.Fatalf("create database: %v", err)
 	}
-	if out, err := pg.Psql(ctx, "shop", schema); err != nil {
+	if out, err := pg.Psql(ctx, "shop", schema+opt.sql); err != nil {
 		t.Fatalf("schema: %v\n%s", err, out)
 	}
 	pool, err := pgxpool.New(ctx, pg.URL("shop"))
@@ -114,6 +117,7 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 		AdminNamespace:         true,
 		Metrics:                staticMetrics{},
 		Relay:                  opt.relay,
+		Kinds:                  opt.kinds,
 		Logger:                 log,
 	})
 	if err != nil {
@@ -133,7 +137,7 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 	if err := pol.Install(srv); err != nil {
 		t.Fatalf("Install: %v", err)
 	}
-	st := &stack{hub: srv, pol: pol, keys: k, jwks: js, sockets: make(map[string]*hub.Socket)}
+	st := &stack{hub: srv, pol: pol, keys: k, jwks: js, db: pool, sockets: make(map[string]*hub.Socket)}
 	srv.Of("/").OnConnect(func(s *hub.Socket) {
 		st.mu.Lock()
 		st.sockets[s.ID()] = s

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walcast/walcast/cdc"
 )
 
@@ -19,6 +21,27 @@ var (
 	integerTypes = []string{"smallint", "integer", "bigint"}
 	numberTypes  = []string{"smallint", "integer", "bigint", "numeric", "real", "double precision"}
 )
+
+// DefaultRLSRole is the database role rls rules run as (the rooms policy's
+// default).
+const DefaultRLSRole = "authenticated"
+
+// checkQuery asks the database to plan q, with every parameter null and no
+// row fetched: a missing table or column, a type error or a syntax error is
+// reported with the server's message.
+func checkQuery(ctx context.Context, db cdc.Querier, q *Query) error {
+	args := make([]any, len(q.Params))
+	rows, err := db.Query(ctx, "SELECT * FROM ("+strings.TrimRight(strings.TrimSpace(q.SQL), ";")+") walcast_check LIMIT 0", args...)
+	if err == nil {
+		rows.Close()
+		err = rows.Err()
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s (SQLSTATE %s)", pe.Message, pe.Code)
+	}
+	return err
+}
 
 // CheckCatalog checks every table and column the rules read against the
 // database: tables exist, columns exist, columns used as integers have an
@@ -94,6 +117,42 @@ func (r *Rules) CheckCatalog(ctx context.Context, q cdc.Querier) error {
 		t, _ := normTable(a.Table)
 		check("aggregates."+name+".status", t, a.Status, nil)
 		check("aggregates."+name+".total", t, a.Total, numberTypes)
+	}
+	rls := false
+	for _, k := range r.kinds {
+		for _, table := range sortedKeys(k.Spec.Follow) {
+			t, _ := normTable(table)
+			check("rooms."+k.Name+".follow", t, k.Spec.Follow[table], nil)
+		}
+		for _, qq := range []struct {
+			field string
+			q     *Query
+		}{{"owner", k.Owner}, {"sql", k.SQL}, {"rls", k.RLS}} {
+			if qq.q == nil {
+				continue
+			}
+			if err := checkQuery(ctx, q, qq.q); err != nil {
+				bad("rooms.%s.allow.%s: %v", k.Name, qq.field, err)
+			}
+		}
+		for i, sn := range k.Snapshot {
+			if err := checkQuery(ctx, q, sn.Query); err != nil {
+				bad("rooms.%s.snapshot[%d].sql: %v", k.Name, i, err)
+			}
+		}
+		rls = rls || k.RLS != nil
+	}
+	if rls {
+		var member *bool
+		err := q.QueryRow(ctx, `SELECT pg_has_role(current_user, r.oid, 'MEMBER') FROM pg_roles r WHERE r.rolname = $1`, DefaultRLSRole).Scan(&member)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			bad("rooms: rls rules run as role %s, which does not exist (CREATE ROLE %s NOLOGIN)", DefaultRLSRole, DefaultRLSRole)
+		case err != nil:
+			return fmt.Errorf("rules: read role %s: %w", DefaultRLSRole, err)
+		case member == nil || !*member:
+			bad("rooms: rls rules run as role %s, which walcast's role may not SET ROLE to (GRANT %s TO current_user)", DefaultRLSRole, DefaultRLSRole)
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w:\n%w", ErrMismatch, errors.Join(errs...))

@@ -13,8 +13,10 @@ import (
 )
 
 // TestCheckCatalog: the built-in rules match the demo schema; a file naming
-// a missing table, a missing column, a text column used as an integer and a text total
-// gets one line for each.
+// a missing table, a missing column, a text column used as an integer, a text
+// total, a room query reading a missing column, a followed column that is
+// missing and an rls rule without the authenticated role gets one line for
+// each.
 func TestCheckCatalog(t *testing.T) {
 	ctx := t.Context()
 	c := pgtest.New(t, pgtest.Options{})
@@ -44,7 +46,11 @@ func TestCheckCatalog(t *testing.T) {
 	    {"event": "b", "table": "nowhere", "on": ["insert"], "room": "x", "payload": "row()"},
 	    {"event": "c", "table": "orders", "on": ["insert"], "when": "notes + 1 > 2", "room": "x", "payload": "row()"}
 	  ],
-	  "aggregates": {"m": {"builtin": "order_totals", "table": "orders", "status": "status", "total": "notes", "room": "admin:metrics"}}
+	  "aggregates": {"m": {"builtin": "order_totals", "table": "orders", "status": "status", "total": "notes", "room": "admin:metrics"}},
+	  "rooms": {
+	    "o": {"room": "o:{id}", "subscribe": "s:o", "allow": {"owner": "select owner from orders where id = $id"}, "follow": {"orders": "nope"}},
+	    "r": {"room": "r:{id}", "subscribe": "s:r", "allow": {"rls": "select 1 from orders where id = $id"}}
+	  }
 	}`))
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +66,9 @@ func TestCheckCatalog(t *testing.T) {
 		`tables.public.inventory: column "sku" not found`,
 		"aggregates.m.total: column public.orders.notes has type text",
 		"tables.public.orders: column public.orders.notes has type text; want one of smallint, integer, bigint",
+		`rooms.o.allow.owner: column "owner" does not exist (SQLSTATE 42703)`,
+		`rooms.o.follow: column "nope" not found in table public.orders`,
+		"rooms: rls rules run as role authenticated, which does not exist",
 	} {
 		found := false
 		for _, l := range lines {
@@ -69,7 +78,7 @@ func TestCheckCatalog(t *testing.T) {
 			t.Errorf("no line contains %q in:\n%s", want, err)
 		}
 	}
-	if len(lines) != 5 {
-		t.Errorf("%d lines, want 5:\n%s", len(lines), err)
+	if len(lines) != 8 {
+		t.Errorf("%d lines, want 8:\n%s", len(lines), err)
 	}
 }

@@ -12,8 +12,22 @@
 // line each, wrapped in ErrInvalid. Compiled expressions are evaluated
 // against a change's tuples without allocating.
 //
+// The same file declares room kinds ("rooms"): the client events that
+// subscribe, the id format, state on subscribe and who may subscribe
+// (anyone, admins, roles, or SQL: an owner query, a predicate, or a query
+// run under the app's row-level security). The rules package parses and
+// checks them (RoomKinds, FollowTables); the rooms package enforces them.
+// "extends": "builtin" adds a file's entries to the built-in ones.
+// TypeScript prints a declaration of the catalogue for socket.io-client.
+//
 // Engine maps changes by compiled rules (row events, lookups, the order_totals
-// aggregate, walcast.emit).
-// The binary does not use it yet: cdc.Mapper still maps, and the built-in
-// file gives the same events so that the Engine can replace it.
+// aggregate, walcast.emit). The binary maps with it when WALCAST_RULES is set;
+// otherwise cdc.Mapper still maps, and the built-in file gives the same
+// events so that the Engine can replace it. CheckCatalog checks a file
+// against the database (Engine.Load runs it).
+//
+// A Rules value is immutable after Parse and safe for concurrent use, except
+// TypeScript, which must not run concurrently with itself. An Engine's
+// methods are safe for concurrent use (one mutex); the payloads of the
+// events Map returns are fresh copies the caller may keep.
 package rules

@@ -14,8 +14,7 @@ import (
 // Engine maps changes to events by a compiled rules file. It keeps the
 // lookup caches fresh from the stream (Load fills them at start), runs the
 // order_totals aggregate (MetricsEvent, CurrentMetrics) and maps
-// walcast.emit messages. It does not yet check rules against the catalog;
-// the binary still uses cdc.Mapper.
+// walcast.emit messages. Load checks the rules against the catalog first.
 //
 // Map is safe for concurrent use (one mutex), but is meant for the
 // pipeline's goroutine.
@@ -241,7 +240,7 @@ func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo, miss
 	for range t.joinKey {
 		e.joins = append(e.joins, nil) // looked up on first use (env.join)
 	}
-	if t.guard != nil && !truthy(t.guard.eval(e)) {
+	if t.guard != nil && !t.guard.test(e) {
 		if missing {
 			en.missingOld.Add(1)
 		}
@@ -263,7 +262,7 @@ func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo, miss
 	rowStart, rowEnd := 0, 0 // the row() encoding in scratch, once done
 next:
 	for _, r := range rules {
-		if r.when != nil && !truthy(r.when.eval(e)) {
+		if r.when != nil && !e.cond(r) {
 			continue
 		}
 		fired = true

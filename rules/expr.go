@@ -41,9 +41,9 @@ const (
 
 type value struct {
 	k   kind
+	oid uint32 // beside k: 40 bytes, not 48 (values are passed by value in eval)
 	i   int64
 	b   []byte
-	oid uint32
 }
 
 func (v value) known() bool { return v.k != kNull && v.k != kUnknown }
@@ -102,6 +102,8 @@ type env struct {
 	joinKeys       []*node        // join index -> key expression (evaluated on first use)
 	caches         []*lookupCache // join index -> its lookup
 	joinDone       uint64         // which joins are looked up
+	condDone       uint64         // which of the table's shared conditions are evaluated
+	condVal        uint64         // and their results
 	keyBuf         []byte
 	lets           []value // derived values computed for this change: index*2 (+1 old)
 	letOK          uint64  // which lets entries are set
@@ -219,6 +221,66 @@ func distinct(a, b value) bool {
 	return !ok || c != 0
 }
 
+// cond evaluates r's condition once per change: rules with the same
+// condition (admin:low-stock and inventory:low-stock) share the result.
+func (e *env) cond(r *Rule) bool {
+	i := r.cond
+	if i >= 64 {
+		return r.when.test(e)
+	}
+	bit := uint64(1) << i
+	if e.condDone&bit == 0 {
+		if r.when.test(e) {
+			e.condVal |= bit
+		}
+		e.condDone |= bit
+	}
+	return e.condVal&bit != 0
+}
+
+// test evaluates n as a condition: true only for a true boolean. Boolean
+// operators are evaluated here without building values.
+func (n *node) test(e *env) bool {
+	switch n.op {
+	case opAnd:
+		return n.a.test(e) && n.b.test(e)
+	case opOr:
+		return n.a.test(e) || n.b.test(e)
+	case opNot:
+		v := n.a.eval(e)
+		return v.k == kBool && v.i == 0
+	case opIsNull:
+		return !n.a.eval(e).known()
+	case opNotNull:
+		return n.a.eval(e).known()
+	case opChanged:
+		return e.oldRow == nil || distinct(n.b.eval(e), n.a.eval(e))
+	case opEq, opNe, opLt, opLe, opGt, opGe:
+		a, b := n.a.eval(e), n.b.eval(e)
+		if !a.known() || !b.known() {
+			return false
+		}
+		c, ok := compare(a, b)
+		if !ok {
+			return false
+		}
+		switch n.op {
+		case opEq:
+			return c == 0
+		case opNe:
+			return c != 0
+		case opLt:
+			return c < 0
+		case opLe:
+			return c <= 0
+		case opGt:
+			return c > 0
+		}
+		return c >= 0
+	}
+	return truthy(n.eval(e))
+}
+
 func (n *node) eval(e *env) value {
 	switch n.op {
 	case opLit:
@@ -251,16 +313,8 @@ func (n *node) eval(e *env) value {
 			return vFalse
 		}
 		return boolValue(v.i == 0)
-	case opAnd:
-		if !truthy(n.a.eval(e)) {
-			return vFalse
-		}
-		return boolValue(truthy(n.b.eval(e)))
-	case opOr:
-		if truthy(n.a.eval(e)) {
-			return vTrue
-		}
-		return boolValue(truthy(n.b.eval(e)))
+	case opAnd, opOr:
+		return boolValue(n.test(e))
 	case opIsNull:
 		return boolValue(!n.a.eval(e).known())
 	case opNotNull:

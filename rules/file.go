@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -21,6 +22,10 @@ func BuiltinJSON() []byte { return bytes.Clone(builtinJSON) }
 
 // File is a rules file as written (JSON; unknown fields are an error).
 type File struct {
+	// Extends "builtin" starts from the built-in file: its lookups, tables,
+	// aggregates and rooms, overridden by name by this file's, and its events
+	// followed by this file's.
+	Extends string `json:"extends,omitempty"`
 	// Lookups are tables kept in memory by key, loaded at start and kept
 	// fresh from the stream, so events can name values of other rows.
 	Lookups map[string]LookupSpec `json:"lookups"`
@@ -34,6 +39,8 @@ type File struct {
 	Aggregates map[string]AggregateSpec `json:"aggregates"`
 	// Emit switches walcast.emit / walcast.notify messages (default on).
 	Emit *bool `json:"emit,omitempty"`
+	// Rooms are the room kinds clients subscribe to, by kind name.
+	Rooms map[string]RoomSpec `json:"rooms,omitempty"`
 }
 
 // LookupSpec declares a lookup table.
@@ -77,6 +84,7 @@ type AggregateSpec struct {
 type Rules struct {
 	File   File
 	Tables map[string]*Table // by "schema.table"
+	kinds  []*RoomKind       // sorted by name
 }
 
 // Table is the compiled rules of one table.
@@ -86,7 +94,8 @@ type Table struct {
 	joinKey []*node
 	guard   *node
 	scope   *scope
-	Events  [3][]*Rule // by operation: insert, update, delete
+	Events  [3][]*Rule     // by operation: insert, update, delete
+	conds   map[string]int // condition source -> index: rules with the same condition share it
 }
 
 // Rule is one compiled event rule.
@@ -94,6 +103,7 @@ type Rule struct {
 	Spec      EventSpec
 	Index     uint32 // event number within its change
 	when      *node
+	cond      int // index of when among its table's conditions (evaluated once per change)
 	require   []int
 	room      []segment
 	payload   []segment
@@ -150,6 +160,13 @@ func Parse(b []byte) (*Rules, error) {
 	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch f.Extends {
+	case "":
+	case "builtin":
+		f = extendBuiltin(f)
+	default:
+		bad("extends: unknown base %q (want builtin)", f.Extends)
+	}
 	r := &Rules{File: f, Tables: map[string]*Table{}}
 	for name, l := range f.Lookups {
 		if _, _, err := splitTable(l.Table); err != nil {
@@ -268,11 +285,27 @@ func Parse(b []byte) (*Rules, error) {
 			rule.require = append(rule.require, j)
 		}
 		if e.When != "" {
-			n, err := compile(e.When, t.scope)
-			if err != nil {
-				bad("%s.when: %v", at, err)
-			} else {
-				rule.when, rule.usesOld = n, n.usesOld
+			if t.conds == nil {
+				t.conds = map[string]int{}
+			}
+			src := strings.TrimSpace(e.When)
+			if i, ok := t.conds[src]; ok {
+				for _, other := range t.allRules() {
+					if other.cond == i && other.when != nil {
+						rule.when, rule.usesOld, rule.cond = other.when, other.usesOld, i
+						break
+					}
+				}
+			}
+			if rule.when == nil {
+				n, err := compile(e.When, t.scope)
+				if err != nil {
+					bad("%s.when: %v", at, err)
+				} else {
+					rule.cond = len(t.conds)
+					t.conds[src] = rule.cond
+					rule.when, rule.usesOld = n, n.usesOld
+				}
 			}
 		}
 		room, err := compileTemplate(e.Room, t.scope)
@@ -325,10 +358,56 @@ func Parse(b []byte) (*Rules, error) {
 			}
 		}
 	}
+	r.parseRooms(bad)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w:\n%w", ErrInvalid, errors.Join(errs...))
 	}
 	return r, nil
+}
+
+// extendBuiltin returns the built-in file with f's entries added.
+func extendBuiltin(f File) File {
+	var base File
+	if err := json.Unmarshal(builtinJSON, &base); err != nil {
+		panic("rules: the built-in file does not parse: " + err.Error()) // programmer error, caught by TestBuiltin_Parses
+	}
+	base.Lookups = mergeMap(base.Lookups, f.Lookups)
+	base.Tables = mergeMap(base.Tables, f.Tables)
+	base.Aggregates = mergeMap(base.Aggregates, f.Aggregates)
+	base.Rooms = mergeMap(base.Rooms, f.Rooms)
+	base.Events = append(base.Events, f.Events...)
+	if f.Emit != nil {
+		base.Emit = f.Emit
+	}
+	base.Extends = "" // the result stands alone (walcast rules prints it)
+	return base
+}
+
+func mergeMap[V any](base, over map[string]V) map[string]V {
+	if base == nil && over == nil {
+		return nil
+	}
+	out := make(map[string]V, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
+}
+
+// allRules returns the table's rules (each once).
+func (t *Table) allRules() []*Rule {
+	var out []*Rule
+	for k := range t.Events {
+		for _, r := range t.Events[k] {
+			if !slices.Contains(out, r) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }
 
 // compileTemplate compiles "text {expr} text".
@@ -494,6 +573,11 @@ func (r *Rules) PublishedTables() []string {
 	}
 	for _, name := range sortedKeys(mapKeys(r.File.Lookups)) {
 		add(r.File.Lookups[name].Table)
+	}
+	for _, k := range r.kinds {
+		for _, t := range sortedKeys(k.Spec.Follow) {
+			add(t)
+		}
 	}
 	return out
 }

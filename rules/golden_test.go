@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,7 +73,40 @@ func TestEngine_Golden(t *testing.T) {
 	}
 }
 
+var update = flag.Bool("update", false, "rewrite the golden files of TestEngine_GoldenSchemas")
+
+// TestEngine_GoldenSchemas runs the golden cases of the other schemas
+// (testdata/<schema>/<case>.sql) with their rules file and schema
+// (../testdata/<schema>/rules.json and schema.sql; a schema.sql whose first
+// line is "-- walcast: demo" goes on top of the demo schema). -update
+// rewrites the golden files.
+func TestEngine_GoldenSchemas(t *testing.T) {
+	cases, err := filepath.Glob("testdata/*/*.sql")
+	if err != nil || len(cases) == 0 {
+		t.Fatalf("no golden cases: %v", err)
+	}
+	c := pgtest.New(t, pgtest.Options{})
+	for _, path := range cases {
+		schema := filepath.Base(filepath.Dir(path))
+		name := schema + "/" + strings.TrimSuffix(filepath.Base(path), ".sql")
+		t.Run(name, func(t *testing.T) {
+			runGoldenWith(t, c, path, filepath.Join("..", "testdata", schema, "rules.json"), filepath.Join("..", "testdata", schema, "schema.sql"))
+		})
+	}
+}
+
 func runGolden(t *testing.T, c *pgtest.Cluster, path string) {
+	rulesPath := filepath.Join("testdata", strings.TrimSuffix(filepath.Base(path), ".sql")+".rules.json")
+	if _, err := os.Stat(rulesPath); err != nil {
+		rulesPath = ""
+	}
+	runGoldenWith(t, c, path, rulesPath, "")
+}
+
+// runGoldenWith runs the case at path with the rules file rulesPath ("" =
+// the built-in file on the demo schema) on a database made by schemaPath
+// (optional) and the case's setup part.
+func runGoldenWith(t *testing.T, c *pgtest.Cluster, path, rulesPath, schemaPath string) {
 	ctx := t.Context()
 	script, err := os.ReadFile(path)
 	if err != nil {
@@ -82,7 +116,7 @@ func runGolden(t *testing.T, c *pgtest.Cluster, path string) {
 	if i := strings.Index(test, "\n-- test\n"); i >= 0 {
 		setup, test = test[:i], test[i+len("\n-- test\n"):]
 	}
-	db := "r_" + regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(filepath.Base(path)), "_")
+	db := "r_" + regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(filepath.Base(filepath.Dir(path))+"_"+filepath.Base(path)), "_")
 	if err := c.CreateDatabase(ctx, db); err != nil {
 		t.Fatal(err)
 	}
@@ -94,11 +128,22 @@ func runGolden(t *testing.T, c *pgtest.Cluster, path string) {
 	// A case with testdata/<case>.rules.json runs on the schema its setup
 	// part creates, with those rules; the others on the demo schema with the
 	// built-in rules.
-	rulesPath := filepath.Join("testdata", strings.TrimSuffix(filepath.Base(path), ".sql")+".rules.json")
 	var r *rules.Rules
-	if _, err := os.Stat(rulesPath); err == nil {
+	if rulesPath != "" {
 		if r, err = rules.Load(rulesPath); err != nil {
 			t.Fatal(err)
+		}
+		if schemaPath != "" {
+			sch, err := os.ReadFile(schemaPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(string(sch), "-- walcast: demo\n") {
+				if err := walsql.Migrate(ctx, conn, walsql.Options{Demo: true}); err != nil {
+					t.Fatalf("migrate -demo: %v", err)
+				}
+			}
+			psql(t, c, db, string(sch))
 		}
 		if setup != "" {
 			psql(t, c, db, setup)
@@ -172,7 +217,11 @@ func runGolden(t *testing.T, c *pgtest.Cluster, path string) {
 		Metrics json.RawMessage
 		Stats   struct{ BadMessages, LookupMisses, MissingOldImage uint64 }
 	}
-	b, err := os.ReadFile(strings.TrimSuffix(path, ".sql") + ".golden.json")
+	goldenPath := strings.TrimSuffix(path, ".sql") + ".golden.json"
+	if *update {
+		writeGolden(t, goldenPath, got.String(), en)
+	}
+	b, err := os.ReadFile(goldenPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +237,9 @@ func runGolden(t *testing.T, c *pgtest.Cluster, path string) {
 		wantB.WriteString(line + "\n")
 	}
 	var cur struct{ Metrics json.RawMessage }
-	if err := json.Unmarshal(en.CurrentMetrics(), &cur); err != nil {
+	if m := en.CurrentMetrics(); len(m) == 0 {
+		cur.Metrics = json.RawMessage("null") // no aggregate
+	} else if err := json.Unmarshal(m, &cur); err != nil {
 		t.Fatalf("CurrentMetrics: %v", err)
 	}
 	if string(cur.Metrics) != string(want.Metrics) {
@@ -199,6 +250,36 @@ func runGolden(t *testing.T, c *pgtest.Cluster, path string) {
 	}
 	if got.String() != wantB.String() {
 		t.Errorf("events differ from the golden file\ngot:\n%s\nwant:\n%s", got.String(), wantB.String())
+	}
+}
+
+// writeGolden writes a golden file: the events one a line, the metrics and
+// the counters.
+func writeGolden(t *testing.T, path, events string, en *rules.Engine) {
+	t.Helper()
+	var cur struct{ Metrics json.RawMessage }
+	if m := en.CurrentMetrics(); len(m) == 0 {
+		cur.Metrics = json.RawMessage("null") // no aggregate
+	} else if err := json.Unmarshal(m, &cur); err != nil {
+		t.Fatalf("CurrentMetrics: %v", err)
+	}
+	st := en.Stats()
+	var b strings.Builder
+	b.WriteString("{\n  \"Events\": [")
+	lines := strings.Split(strings.TrimSuffix(events, "\n"), "\n")
+	for i, l := range lines {
+		if l == "" {
+			continue
+		}
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString("\n    " + l)
+	}
+	fmt.Fprintf(&b, "\n  ],\n  \"Metrics\": %s,\n  \"Stats\": {\"BadMessages\": %d, \"LookupMisses\": %d, \"MissingOldImage\": %d}\n}\n",
+		cur.Metrics, st.BadMessages, st.LookupMisses, st.MissingOldImage)
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

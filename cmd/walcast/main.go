@@ -49,6 +49,7 @@ Usage:
   walcast serve     run the service (CDC reader, hub, HTTP endpoints)
   walcast migrate   apply walcast's SQL, create the publication and the slot (idempotent)
   walcast rules     print the effective rules (WALCAST_RULES or the built-in file) as JSON
+  walcast types     print a TypeScript declaration of the events for socket.io-client
   walcast check     check the database for what walcast needs; prints the SQL that fixes each problem
   walcast demo      run a throwaway Postgres, a simulated shop and a live web page
   walcast version   print the version
@@ -105,6 +106,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return runMigrate(ctx, rest, getenv, stderr)
 	case "rules":
 		return runRules(args[1:], getenv, os.Stdout, stderr)
+	case "types":
+		return runTypes(ctx, rest, getenv, os.Stdout, stderr)
 	case "check":
 		return runCheck(ctx, rest, getenv, stderr)
 	case "demo":

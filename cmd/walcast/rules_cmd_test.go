@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/walcast/walcast/rooms"
+	"github.com/walcast/walcast/rules"
 )
 
 // TestRules_Command: walcast rules prints the built-in rules, or the file
@@ -32,5 +36,18 @@ func TestRules_Command(t *testing.T) {
 	err := runRules([]string{"-rules", bad}, envMap(nil), &out, &errb)
 	if err == nil || strings.Count(err.Error(), "\n") < 2 || !strings.Contains(err.Error(), "upsert") {
 		t.Fatalf("bad rules file: err = %v, want one line per problem", err)
+	}
+}
+
+// TestRoomKinds_Builtin: the built-in rules file's rooms are exactly the
+// rooms policy's built-in kinds, so serving from the file changes nothing.
+func TestRoomKinds_Builtin(t *testing.T) {
+	r, err := rules.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := roomKinds(r), rooms.DefaultKinds(rooms.DefaultOrderOwnerQuery)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("roomKinds(builtin) =\n%+v\nwant rooms.DefaultKinds =\n%+v", got, want)
 	}
 }

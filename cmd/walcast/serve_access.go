@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"log/slog"
+	"slices"
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/rooms"
+	"github.com/walcast/walcast/rules"
 	wsql "github.com/walcast/walcast/sql"
 )
 
@@ -39,6 +41,7 @@ var profilesCheck = cdc.CheckTable{Name: profilesSchema + "." + profilesTable, O
 type accessPolicy interface {
 	RoleChanged(user, role string)
 	OrderOwnerChanged(orderID, owner string)
+	RoomDataChanged(room string, xid uint32)
 }
 
 // accessChange is one change, as carried over the bus.
@@ -47,10 +50,14 @@ type accessChange struct {
 	Role  string `json:"role,omitempty"`
 	Order string `json:"order,omitempty"`
 	Owner string `json:"owner,omitempty"`
+	Room  string `json:"room,omitempty"` // a rule-declared room whose data changed
+	XID   uint32 `json:"xid,omitempty"`  // the transaction that changed it
 }
 
 func (c accessChange) apply(p accessPolicy) {
-	if c.Order != "" {
+	if c.Room != "" {
+		p.RoomDataChanged(c.Room, c.XID)
+	} else if c.Order != "" {
 		p.OrderOwnerChanged(c.Order, c.Owner)
 	} else if c.User != "" {
 		p.RoleChanged(c.User, c.Role)
@@ -68,10 +75,13 @@ type accessWatch struct {
 
 	// The mapped orders table; "" when unknown (a rules file).
 	ordersSchema, ordersTable, ordersID, ordersUser string
+	// follow lists, by "schema.table", the room kinds of a rules file whose
+	// authorization follows that table's rows (nil with the mapper).
+	follow map[string][]rules.Follow
 }
 
-func newAccessWatch(t cdc.Transformer, log *slog.Logger) *accessWatch {
-	w := &accessWatch{Transformer: t, log: log}
+func newAccessWatch(t cdc.Transformer, follow map[string][]rules.Follow, log *slog.Logger) *accessWatch {
+	w := &accessWatch{Transformer: t, follow: follow, log: log}
 	if m, ok := t.(*cdc.Mapper); ok {
 		o := m.Mapping().Orders
 		if id, err := wsql.ParseTable(o.Table); err == nil && o.UserID != "" {
@@ -94,6 +104,8 @@ func (w *accessWatch) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 		changes = profileChanges(c)
 	case w.ordersTable != "" && r.Name == w.ordersTable && r.Namespace == w.ordersSchema:
 		changes = w.orderChanges(c)
+	case w.follow != nil && w.follow[r.Namespace+"."+r.Name] != nil:
+		changes = followChanges(c, w.follow[r.Namespace+"."+r.Name])
 	default:
 		return dst, nil
 	}
@@ -172,6 +184,29 @@ func (w *accessWatch) orderChanges(c *cdc.Change) []accessChange {
 		}
 	}
 	return nil
+}
+
+// followChanges returns the rooms whose subscribers a change of a followed
+// table re-checks: for each kind following it, the room of the old row's id
+// and of the new row's (when they differ, both).
+func followChanges(c *cdc.Change, fs []rules.Follow) []accessChange {
+	var out []accessChange
+	for _, f := range fs {
+		for _, t := range []cdc.Tuple{c.Old, c.New} {
+			if t == nil {
+				continue
+			}
+			id, ok := text(c, t, f.Column)
+			if !ok || id == "" {
+				continue
+			}
+			ch := accessChange{Room: f.Kind.Prefix + id, XID: c.XID}
+			if !slices.Contains(out, ch) {
+				out = append(out, ch)
+			}
+		}
+	}
+	return out
 }
 
 // applyRemote applies an access change another node published; false if b is

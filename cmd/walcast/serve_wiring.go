@@ -42,7 +42,12 @@ func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics interface {
 	rooms.StateSource
 },
 	relay func(context.Context, *hub.Broadcast) error, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
+	r, err := rules.Load(c.Rules) // "" = the built-in file
+	if err != nil {
+		return nil, err
+	}
 	rcfg := rooms.Config{
+		Kinds:            roomKinds(r),
 		JWTSecret:        rooms.Secret(c.JWTSecret),
 		JWKSURL:          c.JWKSURL,
 		Issuer:           c.JWTIssuer,
@@ -70,6 +75,28 @@ func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics interface {
 	return p, nil
 }
 
+// roomKinds converts a rules file's room kinds for the rooms policy.
+func roomKinds(r *rules.Rules) []rooms.Kind {
+	var out []rooms.Kind
+	query := func(q *rules.Query) *rooms.Query {
+		if q == nil {
+			return nil
+		}
+		return &rooms.Query{SQL: q.SQL, Params: slices.Clone(q.Params)}
+	}
+	for _, k := range r.RoomKinds() {
+		s := k.Spec
+		out = append(out, rooms.Kind{
+			Name: k.Name, Subscribe: s.Subscribe, Unsubscribe: s.Unsubscribe,
+			Prefix: k.Prefix, Constant: k.Constant, ID: s.ID, State: s.State,
+			Anyone: s.Allow.Anyone, Admins: s.Allow.Admins, Roles: slices.Clone(s.Allow.Roles),
+			Owner: query(k.Owner), SQL: query(k.SQL), RLS: query(k.RLS),
+			Denied: s.Denied,
+		})
+	}
+	return out
+}
+
 // pipeline is the CDC side: reader -> mapper -> sink, plus the metrics ticker.
 type pipeline struct {
 	cfg    config
@@ -83,7 +110,8 @@ type pipeline struct {
 	// remote returns the metrics payload the leader last published over the
 	// bus (cluster mode); nil = single node.
 	remote func() json.RawMessage
-	hold   *ackHold // nil unless the recovery buffer is in memory
+	hold   *ackHold     // nil unless the recovery buffer is in memory
+	rules  *rules.Rules // the rules file (WALCAST_RULES); nil with the mapper
 	// unlocked is set once the database refused FOR SHARE on the state rows
 	// (the role lacks UPDATE on them): state reads then lock nothing.
 	unlocked atomic.Bool
@@ -112,7 +140,15 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 	if hold != nil {
 		rc.AckLimit = hold.limit
 	}
-	access := newAccessWatch(mapper, log)
+	var follow map[string][]rules.Follow
+	var rf *rules.Rules
+	if c.Rules != "" {
+		if rf, err = rules.Load(c.Rules); err != nil {
+			return nil, err
+		}
+		follow = rf.FollowTables()
+	}
+	access := newAccessWatch(mapper, follow, log)
 	access.relay = c.RedisURL != ""
 	p, err := cdc.NewPipeline(cdc.PipelineConfig{Reader: rc, Transformer: access, Sink: sink})
 	if err != nil {
@@ -121,7 +157,7 @@ func newPipeline(c config, log *slog.Logger, db cdc.Querier, sink cdc.Sink, m *c
 	if hold != nil {
 		hold.stats = p.Stats
 	}
-	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db, hold: hold, access: access}
+	pl := &pipeline{cfg: c, log: log, sink: sink, mapper: mapper, stats: stats, checks: checks, p: p, db: db, hold: hold, access: access, rules: rf}
 	m.register(pl)
 	return pl, nil
 }
@@ -243,28 +279,33 @@ func (p *pipeline) AdminMetrics(ctx context.Context) (json.RawMessage, error) {
 }
 
 // RoomStateAt implements rooms.StateSource with the mapper's current-state
-// reads, ordered with the stream by a state mark (cdc.Mapper.RoomStateAt).
-// The rule engine has none yet: its subscribers get changes only.
+// reads, or with a rules file's snapshot queries, ordered with the stream by
+// a state mark (cdc.Mapper.RoomStateAt, rules.Rules.RoomStateAt).
 func (p *pipeline) RoomStateAt(ctx context.Context, room, token string, ready func([]rooms.StateEvent)) (bool, error) {
-	m, ok := p.mapper.(*cdc.Mapper)
-	if !ok {
+	m, _ := p.mapper.(*cdc.Mapper)
+	if m == nil && p.rules == nil {
 		return false, nil
 	}
 	db, ok := p.db.(cdc.Beginner)
 	if !ok {
 		return false, nil
 	}
+	convert := func(evs []cdc.StateEvent) {
+		out := make([]rooms.StateEvent, len(evs))
+		for i, e := range evs {
+			out[i] = rooms.StateEvent{Name: e.Name, Payload: e.Payload, User: e.User}
+		}
+		ready(out)
+	}
 	read := func(lock bool) (marked bool, err error) {
 		// A pooled connection to a server that went away (a failover)
 		// fails before anything was sent: try the next one.
 		for attempt := 0; attempt < 3; attempt++ {
-			_, marked, err = m.RoomStateAt(ctx, db, room, token, lock, func(evs []cdc.StateEvent) {
-				out := make([]rooms.StateEvent, len(evs))
-				for i, e := range evs {
-					out[i] = rooms.StateEvent{Name: e.Name, Payload: e.Payload, User: e.User}
-				}
-				ready(out)
-			})
+			if m != nil {
+				_, marked, err = m.RoomStateAt(ctx, db, room, token, lock, convert)
+			} else {
+				marked, err = p.rules.RoomStateAt(ctx, db, room, token, convert)
+			}
 			if err == nil || !pgconn.SafeToRetry(err) || ctx.Err() != nil {
 				break
 			}
