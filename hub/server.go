@@ -32,6 +32,9 @@ type Server struct {
 	nSockets atomic.Int64
 
 	marks marks // OnMark's handler
+
+	adapter Adapter      // Config.Adapter, or singleNode
+	roomObs RoomObserver // the adapter, when it observes rooms
 }
 
 // Stats are point-in-time counts.
@@ -55,6 +58,12 @@ func New(cfg Config) (*Server, error) {
 		conns: make(map[string]*conn),
 	}
 	s.ips = newIPTable(c)
+	s.adapter = c.Adapter
+	if s.adapter == nil {
+		s.adapter = &singleNode{}
+	}
+	s.roomObs, _ = s.adapter.(RoomObserver)
+	s.adapter.Attach(localNode{s})
 	s.Of("/")
 	return s, nil
 }
@@ -71,7 +80,7 @@ func (s *Server) Of(name string) *Namespace {
 	if n, ok := s.nsps[name]; ok {
 		return n
 	}
-	n := &Namespace{srv: s, name: name, rooms: newRoomIndex(s.m)}
+	n := &Namespace{srv: s, name: name, rooms: newRoomIndex(s.m, name, s.roomObs)}
 	s.nsps[name] = n
 	return n
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/walcast/walcast/hub"
 )
 
 // Defaults for zero Config fields.
@@ -35,7 +34,7 @@ const (
 	DefaultAbuseWindow       = 10 * time.Second
 	DefaultMaxRoomsPerSocket = 200
 	DefaultMaxCartBytes      = 64 << 10
-	DefaultRelayTimeout      = 2 * time.Second
+	DefaultBroadcastTimeout  = 2 * time.Second
 	DefaultMaxConnsPerUser   = 20
 	DefaultMaxTokenBytes     = 16 << 10
 )
@@ -186,13 +185,10 @@ type Config struct {
 	// may be in (checked before the replay).
 	RecoveryGuard *RecoveryGuard
 
-	// Relay carries client-originated broadcasts (cart:synced) to every node,
-	// e.g. the bus's Publish, so a user's devices on other nodes get them too;
-	// nil = deliver on this node only (srv.Broadcast). It is called with a
-	// deadline of RelayTimeout.
-	Relay func(ctx context.Context, b *hub.Broadcast) error
-	// RelayTimeout bounds one Relay call; 0 = 2s.
-	RelayTimeout time.Duration
+	// BroadcastTimeout bounds one hub.Server.Broadcast of a client-originated
+	// event (cart:synced), which reaches a user's devices on every node
+	// through the hub's adapter; 0 = 2s.
+	BroadcastTimeout time.Duration
 
 	// RoomRules are the room kinds declared outside the built-in catalogue
 	// (see RoomRule), re-checked on role changes and recovery; nil = none.
@@ -268,7 +264,7 @@ func (c Config) withDefaults() (Config, error) {
 	dur("DBTimeout", &c.DBTimeout, DefaultDBTimeout, false)
 	dur("MarkWait", &c.MarkWait, DefaultMarkWait, false)
 	dur("AbuseWindow", &c.AbuseWindow, DefaultAbuseWindow, false)
-	dur("RelayTimeout", &c.RelayTimeout, DefaultRelayTimeout, false)
+	dur("BroadcastTimeout", &c.BroadcastTimeout, DefaultBroadcastTimeout, false)
 	if c.ProfileQuery == "" {
 		c.ProfileQuery = DefaultProfileQuery
 	}

@@ -1,9 +1,7 @@
 package main
 
-// Cluster wiring: the Redis client, the Redis bus and the Redis recovery
-// store, used when WALCAST_REDIS_URL / REDIS_URL is set. serve.go calls
-// newCluster before hub.New (the store goes into the hub's recovery config)
-// and cluster.attach after it.
+// Cluster wiring: the Redis client, the Redis bus (the hub's adapter) and the
+// Redis recovery store, used when WALCAST_REDIS_URL / REDIS_URL is set.
 
 import (
 	"context"
@@ -70,8 +68,9 @@ func (cl *cluster) remoteMetrics() json.RawMessage {
 	return cl.leaderMetrics
 }
 
-// newCluster creates the Redis client and recovery store (no I/O) and, when
-// recovery is on, puts the store into hcfg. It returns nil for a single node.
+// newCluster creates the Redis client, the bus and, when recovery is on, the
+// recovery store (no I/O), and puts the store into hcfg (the bus goes in as
+// hcfg.Adapter, by the caller). It returns nil for a single node.
 func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog.Logger) (*cluster, error) {
 	if c.RedisURL == "" {
 		return nil, nil
@@ -101,6 +100,18 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 			return nil, err
 		}
 		hcfg.Recovery.Store = cl.store
+		hcfg.OnSessionChange = cl.store.OnSessionChange // live sessions
+	}
+	cl.bus, err = bus.NewRedis(bus.RedisConfig{
+		Client:     cl.client,
+		Store:      cl.store,
+		Namespaces: cl.nsps,
+		Metrics:    cl.m,
+		OnRemote:   cl.observeRemote,
+		Logger:     cl.log,
+	})
+	if err != nil {
+		return nil, err
 	}
 	return cl, nil
 }
@@ -112,24 +123,6 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	if l.log.Enabled(ctx, slog.LevelDebug) {
 		l.log.Debug(fmt.Sprintf(format, v...))
 	}
-}
-
-// attach creates the Redis bus delivering to srv.
-func (cl *cluster) attach(srv *hub.Server) (*bus.Redis, error) {
-	b, err := bus.NewRedis(bus.RedisConfig{
-		Client:     cl.client,
-		Server:     srv,
-		Store:      cl.store,
-		Namespaces: cl.nsps,
-		Metrics:    cl.m,
-		OnRemote:   cl.observeRemote,
-		Logger:     cl.log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	cl.bus = b
-	return b, nil
 }
 
 // close releases the Redis connections.

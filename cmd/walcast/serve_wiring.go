@@ -20,29 +20,17 @@ import (
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
-	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/rules"
 )
-
-// newBus returns the in-process bus, or the Redis bus when RedisURL is set
-// (cl != nil, see serve_redis.go).
-func newBus(c config, srv *hub.Server, cl *cluster, log *slog.Logger) (bus.Bus, error) {
-	if cl != nil {
-		return cl.attach(srv)
-	}
-	return bus.NewLocal(srv), nil
-}
 
 // newRooms builds walcast's room policy (identity, auto-joins, subscriptions)
 // and installs it on srv. db runs the profile and order-owner queries.
 // guard (nil when recovery is off) lets it refuse to recover another user's
-// session; relay carries cart:synced over the bus to the user's devices on
-// every node.
+// session.
 func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics interface {
 	rooms.MetricsSource
 	rooms.StateSource
-}, guard *rooms.RecoveryGuard,
-	relay func(context.Context, *hub.Broadcast) error, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
+}, guard *rooms.RecoveryGuard, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
 	rcfg := rooms.Config{
 		JWTSecret:       rooms.Secret(c.JWTSecret),
 		JWKSURL:         c.JWKSURL,
@@ -54,7 +42,6 @@ func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics interface {
 		MaxConnsPerUser: c.MaxConnsPerUser,
 		AdminNamespace:  c.AdminNamespace,
 		RecoveryGuard:   guard,
-		Relay:           relay,
 		DB:              db,
 		Metrics:         metrics,
 		State:           metrics,

@@ -29,13 +29,13 @@ func startHubNode(t *testing.T, rs *redistest.Server) *hubNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t),
-		Recovery: &hub.RecoveryConfig{Store: st, MaxDisconnection: bus.DefaultStoreMaxAge}})
-	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
-	b, err := bus.NewRedis(bus.RedisConfig{Client: c, Server: srv, Store: st, Logger: testLogger(t)})
+	b, err := bus.NewRedis(bus.RedisConfig{Client: c, Store: st, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b, OnSessionChange: st.OnSessionChange,
+		Recovery: &hub.RecoveryConfig{Store: st, MaxDisconnection: bus.DefaultStoreMaxAge}})
+	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); b.Run(ctx) }()

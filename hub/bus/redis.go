@@ -33,8 +33,6 @@ type RedisConfig struct {
 	// Client is the Redis connection (redis.NewClient(redis.ParseURL(url)));
 	// required. The bus takes one extra connection from it for PSUBSCRIBE.
 	Client redis.UniversalClient
-	// Server is the local hub that receives every broadcast; required.
-	Server *hub.Server
 	// Prefix is the adapter key prefix (Node's createAdapter "key" option);
 	// "" = "socket.io".
 	Prefix string
@@ -81,7 +79,7 @@ type RedisConfig struct {
 type Redis struct {
 	cfg      RedisConfig
 	log      *slog.Logger
-	srv      broadcaster
+	local    hub.Local // set by Attach
 	m        *Metrics
 	patterns []string
 	nsps     map[string]bool
@@ -101,24 +99,16 @@ type Redis struct {
 }
 
 var _ Bus = (*Redis)(nil)
+var _ hub.Adapter = (*Redis)(nil)
 
-// broadcaster is the local delivery the bus needs; *hub.Server implements it.
-type broadcaster interface{ Broadcast(*hub.Broadcast) }
+// NewRedis returns a Redis bus for cfg; it does no I/O. Pass it to the hub
+// as hub.Config.Adapter (hub.New attaches it) and call Run.
+func NewRedis(cfg RedisConfig) (*Redis, error) { return newRedis(cfg) }
 
-// NewRedis returns a Redis bus for cfg; it does no I/O.
-func NewRedis(cfg RedisConfig) (*Redis, error) {
-	if cfg.Server == nil {
-		return nil, errors.New("bus: RedisConfig.Server is required")
-	}
-	r, err := newRedis(cfg)
-	if err != nil {
-		return nil, err
-	}
-	r.srv = cfg.Server
-	return r, nil
-}
+// Attach implements hub.Adapter: local receives every broadcast.
+func (r *Redis) Attach(local hub.Local) { r.local = local }
 
-// newRedis builds the bus; r.srv is left for the caller to set.
+// newRedis builds the bus.
 func newRedis(cfg RedisConfig) (*Redis, error) {
 	var errs []error
 	if cfg.Client == nil {
@@ -175,11 +165,6 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Store != nil {
 		cfg.Store.fedByBus.Store(true)
 		cfg.Store.m = cfg.Metrics
-		if cfg.Server != nil {
-			for n := range r.nsps {
-				cfg.Server.Of(n).OnConnect(cfg.Store.track)
-			}
-		}
 	}
 	return r, nil
 }
@@ -423,7 +408,7 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 			r.lastMu.Unlock()
 		}
 	}
-	r.srv.Broadcast(b)
+	r.local.Deliver(b)
 	if remote {
 		r.m.observeIn(b.CommitTime)
 		if r.cfg.OnRemote != nil {
@@ -443,7 +428,7 @@ func (r *Redis) Run(ctx context.Context) error {
 		defer wg.Wait()
 		lctx, stop := context.WithCancel(ctx)
 		defer stop()
-		wg.Go(func() { r.cfg.Store.keepLive(lctx) })
+		wg.Go(func() { r.cfg.Store.RunLive(lctx) })
 	}
 	ps := r.cfg.Client.PSubscribe(ctx, r.patterns...)
 	defer func() { ps.Close() }()

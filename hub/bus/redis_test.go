@@ -24,7 +24,10 @@ type sink struct {
 
 func newSink() *sink { return &sink{ch: make(chan struct{}, 1)} }
 
-func (s *sink) Broadcast(b *hub.Broadcast) {
+func (s *sink) Restore(*hub.Broadcast) {}
+func (s *sink) Rooms(string) []string  { return nil }
+
+func (s *sink) Deliver(b *hub.Broadcast) {
 	s.mu.Lock()
 	s.got = append(s.got, b)
 	s.mu.Unlock()

@@ -98,7 +98,8 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &RedisStore{
-		live:       liveSessions{added: make(chan struct{}, 1)},
+		live: liveSessions{entries: make(map[string]hub.Session), dirty: make(map[string]struct{}),
+			changed: make(chan struct{}, 1)},
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "recovery-store"),
 		uid:        randomUID(),
