@@ -43,6 +43,19 @@ type Local interface {
 	// Rooms returns the rooms of namespace nsp that have members on this
 	// node, socket ids excluded, in no particular order.
 	Rooms(nsp string) []string
+	// HasRoom reports whether room of namespace nsp has members on this
+	// node, or is the id of one of its sockets.
+	HasRoom(nsp, room string) bool
+	// Sockets returns this node's sockets of namespace nsp that are in one
+	// of rooms (all when empty) and in none of except.
+	Sockets(nsp string, rooms, except []string) []SocketInfo
+}
+
+// SocketInfo describes one socket for Local.Sockets.
+type SocketInfo struct {
+	ID         string
+	Rooms      []string // its own id first
+	RemoteAddr string
 }
 
 // localNode implements Local for a Server.
@@ -56,6 +69,24 @@ func (l localNode) Rooms(nsp string) []string {
 		return nil
 	}
 	return n.rooms.list()
+}
+
+func (l localNode) HasRoom(nsp, room string) bool {
+	n := l.s.namespace(nsp)
+	return n != nil && (n.rooms.has(room) || n.rooms.socket(room) != nil)
+}
+
+func (l localNode) Sockets(nsp string, rooms, except []string) []SocketInfo {
+	n := l.s.namespace(nsp)
+	if n == nil {
+		return nil
+	}
+	socks := n.rooms.collect(nil, rooms, except)
+	out := make([]SocketInfo, len(socks))
+	for i, s := range socks {
+		out[i] = SocketInfo{ID: s.ID(), Rooms: s.Rooms(), RemoteAddr: s.hs.RemoteAddr}
+	}
+	return out
 }
 
 // singleNode is the default Adapter: this node is the cluster.

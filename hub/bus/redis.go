@@ -33,9 +33,17 @@ type RedisConfig struct {
 	// Client is the Redis connection (redis.NewClient(redis.ParseURL(url)));
 	// required. The bus takes one extra connection from it for PSUBSCRIBE.
 	Client redis.UniversalClient
-	// Prefix is the adapter key prefix (Node's createAdapter "key" option);
-	// "" = "socket.io".
+	// Prefix is the adapter key prefix (Node's createAdapter "key" option,
+	// createShardedAdapter's "channelPrefix"); "" = "socket.io".
 	Prefix string
+	// Sharded selects Redis 7 sharded pub/sub in the format of
+	// @socket.io/redis-adapter's createShardedAdapter in "dynamic"
+	// subscription mode: SPUBLISH of ClusterAdapter messages, one channel
+	// per room, and each node SSUBSCRIBEs only to the rooms it has members
+	// in (see hub.RoomObserver), so it receives nothing for the others.
+	// false = classic pub/sub (createAdapter: PUBLISH, PSUBSCRIBE to every
+	// channel of a namespace).
+	Sharded bool
 	// Namespaces are the namespaces this node serves and subscribes to;
 	// nil/empty = ["/"].
 	Namespaces []string
@@ -91,7 +99,17 @@ type Redis struct {
 	subOK atomic.Bool // subscribed
 
 	lastMu sync.Mutex
-	last   map[string]streamID // per namespace, the highest offset delivered locally
+	// recv is, per mark key (markKey: the namespace in classic mode, the
+	// channel in sharded mode, where channels arrive on separate
+	// connections), the highest offset delivered locally; pub is, per
+	// namespace, the highest offset published or delivered, and floor the
+	// newest stored offset read by prime: nothing at or below
+	// max(pub) is published again, nothing at or below floor is delivered.
+	recv  map[string]streamID
+	pub   map[string]streamID
+	floor map[string]streamID
+
+	shard *shardSubs // sharded mode's subscriptions; nil in classic mode
 
 	// primed is set once Publish has read each namespace's newest stored
 	// offset into last (see prime); guarded by pubMu.
@@ -147,11 +165,13 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 		cfg.Logger = slog.Default()
 	}
 	r := &Redis{
-		cfg:  cfg,
-		log:  cfg.Logger.With("component", "bus"),
-		m:    cfg.Metrics,
-		nsps: make(map[string]bool),
-		last: make(map[string]streamID),
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "bus"),
+		m:     cfg.Metrics,
+		nsps:  make(map[string]bool),
+		recv:  make(map[string]streamID),
+		pub:   make(map[string]streamID),
+		floor: make(map[string]streamID),
 	}
 	for _, n := range cfg.Namespaces {
 		n = packet.Namespace(n)
@@ -160,6 +180,9 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 		}
 		r.nsps[n] = true
 		r.patterns = append(r.patterns, cfg.Prefix+"#"+n+"#*")
+	}
+	if cfg.Sharded {
+		r.shard = newShardSubs(r)
 	}
 	r.pubOK.Store(true)
 	if cfg.Store != nil {
@@ -203,7 +226,7 @@ func (r *Redis) Publish(ctx context.Context, bs []*hub.Broadcast) error {
 	ends := make([]int, len(bs))
 	for i, b := range bs {
 		var err error
-		if r.buf, err = appendMessage(r.buf, r.cfg.UID, b); err != nil {
+		if r.buf, err = r.encode(r.buf, b); err != nil {
 			return err
 		}
 		ends[i] = len(r.buf)
@@ -280,7 +303,11 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 			}
 		}
 		if old == nil || !old[i] {
-			pubs = append(pubs, p.Publish(ctx, channelFor(r.cfg.Prefix, b), msgs[i]))
+			if r.cfg.Sharded {
+				pubs = append(pubs, p.SPublish(ctx, shardedChannel(r.cfg.Prefix, b), msgs[i]))
+			} else {
+				pubs = append(pubs, p.Publish(ctx, channelFor(r.cfg.Prefix, b), msgs[i]))
+			}
 		}
 	}
 	_, _ = p.Exec(ctx)
@@ -343,21 +370,18 @@ func (r *Redis) prime(ctx context.Context) error {
 		return nil
 	}
 	for nsp := range r.nsps {
-		key := r.cfg.Store.streamKey(nsp)
-		msgs, err := r.cfg.Client.XRevRangeN(ctx, key, "+", "-", 1).Result()
+		id, ok, err := r.cfg.Store.newest(ctx, nsp)
 		if err != nil {
-			return fmt.Errorf("read the newest entry of %s: %w", key, err)
+			return err
 		}
-		if len(msgs) == 0 {
-			continue
-		}
-		id, ok := parseStreamID(msgs[0].ID)
 		if !ok {
 			continue
 		}
 		r.lastMu.Lock()
-		if last, seen := r.last[nsp]; !seen || last.less(id) {
-			r.last[nsp] = id
+		raise(r.pub, nsp, id)
+		raise(r.floor, nsp, id)
+		if !r.cfg.Sharded {
+			raise(r.recv, nsp, id)
 		}
 		r.lastMu.Unlock()
 	}
@@ -379,7 +403,7 @@ func (r *Redis) published(bs []*hub.Broadcast) []bool {
 		if !ok {
 			continue
 		}
-		if last, seen := r.last[packet.Namespace(b.Namespace)]; seen && !last.less(id) {
+		if last, seen := r.pub[packet.Namespace(b.Namespace)]; seen && !last.less(id) {
 			if old == nil {
 				old = make([]bool, len(bs))
 			}
@@ -389,14 +413,31 @@ func (r *Redis) published(bs []*hub.Broadcast) []bool {
 	return old
 }
 
+// raise sets m[k] to id unless it holds a higher one.
+func raise(m map[string]streamID, k string, id streamID) {
+	if last, seen := m[k]; !seen || last.less(id) {
+		m[k] = id
+	}
+}
+
+// markKey is the de-duplication key of b (see Redis.recv).
+func (r *Redis) markKey(b *hub.Broadcast) string {
+	if r.cfg.Sharded {
+		return shardedChannel(r.cfg.Prefix, b)
+	}
+	return packet.Namespace(b.Namespace)
+}
+
 // deliver hands b to the local hub unless its offset was delivered already.
 func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 	nsp := packet.Namespace(b.Namespace)
 	if b.Offset != "" {
 		if id, ok := parseStreamID(b.Offset); ok {
+			key := r.markKey(b)
 			r.lastMu.Lock()
-			last, seen := r.last[nsp]
-			if seen && !last.less(id) {
+			last, seen := r.recv[key]
+			floor, floored := r.floor[nsp]
+			if (seen && !last.less(id)) || (floored && !floor.less(id)) {
 				r.lastMu.Unlock()
 				r.m.drop("duplicate")
 				if r.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -404,7 +445,8 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 				}
 				return false
 			}
-			r.last[nsp] = id
+			r.recv[key] = id
+			raise(r.pub, nsp, id)
 			r.lastMu.Unlock()
 		}
 	}
@@ -429,6 +471,9 @@ func (r *Redis) Run(ctx context.Context) error {
 		lctx, stop := context.WithCancel(ctx)
 		defer stop()
 		wg.Go(func() { r.cfg.Store.RunLive(lctx) })
+	}
+	if r.shard != nil {
+		return r.shard.run(ctx)
 	}
 	ps := r.cfg.Client.PSubscribe(ctx, r.patterns...)
 	defer func() { ps.Close() }()
@@ -516,8 +561,14 @@ func (r *Redis) Run(ctx context.Context) error {
 	return nil
 }
 
-// receive decodes one bus message and delivers it locally.
+// receive decodes one bus message and delivers it locally. A message on a
+// room's channel (<prefix>#<nsp>#<room>#) for a room without members here is
+// dropped before it is decoded.
 func (r *Redis) receive(m *redis.Message) {
+	if nsp, room, ok := r.splitChannel(m.Channel); ok && room != "" && !r.local.HasRoom(nsp, room) {
+		r.m.drop("no_members")
+		return
+	}
 	dm, err := decodeMessage([]byte(m.Payload))
 	if err != nil {
 		r.m.drop("decode")
@@ -544,15 +595,14 @@ func (r *Redis) replayMissed(ctx context.Context) error {
 	}
 	for nsp := range r.nsps {
 		r.lastMu.Lock()
-		last, ok := r.last[nsp]
+		last, ok := r.recv[nsp]
 		r.lastMu.Unlock()
 		if !ok {
 			continue
 		}
-		key := r.cfg.Store.streamKey(nsp)
-		msgs, err := r.cfg.Client.XRangeN(ctx, key, "("+last.String(), "+", int64(r.cfg.Store.cfg.MaxPackets)*2+100).Result()
+		msgs, err := r.cfg.Store.after(ctx, nsp, last)
 		if err != nil {
-			return fmt.Errorf("read %s after %s: %w", key, last, err)
+			return err
 		}
 		r.log.Debug("replay after resubscribe", "namespace", nsp, "after", last.String(), "entries", len(msgs))
 		n := 0
@@ -571,6 +621,24 @@ func (r *Redis) replayMissed(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// splitChannel splits <prefix>#<nsp>#[<room>#] into its namespace and room
+// ("" for the namespace's own channel); ok=false for another channel.
+func (r *Redis) splitChannel(ch string) (nsp, room string, ok bool) {
+	rest, ok := strings.CutPrefix(ch, r.cfg.Prefix+"#")
+	if !ok {
+		return "", "", false
+	}
+	nsp, rest, ok = strings.Cut(rest, "#")
+	if !ok || !r.nsps[nsp] {
+		return "", "", false
+	}
+	if rest == "" {
+		return nsp, "", true
+	}
+	room, ok = strings.CutSuffix(rest, "#")
+	return nsp, room, ok
 }
 
 func (r *Redis) updateUp() { r.m.setUp(r.Healthy()) }

@@ -24,8 +24,10 @@ type sink struct {
 
 func newSink() *sink { return &sink{ch: make(chan struct{}, 1)} }
 
-func (s *sink) Restore(*hub.Broadcast) {}
-func (s *sink) Rooms(string) []string  { return nil }
+func (s *sink) Restore(*hub.Broadcast)                              {}
+func (s *sink) Rooms(string) []string                               { return nil }
+func (s *sink) HasRoom(string, string) bool                         { return true }
+func (s *sink) Sockets(string, []string, []string) []hub.SocketInfo { return nil }
 
 func (s *sink) Deliver(b *hub.Broadcast) {
 	s.mu.Lock()

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -38,6 +40,13 @@ type RedisStoreConfig struct {
 	// so Redis may keep slightly more). 0 = 100,000 (about 30 MB at 300-byte
 	// events; at 5,000 events/s that is 20 s of history); negative is invalid.
 	MaxPackets int
+	// Shards splits each namespace's stream into this many streams, so that
+	// on a Redis Cluster they spread over the shards: a broadcast goes to the
+	// stream <Prefix>:recovery:<nsp>:{<i>} where i is a hash of its room
+	// (its sharded pub/sub channel), and reads merge them by offset. Each
+	// holds up to MaxPackets/Shards entries. 0 or 1 = one stream
+	// <Prefix>:recovery:<nsp>; negative is invalid.
+	Shards int
 	// Logger receives the store's logs; nil = slog.Default().
 	Logger *slog.Logger
 }
@@ -91,6 +100,12 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 	case cfg.MaxPackets < 0:
 		errs = append(errs, fmt.Errorf("bus: RedisStoreConfig.MaxPackets %d is negative", cfg.MaxPackets))
 	}
+	switch {
+	case cfg.Shards == 0:
+		cfg.Shards = 1
+	case cfg.Shards < 0:
+		errs = append(errs, fmt.Errorf("bus: RedisStoreConfig.Shards %d is negative", cfg.Shards))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -107,17 +122,43 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 	}, nil
 }
 
-// streamKey returns the stream holding namespace nsp's packets.
-func (s *RedisStore) streamKey(nsp string) string {
-	return s.cfg.Prefix + ":recovery:" + packet.Namespace(nsp)
+// streamKeys returns the streams holding namespace nsp's packets.
+func (s *RedisStore) streamKeys(nsp string) []string {
+	base := s.cfg.Prefix + ":recovery:" + packet.Namespace(nsp)
+	if s.cfg.Shards == 1 {
+		return []string{base}
+	}
+	keys := make([]string, s.cfg.Shards)
+	for i := range keys {
+		keys[i] = base + ":{" + strconv.Itoa(i) + "}"
+	}
+	return keys
 }
+
+// streamKeyFor returns the stream that holds b.
+func (s *RedisStore) streamKeyFor(b *hub.Broadcast) string {
+	base := s.cfg.Prefix + ":recovery:" + packet.Namespace(b.Namespace)
+	if s.cfg.Shards == 1 {
+		return base
+	}
+	room := ""
+	if len(b.Rooms) == 1 {
+		room = b.Rooms[0]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(room))
+	return base + ":{" + strconv.Itoa(int(h.Sum32()%uint32(s.cfg.Shards))) + "}"
+}
+
+// maxLen is each stream's cap.
+func (s *RedisStore) maxLen() int64 { return int64(max(1, s.cfg.MaxPackets/s.cfg.Shards)) }
 
 // addCmds queues the commands that store one encoded broadcast on p.
 func (s *RedisStore) addCmds(ctx context.Context, p redis.Pipeliner, b *hub.Broadcast, msg []byte, now time.Time) *redis.StringCmd {
-	key := s.streamKey(b.Namespace)
+	key := s.streamKeyFor(b)
 	cmd := p.XAdd(ctx, &redis.XAddArgs{
 		Stream: key,
-		MaxLen: int64(s.cfg.MaxPackets),
+		MaxLen: s.maxLen(),
 		Approx: true,
 		ID:     b.Offset,
 		Values: []any{"m", msg, "t", now.UnixMilli()},
@@ -142,40 +183,133 @@ func (s *RedisStore) Append(ctx context.Context, b *hub.Broadcast) error {
 	cmd := s.addCmds(ctx, p, b, msg, time.Now())
 	_, err = p.Exec(ctx)
 	if err != nil && !isStaleID(cmd.Err()) {
-		return fmt.Errorf("bus: append offset %s to %s: %w", b.Offset, s.streamKey(b.Namespace), err)
+		return fmt.Errorf("bus: append offset %s to %s: %w", b.Offset, s.streamKeyFor(b), err)
 	}
 	return nil
 }
 
 // Since returns the packets of nsp after offset, in commit order.
 func (s *RedisStore) Since(ctx context.Context, nsp, offset string) ([]*hub.Broadcast, bool, error) {
-	if _, ok := parseStreamID(offset); !ok {
+	id, ok := parseStreamID(offset)
+	if !ok {
 		return nil, false, nil
 	}
-	key := s.streamKey(nsp)
-	// The stream holds at most about MaxPackets entries; ask for a little more
-	// than that so approximate trimming never cuts the answer short.
-	msgs, err := s.cfg.Client.XRangeN(ctx, key, offset, "+", int64(s.cfg.MaxPackets)*2+100).Result()
-	if err != nil {
-		return nil, false, fmt.Errorf("bus: read %s after %s: %w", key, offset, err)
+	keys := s.streamKeys(nsp)
+	// Each stream holds at most about MaxPackets/Shards entries; ask for a
+	// little more than that so approximate trimming never cuts the answer
+	// short.
+	per := s.maxLen()*2 + 100
+	p := s.cfg.Client.Pipeline()
+	ranges := make([]*redis.XMessageSliceCmd, len(keys))
+	infos := make([]*redis.XInfoStreamCmd, len(keys))
+	for i, key := range keys {
+		ranges[i] = p.XRangeN(ctx, key, offset, "+", per)
+		if len(keys) > 1 {
+			infos[i] = p.XInfoStream(ctx, key)
+		}
 	}
-	if len(msgs) == 0 || msgs[0].ID != offset {
+	_, _ = p.Exec(ctx)
+	found := false
+	var lists [][]redis.XMessage
+	for i, c := range ranges {
+		msgs, err := c.Result()
+		if err != nil {
+			return nil, false, fmt.Errorf("bus: read %s after %s: %w", keys[i], offset, err)
+		}
+		if len(msgs) > 0 && msgs[0].ID == offset {
+			if t, ok := entryTime(msgs[0]); !ok || time.Since(t) > s.cfg.MaxAge {
+				return nil, false, nil
+			}
+			found = true
+			msgs = msgs[1:]
+		}
+		if infos[i] != nil {
+			// A stream trimmed past offset lost packets the client needs.
+			if info, err := infos[i].Result(); err == nil {
+				if del, ok := parseStreamID(info.MaxDeletedEntryID); ok && !del.less(id) {
+					return nil, false, nil
+				}
+			}
+		}
+		lists = append(lists, msgs)
+	}
+	if !found {
 		return nil, false, nil
 	}
-	if t, ok := entryTime(msgs[0]); !ok || time.Since(t) > s.cfg.MaxAge {
-		return nil, false, nil
-	}
-	out := make([]*hub.Broadcast, 0, len(msgs)-1)
-	for _, x := range msgs[1:] {
+	msgs := mergeByID(lists)
+	out := make([]*hub.Broadcast, 0, len(msgs))
+	for _, x := range msgs {
 		b, err := entryBroadcast(x)
 		if err != nil {
 			// Skip what cannot be decoded rather than refuse the recovery.
-			s.log.Warn("skip undecodable recovery entry", "key", key, "id", x.ID, logkey.Err, err)
+			s.log.Warn("skip undecodable recovery entry", "namespace", nsp, "id", x.ID, logkey.Err, err)
 			continue
 		}
 		out = append(out, b)
 	}
 	return out, true, nil
+}
+
+// mergeByID merges stream entry lists, each sorted by id, into one.
+func mergeByID(lists [][]redis.XMessage) []redis.XMessage {
+	if len(lists) == 1 {
+		return lists[0]
+	}
+	var out []redis.XMessage
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.SortStableFunc(out, func(a, b redis.XMessage) int {
+		x, _ := parseStreamID(a.ID)
+		y, _ := parseStreamID(b.ID)
+		switch {
+		case x.less(y):
+			return -1
+		case y.less(x):
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// after returns the entries of nsp's streams after id, merged in order.
+func (s *RedisStore) after(ctx context.Context, nsp string, id streamID) ([]redis.XMessage, error) {
+	keys := s.streamKeys(nsp)
+	p := s.cfg.Client.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(keys))
+	for i, key := range keys {
+		cmds[i] = p.XRangeN(ctx, key, "("+id.String(), "+", s.maxLen()*2+100)
+	}
+	_, _ = p.Exec(ctx)
+	lists := make([][]redis.XMessage, len(keys))
+	for i, c := range cmds {
+		msgs, err := c.Result()
+		if err != nil {
+			return nil, fmt.Errorf("read %s after %s: %w", keys[i], id, err)
+		}
+		lists[i] = msgs
+	}
+	return mergeByID(lists), nil
+}
+
+// newest returns the newest offset stored for nsp; ok=false when none.
+func (s *RedisStore) newest(ctx context.Context, nsp string) (streamID, bool, error) {
+	var best streamID
+	found := false
+	for _, key := range s.streamKeys(nsp) {
+		msgs, err := s.cfg.Client.XRevRangeN(ctx, key, "+", "-", 1).Result()
+		if err != nil {
+			return streamID{}, false, fmt.Errorf("read the newest entry of %s: %w", key, err)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if id, ok := parseStreamID(msgs[0].ID); ok && (!found || best.less(id)) {
+			best, found = id, true
+		}
+	}
+	return best, found, nil
 }
 
 func entryTime(x redis.XMessage) (time.Time, bool) {
