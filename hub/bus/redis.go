@@ -293,6 +293,16 @@ func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]
 // old[i] (when old is not nil) marks a broadcast that is stored only.
 func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]byte, old []bool) error {
 	p := r.cfg.Client.Pipeline()
+	// On one Redis the pipeline keeps each XADD before its PUBLISH. On a
+	// cluster the stream and the channel may live on different primaries,
+	// so the streams are written first, in a round trip of their own: a
+	// node replaying a channel it resubscribed finds every packet that was
+	// published on it.
+	pp := p
+	_, twoPhase := r.cfg.Client.(*redis.ClusterClient)
+	if twoPhase {
+		pp = r.cfg.Client.Pipeline()
+	}
 	now := time.Now()
 	adds := make([]*redis.StringCmd, len(bs))
 	pubs := make([]*redis.IntCmd, 0, len(bs))
@@ -304,17 +314,33 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 		}
 		if old == nil || !old[i] {
 			if r.cfg.Sharded {
-				pubs = append(pubs, p.SPublish(ctx, shardedChannel(r.cfg.Prefix, b), msgs[i]))
+				pubs = append(pubs, pp.SPublish(ctx, shardedChannel(r.cfg.Prefix, b), msgs[i]))
 			} else {
-				pubs = append(pubs, p.Publish(ctx, channelFor(r.cfg.Prefix, b), msgs[i]))
+				pubs = append(pubs, pp.Publish(ctx, channelFor(r.cfg.Prefix, b), msgs[i]))
 			}
 		}
 	}
-	_, _ = p.Exec(ctx)
+	if twoPhase {
+		if err := r.checkAdds(ctx, p, bs, adds); err != nil {
+			return err
+		}
+	}
+	_, _ = pp.Exec(ctx)
 	for _, c := range pubs {
 		if err := c.Err(); err != nil {
 			return fmt.Errorf("publish to %s: %w", c.Args()[1], err)
 		}
+	}
+	if twoPhase {
+		return nil
+	}
+	return r.checkAdds(ctx, nil, bs, adds)
+}
+
+// checkAdds runs p (when not nil), then checks the XADD replies.
+func (r *Redis) checkAdds(ctx context.Context, p redis.Pipeliner, bs []*hub.Broadcast, adds []*redis.StringCmd) error {
+	if p != nil {
+		_, _ = p.Exec(ctx)
 	}
 	for i, c := range adds {
 		if c == nil {

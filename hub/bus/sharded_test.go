@@ -233,3 +233,6 @@ func waitFor(t *testing.T, ok func() bool, what string) {
 	}
 }
 
+func contextWithTimeout(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.Context(), d)
+}
