@@ -27,7 +27,7 @@ const standbyBackoffMax = time.Second
 // cluster holds the Redis parts of a multi-node walcast; nil when RedisURL is
 // empty.
 type cluster struct {
-	client *redis.Client
+	client redis.UniversalClient
 	store  *bus.RedisStore
 	bus    *bus.Redis
 	m      *bus.Metrics
@@ -75,25 +75,27 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 	if c.RedisURL == "" {
 		return nil, nil
 	}
-	opt, err := redis.ParseURL(c.RedisURL)
+	client, err := newRedisClient(c)
 	if err != nil {
-		return nil, fmt.Errorf("redis url %s: %w", redactURL(c.RedisURL), err)
+		return nil, err
 	}
-	// Fail fast and let the bus retry: a dead Redis must not hold a publish
-	// for the client's default 3 retries x 5 s dial timeout.
-	opt.DialTimeout = 2 * time.Second
-	opt.MaxRetries = 1
 	// go-redis prints every failed dial to stderr; the bus already logs
 	// Redis outages once (rate-limited), so route these to Debug.
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
-	cl := &cluster{client: redis.NewClient(opt), m: bus.NewMetrics(reg), log: log, nsps: []string{"/"}}
+	cl := &cluster{client: client, m: bus.NewMetrics(reg), log: log, nsps: []string{"/"}}
 	if c.AdminNamespace {
 		cl.nsps = append(cl.nsps, "/admin")
 	}
 	if hcfg.Recovery != nil {
+		shards := 1
+		if c.RedisCluster {
+			// Spread each namespace's recovery stream over the shards.
+			shards = clusterStreamShards
+		}
 		cl.store, err = bus.NewRedisStore(bus.RedisStoreConfig{
 			Client: cl.client,
 			MaxAge: hcfg.Recovery.MaxDisconnection,
+			Shards: shards,
 			Logger: log,
 		})
 		if err != nil {
@@ -106,6 +108,7 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 		Client:     cl.client,
 		Store:      cl.store,
 		Namespaces: cl.nsps,
+		Sharded:    c.RedisMode == "sharded",
 		Metrics:    cl.m,
 		OnRemote:   cl.observeRemote,
 		Logger:     cl.log,
@@ -114,6 +117,33 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 		return nil, err
 	}
 	return cl, nil
+}
+
+// clusterStreamShards is how many streams a namespace's recovery stream is
+// split into on a Redis Cluster (hash-tagged keys, spread over the primaries).
+const clusterStreamShards = 16
+
+// newRedisClient returns the client for c.RedisURL: one server, or with
+// RedisCluster the cluster whose nodes the URL names.
+func newRedisClient(c config) (redis.UniversalClient, error) {
+	// Fail fast and let the bus retry: a dead Redis must not hold a publish
+	// for the client's default 3 retries x 5 s dial timeout.
+	if c.RedisCluster {
+		opt, err := redis.ParseClusterURL(c.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster url %s: %w", redactURL(c.RedisURL), err)
+		}
+		opt.DialTimeout = 2 * time.Second
+		opt.MaxRetries = 1
+		return redis.NewClusterClient(opt), nil
+	}
+	opt, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url %s: %w", redactURL(c.RedisURL), err)
+	}
+	opt.DialTimeout = 2 * time.Second
+	opt.MaxRetries = 1
+	return redis.NewClient(opt), nil
 }
 
 // redisLogger adapts go-redis's internal logging to slog at Debug.

@@ -67,7 +67,12 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func newClient(t *testing.T, srv *redistest.Server) *redis.Client {
 	t.Helper()
-	opt, err := redis.ParseURL(srv.URL())
+	return newClientURL(t, srv.URL())
+}
+
+func newClientURL(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
