@@ -228,6 +228,7 @@ type tclient struct {
 	recovered []bool // one per reconnect
 	seen      map[string]bool
 	got       []seqEvent // de-duplicated by offset, in arrival order
+	nodeSeqs  []int      // seq of each test:node event (sent by a Node server, no offset of its own)
 	lost      chan struct{}
 	lastErr   error // why the last connection ended
 }
@@ -272,6 +273,15 @@ func (tc *tclient) attach(cl *hubtest.Client, n *wnode) {
 }
 
 func (tc *tclient) onEvent(ev hubtest.Event) {
+	if ev.Name == "test:node" && len(ev.Args) > 0 {
+		var se seqEvent
+		if json.Unmarshal(ev.Args[0], &se) == nil {
+			tc.mu.Lock()
+			tc.nodeSeqs = append(tc.nodeSeqs, se.Seq)
+			tc.mu.Unlock()
+		}
+		return
+	}
 	if ev.Name != "test:seq" || len(ev.Args) < 2 {
 		return
 	}
@@ -458,8 +468,9 @@ func (c *wcluster) connects() int {
 }
 
 // startCluster starts Postgres, redis-server (when withRedis) and nodes walcast
-// processes, and waits until every node is ready and one leads.
-func startCluster(t testing.TB, nodes int, withRedis bool) *wcluster {
+// processes with env added to their environment, and waits until every node
+// is ready and one leads.
+func startCluster(t testing.TB, nodes int, withRedis bool, env ...string) *wcluster {
 	t.Helper()
 	bin := buildWalcast(t)
 	pg := pgtest.New(t, pgtest.Options{})
@@ -473,6 +484,7 @@ func startCluster(t testing.TB, nodes int, withRedis bool) *wcluster {
 		c.redis = redistest.Start(t, redistest.Options{AppendOnly: true})
 		base = append(base, "WALCAST_REDIS_URL="+c.redis.URL())
 	}
+	base = append(base, env...)
 	base = append(base, "LOG_LEVEL="+cmp.Or(os.Getenv("CLUSTER_LOG_LEVEL"), "info"), "WALCAST_ALLOWED_ORIGINS=http://localhost")
 	// Every client dials from 127.0.0.1, standing for many users: lift the
 	// per-IP caps (TestServe_PerIPCaps tests them).

@@ -111,6 +111,13 @@ type Redis struct {
 
 	shard *shardSubs // sharded mode's subscriptions; nil in classic mode
 
+	// On a cluster, where the streams are written a round trip before the
+	// SPUBLISHes, sent is per namespace the highest offset whose SPUBLISH
+	// Redis confirmed, and sentWritten the value last stored in Redis (see
+	// RedisStore.publishedKey); guarded by pubMu.
+	sent, sentWritten map[string]streamID
+	twoPhase          bool // the client is a *redis.ClusterClient
+
 	// primed is set once Publish has read each namespace's newest stored
 	// offset into last (see prime); guarded by pubMu.
 	primed bool
@@ -172,6 +179,9 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 		recv:  make(map[string]streamID),
 		pub:   make(map[string]streamID),
 		floor: make(map[string]streamID),
+		sent:  make(map[string]streamID),
+
+		sentWritten: make(map[string]streamID),
 	}
 	for _, n := range cfg.Namespaces {
 		n = packet.Namespace(n)
@@ -184,6 +194,7 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 	if cfg.Sharded {
 		r.shard = newShardSubs(r)
 	}
+	_, r.twoPhase = cfg.Client.(*redis.ClusterClient)
 	r.pubOK.Store(true)
 	if cfg.Store != nil {
 		cfg.Store.fedByBus.Store(true)
@@ -299,7 +310,7 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 	// node replaying a channel it resubscribed finds every packet that was
 	// published on it.
 	pp := p
-	_, twoPhase := r.cfg.Client.(*redis.ClusterClient)
+	twoPhase := r.twoPhase
 	if twoPhase {
 		pp = r.cfg.Client.Pipeline()
 	}
@@ -321,8 +332,23 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 		}
 	}
 	if twoPhase {
+		// With the streams, record what the previous batches published: a
+		// new leader must not take a packet that was stored but never
+		// published (its predecessor died in between) for one that was.
+		written := make(map[string]streamID)
+		if r.cfg.Store != nil {
+			for nsp, id := range r.sent {
+				if r.sentWritten[nsp] != id {
+					p.Set(ctx, r.cfg.Store.publishedKey(nsp), id.String(), r.cfg.Store.cfg.MaxAge)
+					written[nsp] = id
+				}
+			}
+		}
 		if err := r.checkAdds(ctx, p, bs, adds); err != nil {
 			return err
+		}
+		for nsp, id := range written {
+			r.sentWritten[nsp] = id
 		}
 	}
 	_, _ = pp.Exec(ctx)
@@ -332,6 +358,11 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 		}
 	}
 	if twoPhase {
+		for _, b := range bs {
+			if id, ok := parseStreamID(b.Offset); ok {
+				raise(r.sent, packet.Namespace(b.Namespace), id)
+			}
+		}
 		return nil
 	}
 	return r.checkAdds(ctx, nil, bs, adds)
@@ -395,10 +426,22 @@ func (r *Redis) prime(ctx context.Context) error {
 		r.primed = true
 		return nil
 	}
+	twoPhase := r.twoPhase
 	for nsp := range r.nsps {
 		id, ok, err := r.cfg.Store.newest(ctx, nsp)
 		if err != nil {
 			return err
+		}
+		if twoPhase {
+			// The newest stored packet may not have been published: take the
+			// newest one known published instead, when recorded.
+			v, err := r.cfg.Client.Get(ctx, r.cfg.Store.publishedKey(nsp)).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return fmt.Errorf("read %s: %w", r.cfg.Store.publishedKey(nsp), err)
+			}
+			if p, pok := parseStreamID(v); pok {
+				id, ok = p, true
+			}
 		}
 		if !ok {
 			continue
@@ -463,6 +506,11 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 			r.lastMu.Lock()
 			last, seen := r.recv[key]
 			floor, floored := r.floor[nsp]
+			if r.cfg.Sharded && seen {
+				// The floor is for channels this node has no mark of; on
+				// the others the mark says what was delivered here.
+				floored = false
+			}
 			if (seen && !last.less(id)) || (floored && !floor.less(id)) {
 				r.lastMu.Unlock()
 				r.m.drop("duplicate")
@@ -472,7 +520,12 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 				return false
 			}
 			r.recv[key] = id
-			raise(r.pub, nsp, id)
+			if !remote || !r.twoPhase {
+				// On a cluster the channels of one batch live on different
+				// primaries: that a later offset arrived does not mean that
+				// every earlier one was published (see sent).
+				raise(r.pub, nsp, id)
+			}
 			r.lastMu.Unlock()
 		}
 	}

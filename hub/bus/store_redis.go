@@ -135,6 +135,12 @@ func (s *RedisStore) streamKeys(nsp string) []string {
 	return keys
 }
 
+// publishedKey holds, on a Redis Cluster, the newest offset of nsp whose
+// publish Redis confirmed (see Redis.sent).
+func (s *RedisStore) publishedKey(nsp string) string {
+	return s.cfg.Prefix + ":published:" + packet.Namespace(nsp)
+}
+
 // streamKeyFor returns the stream that holds b.
 func (s *RedisStore) streamKeyFor(b *hub.Broadcast) string {
 	base := s.cfg.Prefix + ":recovery:" + packet.Namespace(b.Namespace)

@@ -7,6 +7,7 @@
 // {"event", "args"}. Commands on stdin, one per line:
 //
 //	emit <room> <event> <json>   io.to(room).emit(event, json); prints {"emitted": event}
+//	emitargs <room> <event> <json array>   io.to(room).emit(event, ...array)
 //	fetch                        io.fetchSockets(); prints {"fetched": [ids], "ms": n}
 //
 // It exits when stdin closes.
@@ -46,9 +47,10 @@ const rl = createInterface({ input: process.stdin });
 rl.on("line", async (line) => {
   const [cmd, ...rest] = line.split(" ");
   try {
-    if (cmd === "emit") {
+    if (cmd === "emit" || cmd === "emitargs") {
       const [room, event, ...json] = rest;
-      io.to(room).emit(event, JSON.parse(json.join(" ")));
+      const v = JSON.parse(json.join(" "));
+      io.to(room).emit(event, ...(cmd === "emitargs" ? v : [v]));
       console.log(JSON.stringify({ emitted: event }));
     } else if (cmd === "fetch") {
       const t0 = Date.now();
