@@ -125,6 +125,11 @@ func TestClusterSharded(t *testing.T) {
 		}
 	})
 
+	t.Run("StandbyMetrics", func(t *testing.T) {
+		c.t = t
+		standbyMetrics(t, c)
+	})
+
 	t.Run("LeaderKill", func(t *testing.T) {
 		c.t = t
 		const n = 3000

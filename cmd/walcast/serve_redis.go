@@ -16,6 +16,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/rooms"
 )
 
 // standbyBackoffMax caps the CDC reader's retry delay in cluster mode: a
@@ -109,9 +110,13 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 		Store:      cl.store,
 		Namespaces: cl.nsps,
 		Sharded:    c.RedisMode == "sharded",
-		Metrics:    cl.m,
-		OnRemote:   cl.observeRemote,
-		Logger:     cl.log,
+		// Every node reads these whatever its sockets: the leader's metrics
+		// (a standby's answer to a new subscriber), access changes and the
+		// state marks.
+		AlwaysRooms: []string{rooms.RoomMetrics, accessRoom, cdc.MarkRoom},
+		Metrics:     cl.m,
+		OnRemote:    cl.observeRemote,
+		Logger:      cl.log,
 	})
 	if err != nil {
 		return nil, err

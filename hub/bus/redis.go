@@ -64,6 +64,11 @@ type RedisConfig struct {
 	// HealthInterval is how long the subscription may stay silent before the
 	// bus pings Redis to check it; 0 = 2s.
 	HealthInterval time.Duration
+	// AlwaysRooms are rooms this node receives whether or not it has
+	// members in them (in sharded mode it subscribes to their channels from
+	// the start): rooms whose broadcasts OnRemote or a hub mark handler
+	// reads. nil = none.
+	AlwaysRooms []string
 	// Metrics are optional collectors from NewMetrics; nil = none.
 	Metrics *Metrics
 	// OnRemote, when set, is called with each broadcast received from another
@@ -91,6 +96,7 @@ type Redis struct {
 	m        *Metrics
 	patterns []string
 	nsps     map[string]bool
+	always   map[string]bool // RedisConfig.AlwaysRooms
 
 	pubMu sync.Mutex // serializes Publish calls, so their order is kept
 	buf   []byte     // encode buffer, guarded by pubMu
@@ -172,14 +178,15 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 		cfg.Logger = slog.Default()
 	}
 	r := &Redis{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "bus"),
-		m:     cfg.Metrics,
-		nsps:  make(map[string]bool),
-		recv:  make(map[string]streamID),
-		pub:   make(map[string]streamID),
-		floor: make(map[string]streamID),
-		sent:  make(map[string]streamID),
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "bus"),
+		m:      cfg.Metrics,
+		nsps:   make(map[string]bool),
+		always: make(map[string]bool),
+		recv:   make(map[string]streamID),
+		pub:    make(map[string]streamID),
+		floor:  make(map[string]streamID),
+		sent:   make(map[string]streamID),
 
 		sentWritten: make(map[string]streamID),
 	}
@@ -190,6 +197,9 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 		}
 		r.nsps[n] = true
 		r.patterns = append(r.patterns, cfg.Prefix+"#"+n+"#*")
+	}
+	for _, room := range cfg.AlwaysRooms {
+		r.always[room] = true
 	}
 	if cfg.Sharded {
 		r.shard = newShardSubs(r)
@@ -644,7 +654,7 @@ func (r *Redis) Run(ctx context.Context) error {
 // room's channel (<prefix>#<nsp>#<room>#) for a room without members here is
 // dropped before it is decoded.
 func (r *Redis) receive(m *redis.Message) {
-	if nsp, room, ok := r.splitChannel(m.Channel); ok && room != "" && !r.local.HasRoom(nsp, room) {
+	if nsp, room, ok := r.splitChannel(m.Channel); ok && room != "" && !r.always[room] && !r.local.HasRoom(nsp, room) {
 		r.m.drop("no_members")
 		return
 	}

@@ -55,6 +55,11 @@ func newShardSubs(r *Redis) *shardSubs {
 	s := &shardSubs{r: r, rooms: make(map[string]struct{}), changed: make(chan struct{}, 1)}
 	for nsp := range r.nsps {
 		s.fixed = append(s.fixed, r.cfg.Prefix+"#"+nsp+"#", r.cfg.Prefix+"#"+nsp+"#"+r.cfg.UID+"#")
+		for room := range r.always {
+			if len(room) != socketIDLen {
+				s.fixed = append(s.fixed, r.cfg.Prefix+"#"+nsp+"#"+room+"#")
+			}
+		}
 	}
 	return s
 }
@@ -64,7 +69,7 @@ func newShardSubs(r *Redis) *shardSubs {
 // not block.
 func (r *Redis) RoomChanged(nsp, room string, members bool) {
 	s := r.shard
-	if s == nil || !r.nsps[nsp] || len(room) == socketIDLen {
+	if s == nil || !r.nsps[nsp] || len(room) == socketIDLen || r.always[room] {
 		return
 	}
 	ch := r.cfg.Prefix + "#" + nsp + "#" + room + "#"
@@ -450,7 +455,7 @@ func (r *Redis) receiveSharded(ctx context.Context, m *redis.Message) {
 	if room == r.cfg.UID {
 		return // a response; walcast sends no requests
 	}
-	if room != "" && !r.local.HasRoom(nsp, room) {
+	if room != "" && !r.always[room] && !r.local.HasRoom(nsp, room) {
 		// Left since: not decoded.
 		r.m.drop("no_members")
 		return
