@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"log/slog"
 	"net"
@@ -434,6 +435,14 @@ func configFlags(fs *flag.FlagSet, groups int, getenv func(string) string) (fini
 			}
 			if c.JWTSecret == "" && c.JWKSURL == "" {
 				errs = append(errs, errors.New("no way to verify tokens: set WALCAST_JWT_SECRET (or SUPABASE_JWT_SECRET), or WALCAST_JWKS_URL (or SUPABASE_URL)"))
+			}
+			if c.RedisURL == "" && (c.RedisMode == "sharded" || c.RedisCluster) {
+				errs = append(errs, errors.New("WALCAST_REDIS_MODE=sharded and WALCAST_REDIS_CLUSTER need WALCAST_REDIS_URL (one node has no Redis bus)"))
+			}
+			if c.RedisCluster && c.RedisURL != "" {
+				if _, err := redis.ParseClusterURL(c.RedisURL); err != nil {
+					errs = append(errs, fmt.Errorf("WALCAST_REDIS_URL: not a Redis Cluster URL (redis://host:port?addr=host2:port2): %s", redactErr(err, c.RedisURL)))
+				}
 			}
 		}
 		if groups&(optDB|optServe) != 0 && c.DatabaseURL == "" && !hasErrFor(errs, "database") {
