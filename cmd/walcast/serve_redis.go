@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"time"
 
@@ -128,8 +129,10 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 // split into on a Redis Cluster (hash-tagged keys, spread over the primaries).
 const clusterStreamShards = 16
 
-// newRedisClient returns the client for c.RedisURL: one server, or with
-// RedisCluster the cluster whose nodes the URL names.
+// newRedisClient returns the client for c.RedisURL: one server; with
+// RedisCluster the cluster whose nodes the URL names; with a master_name
+// parameter the master that the sentinels the URL names point to
+// (redis://sentinel1:26379?master_name=mymaster&addr=sentinel2:26379).
 func newRedisClient(c config) (redis.UniversalClient, error) {
 	// Fail fast and let the bus retry: a dead Redis must not hold a publish
 	// for the client's default 3 retries x 5 s dial timeout.
@@ -141,6 +144,16 @@ func newRedisClient(c config) (redis.UniversalClient, error) {
 		opt.DialTimeout = 2 * time.Second
 		opt.MaxRetries = 1
 		return redis.NewClusterClient(opt), nil
+	}
+	if u, err := url.Parse(c.RedisURL); err == nil && u.Query().Has("master_name") {
+		// Sentinel: the URL names the sentinels and the master.
+		opt, err := redis.ParseFailoverURL(c.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis sentinel url %s: %w", redactURL(c.RedisURL), err)
+		}
+		opt.DialTimeout = 2 * time.Second
+		opt.MaxRetries = 1
+		return redis.NewFailoverClient(opt), nil
 	}
 	opt, err := redis.ParseURL(c.RedisURL)
 	if err != nil {
