@@ -17,7 +17,9 @@ var (
 	_ func(hub.Config) (*hub.Server, error)                                         = hub.New
 	_ func(*hub.Server, http.ResponseWriter, *http.Request)                         = (*hub.Server).ServeHTTP
 	_ func(*hub.Server, string) *hub.Namespace                                      = (*hub.Server).Of
-	_ func(*hub.Server, *hub.Broadcast)                                             = (*hub.Server).Broadcast
+	_ func(*hub.Server, context.Context, ...*hub.Broadcast) error                   = (*hub.Server).Broadcast
+	_ func(hub.Local, *hub.Broadcast)                                               = hub.Local.Deliver
+	_ func(hub.RoomObserver, string, string, bool)                                  = hub.RoomObserver.RoomChanged
 	_ func(*hub.Server, context.Context) error                                      = (*hub.Server).Shutdown
 	_ func(*hub.Server) hub.Stats                                                   = (*hub.Server).Stats
 	_ func(*hub.Namespace, hub.Middleware)                                          = (*hub.Namespace).Use
@@ -80,7 +82,7 @@ func TestServer_Shutdown(t *testing.T) {
 	srv, ts := hubtest.NewServer(t, hub.Config{Logger: hubLogger(t), Recovery: &hub.RecoveryConfig{Store: store}})
 	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("r") })
 	a, b := dial(t, ts.URL, "/", ""), dial(t, ts.URL, "/", "")
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "last", Offset: "1-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"r"}, Event: "last", Offset: "1-0"})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {

@@ -136,7 +136,7 @@ func BenchmarkBroadcast(b *testing.B) {
 				b.SetBytes(per * int64(subs))
 				start := time.Now()
 				for b.Loop() {
-					srv.Broadcast(bc)
+					srv.Broadcast(context.Background(), bc)
 					sent++
 					d.wait(b, sent*per*int64(subs))
 				}

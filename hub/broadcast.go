@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -63,15 +64,34 @@ func (s *Server) Restore(b *Broadcast) {
 	n.lastOffset.Store(&offset)
 }
 
-// Broadcast delivers b to the sockets of its namespace that are in one of
-// b.Rooms (all when empty) and in none of b.Except. It encodes the event once
-// and queues the same bytes to every receiver without waiting for any client
-// (a receiver over its queue budget is disconnected as "slow"). When recovery
-// is on and b.Offset != "", b is appended to the RecoveryStore first.
-// Broadcasts to an undeclared namespace are dropped. A broadcast to the room
-// registered with OnMark is a stream mark: stored, delivered to nobody, and
-// handed to the mark handler.
-func (s *Server) Broadcast(b *Broadcast) {
+// Broadcast delivers bs, in order, to every node of the cluster through
+// Config.Adapter (on one node: at once). It returns nil once the adapter
+// accepted every broadcast, and an error (wrapping ctx.Err() when ctx ended)
+// when it did not; they must then be treated as not delivered. One node never
+// fails while ctx lives.
+//
+// On each node a broadcast reaches the sockets of its namespace that are in
+// one of b.Rooms (all when empty) and in none of b.Except. The event is
+// encoded once and the same bytes are queued to every receiver without
+// waiting for any client (a receiver over its queue budget is disconnected as
+// "slow"). When recovery is on and b.Offset != "", b is appended to the
+// RecoveryStore first. Broadcasts to an undeclared namespace are dropped. A
+// broadcast to the room registered with OnMark is a stream mark: stored,
+// delivered to nobody, and handed to the mark handler.
+func (s *Server) Broadcast(ctx context.Context, bs ...*Broadcast) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	if a, ok := s.adapter.(*singleNode); ok {
+		// Called on the concrete type so that bs does not escape: the
+		// variadic slice stays on the caller's stack (TestInlineWrite_Allocs).
+		return a.Publish(ctx, bs)
+	}
+	return s.adapter.Publish(ctx, slices.Clone(bs))
+}
+
+// deliver delivers b on this node (Local.Deliver).
+func (s *Server) deliver(b *Broadcast) {
 	n := s.namespace(packet.Namespace(b.Namespace))
 	if n == nil {
 		return

@@ -82,6 +82,10 @@ type Config struct {
 	// caps, e.g. from X-Forwarded-For behind a trusted proxy; nil or "" =
 	// the host of the request's RemoteAddr.
 	ClientIP func(r *http.Request) string
+	// Adapter carries broadcasts to the other nodes of a cluster: every
+	// Server.Broadcast goes through it, and it delivers on this node through
+	// the Local that New attaches. nil = one node (deliver at once).
+	Adapter Adapter
 	// Recovery enables connection state recovery; nil = off.
 	Recovery *RecoveryConfig
 	// OnSessionChange, when set, is called with a socket's state each time it

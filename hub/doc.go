@@ -6,7 +6,7 @@
 //
 // It knows nothing of shops or Postgres: cmd/walcast mounts a *Server at
 // Config.Path, rooms/ installs middlewares and handlers on namespaces, and the
-// bus calls Server.Broadcast with already-encoded JSON arguments.
+// CDC side calls Server.Broadcast with already-encoded JSON arguments.
 //
 // # Protocol flow
 //
@@ -61,6 +61,17 @@
 // _bad_packets_total{kind}, _ip_refused_total{limit} and the
 // _commit_to_send_seconds histogram
 // (observed once per broadcast, after the last receiver got it).
+//
+// # Broadcast and the adapter
+//
+// Server.Broadcast is the one broadcast verb: it reaches every node. It
+// hands its broadcasts to Config.Adapter (nil: this node is the cluster, and
+// they are delivered at once); a cluster transport such as hub/bus sends
+// them to the other nodes and delivers them here through the Local that New
+// attaches, and only then returns nil. An adapter that is a RoomObserver is
+// told, without blocking, when a room gets its first member on this node and
+// when it loses its last, so that it can subscribe only to the rooms served
+// here.
 //
 // # Fan-out and memory
 //

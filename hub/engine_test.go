@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -518,7 +519,7 @@ func TestBroadcast_SlowClientDisconnected(t *testing.T) {
 	for range 300 {
 		start := time.Now()
 		for range 20 {
-			srv.Broadcast(&hub.Broadcast{Event: "big", Args: []json.RawMessage{payload}})
+			srv.Broadcast(context.Background(), &hub.Broadcast{Event: "big", Args: []json.RawMessage{payload}})
 		}
 		worst = max(worst, time.Since(start))
 		for range 20 {
@@ -587,7 +588,7 @@ func TestBroadcast_AfterWriteTimeoutAge(t *testing.T) {
 	next(t, c)
 	time.Sleep(300 * time.Millisecond)
 	for i := range 3 {
-		srv.Broadcast(&hub.Broadcast{Event: "b", Args: []json.RawMessage{raw(fmt.Sprint(i))}})
+		srv.Broadcast(context.Background(), &hub.Broadcast{Event: "b", Args: []json.RawMessage{raw(fmt.Sprint(i))}})
 		if e := next(t, c); e.Name != "b" {
 			t.Fatalf("broadcast %d: got %q", i, e.Name)
 		}

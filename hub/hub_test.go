@@ -161,9 +161,9 @@ func TestServer_BroadcastRooms(t *testing.T) {
 	if got := srv.Stats(); got.Connections != 3 || got.Sockets != 3 || got.Rooms != 2 {
 		t.Fatalf("Stats: got %+v", got)
 	}
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"shop:1"}, Except: []string{sb.ID()}, Event: "order", Args: []json.RawMessage{raw(`{"id":1}`)}})
-	srv.Broadcast(&hub.Broadcast{Event: "all", Args: []json.RawMessage{raw(`2`)}})
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"shop:1", "x"}, Event: "multi", Attachments: [][]byte{{7}},
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"shop:1"}, Except: []string{sb.ID()}, Event: "order", Args: []json.RawMessage{raw(`{"id":1}`)}})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Event: "all", Args: []json.RawMessage{raw(`2`)}})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"shop:1", "x"}, Event: "multi", Attachments: [][]byte{{7}},
 		Args: []json.RawMessage{raw(`{"_placeholder":true,"num":0}`)}})
 	for _, w := range []struct {
 		c     *hubtest.Client
@@ -201,15 +201,15 @@ func TestServer_Recovery(t *testing.T) {
 	if c.PID() == "" {
 		t.Fatal("no pid in CONNECT reply")
 	}
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
 	if e := next(t, c); string(e.Args[len(e.Args)-1]) != `"100-0"` || c.LastOffset() != "100-0" {
 		t.Fatalf("offset: got %s / %q", e.Args, c.LastOffset())
 	}
 	c.Drop()
 	time.Sleep(50 * time.Millisecond)
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`2`)}, Offset: "101-0"})
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"other"}, Event: "e", Args: []json.RawMessage{raw(`3`)}, Offset: "101-1"})
-	srv.Broadcast(&hub.Broadcast{Event: "e", Args: []json.RawMessage{raw(`4`)}, Offset: "102-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`2`)}, Offset: "101-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"other"}, Event: "e", Args: []json.RawMessage{raw(`3`)}, Offset: "101-1"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Event: "e", Args: []json.RawMessage{raw(`4`)}, Offset: "102-0"})
 	c2, err := c.Reconnect(t.Context())
 	if err != nil {
 		t.Fatalf("Reconnect: %v", err)
@@ -251,12 +251,12 @@ func TestServer_RecoverFilter(t *testing.T) {
 	})
 	c := dial(t, ts.URL, "/", `{"token":"a"}`)
 	<-socks
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"open"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"open"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
 	next(t, c)
 	c.Drop()
 	time.Sleep(50 * time.Millisecond)
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"secret"}, Event: "e", Args: []json.RawMessage{raw(`2`)}, Offset: "101-0"})
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"open"}, Event: "e", Args: []json.RawMessage{raw(`3`)}, Offset: "102-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"secret"}, Event: "e", Args: []json.RawMessage{raw(`2`)}, Offset: "101-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"open"}, Event: "e", Args: []json.RawMessage{raw(`3`)}, Offset: "102-0"})
 	c2, err := c.Reconnect(t.Context())
 	if err != nil {
 		t.Fatalf("Reconnect: %v", err)
@@ -294,7 +294,7 @@ func TestServer_RecoveryUnderLoad(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := range n {
-			srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(fmt.Sprint(i))},
+			srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(fmt.Sprint(i))},
 				Offset: fmt.Sprintf("%d-0", i)})
 			if i%20 == 0 {
 				time.Sleep(time.Millisecond)
@@ -346,7 +346,7 @@ func TestServer_EndAllSessions(t *testing.T) {
 	a, d := dial(t, ts.URL, "/", `{"token":"a"}`), dial(t, ts.URL, "/", `{"token":"d"}`)
 	<-socks
 	<-socks
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
 	next(t, a)
 	next(t, d)
 	d.Drop() // its session is saved for recovery
@@ -401,7 +401,7 @@ func TestServer_SessionChange(t *testing.T) {
 	})
 	c := dial(t, ts.URL, "/", "")
 	<-socks
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
 	next(t, c)
 	pid := c.PID()
 	c.Drop()
@@ -455,7 +455,7 @@ func TestServer_RecoveryLateFanOut(t *testing.T) {
 		}
 	})
 	c := dial(t, ts.URL, "/", `{"token":"a"}`)
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`1`)}, Offset: "100-0"})
 	if e := next(t, c); string(e.Args[0]) != `1` {
 		t.Fatalf("got %s", e.Args)
 	}
@@ -473,9 +473,9 @@ func TestServer_RecoveryLateFanOut(t *testing.T) {
 	if e := next(t, c2); string(e.Args[0]) != `2` || !c2.Recovered() {
 		t.Fatalf("replay: got %s recovered=%v", e.Args, c2.Recovered())
 	}
-	srv.Broadcast(late) // its fan-out, after the replay
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`3`)}, Offset: "102-0"})
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`4`)}, Offset: "103-0"})
+	srv.Broadcast(context.Background(), late) // its fan-out, after the replay
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`3`)}, Offset: "102-0"})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`4`)}, Offset: "103-0"})
 	for _, want := range []string{`3`, `4`} {
 		if e := next(t, c2); string(e.Args[0]) != want {
 			t.Fatalf("live: got %s, want %s (the late fan-out of 2 must not arrive again)", e.Args, want)

@@ -80,7 +80,7 @@ func TestServer_Observe(t *testing.T) {
 	r.wait(t, `in hello "x"`)
 	r.wait(t, "leave b")
 	r.wait(t, "out reply 1")
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"a"}, Event: "news", Args: []json.RawMessage{json.RawMessage(`2`)}})
+	srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"a"}, Event: "news", Args: []json.RawMessage{json.RawMessage(`2`)}})
 	r.wait(t, "broadcast news 1")
 
 	nsps := srv.Namespaces()

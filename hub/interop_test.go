@@ -490,7 +490,7 @@ func installInterop(srv *hub.Server, ev *interopEvents, welcome bool, onConnect 
 				b.Args = append(b.Args, json.RawMessage(`{"_placeholder":true,"num":0}`))
 				b.Attachments = [][]byte{{1, 2}}
 			}
-			srv.Broadcast(b)
+			srv.Broadcast(context.Background(), b)
 			_ = m.Ack(true)
 		})
 		if welcome {
@@ -694,7 +694,7 @@ func TestInterop_Reconnect(t *testing.T) {
 			// Shutdown flushes what is queued before it closes the connections.
 			const byes = 200
 			for i := range byes {
-				ts.Hub.Broadcast(&hub.Broadcast{Event: "bye", Args: []json.RawMessage{json.RawMessage(fmt.Sprint(i))}})
+				ts.Hub.Broadcast(context.Background(), &hub.Broadcast{Event: "bye", Args: []json.RawMessage{json.RawMessage(fmt.Sprint(i))}})
 			}
 			ts.Stop()
 			var d struct {
@@ -791,7 +791,7 @@ func testRecovery(t *testing.T, mode, how string) {
 		})
 	})
 	news := func(arg, offset string, rooms, except []string) {
-		ts.Hub.Broadcast(&hub.Broadcast{Rooms: rooms, Except: except, Event: "news",
+		ts.Hub.Broadcast(context.Background(), &hub.Broadcast{Rooms: rooms, Except: except, Event: "news",
 			Args: []json.RawMessage{json.RawMessage(fmt.Sprintf("%q", arg))}, Offset: offset})
 	}
 	p := runNode(t, "recovery.mjs", ts.URL, mode, how)
@@ -965,7 +965,7 @@ func TestInterop_Namespaces(t *testing.T) {
 							_ = m.Ack("bad broadcast request")
 							return
 						}
-						srv.Broadcast(&hub.Broadcast{Namespace: "/admin", Event: req.Event, Args: req.Args})
+						srv.Broadcast(context.Background(), &hub.Broadcast{Namespace: "/admin", Event: req.Event, Args: req.Args})
 						_ = m.Ack(true)
 					})
 				})
@@ -1115,7 +1115,7 @@ func TestInterop_IdleThenBroadcast(t *testing.T) {
 			recv(t, ev.connects, "server connect")
 			time.Sleep(400 * time.Millisecond) // idle: > WriteTimeout, several pings
 			for _, arg := range []string{"first", "last"} {
-				ts.Hub.Broadcast(&hub.Broadcast{Event: "news", Args: []json.RawMessage{json.RawMessage(fmt.Sprintf("%q", arg))}})
+				ts.Hub.Broadcast(context.Background(), &hub.Broadcast{Event: "news", Args: []json.RawMessage{json.RawMessage(fmt.Sprintf("%q", arg))}})
 			}
 			var got struct {
 				Got json.RawMessage `json:"got"`
@@ -1167,7 +1167,7 @@ func testRecoveryAcrossRestart(t *testing.T, mode string, base hub.RecoveryStore
 		})
 	}
 	news := func(ts *testServer, arg, offset string) {
-		ts.Hub.Broadcast(&hub.Broadcast{Rooms: []string{"news"}, Event: "news",
+		ts.Hub.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"news"}, Event: "news",
 			Args: []json.RawMessage{json.RawMessage(fmt.Sprintf("%q", arg))}, Offset: offset})
 	}
 	ts1 := startServer(t, "127.0.0.1:0", cfg, setup)
@@ -1240,7 +1240,7 @@ func TestInterop_ManyClients(t *testing.T) {
 		t.Errorf("Stats after %d clients connected: %+v", n, st)
 	}
 	for i := 1; i <= 3; i++ {
-		ts.Hub.Broadcast(&hub.Broadcast{Event: "news", Args: []json.RawMessage{json.RawMessage(fmt.Sprint(i))}})
+		ts.Hub.Broadcast(context.Background(), &hub.Broadcast{Event: "news", Args: []json.RawMessage{json.RawMessage(fmt.Sprint(i))}})
 	}
 	var got struct {
 		Bad        []json.RawMessage `json:"bad"`

@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestMetrics(t *testing.T) {
 	a, b := dial(t, ts.URL, "/", ""), dial(t, ts.URL, "/", "")
 	<-joined
 	<-joined
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"room"}, Event: "ev", Args: []json.RawMessage{raw(`1`)}, CommitTime: time.Now()})
+	srv.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{"room"}, Event: "ev", Args: []json.RawMessage{raw(`1`)}, CommitTime: time.Now()})
 	next(t, a)
 	next(t, b)
 	b.WriteRaw("4abc") // bad packet: closes b only

@@ -122,7 +122,7 @@ func TestServer_RecoveryRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"room:alice"}, Event: "e", Args: []json.RawMessage{raw(`"0"`)}, Offset: "1-0"})
+	srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"room:alice"}, Event: "e", Args: []json.RawMessage{raw(`"0"`)}, Offset: "1-0"})
 	next(t, a)
 	pid, off := a.PID(), a.LastOffset()
 	a.Drop()
@@ -130,7 +130,7 @@ func TestServer_RecoveryRefused(t *testing.T) {
 		t.Fatalf("saved session User = %q, want alice", sess.User)
 	}
 	for i, v := range []string{`"1"`, `"2"`} {
-		srv.Broadcast(&hub.Broadcast{Rooms: []string{"room:alice"}, Event: "e", Args: []json.RawMessage{raw(v)}, Offset: strconv.Itoa(2+i) + "-0"})
+		srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"room:alice"}, Event: "e", Args: []json.RawMessage{raw(v)}, Offset: strconv.Itoa(2+i) + "-0"})
 	}
 	ask := hubtest.Options{PID: pid, Offset: off}
 
@@ -181,7 +181,7 @@ func TestServer_RecoveryRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"room:carol"}, Event: "e", Args: []json.RawMessage{raw(`"c"`)}, Offset: "5-0"})
+	srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"room:carol"}, Event: "e", Args: []json.RawMessage{raw(`"c"`)}, Offset: "5-0"})
 	next(t, c)
 	cpid, coff := c.PID(), c.LastOffset()
 	c.Drop()
@@ -210,7 +210,7 @@ func TestServer_RecoveryLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1 := <-socks
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`"0"`)}, Offset: "1-0"})
+	srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`"0"`)}, Offset: "1-0"})
 	next(t, a)
 
 	// A stale copy of the live socket's session in the store (as a store
@@ -234,7 +234,7 @@ func TestServer_RecoveryLive(t *testing.T) {
 	if c.Recovered() {
 		t.Fatal("recovered a session the store reports live")
 	}
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`"1"`)}, Offset: "2-0"})
+	srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`"1"`)}, Offset: "2-0"})
 	for _, cl := range []*hubtest.Client{a, b, c} {
 		if got := string(next(t, cl).Args[0]); got != `"1"` {
 			t.Fatalf("after the refused recoveries: got %s, want \"1\"", got)
@@ -268,14 +268,14 @@ func TestServer_RecoveryReplayTooLarge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`"0"`)}, Offset: "1-0"})
+	srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`"0"`)}, Offset: "1-0"})
 	next(t, a)
 	a.Drop()
 	waitSaved(t, store)
 	payload := raw(`"` + strings.Repeat("x", 1000) + `"`)
 	const missed = 2 * budget / 1000 // twice the budget
 	for i := range missed {
-		srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{payload}, Offset: "2-" + strconv.Itoa(i)})
+		srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{payload}, Offset: "2-" + strconv.Itoa(i)})
 	}
 	t0 := time.Now()
 	attempts := 0
@@ -295,8 +295,8 @@ func TestServer_RecoveryReplayTooLarge(t *testing.T) {
 	}
 	// A new session: the session's rooms are not kept ("old"), the
 	// application's OnConnect joined "r" again.
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"old"}, Event: "e", Args: []json.RawMessage{raw(`"old"`)}, Offset: "2-99999"})
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`"live"`)}, Offset: "3-0"})
+	srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"old"}, Event: "e", Args: []json.RawMessage{raw(`"old"`)}, Offset: "2-99999"})
+	srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{raw(`"live"`)}, Offset: "3-0"})
 	if got := string(next(t, c).Args[0]); got != `"live"` {
 		t.Fatalf("first event of the new session: got %.40s, want \"live\"", got)
 	}
@@ -315,7 +315,7 @@ func TestServer_RecoveryReplayTooLarge(t *testing.T) {
 	c.Drop()
 	waitSaved(t, store)
 	for i := range 10 {
-		srv.Broadcast(&hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{payload}, Offset: "4-" + strconv.Itoa(i)})
+		srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"r"}, Event: "e", Args: []json.RawMessage{payload}, Offset: "4-" + strconv.Itoa(i)})
 	}
 	d, err := dialWith(t, ts.URL, `{"token":"alice"}`, hubtest.Options{PID: c.PID(), Offset: "3-0"})
 	if err != nil {

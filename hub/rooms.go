@@ -17,6 +17,8 @@ type roomIndex struct {
 	socks  [roomShards]sockShard
 	nrooms atomic.Int64
 	m      *Metrics
+	nsp    string
+	obs    RoomObserver // nil = none
 }
 
 type roomShard struct {
@@ -29,8 +31,8 @@ type sockShard struct {
 	socks map[string]*Socket
 }
 
-func newRoomIndex(m *Metrics) *roomIndex {
-	ri := &roomIndex{m: m}
+func newRoomIndex(m *Metrics, nsp string, obs RoomObserver) *roomIndex {
+	ri := &roomIndex{m: m, nsp: nsp, obs: obs}
 	for i := range ri.rooms {
 		ri.rooms[i].rooms = make(map[string]map[*Socket]struct{})
 		ri.socks[i].socks = make(map[string]*Socket)
@@ -82,6 +84,9 @@ func (ri *roomIndex) join(s *Socket, room string) {
 		sh.rooms[room] = set
 		ri.nrooms.Add(1)
 		ri.m.addRooms(1)
+		if ri.obs != nil {
+			ri.obs.RoomChanged(ri.nsp, room, true)
+		}
 	}
 	set[s] = struct{}{}
 	sh.mu.Unlock()
@@ -96,9 +101,26 @@ func (ri *roomIndex) leave(s *Socket, room string) {
 			delete(sh.rooms, room)
 			ri.nrooms.Add(-1)
 			ri.m.addRooms(-1)
+			if ri.obs != nil {
+				ri.obs.RoomChanged(ri.nsp, room, false)
+			}
 		}
 	}
 	sh.mu.Unlock()
+}
+
+// list returns the rooms that have members, socket ids excluded.
+func (ri *roomIndex) list() []string {
+	out := make([]string, 0, ri.count())
+	for i := range ri.rooms {
+		sh := &ri.rooms[i]
+		sh.mu.RLock()
+		for r := range sh.rooms {
+			out = append(out, r)
+		}
+		sh.mu.RUnlock()
+	}
+	return out
 }
 
 // has reports whether room has members.

@@ -35,6 +35,9 @@ type Server struct {
 	obs   observerSlot // Observe's observer
 
 	writers writerPool // runs the connections' flushes
+
+	adapter Adapter      // Config.Adapter, or singleNode
+	roomObs RoomObserver // the adapter, when it observes rooms
 }
 
 // Stats are point-in-time counts.
@@ -59,6 +62,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ips = newIPTable(c)
 	s.writers.init()
+	s.adapter = c.Adapter
+	if s.adapter == nil {
+		s.adapter = &singleNode{}
+	}
+	s.roomObs, _ = s.adapter.(RoomObserver)
+	s.adapter.Attach(localNode{s})
 	s.Of("/")
 	return s, nil
 }
@@ -75,7 +84,7 @@ func (s *Server) Of(name string) *Namespace {
 	if n, ok := s.nsps[name]; ok {
 		return n
 	}
-	n := &Namespace{srv: s, name: name, rooms: newRoomIndex(s.m)}
+	n := &Namespace{srv: s, name: name, rooms: newRoomIndex(s.m, name, s.roomObs)}
 	s.nsps[name] = n
 	return n
 }

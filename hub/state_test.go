@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -44,10 +45,10 @@ func TestJoinWithState(t *testing.T) {
 	if sa.JoinWithState("p:1") {
 		t.Fatal("JoinWithState of a room never broadcast to: warm")
 	}
-	srv.Broadcast(stateBroadcast("p:1", "v1", 1))
-	srv.Broadcast(stateBroadcast("p:1", "v2", 2))
-	srv.Broadcast(stateBroadcast("p:1", "v1", 3))
-	srv.Broadcast(stateBroadcast("p:2", "v9", 9)) // no members: not cached
+	srv.Broadcast(context.Background(), stateBroadcast("p:1", "v1", 1))
+	srv.Broadcast(context.Background(), stateBroadcast("p:1", "v2", 2))
+	srv.Broadcast(context.Background(), stateBroadcast("p:1", "v1", 3))
+	srv.Broadcast(context.Background(), stateBroadcast("p:2", "v9", 9)) // no members: not cached
 	for _, want := range []kv{{"v1", 1}, {"v2", 2}, {"v1", 3}} {
 		if got := nextKV(t, a); got != want {
 			t.Fatalf("a: got %+v, want %+v", got, want)
@@ -61,7 +62,7 @@ func TestJoinWithState(t *testing.T) {
 	if !sb.JoinWithState("p:1") {
 		t.Fatal("JoinWithState of a warm room: cold")
 	}
-	srv.Broadcast(stateBroadcast("p:1", "v2", 4))
+	srv.Broadcast(context.Background(), stateBroadcast("p:1", "v2", 4))
 	for _, want := range []kv{{"v1", 3}, {"v2", 2}, {"v2", 4}} {
 		if got := nextKV(t, b); got != want {
 			t.Fatalf("b: got %+v, want %+v", got, want)
@@ -69,7 +70,7 @@ func TestJoinWithState(t *testing.T) {
 	}
 	sa.Leave("p:1")
 	sb.Leave("p:1")
-	srv.Broadcast(stateBroadcast("p:1", "v2", 5)) // room empty now: dropped
+	srv.Broadcast(context.Background(), stateBroadcast("p:1", "v2", 5)) // room empty now: dropped
 	if r, st := srv.StateCacheSize(); r != 0 || st != 0 {
 		t.Fatalf("StateCacheSize after the room emptied: got %d rooms %d states, want 0", r, st)
 	}
@@ -94,7 +95,7 @@ func TestJoinWithState_RacingBroadcasts(t *testing.T) {
 	var sent atomic.Int64
 	wg.Go(func() {
 		for v := range updates {
-			srv.Broadcast(stateBroadcast("p:1", "k", v))
+			srv.Broadcast(context.Background(), stateBroadcast("p:1", "k", v))
 			sent.Add(1)
 		}
 	})
@@ -104,7 +105,7 @@ func TestJoinWithState_RacingBroadcasts(t *testing.T) {
 			for sent.Load() < int64(i*updates/(2*joiners)) {
 				runtime.Gosched()
 			}
-			srv.Broadcast(&hub.Broadcast{Event: "noise", Args: []json.RawMessage{raw(strconv.Itoa(i))}})
+			srv.Broadcast(context.Background(), &hub.Broadcast{Event: "noise", Args: []json.RawMessage{raw(strconv.Itoa(i))}})
 			ss[i].JoinWithState("p:1")
 		})
 	}

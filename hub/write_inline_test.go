@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"runtime"
@@ -73,10 +74,10 @@ func TestInlineWrite_Allocs(t *testing.T) {
 	// One receiver, then all 64: the per-broadcast allocations are the
 	// encoding and the inline frame, the same for any audience up to 64.
 	one := &Broadcast{Event: bc.Event, Args: bc.Args, Rooms: []string{socks[0].ID()}}
-	perOne := testing.AllocsPerRun(runs, func() { srv.Broadcast(one) })
+	perOne := testing.AllocsPerRun(runs, func() { srv.Broadcast(context.Background(), one) })
 	total += (runs + 1) * per
 	wait(total)
-	perAll := testing.AllocsPerRun(runs, func() { srv.Broadcast(bc) })
+	perAll := testing.AllocsPerRun(runs, func() { srv.Broadcast(context.Background(), bc) })
 	total += (runs + 1) * per * int64(len(socks))
 	wait(total)
 	assertIdle(t, socks)

@@ -25,7 +25,7 @@ func TestWriter_StuckClientWriteTimeout(t *testing.T) {
 	// Fill the socket buffers: a later write must block.
 	start := time.Now()
 	for range 200 {
-		srv.Broadcast(big)
+		srv.Broadcast(t.Context(), big)
 	}
 	deadline := time.Now().Add(15 * time.Second) // load average 6 tolerated
 	for {

@@ -1,6 +1,7 @@
 package rooms_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -25,7 +26,7 @@ func TestPolicy_AccessChanges(t *testing.T) {
 	probe := func(name, room string) bool {
 		probes++
 		marker := fmt.Sprintf("probe-%d", probes)
-		st.hub.Broadcast(&hub.Broadcast{Rooms: []string{room}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"` + marker + `"`)}})
+		st.hub.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{room}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"` + marker + `"`)}})
 		time.Sleep(150 * time.Millisecond)
 		return d.count(func(x *dline) bool {
 			return x.Name == name && x.Event == "probe" && strings.Contains(x.raw, `"`+marker+`"`)

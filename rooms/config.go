@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/internal/redact"
 )
 
@@ -36,7 +35,7 @@ const (
 	DefaultAbuseWindow       = 10 * time.Second
 	DefaultMaxRoomsPerSocket = 200
 	DefaultMaxCartBytes      = 64 << 10
-	DefaultRelayTimeout      = 2 * time.Second
+	DefaultBroadcastTimeout  = 2 * time.Second
 	DefaultMaxConnsPerUser   = 20
 	DefaultMaxTokenBytes     = 16 << 10
 )
@@ -170,13 +169,10 @@ type Config struct {
 	// MaxTokenBytes refuses longer tokens without parsing them; 0 = 16 KiB.
 	MaxTokenBytes int
 
-	// Relay carries client-originated broadcasts (cart:synced) to every node,
-	// e.g. the bus's Publish, so a user's devices on other nodes get them too;
-	// nil = deliver on this node only (srv.Broadcast). It is called with a
-	// deadline of RelayTimeout.
-	Relay func(ctx context.Context, b *hub.Broadcast) error
-	// RelayTimeout bounds one Relay call; 0 = 2s.
-	RelayTimeout time.Duration
+	// BroadcastTimeout bounds one hub.Server.Broadcast of a client-originated
+	// event (cart:synced), which reaches a user's devices on every node
+	// through the hub's adapter; 0 = 2s.
+	BroadcastTimeout time.Duration
 
 	// Kinds are the room kinds clients subscribe to (a rules file's rooms);
 	// nil = DefaultKinds(OrderOwnerQuery).
@@ -251,7 +247,7 @@ func (c Config) withDefaults() (Config, error) {
 	dur("DBTimeout", &c.DBTimeout, DefaultDBTimeout, false)
 	dur("MarkWait", &c.MarkWait, DefaultMarkWait, false)
 	dur("AbuseWindow", &c.AbuseWindow, DefaultAbuseWindow, false)
-	dur("RelayTimeout", &c.RelayTimeout, DefaultRelayTimeout, false)
+	dur("BroadcastTimeout", &c.BroadcastTimeout, DefaultBroadcastTimeout, false)
 	if c.ProfileQuery == "" {
 		c.ProfileQuery = DefaultProfileQuery
 	}

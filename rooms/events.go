@@ -288,13 +288,9 @@ func (st *socketState) cartUpdate(m *hub.Message) *refusal {
 		Event:     EventCartSynced,
 		Args:      []json.RawMessage{payload},
 	}
-	if st.p.cfg.Relay == nil {
-		srv.Broadcast(b)
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(st.s.Context(), st.p.cfg.RelayTimeout)
+	ctx, cancel := context.WithTimeout(st.s.Context(), st.p.cfg.BroadcastTimeout)
 	defer cancel()
-	if err := st.p.cfg.Relay(ctx, b); err != nil {
+	if err := srv.Broadcast(ctx, b); err != nil {
 		st.p.log.Warn("cart relay failed", slog.String(LogKeyUserID, st.identity().UserID), slog.Any(LogKeyError, err))
 		return &refusal{reason: "relay_failed", text: ErrTextRelayFailed}
 	}

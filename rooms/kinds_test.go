@@ -64,7 +64,7 @@ insert into team_members values (7, '` + uCustomer1 + `');`})
 
 	t.Run("Recheck", func(t *testing.T) {
 		probe := func(marker string) {
-			st.hub.Broadcast(&hub.Broadcast{Rooms: []string{"team:7"}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"` + marker + `"`)}})
+			st.hub.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"team:7"}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"` + marker + `"`)}})
 		}
 		got := func(name, marker string) bool {
 			return d.wait(name+" "+marker, 2*time.Second, func(x *dline) bool {

@@ -69,9 +69,9 @@ type stack struct {
 }
 
 type stackOpts struct {
-	recovery       bool // hub connection state recovery on
-	defaultPayload bool // hub MaxPayload left at its default (1e6)
-	relay          func(ctx context.Context, b *hub.Broadcast) error
+	recovery       bool         // hub connection state recovery on
+	defaultPayload bool         // hub MaxPayload left at its default (1e6)
+	adapter        hub.Adapter  // nil = one node
 	kinds          []rooms.Kind // nil = the built-in ones
 	sql            string       // run after the schema
 }
@@ -116,14 +116,13 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 		MaxConnsPerUser:        testMaxConns,
 		AdminNamespace:         true,
 		Metrics:                staticMetrics{},
-		Relay:                  opt.relay,
 		Kinds:                  opt.kinds,
 		Logger:                 log,
 	})
 	if err != nil {
 		t.Fatalf("rooms.New: %v", err)
 	}
-	hcfg := hub.Config{Logger: log, MaxPayload: 4 << 20, PingInterval: 2 * time.Second, PingTimeout: 2 * time.Second}
+	hcfg := hub.Config{Logger: log, MaxPayload: 4 << 20, PingInterval: 2 * time.Second, PingTimeout: 2 * time.Second, Adapter: opt.adapter}
 	if opt.defaultPayload {
 		hcfg.MaxPayload = 0
 	}
@@ -246,9 +245,9 @@ func TestPolicy_Table(t *testing.T) {
 			case <-tk.C:
 			}
 			n := sent.Add(1)
-			st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomUser(uGood)}, Event: "notification",
+			st.hub.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{rooms.RoomUser(uGood)}, Event: "notification",
 				Args: []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"title":"t","message":"m","type":"info","seq":%d}`, n))}})
-			st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomProduct("p1")}, Event: "product:stock-updated",
+			st.hub.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{rooms.RoomProduct("p1")}, Event: "product:stock-updated",
 				Args: []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"variantId":"v1","available":%d,"timestamp":1}`, n))}})
 		}
 	}()
@@ -468,7 +467,7 @@ func TestPolicy_Table(t *testing.T) {
 		if ok, e := ackOf(t, d, "admin", rooms.EventSubscribeOrder, order2); !ok {
 			t.Fatalf("admin subscribe:order of another user's order: %s", e)
 		}
-		st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomAdmin}, Event: "admin:new-order", Args: []json.RawMessage{json.RawMessage(`{"order":{"id":"o"},"timestamp":1}`)}})
+		st.hub.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{rooms.RoomAdmin}, Event: "admin:new-order", Args: []json.RawMessage{json.RawMessage(`{"order":{"id":"o"},"timestamp":1}`)}})
 		d.wait("admin:new-order on admin", driverWait, func(l *dline) bool { return l.Name == "admin" && l.Event == "admin:new-order" })
 	})
 
@@ -476,7 +475,7 @@ func TestPolicy_Table(t *testing.T) {
 		if l := d.connect("seller", st.token(t, uSeller, "seller", time.Hour), connectOpts{}); l.Ev != "connect" {
 			t.Fatalf("seller: got %s %q", l.Ev, l.Message)
 		}
-		st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomSeller(uSeller)}, Event: "order:new", Args: []json.RawMessage{json.RawMessage(`{"id":"o"}`)}})
+		st.hub.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{rooms.RoomSeller(uSeller)}, Event: "order:new", Args: []json.RawMessage{json.RawMessage(`{"id":"o"}`)}})
 		d.wait("order:new on seller", driverWait, func(l *dline) bool { return l.Name == "seller" && l.Event == "order:new" })
 		if n := d.count(func(l *dline) bool { return l.Name == "c1" && l.Event == "order:new" }); n != 0 {
 			t.Fatalf("customer got a seller event")
@@ -617,7 +616,7 @@ func TestPolicy_ExpiryWhileConnected(t *testing.T) {
 		t.Fatalf("reconnect with the fresh token: got %s %q %s", rl.Ev, rl.Message, rl.Data)
 	}
 	// Its rooms are joined again.
-	st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomUser(uExpiring)}, Event: "notification", Args: []json.RawMessage{json.RawMessage(`{"title":"after reconnect"}`)}})
+	st.hub.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{rooms.RoomUser(uExpiring)}, Event: "notification", Args: []json.RawMessage{json.RawMessage(`{"title":"after reconnect"}`)}})
 	d.wait("event after reconnect", driverWait, func(l *dline) bool {
 		return l.Name == "exp" && l.Event == "notification"
 	})
@@ -659,7 +658,7 @@ func TestPolicy_RecoveredSessionRevalidated(t *testing.T) {
 		return d.wait(name+" reconnect", driverWait, func(x *dline) bool { return x.Name == name && (x.Ev == "connect" || x.Ev == "connect_error") })
 	}
 	received := func(name, room, marker string) bool {
-		st.hub.Broadcast(&hub.Broadcast{Rooms: []string{room}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"` + marker + `"`)}, Offset: marker})
+		st.hub.Broadcast(context.Background(), &hub.Broadcast{Rooms: []string{room}, Event: "probe", Args: []json.RawMessage{json.RawMessage(`"` + marker + `"`)}, Offset: marker})
 		time.Sleep(150 * time.Millisecond)
 		return d.count(func(x *dline) bool { return x.Name == name && x.Event == "probe" && strings.Contains(x.raw, marker) }) > 0
 	}
@@ -749,7 +748,7 @@ func TestPolicy_RecoveryRefused(t *testing.T) {
 	var sid string
 	_ = json.Unmarshal(l.ID, &sid)
 	probe := func(off, arg string) {
-		st.hub.Broadcast(&hub.Broadcast{Rooms: []string{rooms.RoomUser(uCustomer1)}, Event: "probe", Args: []json.RawMessage{json.RawMessage(strconv.Quote(arg))}, Offset: off})
+		st.hub.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{rooms.RoomUser(uCustomer1)}, Event: "probe", Args: []json.RawMessage{json.RawMessage(strconv.Quote(arg))}, Offset: off})
 	}
 	probe("1-0", "before")
 	d.wait("probe before", driverWait, func(x *dline) bool { return x.Name == "g" && x.Event == "probe" })
@@ -835,27 +834,36 @@ func TestPolicy_CartOverHubMaxPayload(t *testing.T) {
 	d.wait("cart:synced on other", driverWait, func(l *dline) bool { return l.Name == "other" && l.Event == rooms.EventCartSynced })
 }
 
-// TestPolicy_CartRelay checks that with a Relay (the bus, in a cluster) cart:synced
-// goes through it rather than only to this node's sockets, and that a relay
-// failure is refused to the sender instead of being lost silently.
+// recordingAdapter is a hub.Adapter that records what it carries and can be
+// made to refuse it (a cluster transport that is down).
+type recordingAdapter struct {
+	mu    sync.Mutex
+	local hub.Local
+	got   []*hub.Broadcast
+	fail  bool
+}
+
+func (a *recordingAdapter) Attach(l hub.Local) { a.local = l }
+
+func (a *recordingAdapter) Publish(ctx context.Context, bs []*hub.Broadcast) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail {
+		return errors.New("bus down")
+	}
+	a.got = append(a.got, bs...)
+	for _, b := range bs {
+		a.local.Deliver(b) // what a cluster transport does on every node, this one included
+	}
+	return nil
+}
+
+// TestPolicy_CartRelay checks that cart:synced goes through the hub's adapter
+// (the bus, in a cluster) rather than only to this node's sockets, and that an
+// adapter failure is refused to the sender instead of being lost silently.
 func TestPolicy_CartRelay(t *testing.T) {
-	var (
-		mu      sync.Mutex
-		relayed []*hub.Broadcast
-		fail    bool
-		srv     *hub.Server
-	)
-	st := startStack(t, stackOpts{relay: func(ctx context.Context, b *hub.Broadcast) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if fail {
-			return errors.New("bus down")
-		}
-		relayed = append(relayed, b)
-		srv.Broadcast(b) // what the bus does on every node, this one included
-		return nil
-	}})
-	srv = st.hub
+	ad := &recordingAdapter{}
+	st := startStack(t, stackOpts{adapter: ad})
 	d := startDriver(t, st.url)
 	tok := st.token(t, uCustomer1, "", time.Hour)
 	for _, name := range []string{"phone", "laptop"} {
@@ -867,12 +875,18 @@ func TestPolicy_CartRelay(t *testing.T) {
 		t.Fatalf("cart:update: %s", e)
 	}
 	d.wait("cart:synced on laptop", driverWait, func(l *dline) bool { return l.Name == "laptop" && l.Event == rooms.EventCartSynced })
-	mu.Lock()
-	if len(relayed) != 1 || relayed[0].Event != rooms.EventCartSynced || relayed[0].Rooms[0] != rooms.RoomCart(uCustomer1) {
+	ad.mu.Lock()
+	var relayed []*hub.Broadcast
+	for _, b := range ad.got {
+		if b.Event == rooms.EventCartSynced {
+			relayed = append(relayed, b)
+		}
+	}
+	if len(relayed) != 1 || relayed[0].Rooms[0] != rooms.RoomCart(uCustomer1) {
 		t.Fatalf("relayed = %+v, want one cart:synced to %s", relayed, rooms.RoomCart(uCustomer1))
 	}
-	fail = true
-	mu.Unlock()
+	ad.fail = true
+	ad.mu.Unlock()
 	if ok, e := ackOf(t, d, "phone", rooms.EventCartUpdate, map[string]any{"items": []any{"v2"}}); ok || e != rooms.ErrTextRelayFailed {
 		t.Fatalf("cart:update with the relay down: ok=%v error=%q, want refusal %q", ok, e, rooms.ErrTextRelayFailed)
 	}

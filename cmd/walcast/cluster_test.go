@@ -225,6 +225,7 @@ type tclient struct {
 	recovered []bool // one per reconnect
 	seen      map[string]bool
 	got       []seqEvent // de-duplicated by offset, in arrival order
+	nodeSeqs  []int      // seq of each test:node event (sent by a Node server, no offset of its own)
 	lost      chan struct{}
 	lastErr   error // why the last connection ended
 }
@@ -269,6 +270,15 @@ func (tc *tclient) attach(cl *hubtest.Client, n *wnode) {
 }
 
 func (tc *tclient) onEvent(ev hubtest.Event) {
+	if ev.Name == "test:node" && len(ev.Args) > 0 {
+		var se seqEvent
+		if json.Unmarshal(ev.Args[0], &se) == nil {
+			tc.mu.Lock()
+			tc.nodeSeqs = append(tc.nodeSeqs, se.Seq)
+			tc.mu.Unlock()
+		}
+		return
+	}
 	if ev.Name != "test:seq" || len(ev.Args) < 2 {
 		return
 	}
@@ -471,6 +481,7 @@ func startCluster(t testing.TB, nodes int, withRedis bool, env ...string) *wclus
 		c.redis = redistest.Start(t, redistest.Options{AppendOnly: true})
 		base = append(base, "WALCAST_REDIS_URL="+c.redis.URL())
 	}
+	base = append(base, env...)
 	base = append(base, "LOG_LEVEL="+cmp.Or(os.Getenv("CLUSTER_LOG_LEVEL"), "info"), "WALCAST_ALLOWED_ORIGINS=http://localhost")
 	// Every client dials from 127.0.0.1, standing for many users: lift the
 	// per-IP caps (TestServe_PerIPCaps tests them).

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/redis/go-redis/v9"
 	"io"
 	"log/slog"
 	"net"
@@ -36,6 +37,8 @@ type config struct {
 	AdminRoles      []string      // roles that count as admin; default admin,super_admin
 	AllowedOrigins  []string      // nil = allow all (with a warning)
 	RedisURL        string        // "" = in-process bus
+	RedisMode       string        // "classic" (default: PUBLISH/PSUBSCRIBE) or "sharded" (Redis 7 SPUBLISH/SSUBSCRIBE)
+	RedisCluster    bool          // RedisURL names Redis Cluster nodes (redis://h1:p1?addr=h2:p2)
 	Slot            string        // default "walcast"
 	Publication     string        // default "walcast"
 	Mapping         string        // path of the mapping file; "" = built-in seed schema
@@ -222,6 +225,22 @@ func options() []struct {
 				return fmt.Errorf("%q is not a redis:// URL", redact.URL(v))
 			}
 			c.RedisURL = v
+			return nil
+		}}},
+		{optServe, option{"redis-mode", []string{"WALCAST_REDIS_MODE"}, "classic", "Redis pub/sub: classic (PUBLISH, every node gets every event) or sharded (Redis 7 SPUBLISH, a node gets only its rooms' events)", func(c *config, v string) error {
+			switch v {
+			case "classic", "sharded":
+				c.RedisMode = v
+				return nil
+			}
+			return fmt.Errorf("%q is not classic or sharded", v)
+		}}},
+		{optServe, option{"redis-cluster", []string{"WALCAST_REDIS_CLUSTER"}, "false", "the Redis URL names Redis Cluster nodes (redis://host:port?addr=host2:port2)", func(c *config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", v)
+			}
+			c.RedisCluster = b
 			return nil
 		}}},
 		{optServe, option{"shutdown-timeout", []string{"WALCAST_SHUTDOWN_TIMEOUT"}, "10s", "how long a graceful shutdown may drain", dur(func(c *config) *time.Duration { return &c.ShutdownTimeout })}},
@@ -468,6 +487,14 @@ func configFlags(fs *flag.FlagSet, groups int, getenv func(string) string) (fini
 			}
 			if c.JWTSecret == "" && c.JWKSURL == "" {
 				errs = append(errs, errors.New("no way to verify tokens: set WALCAST_JWT_SECRET (or SUPABASE_JWT_SECRET), or WALCAST_JWKS_URL (or SUPABASE_URL)"))
+			}
+			if c.RedisURL == "" && (c.RedisMode == "sharded" || c.RedisCluster) {
+				errs = append(errs, errors.New("WALCAST_REDIS_MODE=sharded and WALCAST_REDIS_CLUSTER need WALCAST_REDIS_URL (one node has no Redis bus)"))
+			}
+			if c.RedisCluster && c.RedisURL != "" {
+				if _, err := redis.ParseClusterURL(c.RedisURL); err != nil {
+					errs = append(errs, fmt.Errorf("WALCAST_REDIS_URL: not a Redis Cluster URL (redis://host:port?addr=host2:port2): %s", redact.Error(err, c.RedisURL)))
+				}
 			}
 		}
 		if groups&(optDB|optServe) != 0 && c.DatabaseURL == "" && !hasErrFor(errs, "database-url") {

@@ -120,6 +120,21 @@ func TestConfig_Serve(t *testing.T) {
 		{name: "BadPoolSize", env: with("WALCAST_DB_POOL_SIZE", "0"), wantErr: []string{`WALCAST_DB_POOL_SIZE: "0" is not a pool size`}},
 		{name: "NegativeDuration", env: with(), args: []string{"-ping-timeout", "-5s"}, wantErr: []string{"-ping-timeout: \"-5s\" is negative"}},
 		{name: "BadFlag", env: base, args: []string{"-nope"}, wantErr: []string{"flag provided but not defined"}},
+		{name: "RedisSharded", env: with("WALCAST_REDIS_URL", "redis://a:1?addr=b:2&addr=c:3", "WALCAST_REDIS_MODE", "sharded", "WALCAST_REDIS_CLUSTER", "true"),
+			check: func(t *testing.T, c config) {
+				if c.RedisMode != "sharded" || !c.RedisCluster {
+					t.Errorf("RedisMode, RedisCluster = %q, %v, want sharded, true", c.RedisMode, c.RedisCluster)
+				}
+			}},
+		{name: "RedisModeDefault", env: with("WALCAST_REDIS_URL", "redis://a:1/0"), check: func(t *testing.T, c config) {
+			if c.RedisMode != "classic" || c.RedisCluster {
+				t.Errorf("RedisMode, RedisCluster = %q, %v, want classic, false", c.RedisMode, c.RedisCluster)
+			}
+		}},
+		{name: "BadRedisMode", env: with("WALCAST_REDIS_URL", "redis://a:1/0", "WALCAST_REDIS_MODE", "dynamic", "WALCAST_REDIS_CLUSTER", "maybe"),
+			wantErr: []string{`WALCAST_REDIS_MODE: "dynamic" is not classic or sharded`, `WALCAST_REDIS_CLUSTER: "maybe" is not true or false`}},
+		{name: "ShardedNeedsRedis", env: with("WALCAST_REDIS_MODE", "sharded"), wantErr: []string{"WALCAST_REDIS_MODE=sharded and WALCAST_REDIS_CLUSTER need WALCAST_REDIS_URL"}},
+		{name: "BadClusterURL", env: with("WALCAST_REDIS_URL", "redis://u:hunter2@a:1?nope=1", "WALCAST_REDIS_CLUSTER", "true"), wantErr: []string{"WALCAST_REDIS_URL: not a Redis Cluster URL"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -132,10 +132,20 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := newCluster(c, &hcfg, reg, log) // nil without Redis; sets the recovery store
+	// The bus is the hub's adapter: every hub broadcast reaches every node.
+	// With Redis it also carries the recovery store (newCluster sets it).
+	cl, err := newCluster(c, &hcfg, reg, log) // nil without Redis
 	if err != nil {
 		return nil, err
 	}
+	var b bus.Bus
+	local := bus.NewLocal()
+	if cl != nil {
+		b = cl.bus
+	} else {
+		b = local
+	}
+	hcfg.Adapter = b
 	var hold *ackHold
 	var sess *sessions.Store
 	var window *windowTracker
@@ -166,12 +176,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	s := &service{cfg: c, log: log, reg: reg, hub: srv, mux: http.NewServeMux(), busUp: func() bool { return true }, db: db, sessions: sess}
-	b, err := newBus(c, srv, cl, log)
-	if err != nil {
-		return nil, err
-	}
-	s.bus = b
+	s := &service{cfg: c, log: log, reg: reg, hub: srv, bus: b, mux: http.NewServeMux(), busUp: func() bool { return true }, db: db, sessions: sess}
 	if cl != nil {
 		s.cluster, s.busUp = cl, cl.bus.Healthy
 	}
@@ -180,8 +185,8 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	// A lost slot means changes that no client will ever get: end every
 	// session without recovery so clients resubscribe and get the current
 	// state on subscribe.
-	sink := &busSink{bus: b, m: m, window: window}
-	if local, ok := b.(*bus.Local); ok && hold != nil {
+	sink := &busSink{hub: srv, m: m, window: window}
+	if cl == nil && hold != nil {
 		sink.restore, sink.hold = local, hold
 	}
 	if cl != nil && window != nil {
@@ -206,8 +211,7 @@ func newService(c config, log *slog.Logger) (*service, error) {
 	if s.refill != nil {
 		s.refill.stats, s.refill.rewind = s.cdc.p.Stats, s.cdc.p.Reader().Rewind
 	}
-	relay := func(ctx context.Context, b *hub.Broadcast) error { return s.bus.Publish(ctx, []*hub.Broadcast{b}) }
-	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, relay, reg, log); err != nil {
+	if s.rooms, err = newRooms(c, srv, s.db, s.cdc, reg, log); err != nil {
 		return nil, err
 	}
 	// State on subscribe: the marks the state reads commit come back here
@@ -359,8 +363,10 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 	return runErr
 }
 
-// busSink adapts the bus to the CDC side's cdc.Sink: one hub.Broadcast per
-// event, to the event's room, with the event id as recovery offset.
+// busSink adapts the hub to the CDC side's cdc.Sink: one hub.Broadcast per
+// event, to the event's room, with the event id as recovery offset, through
+// hub.Server.Broadcast (and so the bus: nil only once every node's bus
+// accepted it).
 //
 // With a hold (a node without Redis), events of the window re-read after a
 // start go to the recovery buffer only (see ackHold).
@@ -369,7 +375,7 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 // slot is held), and a bus that lost its recovery streams makes the reader
 // re-read the window (see streamRefill).
 type busSink struct {
-	bus     bus.Bus
+	hub     *hub.Server
 	m       *cdcMetrics
 	restore *bus.Local
 	hold    *ackHold
@@ -396,7 +402,7 @@ func (s *busSink) Publish(ctx context.Context, events []cdc.Event) error {
 			live = append(live, b)
 		}
 	}
-	if err := s.bus.Publish(ctx, live); err != nil {
+	if err := s.hub.Broadcast(ctx, live...); err != nil {
 		if s.refill != nil {
 			return s.refill.lost(ctx, err)
 		}

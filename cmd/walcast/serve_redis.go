@@ -1,15 +1,14 @@
 package main
 
-// Cluster wiring: the Redis client, the Redis bus and the Redis recovery
-// streams, used when WALCAST_REDIS_URL / REDIS_URL is set. serve.go calls
-// newCluster before hub.New (the store goes into the hub's recovery config)
-// and cluster.attach after it.
+// Cluster wiring: the Redis client, the Redis bus (the hub's adapter) and the
+// Redis recovery streams, used when WALCAST_REDIS_URL / REDIS_URL is set.
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/internal/redact"
+	"github.com/walcast/walcast/rooms"
 )
 
 // standbyBackoffMax caps the CDC reader's retry delay in cluster mode: a
@@ -30,7 +30,7 @@ const standbyBackoffMax = time.Second
 // cluster holds the Redis parts of a multi-node walcast; nil when RedisURL is
 // empty.
 type cluster struct {
-	client *redis.Client
+	client redis.UniversalClient
 	store  *bus.RedisStore
 	bus    *bus.Redis
 	m      *bus.Metrics
@@ -80,25 +80,22 @@ func (cl *cluster) remoteMetrics() json.RawMessage {
 	return cl.leaderMetrics
 }
 
-// newCluster creates the Redis client and, when recovery is on, the store of
-// its recovery streams (no I/O); newService puts that store behind the
-// Postgres session store. It returns nil for a single node.
+// newCluster creates the Redis client, the bus and, when recovery is on, the
+// store of its recovery streams (no I/O); newService puts that store behind
+// the Postgres session store and the bus in as hcfg.Adapter. It returns nil
+// for a single node.
 func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog.Logger) (*cluster, error) {
 	if c.RedisURL == "" {
 		return nil, nil
 	}
-	opt, err := redis.ParseURL(c.RedisURL)
+	client, err := newRedisClient(c)
 	if err != nil {
-		return nil, fmt.Errorf("redis url %s: %w", redact.URL(c.RedisURL), err)
+		return nil, err
 	}
-	// Fail fast and let the bus retry: a dead Redis must not hold a publish
-	// for the client's default 3 retries x 5 s dial timeout.
-	opt.DialTimeout = 2 * time.Second
-	opt.MaxRetries = 1
 	// go-redis prints every failed dial to stderr; the bus already logs
 	// Redis outages once (rate-limited), so route these to Debug.
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
-	cl := &cluster{client: redis.NewClient(opt), m: bus.NewMetrics(reg), log: log, nsps: []string{"/"}}
+	cl := &cluster{client: client, m: bus.NewMetrics(reg), log: log, nsps: []string{"/"}}
 	if c.AdminNamespace {
 		cl.nsps = append(cl.nsps, "/admin")
 	}
@@ -106,11 +103,17 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 		cl.nsps = append(cl.nsps, c.adminUINamespace())
 	}
 	if hcfg.Recovery != nil {
+		shards := 1
+		if c.RedisCluster {
+			// Spread each namespace's recovery stream over the shards.
+			shards = clusterStreamShards
+		}
 		// Sessions are kept in Postgres (see newService) and the streams are
 		// refilled from the replication slot when Redis loses them.
 		cl.store, err = bus.NewRedisStore(bus.RedisStoreConfig{
 			Client:            cl.client,
 			MaxAge:            hcfg.Recovery.MaxDisconnection,
+			Shards:            shards,
 			Refill:            true,
 			SessionsElsewhere: true,
 			Logger:            log,
@@ -119,7 +122,63 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 			return nil, err
 		}
 	}
+	cl.bus, err = bus.NewRedis(bus.RedisConfig{
+		Client:     cl.client,
+		Store:      cl.store,
+		Namespaces: cl.nsps,
+		Sharded:    c.RedisMode == "sharded",
+		// Every node reads these whatever its sockets: the leader's metrics
+		// (a standby's answer to a new subscriber), access changes and the
+		// state marks.
+		AlwaysRooms: []string{rooms.RoomMetrics, accessRoom, cdc.MarkRoom},
+		Metrics:     cl.m,
+		OnRemote:    cl.observeRemote,
+		Floor:       func() string { return cl.floorOffset() },
+		Logger:      cl.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	return cl, nil
+}
+
+// clusterStreamShards is how many streams a namespace's recovery stream is
+// split into on a Redis Cluster (hash-tagged keys, spread over the primaries).
+const clusterStreamShards = 16
+
+// newRedisClient returns the client for c.RedisURL: one server; with
+// RedisCluster the cluster whose nodes the URL names; with a master_name
+// parameter the master that the sentinels the URL names point to
+// (redis://sentinel1:26379?master_name=mymaster&addr=sentinel2:26379).
+func newRedisClient(c config) (redis.UniversalClient, error) {
+	// Fail fast and let the bus retry: a dead Redis must not hold a publish
+	// for the client's default 3 retries x 5 s dial timeout.
+	if c.RedisCluster {
+		opt, err := redis.ParseClusterURL(c.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster url %s: %w", redact.URL(c.RedisURL), err)
+		}
+		opt.DialTimeout = 2 * time.Second
+		opt.MaxRetries = 1
+		return redis.NewClusterClient(opt), nil
+	}
+	if u, err := url.Parse(c.RedisURL); err == nil && u.Query().Has("master_name") {
+		// Sentinel: the URL names the sentinels and the master.
+		opt, err := redis.ParseFailoverURL(c.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis sentinel url %s: %w", redact.URL(c.RedisURL), err)
+		}
+		opt.DialTimeout = 2 * time.Second
+		opt.MaxRetries = 1
+		return redis.NewFailoverClient(opt), nil
+	}
+	opt, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url %s: %w", redact.URL(c.RedisURL), err)
+	}
+	opt.DialTimeout = 2 * time.Second
+	opt.MaxRetries = 1
+	return redis.NewClient(opt), nil
 }
 
 // redisLogger adapts go-redis's internal logging to slog at Debug.
@@ -131,23 +190,13 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	}
 }
 
-// attach creates the Redis bus delivering to srv.
-func (cl *cluster) attach(srv *hub.Server) (*bus.Redis, error) {
-	b, err := bus.NewRedis(bus.RedisConfig{
-		Client:     cl.client,
-		Server:     srv,
-		Store:      cl.store,
-		Namespaces: cl.nsps,
-		Metrics:    cl.m,
-		OnRemote:   cl.observeRemote,
-		Floor:      cl.floor,
-		Logger:     cl.log,
-	})
-	if err != nil {
-		return nil, err
+// floorOffset is the bus's RedisConfig.Floor: cl.floor, set by newService
+// once the recovery hold exists; "" without recovery.
+func (cl *cluster) floorOffset() string {
+	if cl.floor == nil {
+		return ""
 	}
-	cl.bus = b
-	return b, nil
+	return cl.floor()
 }
 
 // close releases the Redis connections.

@@ -19,29 +19,18 @@ import (
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
-	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/rules"
 )
-
-// newBus returns the in-process bus, or the Redis bus when RedisURL is set
-// (cl != nil, see serve_redis.go).
-func newBus(c config, srv *hub.Server, cl *cluster, log *slog.Logger) (bus.Bus, error) {
-	if cl != nil {
-		return cl.attach(srv)
-	}
-	return bus.NewLocal(srv), nil
-}
 
 // newRooms builds walcast's room policy (identity, auto-joins, subscriptions)
 // and installs it on srv. db runs the profile and order-owner queries.
 // It lets a session be recovered by its own user only (the hub's recovery
-// check); relay carries cart:synced over the bus to the user's devices on
-// every node.
+// check); cart:synced reaches the user's devices on every node through the
+// hub's adapter.
 func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics interface {
 	rooms.MetricsSource
 	rooms.StateSource
-},
-	relay func(context.Context, *hub.Broadcast) error, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
+}, reg prometheus.Registerer, log *slog.Logger) (*rooms.Policy, error) {
 	r, err := rules.Load(c.Rules) // "" = the built-in file
 	if err != nil {
 		return nil, err
@@ -58,7 +47,6 @@ func newRooms(c config, srv *hub.Server, db *pgxpool.Pool, metrics interface {
 		MaxConnsPerUser:  c.MaxConnsPerUser,
 		MaxTokenLifetime: c.MaxTokenLifetime,
 		AdminNamespace:   c.AdminNamespace,
-		Relay:            relay,
 		DB:               db,
 		Metrics:          metrics,
 		State:            metrics,

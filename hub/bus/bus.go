@@ -9,18 +9,21 @@ import (
 	"github.com/walcast/walcast/hub/packet"
 )
 
-// Bus carries broadcasts to the hub of every node.
+// Bus is a hub.Adapter that also receives: Run delivers what arrives from
+// the other nodes to the local hub until ctx ends.
 type Bus interface {
-	// Publish hands bs to the bus in order; nil means every broadcast was
-	// accepted (delivered locally, or acknowledged by Redis).
-	Publish(ctx context.Context, bs []*hub.Broadcast) error
-	// Run delivers what arrives on the bus to the local hub until ctx ends.
+	hub.Adapter
 	Run(ctx context.Context) error
 }
 
-// Local is the in-process bus of a single node.
+// Local is the adapter of a single node, with the duplicate rule of the Redis
+// bus: a broadcast whose offset ("<hi>-<lo>", compared numerically) is not
+// above the last one delivered in its namespace is dropped, so a source that
+// sends a window again (the replication reader re-reading retained WAL)
+// delivers each offset once. Broadcasts without a parseable offset always
+// pass.
 type Local struct {
-	srv *hub.Server
+	local hub.Local
 
 	mu   sync.Mutex
 	last map[string]streamID // per namespace, the highest offset delivered
@@ -28,14 +31,13 @@ type Local struct {
 
 var _ Bus = (*Local)(nil)
 
-// NewLocal returns a bus that delivers straight to srv.
-func NewLocal(srv *hub.Server) *Local { return &Local{srv: srv, last: make(map[string]streamID)} }
+// NewLocal returns a single-node adapter; pass it as hub.Config.Adapter.
+func NewLocal() *Local { return &Local{last: make(map[string]streamID)} }
 
-// Publish calls srv.Broadcast for each broadcast, in order. A broadcast whose
-// offset ("<hi>-<lo>", compared numerically) is not above the last one
-// delivered in its namespace is dropped: a source that sends a window again
-// (the replication reader re-reading retained WAL) delivers each offset once.
-// Broadcasts without a parseable offset always pass. It never blocks on a
+// Attach implements hub.Adapter.
+func (l *Local) Attach(local hub.Local) { l.local = local }
+
+// Publish delivers each fresh broadcast of bs, in order. It never blocks on a
 // client; it fails only when ctx has already ended.
 func (l *Local) Publish(ctx context.Context, bs []*hub.Broadcast) error {
 	if err := ctx.Err(); err != nil {
@@ -45,16 +47,16 @@ func (l *Local) Publish(ctx context.Context, bs []*hub.Broadcast) error {
 	defer l.mu.Unlock()
 	for _, b := range bs {
 		if l.freshLocked(b) {
-			l.srv.Broadcast(b)
+			l.local.Deliver(b)
 		}
 	}
 	return nil
 }
 
-// Restore hands bs to srv.Restore (the recovery buffer only, no delivery), in
-// order, with the same duplicate rule as Publish: a node that re-reads its
-// recovery window after a restart rebuilds the buffer without sending old
-// events to anyone.
+// Restore hands bs to the hub's recovery buffer only (hub.Local.Restore, no
+// delivery), in order, with the same duplicate rule as Publish: a node that
+// re-reads its recovery window after a restart rebuilds the buffer without
+// sending old events to anyone.
 func (l *Local) Restore(bs []*hub.Broadcast) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -62,7 +64,7 @@ func (l *Local) Restore(bs []*hub.Broadcast) {
 		if !l.freshLocked(b) {
 			continue
 		}
-		l.srv.Restore(b)
+		l.local.Restore(b)
 	}
 }
 

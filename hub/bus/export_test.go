@@ -1,15 +1,14 @@
 package bus
 
-// Broadcaster is what the Redis bus delivers to (a *hub.Server in production).
-type Broadcaster = broadcaster
+import "github.com/walcast/walcast/hub"
 
-// NewRedisTo returns a Redis bus that delivers to sink instead of cfg.Server.
-func NewRedisTo(cfg RedisConfig, sink Broadcaster) (*Redis, error) {
+// NewRedisTo returns a Redis bus attached to sink instead of a hub.
+func NewRedisTo(cfg RedisConfig, sink hub.Local) (*Redis, error) {
 	r, err := newRedis(cfg)
 	if err != nil {
 		return nil, err
 	}
-	r.srv = sink
+	r.Attach(sink)
 	return r, nil
 }
 

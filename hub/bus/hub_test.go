@@ -3,7 +3,6 @@ package bus_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -30,13 +29,13 @@ func startHubNode(t *testing.T, rs *redistest.Server) *hubNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t),
-		Recovery: &hub.RecoveryConfig{Store: st, MaxDisconnection: bus.DefaultStoreMaxAge}})
-	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
-	b, err := bus.NewRedis(bus.RedisConfig{Client: c, Server: srv, Store: st, Logger: testLogger(t)})
+	b, err := bus.NewRedis(bus.RedisConfig{Client: c, Store: st, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b, OnSessionChange: st.OnSessionChange,
+		Recovery: &hub.RecoveryConfig{Store: st, MaxDisconnection: bus.DefaultStoreMaxAge}})
+	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); b.Run(ctx) }()
@@ -201,125 +200,3 @@ func TestRedis_SameBytesOnEveryNode(t *testing.T) {
 	}
 }
 
-// TestRedisStore_LiveNotTakenTwice: while a socket is connected, a CONNECT
-// with its pid, on its node or on another, goes on as a new session and
-// leaves the live record in Redis; after it disconnects the session is
-// recovered once. Before, the other node's GETDEL took the live record and
-// two sockets were live with one id.
-func TestRedisStore_LiveNotTakenTwice(t *testing.T) {
-	rs := redistest.Start(t, redistest.Options{})
-	a, b := startHubNode(t, rs), startHubNode(t, rs)
-	ctx := t.Context()
-	cl, err := hubtest.Dial(ctx, a.url, "/", json.RawMessage(`{}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := a.bus.Publish(ctx, []*hub.Broadcast{roomEvent(1)}); err != nil {
-		t.Fatal(err)
-	}
-	next(t, cl)
-	rc := newClient(t, rs)
-	key := bus.DefaultStorePrefix + ":session:" + cl.PID()
-	for deadline := time.Now().Add(3 * time.Second); rc.Exists(ctx, key).Val() != 1; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no live record %s after 3 s", key)
-		}
-	}
-	ask := hubtest.Options{PID: cl.PID(), Offset: cl.LastOffset()}
-	for _, n := range []struct {
-		name string
-		node *hubNode
-	}{{"SameNode", a}, {"OtherNode", b}} {
-		t0 := time.Now()
-		c2, err := hubtest.DialOptions(ctx, n.node.url, "/", json.RawMessage(`{}`), ask)
-		if err != nil {
-			t.Fatalf("%s: %v", n.name, err)
-		}
-		took := time.Since(t0)
-		c2.Close()
-		t.Logf("%s: new session %s in %v (live socket %s)", n.name, c2.ID(), took.Round(time.Millisecond), cl.ID())
-		if c2.Recovered() || c2.ID() == cl.ID() {
-			t.Fatalf("%s: recovered the live socket's session (id %s)", n.name, c2.ID())
-		}
-		if rc.Exists(ctx, key).Val() != 1 {
-			t.Fatalf("%s: the live record is gone", n.name)
-		}
-	}
-	if err := a.bus.Publish(ctx, []*hub.Broadcast{roomEvent(2)}); err != nil {
-		t.Fatal(err)
-	}
-	if ev := next(t, cl); string(ev.Args[0]) != `{"i":2}` {
-		t.Fatalf("live socket after the refused attempts: got %s, want i=2", ev.Args)
-	}
-	cl.Drop()
-	time.Sleep(100 * time.Millisecond)
-	c3, err := hubtest.DialOptions(ctx, b.url, "/", json.RawMessage(`{}`), hubtest.Options{PID: cl.PID(), Offset: cl.LastOffset()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c3.Close()
-	if !c3.Recovered() || c3.ID() != cl.ID() {
-		t.Fatalf("after the drop: recovered=%v id=%s, want the session %s", c3.Recovered(), c3.ID(), cl.ID())
-	}
-}
-
-// TestRedisStore_DeadNodeLiveRecord: the live record of a node whose
-// heartbeat has expired (the node died) is taken; one of a node whose
-// heartbeat is alive is not, after waiting for it at most liveWait; one of
-// an earlier process of this node (RedisStoreConfig.Node) is taken at once.
-func TestRedisStore_DeadNodeLiveRecord(t *testing.T) {
-	rs := redistest.Start(t, redistest.Options{})
-	rc := newClient(t, rs)
-	ctx := t.Context()
-	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: rc, Node: "host1 :8080", Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := func(pid, node string) {
-		v := fmt.Sprintf(`{"sid":"s-%s","pid":%q,"nsp":"/","user":"u","rooms":["r"],"at":%d,"node":%q,"host":%q}`, pid, pid, time.Now().UnixMilli(), node, node+" :8080")
-		if err := rc.Set(ctx, bus.DefaultStorePrefix+":session:"+pid, v, time.Minute).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rec("p-dead", "deadnode")
-	sess, ok, err := st.TakeSession(ctx, "p-dead")
-	if err != nil || !ok || sess.User != "u" || sess.SID != "s-p-dead" {
-		t.Fatalf("live record of a dead node: %+v %v %v, want it taken", sess, ok, err)
-	}
-	rec("p-live", "livenode")
-	if err := rc.Set(ctx, bus.DefaultStorePrefix+":node:livenode", "1", time.Minute).Err(); err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Now()
-	_, ok, err = st.TakeSession(ctx, "p-live")
-	waited := time.Since(t0)
-	if ok || !errors.Is(err, hub.ErrSessionLive) {
-		t.Fatalf("live record of a live node: %v %v, want hub.ErrSessionLive", ok, err)
-	}
-	if rc.Exists(ctx, bus.DefaultStorePrefix+":session:p-live").Val() != 1 {
-		t.Fatal("the live record was deleted")
-	}
-	t.Logf("waited %v for the live node", waited.Round(time.Millisecond))
-	if waited > 5*time.Second {
-		t.Fatalf("waited %v, want at most ~3.5 s", waited)
-	}
-	// A live record of an earlier process of this node (host1, killed and
-	// restarted): taken at once, although its heartbeat has not expired.
-	rec("p-restarted", "host1")
-	if err := rc.Set(ctx, bus.DefaultStorePrefix+":node:host1", "1", time.Minute).Err(); err != nil {
-		t.Fatal(err)
-	}
-	t0 = time.Now()
-	if _, ok, err := st.TakeSession(ctx, "p-restarted"); !ok || err != nil || time.Since(t0) > time.Second {
-		t.Fatalf("live record of this node's previous process: %v %v after %v, want it taken at once", ok, err, time.Since(t0))
-	}
-	// The node dies while a CONNECT waits: taken once the heartbeat is gone.
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		rc.Del(context.Background(), bus.DefaultStorePrefix+":node:livenode")
-	}()
-	if _, ok, err := st.TakeSession(ctx, "p-live"); !ok || err != nil {
-		t.Fatalf("after the node died: %v %v, want the session", ok, err)
-	}
-}

@@ -12,9 +12,9 @@ import (
 )
 
 func TestLocal(t *testing.T) {
-	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t)})
+	b := bus.NewLocal()
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b})
 	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
-	b := bus.NewLocal(srv)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
@@ -48,9 +48,9 @@ func TestLocal(t *testing.T) {
 // numbers ("10-0" is above "9-1"), not as text; broadcasts without an offset
 // always pass.
 func TestLocal_DropsRepeatedOffsets(t *testing.T) {
-	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t)})
+	b := bus.NewLocal()
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b})
 	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
-	b := bus.NewLocal(srv)
 	cl, err := hubtest.Dial(t.Context(), ts.URL, "/", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -89,9 +89,9 @@ func TestLocal_DropsRepeatedOffsets(t *testing.T) {
 // client; a later Publish of the same offsets is dropped, a new one delivered.
 func TestLocal_Restore(t *testing.T) {
 	mem := hub.NewMemoryStore(0, 0)
-	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Recovery: &hub.RecoveryConfig{Store: mem}})
+	b := bus.NewLocal()
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b, Recovery: &hub.RecoveryConfig{Store: mem}})
 	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
-	b := bus.NewLocal(srv)
 	cl, err := hubtest.Dial(t.Context(), ts.URL, "/", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -42,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"direction"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "walcast_bus_dropped_total",
-			Help: "Bus messages not delivered, by reason: decode, namespace, duplicate (received twice), republished (re-read from the slot after a restart, already published)."},
+			Help: "Bus messages not delivered, by reason: decode, namespace, duplicate (received twice), republished (re-read from the slot after a restart, already published), no_members (for a room without members on this node; not decoded), unsupported (a request of a Node server walcast does not apply)."},
 			[]string{"reason"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "walcast_bus_publish_retries_total",

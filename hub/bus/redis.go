@@ -33,11 +33,17 @@ type RedisConfig struct {
 	// Client is the Redis connection (redis.NewClient(redis.ParseURL(url)));
 	// required. The bus takes one extra connection from it for PSUBSCRIBE.
 	Client redis.UniversalClient
-	// Server is the local hub that receives every broadcast; required.
-	Server *hub.Server
-	// Prefix is the adapter key prefix (Node's createAdapter "key" option);
-	// "" = "socket.io".
+	// Prefix is the adapter key prefix (Node's createAdapter "key" option,
+	// createShardedAdapter's "channelPrefix"); "" = "socket.io".
 	Prefix string
+	// Sharded selects Redis 7 sharded pub/sub in the format of
+	// @socket.io/redis-adapter's createShardedAdapter in "dynamic"
+	// subscription mode: SPUBLISH of ClusterAdapter messages, one channel
+	// per room, and each node SSUBSCRIBEs only to the rooms it has members
+	// in (see hub.RoomObserver), so it receives nothing for the others.
+	// false = classic pub/sub (createAdapter: PUBLISH, PSUBSCRIBE to every
+	// channel of a namespace).
+	Sharded bool
 	// Namespaces are the namespaces this node serves and subscribes to;
 	// nil/empty = ["/"].
 	Namespaces []string
@@ -66,6 +72,11 @@ type RedisConfig struct {
 	// HealthInterval is how long the subscription may stay silent before the
 	// bus pings Redis to check it; 0 = 2s.
 	HealthInterval time.Duration
+	// AlwaysRooms are rooms this node receives whether or not it has
+	// members in them (in sharded mode it subscribes to their channels from
+	// the start): rooms whose broadcasts OnRemote or a hub mark handler
+	// reads. nil = none.
+	AlwaysRooms []string
 	// Metrics are optional collectors from NewMetrics; nil = none.
 	Metrics *Metrics
 	// OnRemote, when set, is called with each broadcast received from another
@@ -89,10 +100,11 @@ type RedisConfig struct {
 type Redis struct {
 	cfg      RedisConfig
 	log      *slog.Logger
-	srv      broadcaster
+	local    hub.Local // set by Attach
 	m        *Metrics
 	patterns []string
 	nsps     map[string]bool
+	always   map[string]bool // RedisConfig.AlwaysRooms
 
 	pubMu sync.Mutex // serializes Publish calls, so their order is kept
 	buf   []byte     // encode buffer, guarded by pubMu
@@ -101,7 +113,24 @@ type Redis struct {
 	subOK atomic.Bool // subscribed
 
 	lastMu sync.Mutex
-	last   map[string]streamID // per namespace, the highest offset delivered locally
+	// recv is, per mark key (markKey: the namespace in classic mode, the
+	// channel in sharded mode, where channels arrive on separate
+	// connections), the highest offset delivered locally; pub is, per
+	// namespace, the highest offset published or delivered, and floor the
+	// newest stored offset read by prime: nothing at or below
+	// max(pub) is published again, nothing at or below floor is delivered.
+	recv  map[string]streamID
+	pub   map[string]streamID
+	floor map[string]streamID
+
+	shard *shardSubs // sharded mode's subscriptions; nil in classic mode
+
+	// On a cluster, where the streams are written a round trip before the
+	// SPUBLISHes, sent is per namespace the highest offset whose SPUBLISH
+	// Redis confirmed, and sentWritten the value last stored in Redis (see
+	// RedisStore.publishedKey); guarded by pubMu.
+	sent, sentWritten map[string]streamID
+	twoPhase          bool // the client is a *redis.ClusterClient
 
 	// primed is set once Publish has read each namespace's newest stored
 	// offset into last (see prime); guarded by pubMu.
@@ -112,24 +141,16 @@ type Redis struct {
 }
 
 var _ Bus = (*Redis)(nil)
+var _ hub.Adapter = (*Redis)(nil)
 
-// broadcaster is the local delivery the bus needs; *hub.Server implements it.
-type broadcaster interface{ Broadcast(*hub.Broadcast) }
+// NewRedis returns a Redis bus for cfg; it does no I/O. Pass it to the hub
+// as hub.Config.Adapter (hub.New attaches it) and call Run.
+func NewRedis(cfg RedisConfig) (*Redis, error) { return newRedis(cfg) }
 
-// NewRedis returns a Redis bus for cfg; it does no I/O.
-func NewRedis(cfg RedisConfig) (*Redis, error) {
-	if cfg.Server == nil {
-		return nil, errors.New("bus: RedisConfig.Server is required")
-	}
-	r, err := newRedis(cfg)
-	if err != nil {
-		return nil, err
-	}
-	r.srv = cfg.Server
-	return r, nil
-}
+// Attach implements hub.Adapter: local receives every broadcast.
+func (r *Redis) Attach(local hub.Local) { r.local = local }
 
-// newRedis builds the bus; r.srv is left for the caller to set.
+// newRedis builds the bus.
 func newRedis(cfg RedisConfig) (*Redis, error) {
 	var errs []error
 	if cfg.Client == nil {
@@ -168,11 +189,17 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 		cfg.Logger = slog.Default()
 	}
 	r := &Redis{
-		cfg:  cfg,
-		log:  cfg.Logger.With("component", "bus"),
-		m:    cfg.Metrics,
-		nsps: make(map[string]bool),
-		last: make(map[string]streamID),
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "bus"),
+		m:      cfg.Metrics,
+		nsps:   make(map[string]bool),
+		always: make(map[string]bool),
+		recv:   make(map[string]streamID),
+		pub:    make(map[string]streamID),
+		floor:  make(map[string]streamID),
+		sent:   make(map[string]streamID),
+
+		sentWritten: make(map[string]streamID),
 	}
 	for _, n := range cfg.Namespaces {
 		n = packet.Namespace(n)
@@ -182,15 +209,17 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 		r.nsps[n] = true
 		r.patterns = append(r.patterns, cfg.Prefix+"#"+n+"#*")
 	}
+	for _, room := range cfg.AlwaysRooms {
+		r.always[room] = true
+	}
+	if cfg.Sharded {
+		r.shard = newShardSubs(r)
+	}
+	_, r.twoPhase = cfg.Client.(*redis.ClusterClient)
 	r.pubOK.Store(true)
 	if cfg.Store != nil {
 		cfg.Store.fedByBus.Store(true)
 		cfg.Store.m = cfg.Metrics
-		if cfg.Server != nil && !cfg.Store.cfg.SessionsElsewhere {
-			for n := range r.nsps {
-				cfg.Server.Of(n).OnConnect(cfg.Store.track)
-			}
-		}
 	}
 	return r, nil
 }
@@ -229,7 +258,7 @@ func (r *Redis) Publish(ctx context.Context, bs []*hub.Broadcast) error {
 	ends := make([]int, len(bs))
 	for i, b := range bs {
 		var err error
-		if r.buf, err = appendMessage(r.buf, r.cfg.UID, b); err != nil {
+		if r.buf, err = r.encode(r.buf, b); err != nil {
 			return err
 		}
 		ends[i] = len(r.buf)
@@ -300,6 +329,16 @@ func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]
 // old[i] (when old is not nil) marks a broadcast that is stored only.
 func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]byte, old []bool) error {
 	p := r.cfg.Client.Pipeline()
+	// On one Redis the pipeline keeps each XADD before its PUBLISH. On a
+	// cluster the stream and the channel may live on different primaries,
+	// so the streams are written first, in a round trip of their own: a
+	// node replaying a channel it resubscribed finds every packet that was
+	// published on it.
+	pp := p
+	twoPhase := r.twoPhase
+	if twoPhase {
+		pp = r.cfg.Client.Pipeline()
+	}
 	now := time.Now()
 	// Read the fill key before anything this pipeline stores: a value other
 	// than the expected one means the streams lost what they held.
@@ -320,11 +359,42 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 			}
 		}
 		if old == nil || !old[i] {
-			pubs = append(pubs, p.Publish(ctx, channelFor(r.cfg.Prefix, b), msgs[i]))
+			if r.cfg.Sharded {
+				pubs = append(pubs, pp.SPublish(ctx, shardedChannel(r.cfg.Prefix, b), msgs[i]))
+			} else {
+				pubs = append(pubs, pp.Publish(ctx, channelFor(r.cfg.Prefix, b), msgs[i]))
+			}
 		}
 	}
-	_, _ = p.Exec(ctx)
-	if fill != nil {
+	if twoPhase {
+		// With the streams, record what the previous batches published: a
+		// new leader must not take a packet that was stored but never
+		// published (its predecessor died in between) for one that was.
+		written := make(map[string]streamID)
+		if r.cfg.Store != nil {
+			for nsp, id := range r.sent {
+				if r.sentWritten[nsp] != id {
+					p.Set(ctx, r.cfg.Store.publishedKey(nsp), id.String(), r.cfg.Store.cfg.MaxAge)
+					written[nsp] = id
+				}
+			}
+		}
+		if err := r.checkAdds(ctx, p, bs, adds); err != nil {
+			return err
+		}
+		// The fill key was read in the streams' round trip: on a mismatch
+		// nothing of this batch is published.
+		if fill != nil {
+			if err := r.checkFill(ctx, fill); err != nil {
+				return err
+			}
+		}
+		for nsp, id := range written {
+			r.sentWritten[nsp] = id
+		}
+	}
+	_, _ = pp.Exec(ctx)
+	if !twoPhase && fill != nil {
 		if err := r.checkFill(ctx, fill); err != nil {
 			return err
 		}
@@ -333,6 +403,22 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 		if err := c.Err(); err != nil {
 			return fmt.Errorf("publish to %s: %w", c.Args()[1], err)
 		}
+	}
+	if twoPhase {
+		for _, b := range bs {
+			if id, ok := parseStreamID(b.Offset); ok {
+				raise(r.sent, packet.Namespace(b.Namespace), id)
+			}
+		}
+		return nil
+	}
+	return r.checkAdds(ctx, nil, bs, adds)
+}
+
+// checkAdds runs p (when not nil), then checks the XADD replies.
+func (r *Redis) checkAdds(ctx context.Context, p redis.Pipeliner, bs []*hub.Broadcast, adds []*redis.StringCmd) error {
+	if p != nil {
+		_, _ = p.Exec(ctx)
 	}
 	for i, c := range adds {
 		if c == nil {
@@ -388,26 +474,34 @@ func (r *Redis) prime(ctx context.Context) error {
 		r.primed = true
 		return nil
 	}
+	twoPhase := r.twoPhase
 	for nsp := range r.nsps {
-		key := r.cfg.Store.streamKey(nsp)
-		msgs, err := r.cfg.Client.XRevRangeN(ctx, key, "+", "-", 1).Result()
+		id, ok, err := r.cfg.Store.newest(ctx, nsp)
 		if err != nil {
-			return fmt.Errorf("read the newest entry of %s: %w", key, err)
+			return err
 		}
-		var id streamID
-		var ok bool
-		switch {
-		case len(msgs) > 0:
-			id, ok = parseStreamID(msgs[0].ID)
-		case r.cfg.Floor != nil:
+		if twoPhase {
+			// The newest stored packet may not have been published: take the
+			// newest one known published instead, when recorded.
+			v, err := r.cfg.Client.Get(ctx, r.cfg.Store.publishedKey(nsp)).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return fmt.Errorf("read %s: %w", r.cfg.Store.publishedKey(nsp), err)
+			}
+			if p, pok := parseStreamID(v); pok {
+				id, ok = p, true
+			}
+		}
+		if !ok && r.cfg.Floor != nil {
 			id, ok = parseStreamID(r.cfg.Floor())
 		}
 		if !ok {
 			continue
 		}
 		r.lastMu.Lock()
-		if last, seen := r.last[nsp]; !seen || last.less(id) {
-			r.last[nsp] = id
+		raise(r.pub, nsp, id)
+		raise(r.floor, nsp, id)
+		if !r.cfg.Sharded {
+			raise(r.recv, nsp, id)
 		}
 		r.lastMu.Unlock()
 	}
@@ -429,7 +523,7 @@ func (r *Redis) published(bs []*hub.Broadcast) []bool {
 		if !ok {
 			continue
 		}
-		if last, seen := r.last[packet.Namespace(b.Namespace)]; seen && !last.less(id) {
+		if last, seen := r.pub[packet.Namespace(b.Namespace)]; seen && !last.less(id) {
 			if old == nil {
 				old = make([]bool, len(bs))
 			}
@@ -439,14 +533,36 @@ func (r *Redis) published(bs []*hub.Broadcast) []bool {
 	return old
 }
 
+// raise sets m[k] to id unless it holds a higher one.
+func raise(m map[string]streamID, k string, id streamID) {
+	if last, seen := m[k]; !seen || last.less(id) {
+		m[k] = id
+	}
+}
+
+// markKey is the de-duplication key of b (see Redis.recv).
+func (r *Redis) markKey(b *hub.Broadcast) string {
+	if r.cfg.Sharded {
+		return shardedChannel(r.cfg.Prefix, b)
+	}
+	return packet.Namespace(b.Namespace)
+}
+
 // deliver hands b to the local hub unless its offset was delivered already.
 func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 	nsp := packet.Namespace(b.Namespace)
 	if b.Offset != "" {
 		if id, ok := parseStreamID(b.Offset); ok {
+			key := r.markKey(b)
 			r.lastMu.Lock()
-			last, seen := r.last[nsp]
-			if seen && !last.less(id) {
+			last, seen := r.recv[key]
+			floor, floored := r.floor[nsp]
+			if r.cfg.Sharded && seen {
+				// The floor is for channels this node has no mark of; on
+				// the others the mark says what was delivered here.
+				floored = false
+			}
+			if (seen && !last.less(id)) || (floored && !floor.less(id)) {
 				r.lastMu.Unlock()
 				r.m.drop("duplicate")
 				if r.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -454,11 +570,17 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 				}
 				return false
 			}
-			r.last[nsp] = id
+			r.recv[key] = id
+			if !remote || !r.twoPhase {
+				// On a cluster the channels of one batch live on different
+				// primaries: that a later offset arrived does not mean that
+				// every earlier one was published (see sent).
+				raise(r.pub, nsp, id)
+			}
 			r.lastMu.Unlock()
 		}
 	}
-	r.srv.Broadcast(b)
+	r.local.Deliver(b)
 	if remote {
 		r.m.observeIn(b.CommitTime)
 		if r.cfg.OnRemote != nil {
@@ -478,7 +600,10 @@ func (r *Redis) Run(ctx context.Context) error {
 		defer wg.Wait()
 		lctx, stop := context.WithCancel(ctx)
 		defer stop()
-		wg.Go(func() { r.cfg.Store.keepLive(lctx) })
+		wg.Go(func() { r.cfg.Store.RunLive(lctx) })
+	}
+	if r.shard != nil {
+		return r.shard.run(ctx)
 	}
 	ps := r.cfg.Client.PSubscribe(ctx, r.patterns...)
 	defer func() { ps.Close() }()
@@ -566,8 +691,14 @@ func (r *Redis) Run(ctx context.Context) error {
 	return nil
 }
 
-// receive decodes one bus message and delivers it locally.
+// receive decodes one bus message and delivers it locally. A message on a
+// room's channel (<prefix>#<nsp>#<room>#) for a room without members here is
+// dropped before it is decoded.
 func (r *Redis) receive(m *redis.Message) {
+	if nsp, room, ok := r.splitChannel(m.Channel); ok && room != "" && !r.always[room] && !r.local.HasRoom(nsp, room) {
+		r.m.drop("no_members")
+		return
+	}
 	dm, err := decodeMessage([]byte(m.Payload))
 	if err != nil {
 		r.m.drop("decode")
@@ -601,15 +732,14 @@ func (r *Redis) replayMissed(ctx context.Context) error {
 	}
 	for nsp := range r.nsps {
 		r.lastMu.Lock()
-		last, ok := r.last[nsp]
+		last, ok := r.recv[nsp]
 		r.lastMu.Unlock()
 		if !ok {
 			continue
 		}
-		key := r.cfg.Store.streamKey(nsp)
-		msgs, err := r.cfg.Client.XRangeN(ctx, key, "("+last.String(), "+", int64(r.cfg.Store.cfg.MaxPackets)*2+100).Result()
+		msgs, err := r.cfg.Store.after(ctx, nsp, last)
 		if err != nil {
-			return fmt.Errorf("read %s after %s: %w", key, last, err)
+			return err
 		}
 		r.log.Debug("replay after resubscribe", "namespace", nsp, "after", last.String(), "entries", len(msgs))
 		n := 0
@@ -628,6 +758,24 @@ func (r *Redis) replayMissed(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// splitChannel splits <prefix>#<nsp>#[<room>#] into its namespace and room
+// ("" for the namespace's own channel); ok=false for another channel.
+func (r *Redis) splitChannel(ch string) (nsp, room string, ok bool) {
+	rest, ok := strings.CutPrefix(ch, r.cfg.Prefix+"#")
+	if !ok {
+		return "", "", false
+	}
+	nsp, rest, ok = strings.Cut(rest, "#")
+	if !ok || !r.nsps[nsp] {
+		return "", "", false
+	}
+	if rest == "" {
+		return nsp, "", true
+	}
+	room, ok = strings.CutSuffix(rest, "#")
+	return nsp, room, ok
 }
 
 func (r *Redis) updateUp() { r.m.setUp(r.Healthy()) }

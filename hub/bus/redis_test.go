@@ -24,7 +24,12 @@ type sink struct {
 
 func newSink() *sink { return &sink{ch: make(chan struct{}, 1)} }
 
-func (s *sink) Broadcast(b *hub.Broadcast) {
+func (s *sink) Restore(*hub.Broadcast)                              {}
+func (s *sink) Rooms(string) []string                               { return nil }
+func (s *sink) HasRoom(string, string) bool                         { return true }
+func (s *sink) Sockets(string, []string, []string) []hub.SocketInfo { return nil }
+
+func (s *sink) Deliver(b *hub.Broadcast) {
 	s.mu.Lock()
 	s.got = append(s.got, b)
 	s.mu.Unlock()
@@ -62,7 +67,12 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func newClient(t *testing.T, srv *redistest.Server) *redis.Client {
 	t.Helper()
-	opt, err := redis.ParseURL(srv.URL())
+	return newClientURL(t, srv.URL())
+}
+
+func newClientURL(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}

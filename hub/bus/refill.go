@@ -107,7 +107,7 @@ func (r *Redis) checkFill(ctx context.Context, got *redis.StringCmd) error {
 	gen := r.fillGen + 1
 	keys := []string{}
 	for nsp := range r.nsps {
-		keys = append(keys, r.cfg.Store.streamKey(nsp))
+		keys = append(keys, r.cfg.Store.streamKeys(nsp)...)
 	}
 	p := r.cfg.Client.TxPipeline()
 	p.Del(ctx, keys...)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,7 +16,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/packet"
-	"github.com/walcast/walcast/internal/backoff"
 	"github.com/walcast/walcast/internal/logkey"
 )
 
@@ -57,6 +58,13 @@ type RedisStoreConfig struct {
 	// live sessions that an earlier process of this node left (killed) are
 	// then taken at once instead of after its heartbeat expires. "" = none.
 	Node string
+	// Shards splits each namespace's stream into this many streams, so that
+	// on a Redis Cluster they spread over the shards: a broadcast goes to the
+	// stream <Prefix>:recovery:<nsp>:{<i>} where i is a hash of its room
+	// (its sharded pub/sub channel), and reads merge them by offset. Each
+	// holds up to MaxPackets/Shards entries. 0 or 1 = one stream
+	// <Prefix>:recovery:<nsp>; negative is invalid.
+	Shards int
 	// Logger receives the store's logs; nil = slog.Default().
 	Logger *slog.Logger
 }
@@ -115,6 +123,10 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 		cfg.FillWait = DefaultFillWait
 	case cfg.FillWait < 0:
 		errs = append(errs, fmt.Errorf("bus: RedisStoreConfig.FillWait %v is negative", cfg.FillWait))
+	case cfg.Shards == 0:
+		cfg.Shards = 1
+	case cfg.Shards < 0:
+		errs = append(errs, fmt.Errorf("bus: RedisStoreConfig.Shards %d is negative", cfg.Shards))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -123,7 +135,8 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &RedisStore{
-		live:       liveSessions{added: make(chan struct{}, 1)},
+		live: liveSessions{entries: make(map[string]hub.Session), dirty: make(map[string]struct{}),
+			changed: make(chan struct{}, 1)},
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "recovery-store"),
 		uid:        randomUID(),
@@ -131,18 +144,50 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 	}, nil
 }
 
-// streamKey returns the stream holding namespace nsp's packets.
-func (s *RedisStore) streamKey(nsp string) string {
-	return s.cfg.Prefix + ":recovery:" + packet.Namespace(nsp)
+// streamKeys returns the streams holding namespace nsp's packets.
+func (s *RedisStore) streamKeys(nsp string) []string {
+	base := s.cfg.Prefix + ":recovery:" + packet.Namespace(nsp)
+	if s.cfg.Shards == 1 {
+		return []string{base}
+	}
+	keys := make([]string, s.cfg.Shards)
+	for i := range keys {
+		keys[i] = base + ":{" + strconv.Itoa(i) + "}"
+	}
+	return keys
 }
+
+// publishedKey holds, on a Redis Cluster, the newest offset of nsp whose
+// publish Redis confirmed (see Redis.sent).
+func (s *RedisStore) publishedKey(nsp string) string {
+	return s.cfg.Prefix + ":published:" + packet.Namespace(nsp)
+}
+
+// streamKeyFor returns the stream that holds b.
+func (s *RedisStore) streamKeyFor(b *hub.Broadcast) string {
+	base := s.cfg.Prefix + ":recovery:" + packet.Namespace(b.Namespace)
+	if s.cfg.Shards == 1 {
+		return base
+	}
+	room := ""
+	if len(b.Rooms) == 1 {
+		room = b.Rooms[0]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(room))
+	return base + ":{" + strconv.Itoa(int(h.Sum32()%uint32(s.cfg.Shards))) + "}"
+}
+
+// maxLen is each stream's cap.
+func (s *RedisStore) maxLen() int64 { return int64(max(1, s.cfg.MaxPackets/s.cfg.Shards)) }
 
 // addCmds queues the commands that store one encoded broadcast on p; at is
 // the entry's time, from which Since counts MaxAge.
 func (s *RedisStore) addCmds(ctx context.Context, p redis.Pipeliner, b *hub.Broadcast, msg []byte, at time.Time) *redis.StringCmd {
-	key := s.streamKey(b.Namespace)
+	key := s.streamKeyFor(b)
 	cmd := p.XAdd(ctx, &redis.XAddArgs{
 		Stream: key,
-		MaxLen: int64(s.cfg.MaxPackets),
+		MaxLen: s.maxLen(),
 		Approx: true,
 		ID:     b.Offset,
 		Values: []any{"m", msg, "t", at.UnixMilli()},
@@ -167,14 +212,15 @@ func (s *RedisStore) Append(ctx context.Context, b *hub.Broadcast) error {
 	cmd := s.addCmds(ctx, p, b, msg, time.Now())
 	_, err = p.Exec(ctx)
 	if err != nil && !isStaleID(cmd.Err()) {
-		return fmt.Errorf("bus: append offset %s to %s: %w", b.Offset, s.streamKey(b.Namespace), err)
+		return fmt.Errorf("bus: append offset %s to %s: %w", b.Offset, s.streamKeyFor(b), err)
 	}
 	return nil
 }
 
 // Since returns the packets of nsp after offset, in commit order.
 func (s *RedisStore) Since(ctx context.Context, nsp, offset string) ([]*hub.Broadcast, bool, error) {
-	if _, ok := parseStreamID(offset); !ok {
+	id, ok := parseStreamID(offset)
+	if !ok {
 		return nil, false, nil
 	}
 	if s.cfg.Refill {
@@ -182,30 +228,122 @@ func (s *RedisStore) Since(ctx context.Context, nsp, offset string) ([]*hub.Broa
 			return nil, false, err
 		}
 	}
-	key := s.streamKey(nsp)
-	// The stream holds at most about MaxPackets entries; ask for a little more
-	// than that so approximate trimming never cuts the answer short.
-	msgs, err := s.cfg.Client.XRangeN(ctx, key, offset, "+", int64(s.cfg.MaxPackets)*2+100).Result()
-	if err != nil {
-		return nil, false, fmt.Errorf("bus: read %s after %s: %w", key, offset, err)
+	keys := s.streamKeys(nsp)
+	// Each stream holds at most about MaxPackets/Shards entries; ask for a
+	// little more than that so approximate trimming never cuts the answer
+	// short.
+	per := s.maxLen()*2 + 100
+	p := s.cfg.Client.Pipeline()
+	ranges := make([]*redis.XMessageSliceCmd, len(keys))
+	infos := make([]*redis.XInfoStreamCmd, len(keys))
+	for i, key := range keys {
+		ranges[i] = p.XRangeN(ctx, key, offset, "+", per)
+		if len(keys) > 1 {
+			infos[i] = p.XInfoStream(ctx, key)
+		}
 	}
-	if len(msgs) == 0 || msgs[0].ID != offset {
+	_, _ = p.Exec(ctx)
+	found := false
+	var lists [][]redis.XMessage
+	for i, c := range ranges {
+		msgs, err := c.Result()
+		if err != nil {
+			return nil, false, fmt.Errorf("bus: read %s after %s: %w", keys[i], offset, err)
+		}
+		if len(msgs) > 0 && msgs[0].ID == offset {
+			if t, ok := entryTime(msgs[0]); !ok || time.Since(t) > s.cfg.MaxAge {
+				return nil, false, nil
+			}
+			found = true
+			msgs = msgs[1:]
+		}
+		if infos[i] != nil {
+			// A stream trimmed past offset lost packets the client needs.
+			if info, err := infos[i].Result(); err == nil {
+				if del, ok := parseStreamID(info.MaxDeletedEntryID); ok && !del.less(id) {
+					return nil, false, nil
+				}
+			}
+		}
+		lists = append(lists, msgs)
+	}
+	if !found {
 		return nil, false, nil
 	}
-	if t, ok := entryTime(msgs[0]); !ok || time.Since(t) > s.cfg.MaxAge {
-		return nil, false, nil
-	}
-	out := make([]*hub.Broadcast, 0, len(msgs)-1)
-	for _, x := range msgs[1:] {
+	msgs := mergeByID(lists)
+	out := make([]*hub.Broadcast, 0, len(msgs))
+	for _, x := range msgs {
 		b, err := entryBroadcast(x)
 		if err != nil {
 			// Skip what cannot be decoded rather than refuse the recovery.
-			s.log.Warn("skip undecodable recovery entry", "key", key, "id", x.ID, logkey.Err, err)
+			s.log.Warn("skip undecodable recovery entry", "namespace", nsp, "id", x.ID, logkey.Err, err)
 			continue
 		}
 		out = append(out, b)
 	}
 	return out, true, nil
+}
+
+// mergeByID merges stream entry lists, each sorted by id, into one.
+func mergeByID(lists [][]redis.XMessage) []redis.XMessage {
+	if len(lists) == 1 {
+		return lists[0]
+	}
+	var out []redis.XMessage
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.SortStableFunc(out, func(a, b redis.XMessage) int {
+		x, _ := parseStreamID(a.ID)
+		y, _ := parseStreamID(b.ID)
+		switch {
+		case x.less(y):
+			return -1
+		case y.less(x):
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// after returns the entries of nsp's streams after id, merged in order.
+func (s *RedisStore) after(ctx context.Context, nsp string, id streamID) ([]redis.XMessage, error) {
+	keys := s.streamKeys(nsp)
+	p := s.cfg.Client.Pipeline()
+	cmds := make([]*redis.XMessageSliceCmd, len(keys))
+	for i, key := range keys {
+		cmds[i] = p.XRangeN(ctx, key, "("+id.String(), "+", s.maxLen()*2+100)
+	}
+	_, _ = p.Exec(ctx)
+	lists := make([][]redis.XMessage, len(keys))
+	for i, c := range cmds {
+		msgs, err := c.Result()
+		if err != nil {
+			return nil, fmt.Errorf("read %s after %s: %w", keys[i], id, err)
+		}
+		lists[i] = msgs
+	}
+	return mergeByID(lists), nil
+}
+
+// newest returns the newest offset stored for nsp; ok=false when none.
+func (s *RedisStore) newest(ctx context.Context, nsp string) (streamID, bool, error) {
+	var best streamID
+	found := false
+	for _, key := range s.streamKeys(nsp) {
+		msgs, err := s.cfg.Client.XRevRangeN(ctx, key, "+", "-", 1).Result()
+		if err != nil {
+			return streamID{}, false, fmt.Errorf("read the newest entry of %s: %w", key, err)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if id, ok := parseStreamID(msgs[0].ID); ok && (!found || best.less(id)) {
+			best, found = id, true
+		}
+	}
+	return best, found, nil
 }
 
 func entryTime(x redis.XMessage) (time.Time, bool) {
@@ -237,23 +375,15 @@ type sessionJSON struct {
 	User           string   `json:"user,omitempty"`
 	Rooms          []string `json:"rooms"`
 	DisconnectedAt int64    `json:"at"` // Unix milliseconds
-	// Node is the uid of the process where the socket is connected, and
-	// Host that node's RedisStoreConfig.Node, in a live record
-	// (store_live.go); both "" in a saved session.
-	Node string `json:"node,omitempty"`
-	Host string `json:"host,omitempty"`
 }
 
-// encodeSession encodes sess; node and host are "" for a disconnected
-// socket's session, else this process's uid and Node (a live record).
-func encodeSession(sess hub.Session, node, host string) []byte {
+func encodeSession(sess hub.Session) []byte {
 	data, _ := json.Marshal(sessionJSON{SID: sess.SID, PID: sess.PID, Namespace: sess.Namespace, User: sess.User,
-		Rooms: sess.Rooms, DisconnectedAt: sess.DisconnectedAt.UnixMilli(), Node: node, Host: host})
+		Rooms: sess.Rooms, DisconnectedAt: sess.DisconnectedAt.UnixMilli()})
 	return data
 }
 
-// SaveSession stores sess for MaxAge after its DisconnectedAt, replacing
-// its live record.
+// SaveSession stores sess for MaxAge after its DisconnectedAt.
 func (s *RedisStore) SaveSession(ctx context.Context, sess hub.Session) error {
 	ttl := s.cfg.MaxAge - time.Since(sess.DisconnectedAt)
 	if sess.DisconnectedAt.IsZero() || ttl > s.cfg.MaxAge {
@@ -262,91 +392,34 @@ func (s *RedisStore) SaveSession(ctx context.Context, sess hub.Session) error {
 	if ttl <= 0 {
 		return nil
 	}
-	s.live.flushMu.RLock()
-	defer s.live.flushMu.RUnlock()
-	s.live.mu.Lock()
-	if e := s.live.byPID[sess.PID]; e != nil {
-		s.live.forgetLocked(e) // its next flush must not write a live record again
-	}
-	s.live.mu.Unlock()
-	if err := s.cfg.Client.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess, "", ""), ttl).Err(); err != nil {
+	if err := s.cfg.Client.Set(ctx, s.sessPrefix+sess.PID, encodeSession(sess), ttl).Err(); err != nil {
 		return fmt.Errorf("bus: save session: %w", err)
 	}
 	return nil
 }
 
-// takeUnchanged deletes KEYS[1] if it still holds ARGV[1]: a session is
-// taken once, and only as it was read.
-var takeUnchanged = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end return 0`)
-
 // TakeSession returns and deletes the session pid; ok=false when it is
-// unknown or expired. The live record of a socket connected on a live node
-// is left in place and reported as hub.ErrSessionLive, after waiting up to
-// liveWait for a remote node to be seen dead.
+// unknown or expired.
 func (s *RedisStore) TakeSession(ctx context.Context, pid string) (hub.Session, bool, error) {
 	if pid == "" || len(pid) > 256 {
 		return hub.Session{}, false, nil
 	}
-	key := s.sessPrefix + pid
-	deadline := time.Now().Add(liveWait)
-	for {
-		data, err := s.cfg.Client.Get(ctx, key).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return hub.Session{}, false, nil
-		}
-		if err != nil {
-			return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
-		}
-		var sj sessionJSON
-		if err := json.Unmarshal(data, &sj); err != nil {
-			_ = s.cfg.Client.Del(ctx, key).Err()
-			return hub.Session{}, false, nil
-		}
-		if sj.Node != "" {
-			live, err := s.nodeHolds(ctx, sj, pid)
-			if err != nil {
-				return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
-			}
-			if live {
-				if sj.Node == s.uid || !time.Now().Before(deadline) {
-					return hub.Session{}, false, fmt.Errorf("bus: take session on node %s: %w", sj.Node, hub.ErrSessionLive)
-				}
-				if err := backoff.Sleep(ctx, livePoll); err != nil {
-					return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
-				}
-				continue
-			}
-		}
-		n, err := takeUnchanged.Run(ctx, s.cfg.Client, []string{key}, data).Int()
-		if err != nil {
-			return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
-		}
-		if n == 0 {
-			if !time.Now().Before(deadline) {
-				return hub.Session{}, false, nil
-			}
-			continue // it changed since it was read: read it again
-		}
-		at := time.UnixMilli(sj.DisconnectedAt)
-		if time.Since(at) > s.cfg.MaxAge {
-			return hub.Session{}, false, nil
-		}
-		return hub.Session{SID: sj.SID, PID: sj.PID, Namespace: sj.Namespace, User: sj.User, Rooms: sj.Rooms, DisconnectedAt: at}, true, nil
+	data, err := s.cfg.Client.GetDel(ctx, s.sessPrefix+pid).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return hub.Session{}, false, nil
 	}
-}
-
-// nodeHolds reports whether the socket pid of the live record sj is still
-// connected: on this process, whether it is tracked; on an earlier process
-// of this node, no; on another node, whether its heartbeat is alive.
-func (s *RedisStore) nodeHolds(ctx context.Context, sj sessionJSON, pid string) (bool, error) {
-	switch {
-	case sj.Node == s.uid:
-		return s.live.tracked(pid), nil
-	case s.cfg.Node != "" && sj.Host == s.cfg.Node:
-		return false, nil
+	if err != nil {
+		return hub.Session{}, false, fmt.Errorf("bus: take session: %w", err)
 	}
-	n, err := s.cfg.Client.Exists(ctx, s.nodeKey(sj.Node)).Result()
-	return n == 1, err
+	var sj sessionJSON
+	if err := json.Unmarshal(data, &sj); err != nil {
+		return hub.Session{}, false, nil
+	}
+	at := time.UnixMilli(sj.DisconnectedAt)
+	if time.Since(at) > s.cfg.MaxAge {
+		return hub.Session{}, false, nil
+	}
+	return hub.Session{SID: sj.SID, PID: sj.PID, Namespace: sj.Namespace, User: sj.User, Rooms: sj.Rooms, DisconnectedAt: at}, true, nil
 }
 
 // streamID is a Redis stream entry id "<ms>-<seq>"; walcast offsets

@@ -59,7 +59,15 @@ type AdapterMessage struct {
 func AppendAdapterMessage(dst []byte, m *AdapterMessage) ([]byte, error) {
 	dst = appendArrayLen(dst, 3)
 	dst = appendString(dst, m.UID)
+	dst, err := appendPacket(dst, m)
+	if err != nil {
+		return dst, err
+	}
+	return appendOpts(dst, m), nil
+}
 
+// appendPacket appends m's packet map {type, data, nsp}.
+func appendPacket(dst []byte, m *AdapterMessage) ([]byte, error) {
 	dst = appendMapLen(dst, 3)
 	dst = appendString(dst, "type")
 	dst = appendInt(dst, adapterEvent)
@@ -82,7 +90,11 @@ func AppendAdapterMessage(dst []byte, m *AdapterMessage) ([]byte, error) {
 	}
 	dst = appendString(dst, "nsp")
 	dst = appendString(dst, Namespace(m.Namespace))
+	return dst, nil
+}
 
+// appendOpts appends m's opts map {rooms, except, flags}.
+func appendOpts(dst []byte, m *AdapterMessage) []byte {
 	dst = appendMapLen(dst, 3)
 	dst = appendString(dst, "rooms")
 	dst = appendStrings(dst, m.Rooms)
@@ -105,7 +117,7 @@ func AppendAdapterMessage(dst []byte, m *AdapterMessage) ([]byte, error) {
 		dst = appendString(dst, flagCommitTime)
 		dst = appendInt(dst, m.CommitTime.UnixMicro())
 	}
-	return dst, nil
+	return dst
 }
 
 // ParseAdapterMessage decodes one adapter or emitter message of an EVENT.
@@ -125,15 +137,28 @@ func ParseAdapterMessage(data []byte) (AdapterMessage, error) {
 	if top.kind != kindArray || len(top.arr) < 2 {
 		return bad("message is not an array [uid, packet, opts]")
 	}
+	var opts *value
+	if len(top.arr) >= 3 {
+		opts = &top.arr[2]
+	}
+	return parseAdapterParts(&top.arr[0], &top.arr[1], opts)
+}
+
+// parseAdapterParts decodes a message from its uid, packet and opts (nil =
+// absent) values.
+func parseAdapterParts(uid, pkt, opts *value) (AdapterMessage, error) {
+	var err error
+	bad := func(format string, args ...any) (AdapterMessage, error) {
+		return AdapterMessage{}, &DecodeError{Offset: 0, Err: fmt.Errorf(format, args...)}
+	}
 	m := AdapterMessage{Namespace: "/"}
-	switch u := &top.arr[0]; u.kind {
+	switch u := uid; u.kind {
 	case kindString:
 		m.UID = string(u.s)
 	case kindNil:
 	default:
 		return bad("uid is not a string")
 	}
-	pkt := &top.arr[1]
 	if pkt.kind != kindMap {
 		return bad("packet is not a map")
 	}
@@ -159,8 +184,7 @@ func ParseAdapterMessage(data []byte) (AdapterMessage, error) {
 	m.Event = ev
 	args := dataV.arr[1:]
 
-	if len(top.arr) >= 3 {
-		opts := &top.arr[2]
+	if opts != nil {
 		if opts.kind == kindMap {
 			if m.Rooms, err = stringList(opts, "rooms"); err != nil {
 				return bad("%v", err)

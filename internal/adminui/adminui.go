@@ -331,7 +331,9 @@ func (a *Admin) publish(ctx context.Context, bs []*hub.Broadcast) error {
 	var all []*hub.Broadcast
 	for _, b := range bs {
 		if a.cfg.Publish == nil || isLocal(b) {
-			a.srv.Broadcast(b)
+			if err := a.srv.Broadcast(ctx, b); err != nil {
+				return err
+			}
 			continue
 		}
 		all = append(all, b)

@@ -142,7 +142,7 @@ func TestAdmin_Protocol(t *testing.T) {
 	user.Emit("ping", 1)
 	next(t, admin, "event_received", func(a []json.RawMessage) bool { return string(a[2]) == `["ping",1]` })
 	next(t, admin, "event_sent", func(a []json.RawMessage) bool { return string(a[2]) == `["pong","x"]` })
-	srv.Broadcast(&hub.Broadcast{Rooms: []string{"room:a"}, Event: "news", Args: []json.RawMessage{json.RawMessage(`{"n":1}`)}})
+	srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"room:a"}, Event: "news", Args: []json.RawMessage{json.RawMessage(`{"n":1}`)}})
 	next(t, admin, "event_sent", func(a []json.RawMessage) bool {
 		return string(a[1]) == `"room:a"` && string(a[2]) == `["news",{"n":1}]`
 	})
@@ -224,7 +224,9 @@ func TestAdmin_QuietWithoutAdmins(t *testing.T) {
 			}
 			mu.Unlock()
 			for _, b := range bs {
-				c.Server.Broadcast(b)
+				if err := c.Server.Broadcast(ctx, b); err != nil {
+					return err
+				}
 			}
 			return nil
 		}
