@@ -199,4 +199,3 @@ func TestRedis_SameBytesOnEveryNode(t *testing.T) {
 		}
 	}
 }
-
