@@ -123,6 +123,8 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 		cfg.FillWait = DefaultFillWait
 	case cfg.FillWait < 0:
 		errs = append(errs, fmt.Errorf("bus: RedisStoreConfig.FillWait %v is negative", cfg.FillWait))
+	}
+	switch {
 	case cfg.Shards == 0:
 		cfg.Shards = 1
 	case cfg.Shards < 0:
