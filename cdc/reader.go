@@ -220,11 +220,13 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 			r.rewinds.Add(1)
 			r.log.Info("re-reading the replication slot from its confirmed position", "lsn", LSN(r.acked.Load()).String(), "why", err)
 			attempt, rewoundAt = 0, time.Now()
+			r.state.Store(int32(StateReconnecting))
 			continue
 		}
 		if errors.Is(err, ErrSlotInUse) && time.Since(rewoundAt) < rewindReacquire {
 			// Most likely this Reader's own walsender of a moment ago, still
 			// exiting: take the slot back before a standby does.
+			r.state.Store(int32(StateReconnecting))
 			if err := backoff.Sleep(ctx, 20*time.Millisecond); err != nil {
 				return err
 			}

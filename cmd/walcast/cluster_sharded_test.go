@@ -46,7 +46,7 @@ func TestClusterSharded(t *testing.T) {
 			c.connect(u, n)
 		}
 	}
-	waitClusterSessions(t, c, probe, 10*time.Second)
+	c.waitSessions(10 * time.Second)
 	ns := startShardedNode(t, "REDIS_CLUSTER="+strings.Join(addrs, ","), "ROOMS=user:"+c.users[0]+",user:"+c.users[1])
 	c.emit("warmup", 12, nil)
 	c.waitAll("warmup", 12, 20*time.Second)
@@ -194,30 +194,6 @@ func TestClusterSharded(t *testing.T) {
 		c.waitAll("slotmove", n, 60*time.Second)
 	})
 
-}
-
-// waitClusterSessions waits until every client's live session is in Redis.
-func waitClusterSessions(t *testing.T, c *wcluster, rc redis.UniversalClient, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		missing := 0
-		for _, tc := range c.clients {
-			tc.mu.Lock()
-			pid := tc.c.PID()
-			tc.mu.Unlock()
-			if rc.Exists(t.Context(), "walcast:session:"+pid).Val() == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d client sessions not in Redis after %v", missing, len(c.clients), d)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // shardedNode is testdata/cluster/sharded_server.mjs, running until the test ends.

@@ -35,7 +35,7 @@ func TestAckHold_Limit(t *testing.T) {
 	}
 	store := newStore()
 	var st cdc.ReaderStats
-	h := &ackHold{store: store, stats: func() cdc.ReaderStats { return st }}
+	h := &ackHold{store: store, oldest: bufferOldest(store), stats: func() cdc.ReaderStats { return st }}
 	want := func(lsn cdc.LSN, ok bool) {
 		t.Helper()
 		if got, gotOK := h.limit(); got != lsn || gotOK != ok {
@@ -75,7 +75,8 @@ func TestAckHold_Limit(t *testing.T) {
 	st.HandledLSN, st.AckedLSN = 0, 0 // once caught up, it stays so (a reconnect)
 	want(600, true)
 
-	empty := &ackHold{store: newStore(), stats: func() cdc.ReaderStats { return cdc.ReaderStats{AckedLSN: 1000} }}
+	es := newStore()
+	empty := &ackHold{store: es, oldest: bufferOldest(es), stats: func() cdc.ReaderStats { return cdc.ReaderStats{AckedLSN: 1000} }}
 	empty.target.Store(1000)
 	if lsn, ok := empty.limit(); ok {
 		t.Fatalf("caught up with an empty buffer: limit = %s, want none", lsn)

@@ -17,6 +17,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
+	"github.com/walcast/walcast/internal/adminui"
 	"github.com/walcast/walcast/internal/redact"
 	"github.com/walcast/walcast/rooms"
 )
@@ -130,7 +131,7 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 		// Every node reads these whatever its sockets: the leader's metrics
 		// (a standby's answer to a new subscriber), access changes and the
 		// state marks.
-		AlwaysRooms: []string{rooms.RoomMetrics, accessRoom, cdc.MarkRoom},
+		AlwaysRooms: []string{rooms.RoomMetrics, accessRoom, cdc.MarkRoom, adminui.RequestRoom},
 		Metrics:     cl.m,
 		OnRemote:    cl.observeRemote,
 		Floor:       func() string { return cl.floorOffset() },

@@ -109,10 +109,16 @@ func (r *Redis) checkFill(ctx context.Context, got *redis.StringCmd) error {
 	for nsp := range r.nsps {
 		keys = append(keys, r.cfg.Store.streamKeys(nsp)...)
 	}
-	p := r.cfg.Client.TxPipeline()
-	p.Del(ctx, keys...)
-	p.Set(ctx, r.cfg.Store.fillKey(), fillingValue(r.cfg.UID, gen), 0)
+	// One DEL per key: on a Redis Cluster the streams live in different
+	// slots. The fill key is written only once they are all gone.
+	p := r.cfg.Client.Pipeline()
+	for _, k := range keys {
+		p.Del(ctx, k)
+	}
 	if _, err := p.Exec(ctx); err != nil {
+		return fmt.Errorf("start refilling the recovery streams: delete them: %w", err)
+	}
+	if err := r.cfg.Client.Set(ctx, r.cfg.Store.fillKey(), fillingValue(r.cfg.UID, gen), 0).Err(); err != nil {
 		return fmt.Errorf("start refilling the recovery streams: %w", err)
 	}
 	r.fillGen = gen

@@ -358,10 +358,14 @@ const localMark = "walcast-admin#local"
 
 func isLocal(b *hub.Broadcast) bool { return len(b.Except) == 1 && b.Except[0] == localMark }
 
-// requestRoom is the room of the nodes' own requests and answers; no socket
+// RequestRoom is the room of the nodes' own requests and answers; no socket
 // joins it (the UI cannot: join is not offered), so the hub delivers those
-// broadcasts to nobody and the bus hands them to Remote.
-const requestRoom = "walcast-admin#request"
+// broadcasts to nobody and the bus hands them to Remote. A cluster transport
+// that skips rooms without local members must deliver this one on every
+// node (bus.RedisConfig.AlwaysRooms).
+const RequestRoom = "walcast-admin#request"
+
+const requestRoom = RequestRoom
 
 // hasPrefixFold is strings.HasPrefix ignoring ASCII case.
 func hasPrefixFold(s, prefix string) bool {
