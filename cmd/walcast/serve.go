@@ -458,7 +458,7 @@ func (m *cdcMetrics) register(p *pipeline) {
 	stats := p.p.Stats
 	registerLag(m.reg, &m.lag, func() (cdc.LSN, bool) {
 		st := stats()
-		return st.AckedLSN, st.State == cdc.StateStreaming
+		return max(st.HandledLSN, st.AckedLSN), st.State == cdc.StateStreaming
 	})
 	lag := func() float64 {
 		s := stats()

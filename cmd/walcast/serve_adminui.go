@@ -78,7 +78,7 @@ func (s *service) adminFigures() (string, map[string]any) {
 	}
 	var lagSec float64
 	if role == "leader" {
-		lagSec = s.lag.seconds(st.AckedLSN, time.Now())
+		lagSec = s.lag.seconds(max(st.HandledLSN, st.AckedLSN), time.Now())
 	}
 	f := map[string]any{"role": role, "replication": st.State.String(), "slotLagBytes": lag, "slotLagSeconds": lagSec, "bus": "up"}
 	if !s.busUp() {

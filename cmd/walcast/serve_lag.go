@@ -1,8 +1,10 @@
 package main
 
 // Slot lag in seconds: how old the oldest transaction is that walcast has
-// received from the slot but Postgres has not yet been told is delivered
-// (what the slot still retains for walcast, in time rather than bytes).
+// received from the slot but not yet handed on (published to the bus and,
+// with Redis, accepted by it): how far delivery is behind, in time. The
+// recovery window the slot retains on purpose (it is acknowledged only once
+// it leaves the window) is not lag; walcast_cdc_slot_lag_bytes shows it.
 
 import (
 	"sync"
@@ -20,12 +22,11 @@ type lagBucket struct {
 }
 
 // lagBucketSpan bounds the tracker's precision and memory: one bucket per
-// 100 ms of commits still unacknowledged (1,200 buckets for a 2-minute
-// recovery window held on a node without Redis), whatever the rate.
+// 100 ms of commits not handed on yet, whatever the rate.
 const lagBucketSpan = 100 * time.Millisecond
 
 // lagTracker remembers the commit times of the transactions that reached the
-// bus and are not acknowledged yet. Safe for concurrent use.
+// bus and are not handed on yet. Safe for concurrent use.
 type lagTracker struct {
 	mu      sync.Mutex
 	buckets []lagBucket
@@ -54,12 +55,13 @@ func (t *lagTracker) received(events []cdc.Event) {
 }
 
 // seconds returns now minus the commit time of the oldest transaction above
-// acked, dropping the buckets acked covers; 0 when nothing is pending.
-func (t *lagTracker) seconds(acked cdc.LSN, now time.Time) float64 {
+// done (handed on), dropping the buckets done covers; 0 when nothing is
+// pending.
+func (t *lagTracker) seconds(done cdc.LSN, now time.Time) float64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	i := 0
-	for i < len(t.buckets) && t.buckets[i].last <= acked {
+	for i < len(t.buckets) && t.buckets[i].last <= done {
 		i++
 	}
 	if i > 0 {
@@ -80,16 +82,17 @@ func (t *lagTracker) reset() {
 }
 
 // registerLag exports walcast_cdc_slot_lag_seconds. stats returns the
-// reader's acknowledged position and whether it streams the slot.
-func registerLag(reg prometheus.Registerer, t *lagTracker, stats func() (acked cdc.LSN, streaming bool)) {
+// reader's handled position (what it has handed on) and whether it streams
+// the slot.
+func registerLag(reg prometheus.Registerer, t *lagTracker, stats func() (handled cdc.LSN, streaming bool)) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "walcast_cdc_slot_lag_seconds",
-		Help: "Age (now - commit time) of the oldest transaction with events that this node received from the slot and has not acknowledged yet; 0 when none, and while the node does not stream the slot (a standby)."},
+		Help: "Age (now - commit time) of the oldest transaction with events that this node received from the slot and has not handed on yet (published, and with Redis accepted by it); 0 when none, and while the node does not stream the slot (a standby)."},
 		func() float64 {
-			acked, streaming := stats()
+			handled, streaming := stats()
 			if !streaming {
 				t.reset()
 				return 0
 			}
-			return t.seconds(acked, time.Now())
+			return t.seconds(handled, time.Now())
 		}))
 }
