@@ -138,7 +138,9 @@ func TestStore(t *testing.T) {
 		go func() {
 			time.Sleep(300 * time.Millisecond)
 			change(a, "p9", false, true, "user:u9")
-			flush(t, a)
+			if err := a.Flush(ctx); err != nil {
+				t.Error(err) // not t.Fatal: this is not the test's goroutine
+			}
 		}()
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
