@@ -65,7 +65,7 @@ type service struct {
 	db     *pgxpool.Pool // profile/order-owner lookups (rooms) and the mapper's lookups
 	rooms  *rooms.Policy
 
-	cluster *cluster       // Redis client, bus and recovery store; nil for one node
+	cluster *cluster       // Redis client, bus and recovery streams; nil for one node
 	admin   *adminui.Admin // the Socket.IO Admin UI's namespace; nil when off
 	lag     *lagTracker    // walcast_cdc_slot_lag_seconds' source
 	// sessions keeps the sessions in walcast.sessions; nil without recovery.
@@ -133,7 +133,8 @@ func newService(c config, log *slog.Logger) (*service, error) {
 		return nil, err
 	}
 	// The bus is the hub's adapter: every hub broadcast reaches every node.
-	// With Redis it also carries the recovery store (newCluster sets it).
+	// With Redis, newCluster also makes the store of the recovery streams,
+	// which the session store below uses for its broadcasts.
 	cl, err := newCluster(c, &hcfg, reg, log) // nil without Redis
 	if err != nil {
 		return nil, err
