@@ -396,6 +396,22 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 	_, _ = pp.Exec(ctx)
 	if !twoPhase && fill != nil {
 		if err := r.checkFill(ctx, fill); err != nil {
+			// On one Redis the PUBLISHes ran in the same pipeline as the
+			// read of the fill key: every other node has these broadcasts
+			// now. Deliver them here too, so that they count as published
+			// (the refill stores them only) and this node's clients are not
+			// the only ones without them, should another node take over
+			// before this one publishes the window again.
+			j := 0
+			for i, b := range bs {
+				if old != nil && old[i] {
+					continue
+				}
+				if pubs[j].Err() == nil {
+					r.deliver(b, false)
+				}
+				j++
+			}
 			return err
 		}
 	}
