@@ -131,6 +131,8 @@ func (n *wnode) metrics() string {
 	for sc.Scan() {
 		l := sc.Text()
 		if (strings.HasPrefix(l, "walcast_bus") || strings.HasPrefix(l, "walcast_cdc") || strings.HasPrefix(l, "walcast_hub_connections") ||
+			strings.HasPrefix(l, "walcast_hub_sockets") || strings.HasPrefix(l, "walcast_hub_rooms") ||
+			strings.HasPrefix(l, "walcast_hub_recoveries") || strings.HasPrefix(l, "walcast_hub_disconnects") ||
 			strings.HasPrefix(l, "walcast_role") || strings.HasPrefix(l, "walcast_hub_events")) && !strings.Contains(l, "_bucket") {
 			out = append(out, l)
 		}
@@ -468,7 +470,7 @@ func (c *wcluster) waitAll(phase string, n int, d time.Duration) {
 	if bad > 0 {
 		c.t.Errorf("%s: %d of %d clients did not get exactly their events in commit order", phase, bad, len(c.clients))
 		for _, n := range c.nodes {
-			c.t.Logf("node %d log tail:\n%s\nmetrics:\n%s", n.idx, n.logTail(15), n.metrics())
+			c.t.Logf("node %d log tail:\n%s\nmetrics:\n%s", n.idx, n.logTail(25), n.metrics())
 		}
 	}
 }
