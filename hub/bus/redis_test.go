@@ -95,8 +95,13 @@ type node struct {
 
 func startNode(t *testing.T, srv *redistest.Server) *node {
 	t.Helper()
+	return startNodeWith(t, srv, false)
+}
+
+func startNodeWith(t *testing.T, srv *redistest.Server, refill bool) *node {
+	t.Helper()
 	c := newClient(t, srv)
-	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testLogger(t)})
+	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testLogger(t), Refill: refill})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,28 +408,7 @@ func TestRedis_RestartedLeaderRepublishes(t *testing.T) {
 // from its durable source when Redis lost the streams.
 func startRefillNode(t *testing.T, srv *redistest.Server) *node {
 	t.Helper()
-	c := newClient(t, srv)
-	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testLogger(t), Refill: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk := newSink()
-	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Store: st, Logger: testLogger(t),
-		Metrics: bus.NewMetrics(nil), HealthInterval: 500 * time.Millisecond}, sk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{bus: b, store: st, sink: sk, stop: cancel, done: make(chan error, 1)}
-	go func() { n.done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-n.done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	waitHealthy(t, b)
-	return n
+	return startNodeWith(t, srv, true)
 }
 
 // On one Redis the fill key is read in the pipeline that publishes, so a
