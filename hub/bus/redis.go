@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -276,17 +277,26 @@ func (r *Redis) Publish(ctx context.Context, bs []*hub.Broadcast) error {
 		if old != nil {
 			oldBatch = old[lo:hi]
 		}
-		if err := r.publishBatch(ctx, bs[lo:hi], msgs[lo:hi], oldBatch); err != nil {
+		err := r.publishBatch(ctx, bs[lo:hi], msgs[lo:hi], oldBatch)
+		var lost *StreamsLost
+		if err != nil && (!errors.As(err, &lost) || !lost.published) {
 			return err
 		}
 		// Deliver locally only what Redis accepted, so a retry never delivers
-		// twice here.
+		// twice here. That includes a batch published in the pipeline that
+		// found the streams lost: delivered here too, it counts as published
+		// (the refill stores it only), so this node's clients are not the
+		// only ones without it should another node take over before this
+		// one publishes the window again.
 		for i, b := range bs[lo:hi] {
 			if oldBatch != nil && oldBatch[i] {
 				r.m.drop("republished")
 				continue
 			}
 			r.deliver(b, false)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	r.m.observePublish(time.Since(start), len(bs))
@@ -397,20 +407,11 @@ func (r *Redis) publishOnce(ctx context.Context, bs []*hub.Broadcast, msgs [][]b
 	if !twoPhase && fill != nil {
 		if err := r.checkFill(ctx, fill); err != nil {
 			// On one Redis the PUBLISHes ran in the same pipeline as the
-			// read of the fill key: every other node has these broadcasts
-			// now. Deliver them here too, so that they count as published
-			// (the refill stores them only) and this node's clients are not
-			// the only ones without them, should another node take over
-			// before this one publishes the window again.
-			j := 0
-			for i, b := range bs {
-				if old != nil && old[i] {
-					continue
-				}
-				if pubs[j].Err() == nil {
-					r.deliver(b, false)
-				}
-				j++
+			// read of the fill key: when they all succeeded, every other
+			// node has this batch now, and Publish delivers it here too.
+			var lost *StreamsLost
+			if errors.As(err, &lost) {
+				lost.published = !slices.ContainsFunc(pubs, func(c *redis.IntCmd) bool { return c.Err() != nil })
 			}
 			return err
 		}

@@ -46,6 +46,8 @@ var ErrStreamsLost = errors.New("bus: the recovery streams were lost (Redis rest
 type StreamsLost struct {
 	Gen   uint64 // this refill's number; MarkFilled ends it
 	Found string // the fill key's value that was found ("" = none)
+
+	published bool // the batch was published in the same pipeline (one Redis)
 }
 
 func (e *StreamsLost) Error() string {
