@@ -10,8 +10,8 @@ import (
 // it writes containers with a 5-byte placeholder header and patches it when
 // the element count is known. Object keys keep their order. A Socket.IO
 // placeholder object {"_placeholder":true,"num":i} becomes a bin holding
-// atts[i]. Input is one argument of an AdapterMessage; invalid JSON gives
-// an error, never a panic.
+// atts[i]; without an atts[i] it is an ordinary object. Input is one
+// argument of an AdapterMessage; invalid JSON gives an error, never a panic.
 type jsonScanner struct {
 	in   []byte
 	pos  int
@@ -212,10 +212,10 @@ func (s *jsonScanner) object(dst []byte, depth int) ([]byte, error) {
 			s.pos++
 		case '}':
 			s.pos++
-			if n == 2 && phTrue && phNum {
-				if phIdx < 0 || phIdx >= int64(len(s.atts)) {
-					return dst, fmt.Errorf("placeholder %d without attachment", phIdx)
-				}
+			// Only a placeholder that names one of the message's
+			// attachments is one; any other such object is data (a row may
+			// hold it), kept as a map, as the local path sends it.
+			if n == 2 && phTrue && phNum && phIdx >= 0 && phIdx < int64(len(s.atts)) {
 				return appendBin(dst[:start], s.atts[phIdx]), nil
 			}
 			return patchHeader(dst, start, n, true), nil
