@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walcast/walcast/internal/logkey"
 	"github.com/walcast/walcast/internal/pgserver"
 	wsql "github.com/walcast/walcast/sql"
 )
@@ -79,7 +80,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 			return
 		}
 		if err := pg.Stop(); err != nil {
-			log.Warn("stop demo Postgres", "err", err)
+			log.Warn("stop demo Postgres", logkey.Err, err)
 		}
 	}()
 	if err := pg.CreateDatabase(ctx, demoDB); err != nil {
@@ -353,6 +354,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := json.NewEncoder(w).Encode(v); err != nil {
-		slog.Debug("write json", "err", err)
+		slog.Debug("write json", logkey.Err, err)
 	}
 }
