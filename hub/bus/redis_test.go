@@ -13,6 +13,7 @@ import (
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/hub/bus/redistest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // sink records what a bus delivers.
@@ -61,10 +62,6 @@ func (s *sink) wait(t *testing.T, n int, d time.Duration) []*hub.Broadcast {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
 func newClient(t *testing.T, srv *redistest.Server) *redis.Client {
 	t.Helper()
 	return newClientURL(t, srv.URL())
@@ -95,12 +92,12 @@ type node struct {
 func startNode(t *testing.T, srv *redistest.Server) *node {
 	t.Helper()
 	c := newClient(t, srv)
-	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testLogger(t)})
+	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testutil.Logger(t, slog.LevelInfo)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sk := newSink()
-	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Store: st, Logger: testLogger(t),
+	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Store: st, Logger: testutil.Logger(t, slog.LevelInfo),
 		Metrics: bus.NewMetrics(nil), HealthInterval: 500 * time.Millisecond}, sk)
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +329,7 @@ func TestRedis_StartWithRedisDown(t *testing.T) {
 	srv.Stop()
 	c := newClient(t, srv)
 	sk := newSink()
-	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Logger: testLogger(t), RetryMax: 200 * time.Millisecond}, sk)
+	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Logger: testutil.Logger(t, slog.LevelInfo), RetryMax: 200 * time.Millisecond}, sk)
 	if err != nil {
 		t.Fatal(err)
 	}
