@@ -566,7 +566,7 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 				r.lastMu.Unlock()
 				r.m.drop("duplicate")
 				if r.log.Enabled(context.Background(), slog.LevelDebug) {
-					r.log.Debug("drop duplicate broadcast", "offset", b.Offset, "last", last.String(), logkey.Remote, remote)
+					r.log.Debug("drop duplicate broadcast", "offset", b.Offset, "last", last.String(), "from_other_node", remote)
 				}
 				return false
 			}

@@ -21,7 +21,7 @@ const (
 	Role      = "role"
 	Err       = "err"     // the error being logged
 	Attempt   = "attempt" // 1 at the first failure of a step that is retried
-	Remote    = "remote"  // a client's address (host:port)
+	Remote    = "remote"  // a client's address (host:port, or the IP alone)
 	Addr      = "addr"    // an address walcast listens on or dials
 	Count     = "count"
 )
