@@ -160,19 +160,29 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		conf = append(conf, "fsync = off", "full_page_writes = off")
 	}
 	conf = append(conf, opts.Settings...)
-	f, err := os.OpenFile(filepath.Join(c.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return fail(fmt.Errorf("pgserver: open postgresql.conf: %w", err))
-	}
-	_, err = f.WriteString("\n" + strings.Join(conf, "\n") + "\n")
-	f.Close()
-	if err != nil {
-		return fail(fmt.Errorf("pgserver: write postgresql.conf: %w", err))
+	if err := appendConf(c.DataDir, conf); err != nil {
+		return fail(err)
 	}
 	if err := c.start(ctx); err != nil {
 		return fail(err)
 	}
 	return c, nil
+}
+
+// appendConf appends lines to dataDir's postgresql.conf (later lines win).
+func appendConf(dataDir string, lines []string) error {
+	f, err := os.OpenFile(filepath.Join(dataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("pgserver: open postgresql.conf: %w", err)
+	}
+	_, err = f.WriteString("\n" + strings.Join(lines, "\n") + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("pgserver: write postgresql.conf: %w", err)
+	}
+	return nil
 }
 
 func (c *Cluster) start(ctx context.Context) error {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -93,14 +92,8 @@ func (c *Cluster) StartStandby(ctx context.Context, opts StandbyOptions) (*Clust
 		"primary_slot_name = '" + opts.Slot + "'",
 	}
 	conf = append(conf, opts.Settings...)
-	f, err := os.OpenFile(filepath.Join(s.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return fail(fmt.Errorf("pgserver: open postgresql.conf: %w", err))
-	}
-	_, err = f.WriteString("\n" + strings.Join(conf, "\n") + "\n")
-	f.Close()
-	if err != nil {
-		return fail(fmt.Errorf("pgserver: write postgresql.conf: %w", err))
+	if err := appendConf(s.DataDir, conf); err != nil {
+		return fail(err)
 	}
 	if s.cred != nil {
 		if err := chownTree(dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
