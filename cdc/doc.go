@@ -17,9 +17,11 @@
 // The Mapper is a pure function of changes plus lookup state (variant → product,
 // product → name and seller, running order metrics); it knows nothing of sockets.
 //
-// Goroutine safety: a Reader is driven by one goroutine (its Run). A Mapper is
-// used by the Reader's goroutine only. A Change and the byte slices it refers to
-// are only valid until the handler it was passed to returns; copy what you keep.
+// Goroutine safety: a Reader is driven by one goroutine (its Run). A Mapper's
+// Map runs on the pipeline's goroutine; its MetricsEvent, CurrentMetrics,
+// AppendRowJSON and Stats may be called from any goroutine. A Change and the
+// byte slices it refers to are only valid until the handler it was passed to
+// returns; copy what you keep.
 //
 // Context: Run returns when its context ends; an in-flight Publish is cancelled
 // with it and the transaction is not acknowledged, so Postgres sends it again.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // EmitKey is the key walcast.emit signs its messages with (the key column
@@ -157,7 +159,7 @@ func (v *EmitVerifier) Verify(log *slog.Logger, c *Change) ([]byte, bool) {
 	now := time.Now()
 	if v.last.IsZero() || now.Sub(v.last) >= forgedLogEvery {
 		log.Warn("dropped walcast messages that walcast.emit did not sign",
-			"count", v.pending, "lsn", c.CommitLSN.String(), "xid", c.XID, "reason", err.Error())
+			logkey.Count, v.pending, logkey.LSN, c.CommitLSN.String(), logkey.XID, c.XID, logkey.Reason, err.Error())
 		v.last, v.pending = now, 0
 	}
 	return nil, false

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/cdc/pgtest"
+	"github.com/walcast/walcast/internal/testutil"
 	walsql "github.com/walcast/walcast/sql"
 )
 
@@ -155,7 +157,7 @@ func runGoldenCase(t *testing.T, c *pgtest.Cluster, path string) {
 		t.Fatal(err)
 	}
 
-	m, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: mapperLogger(t)})
+	m, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: testutil.Logger(t, slog.LevelDebug)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +167,7 @@ func runGoldenCase(t *testing.T, c *pgtest.Cluster, path string) {
 	rec := &rowRecorder{m: m, rows: map[string][]byte{}, partial: map[string]bool{}, table: mp.Orders.Table, id: mp.Orders.ID}
 	sink := &goldenSink{done: make(chan struct{})}
 	p, err := cdc.NewPipeline(cdc.PipelineConfig{
-		Reader:      cdc.ReaderConfig{DSN: c.DSN(db), Slot: db, HeartbeatInterval: -1, Logger: mapperLogger(t)},
+		Reader:      cdc.ReaderConfig{DSN: c.DSN(db), Slot: db, HeartbeatInterval: -1, Logger: testutil.Logger(t, slog.LevelDebug)},
 		Transformer: rec,
 		Sink:        sink,
 	})

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/walcast/walcast/internal/jsonw"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // MapperConfig configures a Mapper.
@@ -151,7 +152,7 @@ func NewMapper(cfg MapperConfig) (*Mapper, error) {
 	if m.log == nil {
 		m.log = slog.Default()
 	}
-	m.log = m.log.With("component", "mapper")
+	m.log = m.log.With(logkey.Component, "mapper")
 	m.verify.SetKey(cfg.EmitKey)
 	m.keyFixed = !cfg.EmitKey.IsZero()
 	if m.threshold == 0 {
@@ -214,7 +215,7 @@ func (m *Mapper) Load(ctx context.Context, q Querier) error {
 		// changes still map: the error is logged, not returned.
 		key, err := LoadEmitKey(ctx, q)
 		if err != nil {
-			m.log.Error("walcast.emit messages will be dropped until walcast is restarted with the key", "err", err)
+			m.log.Error("walcast.emit messages will be dropped until walcast is restarted with the key", logkey.Err, err)
 		}
 		m.verify.SetKey(key)
 	}
@@ -358,7 +359,7 @@ func (m *Mapper) relInfoLocked(rel *Relation) *relInfo {
 				lvl = slog.LevelError
 			}
 			m.log.Log(context.Background(), lvl, "mapped columns missing from the replicated relation (publication column list?)",
-				"relation", rel.Namespace+"."+rel.Name, "columns", strings.Join(missing, ","), "events_off", ri.broken)
+				logkey.Relation, rel.Namespace+"."+rel.Name, "columns", strings.Join(missing, ","), "events_off", ri.broken)
 		}
 	}
 	m.rels[rel.ID] = ri
@@ -779,7 +780,7 @@ func (m *Mapper) mapMessage(dst []Event, c *Change) []Event {
 	room, event, payload, err := parseEmit(body)
 	if err != nil {
 		m.badMessages.Add(1)
-		m.log.Warn("dropped a bad walcast.emit message", "lsn", c.CommitLSN.String(), "xid", c.XID, "reason", err.Error())
+		m.log.Warn("dropped a bad walcast.emit message", logkey.LSN, c.CommitLSN.String(), logkey.XID, c.XID, logkey.Reason, err.Error())
 		return dst
 	}
 	m.scratch = append(m.scratch[:0], payload...)

@@ -4,12 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"testing"
 )
-
-func mapperLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 func mapperDiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

@@ -2,6 +2,7 @@ package cdc_test
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/cdc/pgtest"
+	"github.com/walcast/walcast/internal/testutil"
 	walsql "github.com/walcast/walcast/sql"
 )
 
@@ -35,7 +37,7 @@ func TestMapper_Load(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: mapperLogger(t)})
+		m, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: testutil.Logger(t, slog.LevelDebug)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +58,7 @@ func TestMapper_Load(t *testing.T) {
 	})
 
 	t.Run("LookupsAndMetrics", func(t *testing.T) {
-		m, err := cdc.NewMapper(cdc.MapperConfig{Logger: mapperLogger(t)})
+		m, err := cdc.NewMapper(cdc.MapperConfig{Logger: testutil.Logger(t, slog.LevelDebug)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +92,7 @@ func TestMapper_Load(t *testing.T) {
 		// An order committed before Load is in the aggregate; when the
 		// stream delivers it afterwards (the slot is behind), it must not
 		// count again. An order committed after Load counts once.
-		m, err := cdc.NewMapper(cdc.MapperConfig{Logger: mapperLogger(t)})
+		m, err := cdc.NewMapper(cdc.MapperConfig{Logger: testutil.Logger(t, slog.LevelDebug)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,11 +2,13 @@ package cdc_test
 
 import (
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // Type OIDs used by the hand-built relations.
@@ -62,7 +64,7 @@ type mFeeder struct {
 
 func newMFeeder(t *testing.T, mp *cdc.Mapping) *mFeeder {
 	t.Helper()
-	m, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: mapperLogger(t), EmitKey: mKey})
+	m, err := cdc.NewMapper(cdc.MapperConfig{Mapping: mp, Logger: testutil.Logger(t, slog.LevelDebug), EmitKey: mKey})
 	if err != nil {
 		t.Fatalf("NewMapper: %v", err)
 	}
@@ -337,7 +339,7 @@ func TestMapper_UnverifiedMessages(t *testing.T) {
 		t.Errorf("Stats().BadMessages = %d, want 0 (unverified messages are not parsed)", got)
 	}
 	// Without a key (walcast.emit_key unreadable) nothing verifies.
-	m, err := cdc.NewMapper(cdc.MapperConfig{Logger: mapperLogger(t)})
+	m, err := cdc.NewMapper(cdc.MapperConfig{Logger: testutil.Logger(t, slog.LevelDebug)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Transformer turns a change into events. *Mapper implements it. Map appends
@@ -73,7 +75,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	}
 	return &Pipeline{
 		r: r, t: cfg.Transformer, sink: cfg.Sink, maxBatch: cfg.MaxBatch,
-		log: r.cfg.Logger.With("component", "cdc.pipeline"),
+		log: r.cfg.Logger.With(logkey.Component, "cdc.pipeline"),
 		buf: make([]Event, 0, cfg.MaxBatch),
 	}, nil
 }
@@ -121,7 +123,7 @@ func (h *pipelineHandler) HandleChange(ctx context.Context, c *Change) error {
 		p.mapErrors.Add(1)
 		if time.Since(p.lastMapErrLog) > 10*time.Second {
 			p.lastMapErrLog = time.Now()
-			p.log.Error("cannot map change; skipped", "err", err, "lsn", c.CommitLSN.String(), "index", c.Index, "op", c.Op.String(), "errors", p.mapErrors.Load())
+			p.log.Error("cannot map change; skipped", logkey.Err, err, logkey.LSN, c.CommitLSN.String(), "index", c.Index, "op", c.Op.String(), "errors", p.mapErrors.Load())
 		}
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/walcast/walcast/internal/backoff"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // ErrSlotInUse reports that another process streams the replication slot
@@ -153,7 +154,7 @@ func NewReader(cfg ReaderConfig) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{cfg: cfg, log: cfg.Logger.With("component", "cdc.reader", "slot", cfg.Slot)}, nil
+	return &Reader{cfg: cfg, log: cfg.Logger.With(logkey.Component, "cdc.reader", logkey.Slot, cfg.Slot)}, nil
 }
 
 // Rewind asks the running session to stream again from the acknowledged
@@ -218,7 +219,7 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 		if errors.Is(err, ErrRewind) {
 			r.handled.Store(r.acked.Load())
 			r.rewinds.Add(1)
-			r.log.Info("re-reading the replication slot from its confirmed position", "lsn", LSN(r.acked.Load()).String(), "why", err)
+			r.log.Info("re-reading the replication slot from its confirmed position", logkey.LSN, LSN(r.acked.Load()).String(), "why", err)
 			attempt, rewoundAt = 0, time.Now()
 			r.state.Store(int32(StateReconnecting))
 			continue
@@ -235,7 +236,7 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 		if errors.Is(err, ErrSlotInUse) {
 			r.state.Store(int32(StateStandingBy))
 			if !standingBy {
-				r.log.Info("replication slot held by another process; standing by", "err", err)
+				r.log.Info("replication slot held by another process; standing by", logkey.Err, err)
 				standingBy = true
 			}
 		} else {
@@ -247,7 +248,7 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 				if errors.Is(err, ErrNoPublication) || errors.Is(err, ErrSlotLost) {
 					level = slog.LevelError // an operator must act
 				}
-				r.log.Log(ctx, level, "replication stream ended; reconnecting", "err", err, "attempt", attempt+1, "suppressed", suppressed)
+				r.log.Log(ctx, level, "replication stream ended; reconnecting", logkey.Err, err, logkey.Attempt, attempt+1, "suppressed", suppressed)
 				lastMsg, lastLog, suppressed = msg, time.Now(), 0
 			} else {
 				suppressed++
@@ -324,7 +325,7 @@ func (r *Reader) session(ctx context.Context, h Handler) error {
 		return fmt.Errorf("start replication on slot %q at %s: %w", r.cfg.Slot, start, err)
 	}
 	r.state.Store(int32(StateStreaming))
-	r.log.Info("streaming replication slot", "lsn", start.String(), "publication", r.cfg.Publication)
+	r.log.Info("streaming replication slot", logkey.LSN, start.String(), "publication", r.cfg.Publication)
 
 	// The heartbeat runs only while this session streams.
 	hctx, hcancel := context.WithCancel(ctx)

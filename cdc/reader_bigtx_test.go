@@ -16,8 +16,7 @@ import (
 	"github.com/walcast/walcast/cdc/pgtest"
 )
 
-// bigRows is the size of the big transaction; the brief asks for 1,000,000
-// in CI too.
+// bigRows is the size of the big transaction: a million rows, in CI too.
 const bigRows = 1_000_000
 
 // bigMapper: one small event per row, so the memory measured is the reader's

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // heartbeat commits a heartbeat every HeartbeatInterval until ctx ends. Its
@@ -64,7 +66,7 @@ func (r *Reader) heartbeat(ctx context.Context) {
 		}()
 		if err != nil && ctx.Err() == nil {
 			if !failing {
-				r.log.Warn("heartbeat failed", "err", err)
+				r.log.Warn("heartbeat failed", logkey.Err, err)
 			}
 			failing = true
 			continue

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/cdc/pgtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // testDB creates a database named after the test (also a good slot name:
@@ -50,10 +51,6 @@ func psql(t testing.TB, c *pgtest.Cluster, db, sql string) string {
 		t.Fatalf("psql %q: %v", sql, err)
 	}
 	return out
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // rowMapper is a trivial Transformer: one event per change, room
@@ -201,7 +198,7 @@ func summarize(evs []cdc.Event) string {
 func runPipeline(t testing.TB, cfg cdc.PipelineConfig) (*cdc.Pipeline, func()) {
 	t.Helper()
 	if cfg.Reader.Logger == nil {
-		cfg.Reader.Logger = testLogger(t)
+		cfg.Reader.Logger = testutil.Logger(t, slog.LevelDebug)
 	}
 	if cfg.Transformer == nil {
 		cfg.Transformer = rowMapper{}

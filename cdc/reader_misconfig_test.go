@@ -1,37 +1,18 @@
 package cdc_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/cdc/pgtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
-// syncBuffer is a log destination tests can read while the reader writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitLog(t *testing.T, buf *syncBuffer, want string) {
+func waitLog(t *testing.T, buf *testutil.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(buf.String(), want) {
@@ -49,7 +30,7 @@ func TestReader_Misconfigured(t *testing.T) {
 
 	t.Run("NoPublication", func(t *testing.T) {
 		db := testDB(t, c, `CREATE TABLE x (id int PRIMARY KEY)`)
-		var buf syncBuffer
+		var buf testutil.Buffer
 		p, _ := runPipeline(t, cdc.PipelineConfig{Reader: cdc.ReaderConfig{
 			DSN: c.DSN(db), Slot: db, Publication: "nope", HeartbeatInterval: -1,
 			Logger: slog.New(slog.NewTextHandler(&buf, nil)),
@@ -72,7 +53,7 @@ func TestReader_Misconfigured(t *testing.T) {
 		if st := queryValue(t, c.DSN(db), fmt.Sprintf(`SELECT wal_status FROM pg_replication_slots WHERE slot_name = '%s'`, db)); st != "lost" {
 			t.Fatalf("slot wal_status = %q, want lost (test setup)", st)
 		}
-		var buf syncBuffer
+		var buf testutil.Buffer
 		losses := make(chan cdc.SlotLoss, 4)
 		sink := newMemSink()
 		p, _ := runPipeline(t, cdc.PipelineConfig{Reader: cdc.ReaderConfig{
@@ -93,7 +74,7 @@ BEGIN
   RETURN true;
 EXCEPTION WHEN object_in_use THEN RETURN false;
 END $$`)
-		var buf syncBuffer
+		var buf testutil.Buffer
 		losses := make(chan cdc.SlotLoss, 4)
 		sink := newMemSink()
 		p, _ := runPipeline(t, cdc.PipelineConfig{Reader: cdc.ReaderConfig{
@@ -119,7 +100,7 @@ END $$`)
 // checkHealed waits until the Reader recreated the lost slot: exactly one
 // Error line with the undelivered window, one SlotLoss, the counter at 1, and
 // new changes flowing from the new slot.
-func checkHealed(t *testing.T, c *pgtest.Cluster, db string, p *cdc.Pipeline, sink *memSink, buf *syncBuffer, losses chan cdc.SlotLoss, cause string) {
+func checkHealed(t *testing.T, c *pgtest.Cluster, db string, p *cdc.Pipeline, sink *memSink, buf *testutil.Buffer, losses chan cdc.SlotLoss, cause string) {
 	t.Helper()
 	var loss cdc.SlotLoss
 	select {

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // stream is the state of one replication session. Only the Run goroutine
@@ -90,14 +92,14 @@ func (s *stream) run(ctx context.Context) error {
 		wakeMu.Unlock()
 		_ = netConn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if err := s.sendStatus(false); err != nil {
-			s.r.log.Warn("final standby status not sent", "err", err)
+			s.r.log.Warn("final standby status not sent", logkey.Err, err)
 			return
 		}
 		if _, err := pglogrepl.SendStandbyCopyDone(context.Background(), s.conn); err != nil {
-			s.r.log.Warn("ending replication stream", "err", err, "lsn", s.acked.String())
+			s.r.log.Warn("ending replication stream", logkey.Err, err, logkey.LSN, s.acked.String())
 			return
 		}
-		s.r.log.Debug("replication stream ended cleanly", "lsn", s.acked.String())
+		s.r.log.Debug("replication stream ended cleanly", logkey.LSN, s.acked.String())
 	}()
 
 	for {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // ErrNoPublication reports that the configured publication does not exist in
@@ -189,7 +191,7 @@ func (r *Reader) createSlot(ctx context.Context, conn *pgconn.PgConn, failover b
 // `walcast check` reports the missing flag with the SQL that fixes it.
 func (r *Reader) alterFailover(ctx context.Context, conn *pgconn.PgConn) {
 	if _, err := conn.Exec(ctx, `ALTER_REPLICATION_SLOT "`+r.cfg.Slot+`" (FAILOVER true)`).ReadAll(); err != nil {
-		r.log.Warn("could not enable failover on the replication slot; it will not survive a promotion", "err", err)
+		r.log.Warn("could not enable failover on the replication slot; it will not survive a promotion", logkey.Err, err)
 		return
 	}
 	r.log.Info("enabled failover on the replication slot")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/walcast/walcast/hub/packet"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Broadcast is one event for many sockets; it is encoded once whatever the
@@ -58,7 +59,7 @@ func (s *Server) Restore(b *Broadcast) {
 	ctx, cancel := context.WithTimeout(context.Background(), recoveryAppendTimeout)
 	defer cancel()
 	if err := rc.Store.Append(ctx, b); err != nil {
-		s.log.Warn("recovery: restore broadcast", logKeyEvent, b.Event, logKeyErr, err)
+		s.log.Warn("recovery: restore broadcast", logkey.Event, b.Event, logkey.Err, err)
 	}
 	offset := b.Offset
 	n.lastOffset.Store(&offset)
@@ -103,7 +104,7 @@ func (s *Server) deliver(b *Broadcast) {
 			// Bounded: a stuck store must not stall the fan-out for long.
 			ctx, cancel := context.WithTimeout(context.Background(), recoveryAppendTimeout)
 			if err := rc.Store.Append(ctx, b); err != nil {
-				s.log.Warn("recovery: append broadcast", logKeyEvent, b.Event, logKeyErr, err)
+				s.log.Warn("recovery: append broadcast", logkey.Event, b.Event, logkey.Err, err)
 			}
 			cancel()
 			n.lastOffset.Store(&offset)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/walcast/walcast/hub/packet"
 	"github.com/walcast/walcast/internal/jsonw"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // onMessage handles an Engine.IO message (a Socket.IO packet or one of its
@@ -130,7 +131,7 @@ func (c *conn) dispatch(p packet.Socket, atts [][]byte) bool {
 func (c *conn) runHandler(fn func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.srv.log.Error("handler panic, closing connection", logKeyConn, c.sid, "panic", r, "stack", string(debug.Stack()))
+			c.srv.log.Error("handler panic, closing connection", logkey.Conn, c.sid, "panic", r, "stack", string(debug.Stack()))
 			c.close(ReasonForcedServerClose, false)
 			ok = false
 		}
@@ -198,7 +199,7 @@ func (c *conn) onConnect(p packet.Socket) bool {
 				msg, data = ce.Message, ce.Data
 			}
 			srv.m.badPacket("refused")
-			srv.log.Debug("connect refused", logKeyConn, c.sid, logKeyNamespace, n.name, logKeyReason, msg)
+			srv.log.Debug("connect refused", logkey.Conn, c.sid, logkey.Namespace, n.name, logkey.Reason, msg)
 			c.enqueue(frame{data: connectFrame(n.name, packet.SocketConnectError, connectErrorPayload(msg, data)), op: opText})
 			return true
 		}
@@ -307,7 +308,7 @@ func (c *conn) replay(s *Socket, offset string) {
 	cancel()
 	result := recoveryRecovered
 	if err != nil {
-		c.srv.log.Warn("recovery: read missed packets", logKeyErr, err)
+		c.srv.log.Warn("recovery: read missed packets", logkey.Err, err)
 		result = recoveryError
 	} else if !ok {
 		result = recoveryOffset
@@ -454,7 +455,7 @@ func (s *Socket) onClose(reason Reason) bool {
 		err := rc.Store.SaveSession(ctx, Session{SID: s.id, PID: s.pid, Namespace: n.name, User: s.hs.User, Rooms: rooms, DisconnectedAt: time.Now()})
 		cancel()
 		if err != nil {
-			srv.log.Warn("recovery: save session", logKeyErr, err)
+			srv.log.Warn("recovery: save session", logkey.Err, err)
 		}
 	}
 	s.observeDisconnect(reason.String(), rooms)

@@ -15,6 +15,7 @@ import (
 	"github.com/walcast/walcast/hub/internal/wsframe"
 	"github.com/walcast/walcast/hub/packet"
 	"github.com/walcast/walcast/internal/jsonw"
+	"github.com/walcast/walcast/internal/logkey"
 
 	"github.com/gorilla/websocket"
 )
@@ -453,7 +454,7 @@ func (c *conn) close(reason Reason, hard bool) {
 	}
 	c.srv.m.disconnect(reason)
 	c.srv.observeConnClose(reason.String())
-	c.srv.log.Debug("connection closed", logKeyConn, c.sid, logKeyReason, reason.String())
+	c.srv.log.Debug("connection closed", logkey.Conn, c.sid, logkey.Reason, reason.String())
 	if !ws {
 		go c.finish(reason)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/walcast/walcast/hub/internal/wsframe"
 	"github.com/walcast/walcast/hub/packet"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // probeCheckInterval is the slice in which the probe looks for "5".
@@ -68,7 +69,7 @@ func (c *conn) servePollGet(w http.ResponseWriter, r *http.Request) {
 	if c.getActive {
 		c.mu.Unlock()
 		c.srv.m.badPacket("polling")
-		c.srv.log.Debug("concurrent polling GET, closing", logKeyConn, c.sid)
+		c.srv.log.Debug("concurrent polling GET, closing", logkey.Conn, c.sid)
 		c.close(ReasonPollingConflict, false)
 		writeEngineError(w, http.StatusBadRequest, errBadRequest, "Bad request")
 		return
@@ -202,7 +203,7 @@ func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.Is(err, errPreConnectBudget) || errors.As(err, &mbe) && preConnect {
 			c.srv.m.badPacket("preconnect")
-			c.srv.log.Warn("client over MaxPreConnectBytes before CONNECT, closing", logKeyConn, c.sid,
+			c.srv.log.Warn("client over MaxPreConnectBytes before CONNECT, closing", logkey.Conn, c.sid,
 				"limit", c.srv.cfg.MaxPreConnectBytes)
 			c.close(ReasonTransportError, false)
 			writeEngineError(w, http.StatusRequestEntityTooLarge, errBadRequest, "Read budget before CONNECT exhausted")
@@ -210,7 +211,7 @@ func (c *conn) servePollPost(w http.ResponseWriter, r *http.Request) {
 		}
 		if errors.As(err, &mbe) {
 			c.srv.m.badPacket("oversize")
-			c.srv.log.Debug("polling body over MaxPayload", logKeyConn, c.sid)
+			c.srv.log.Debug("polling body over MaxPayload", logkey.Conn, c.sid)
 			c.close(ReasonTransportError, false)
 			writeEngineError(w, http.StatusRequestEntityTooLarge, errBadRequest, "Payload too large")
 			return
@@ -267,7 +268,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, c *conn) {
 func (c *conn) probe(ws *websocket.Conn) {
 	nc := ws.NetConn()
 	fail := func(why string) {
-		c.srv.log.Debug("upgrade failed", logKeyConn, c.sid, "why", why)
+		c.srv.log.Debug("upgrade failed", logkey.Conn, c.sid, "why", why)
 		c.mu.Lock()
 		if c.probing == ws {
 			c.probing = nil

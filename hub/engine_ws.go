@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/walcast/walcast/hub/internal/wsframe"
 	"github.com/walcast/walcast/hub/packet"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // maxWriteBatch bounds the frames written with one writev (IOV_MAX is 1024 and
@@ -44,7 +45,7 @@ func (s *Server) serveWebSocketOpen(w http.ResponseWriter, r *http.Request, slot
 	if err != nil {
 		slot.release()
 		s.m.badPacket("upgrade")
-		s.log.Debug("websocket upgrade failed", logKeyErr, err)
+		s.log.Debug("websocket upgrade failed", logkey.Err, err)
 		return
 	}
 	c := s.newConn(r, transportWebSocket)
@@ -77,23 +78,23 @@ func (c *conn) onReadable(nc net.Conn, err error) {
 		switch {
 		case errors.Is(err, wsframe.ErrTooBig):
 			c.srv.m.badPacket("oversize")
-			c.srv.log.Debug("frame over MaxPayload", logKeyConn, c.sid)
+			c.srv.log.Debug("frame over MaxPayload", logkey.Conn, c.sid)
 			c.closeGracefully(ReasonTransportError, websocket.CloseMessageTooBig)
 		case errors.Is(err, wsframe.ErrProtocol):
 			c.srv.m.badPacket("websocket")
-			c.srv.log.Debug("websocket protocol error", logKeyConn, c.sid, logKeyErr, err)
+			c.srv.log.Debug("websocket protocol error", logkey.Conn, c.sid, logkey.Err, err)
 			c.closeGracefully(ReasonTransportError, websocket.CloseProtocolError)
 		case errors.Is(err, errPreConnectBudget):
 			c.srv.m.badPacket("preconnect")
-			c.srv.log.Warn("client over MaxPreConnectBytes before CONNECT, closing", logKeyConn, c.sid,
+			c.srv.log.Warn("client over MaxPreConnectBytes before CONNECT, closing", logkey.Conn, c.sid,
 				"limit", c.srv.cfg.MaxPreConnectBytes)
 			c.closeWithText(ReasonTransportError, websocket.ClosePolicyViolation, "read budget before CONNECT exhausted")
 		case errors.Is(err, errControlFlood):
 			c.srv.m.badPacket("flood")
-			c.srv.log.Warn("client pings over MaxInboundRate, closing", logKeyConn, c.sid, "rate", c.srv.cfg.MaxInboundRate)
+			c.srv.log.Warn("client pings over MaxInboundRate, closing", logkey.Conn, c.sid, "rate", c.srv.cfg.MaxInboundRate)
 			c.closeWithText(ReasonFlood, websocket.ClosePolicyViolation, "ping flood")
 		case errors.Is(err, errPongQueueFull):
-			c.srv.log.Warn("client over MaxQueueBytes with pongs it does not read, closed as slow", logKeyConn, c.sid,
+			c.srv.log.Warn("client over MaxQueueBytes with pongs it does not read, closed as slow", logkey.Conn, c.sid,
 				"limit", c.srv.cfg.MaxQueueBytes)
 		case errors.Is(err, wsframe.ErrClosed):
 			c.closeGracefully(ReasonTransportClose, websocket.CloseNormalClosure)
@@ -179,7 +180,7 @@ func (c *conn) onEnginePacket(p packet.Engine) bool {
 	case packet.EngineMessage:
 		if !c.allowPacket() {
 			c.srv.m.badPacket("flood")
-			c.srv.log.Warn("client over MaxInboundRate, closing", logKeyConn, c.sid, "rate", c.srv.cfg.MaxInboundRate)
+			c.srv.log.Warn("client over MaxInboundRate, closing", logkey.Conn, c.sid, "rate", c.srv.cfg.MaxInboundRate)
 			c.close(ReasonFlood, false)
 			return false
 		}
@@ -205,7 +206,7 @@ func (c *conn) onEnginePacket(p packet.Engine) bool {
 // reason, so a developer sees it in the browser's network tab.
 func (c *conn) badInput(kind string, err error) {
 	c.srv.m.badPacket(kind)
-	c.srv.log.Debug("bad packet, closing connection", logKeyConn, c.sid, logKeyKind, kind, logKeyErr, err)
+	c.srv.log.Debug("bad packet, closing connection", logkey.Conn, c.sid, logkey.Kind, kind, logkey.Err, err)
 	c.mu.Lock()
 	if !c.closed {
 		c.closeCode = websocket.CloseProtocolError

@@ -9,23 +9,17 @@ package hub_test
 // is still busy).
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,36 +29,11 @@ import (
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/hub/bus/redistest"
-	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // interopWait bounds every wait for a line from a Node script.
 const interopWait = 15 * time.Second
-
-// nodeBinary returns the node executable and the testdata directory, skipping the test
-// when Node or the npm packages are missing (failing instead when CI is set).
-func nodeBinary(t *testing.T) (node, testdata string) {
-	t.Helper()
-	missing := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") != "" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node not found in PATH: %v", err)
-	}
-	testdata, err = filepath.Abs(filepath.Join("..", "testdata"))
-	if err != nil {
-		t.Fatalf("abs testdata: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(testdata, "node_modules", "socket.io-client", "package.json")); err != nil {
-		missing("socket.io-client is not installed (run `npm ci` in testdata/): %v", err)
-	}
-	return node, testdata
-}
 
 // testServer is a hub.Server behind an http.Server on a loopback port.
 type testServer struct {
@@ -82,7 +51,7 @@ type testServer struct {
 func startServer(t *testing.T, addr string, cfg hub.Config, setup func(*hub.Server)) *testServer {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = hubLogger(t)
 	}
 	srv, err := hub.New(cfg)
 	if err != nil {
@@ -151,86 +120,20 @@ func (ts *testServer) Stop() {
 	<-ts.done
 }
 
-// testLogWriter sends the hub's logs to t.Logf until the test ends (hub goroutines may
-// still log while they stop, and t.Logf after the end would panic).
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Logf("%s", bytes.TrimRight(p, "\n"))
-	}
-	return len(p), nil
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // nodeProc is a running interop script.
 type nodeProc struct {
-	t      *testing.T
-	name   string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan []byte
-	stderr *hubtest.Buffer
+	t    *testing.T
+	name string
+	*testutil.Node
 }
 
 // runNode starts `node testdata/interop/<script> <url> args...`. The process is killed at
 // the end of the test (scripts also exit on their own deadline).
 func runNode(t *testing.T, script, url string, args ...string) *nodeProc {
 	t.Helper()
-	node, testdata := nodeBinary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join(testdata, "interop", script), url}, args...)...)
-	cmd.Dir = testdata
-	cmd.Env = append(os.Environ(), "INTEROP_DEADLINE_MS=40000")
-	p := &nodeProc{t: t, name: script, cmd: cmd, lines: make(chan []byte, 64), stderr: &hubtest.Buffer{}}
-	cmd.Stderr = p.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatalf("stdout pipe: %v", err)
-	}
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		cancel()
-		t.Fatalf("stdin pipe: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start %s: %v", script, err)
-	}
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-		for sc.Scan() {
-			p.lines <- bytes.Clone(sc.Bytes())
-		}
-	}()
-	t.Cleanup(func() {
-		_ = p.stdin.Close()
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			if s := p.stderr.String(); s != "" {
-				t.Logf("%s stderr:\n%s", script, s)
-			}
-		}
-	})
-	return p
+	n := testutil.StartNode(t, testutil.NodeOptions{Script: filepath.Join("interop", script),
+		Args: append([]string{url}, args...), Env: []string{"INTEROP_DEADLINE_MS=40000"}})
+	return &nodeProc{t: t, name: script, Node: n}
 }
 
 // line is one JSON line of a script; Ev is its "ev" field.
@@ -251,9 +154,9 @@ func (l line) decode(t *testing.T, v any) {
 func (p *nodeProc) next() line {
 	p.t.Helper()
 	select {
-	case b, ok := <-p.lines:
+	case b, ok := <-p.Lines:
 		if !ok {
-			p.t.Fatalf("%s exited before the next line; stderr:\n%s", p.name, p.stderr.String())
+			p.t.Fatalf("%s exited before the next line; stderr:\n%s", p.name, p.Stderr.String())
 		}
 		var head struct {
 			Ev    string `json:"ev"`
@@ -267,7 +170,7 @@ func (p *nodeProc) next() line {
 		}
 		return line{Ev: head.Ev, Raw: b}
 	case <-time.After(interopWait):
-		p.t.Fatalf("%s: no line within %v; stderr:\n%s", p.name, interopWait, p.stderr.String())
+		p.t.Fatalf("%s: no line within %v; stderr:\n%s", p.name, interopWait, p.Stderr.String())
 	}
 	return line{}
 }
@@ -297,7 +200,7 @@ func (p *nodeProc) skipUntil(want string) line {
 // send writes one command line to the script's stdin.
 func (p *nodeProc) send(cmd string) {
 	p.t.Helper()
-	if _, err := io.WriteString(p.stdin, cmd+"\n"); err != nil {
+	if _, err := io.WriteString(p.Stdin, cmd+"\n"); err != nil {
 		p.t.Fatalf("send %q to %s: %v", cmd, p.name, err)
 	}
 }
@@ -516,7 +419,7 @@ func interopConfig() hub.Config {
 }
 
 func TestInterop_Basic(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	for _, name := range []string{"default", "websocket", "polling", "seed", "default-custompath"} {
 		t.Run(name, func(t *testing.T) {
 			mode, custom, _ := strings.Cut(name, "-")
@@ -602,7 +505,7 @@ func TestInterop_Basic(t *testing.T) {
 }
 
 func TestInterop_ConnectError(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	ev := newInteropEvents()
 	ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) { installInterop(srv, ev, true, nil) })
 	p := runNode(t, "auth_error.mjs", ts.URL)
@@ -625,7 +528,7 @@ func TestInterop_ConnectError(t *testing.T) {
 }
 
 func TestInterop_Rooms(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	ev := newInteropEvents()
 	ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) { installInterop(srv, ev, false, nil) })
 	p := runNode(t, "rooms.mjs", ts.URL)
@@ -679,7 +582,7 @@ func TestInterop_Rooms(t *testing.T) {
 }
 
 func TestInterop_Reconnect(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	for _, mode := range []string{"default", "websocket", "polling"} {
 		t.Run(mode, func(t *testing.T) {
 			ev := newInteropEvents()
@@ -761,7 +664,7 @@ func (s *savingStore) SaveSession(ctx context.Context, sess hub.Session) error {
 }
 
 func TestInterop_Recovery(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	for _, tc := range []struct{ mode, how string }{
 		{"default", "manual"}, {"websocket", "manual"}, {"polling", "manual"},
 		{"default", "auto"}, {"polling", "auto"},
@@ -881,7 +784,7 @@ func testRecovery(t *testing.T, mode, how string) {
 }
 
 func TestInterop_ServerDisconnect(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	for _, mode := range []string{"default", "default-nowait", "websocket", "polling"} {
 		t.Run(mode, func(t *testing.T) {
 			ev := newInteropEvents()
@@ -912,7 +815,7 @@ func TestInterop_ServerDisconnect(t *testing.T) {
 }
 
 func TestInterop_AllowedOrigins(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	ev := newInteropEvents()
 	cfg := interopConfig()
 	cfg.AllowedOrigins = []string{"https://shop.example"}
@@ -939,7 +842,7 @@ func TestInterop_AllowedOrigins(t *testing.T) {
 }
 
 func TestInterop_Namespaces(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	for _, mode := range []string{"default", "websocket", "polling"} {
 		t.Run(mode, func(t *testing.T) {
 			ev := newInteropEvents()
@@ -992,7 +895,7 @@ func TestInterop_Namespaces(t *testing.T) {
 // its POSTs up to the advertised maxPayload (64 KB here), so the hub must accept batches
 // right at the limit; the hub's GET answers carry many packets at once.
 func TestInterop_Payload(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	const count, size = 40, 20000
 	for _, mode := range []string{"polling", "websocket", "default"} {
 		t.Run(mode, func(t *testing.T) {
@@ -1053,7 +956,7 @@ func TestInterop_Payload(t *testing.T) {
 // TestInterop_StreamDuringUpgrade: events flow both ways, without pauses, while the client
 // upgrades from polling to WebSocket; none may be lost, duplicated or reordered.
 func TestInterop_StreamDuringUpgrade(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	const count = 2000
 	ev := newInteropEvents()
 	ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) {
@@ -1102,7 +1005,7 @@ func TestInterop_StreamDuringUpgrade(t *testing.T) {
 // (and through several pings) still gets broadcasts. Time must pass here, so this test
 // sleeps on purpose: it checks nothing about speed.
 func TestInterop_IdleThenBroadcast(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	for _, mode := range []string{"default", "websocket", "polling"} {
 		t.Run(mode, func(t *testing.T) {
 			ev := newInteropEvents()
@@ -1131,7 +1034,7 @@ func TestInterop_IdleThenBroadcast(t *testing.T) {
 // second starts on the same port and broadcasts what the client misses; the client reconnects
 // on its own and recovers its session there.
 func TestInterop_RecoveryAcrossRestart(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	for _, mode := range []string{"default", "websocket"} {
 		t.Run(mode, func(t *testing.T) {
 			testRecoveryAcrossRestart(t, mode, hub.NewMemoryStore(time.Minute, 0))
@@ -1146,7 +1049,7 @@ func TestInterop_RecoveryAcrossRestart(t *testing.T) {
 		}
 		client := redis.NewClient(opt)
 		t.Cleanup(func() { client.Close() })
-		store, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: client, MaxAge: time.Minute, Logger: testLogger(t)})
+		store, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: client, MaxAge: time.Minute, Logger: hubLogger(t)})
 		if err != nil {
 			t.Fatalf("NewRedisStore: %v", err)
 		}
@@ -1230,7 +1133,7 @@ func testRecoveryAcrossRestart(t *testing.T, mode string, base hub.RecoveryStore
 // TestInterop_ManyClients: 100 clients with default options connect and upgrade at the same
 // time; each then gets a broadcast sequence exactly once, in order.
 func TestInterop_ManyClients(t *testing.T) {
-	nodeBinary(t)
+	testutil.Testdata(t, "socket.io-client")
 	const n = 100
 	ev := newInteropEvents()
 	ts := startServer(t, "127.0.0.1:0", interopConfig(), func(srv *hub.Server) { installInterop(srv, ev, false, nil) })

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Per-IP caps, checked before a new Engine.IO session is opened (a handshake
@@ -189,7 +191,7 @@ func (s *Server) admitHandshake(w http.ResponseWriter, r *http.Request) (*ipSlot
 		return slot, true
 	}
 	s.m.ipRefused(limit)
-	s.log.Debug("handshake refused by a per-IP cap", "remote", ip, logKeyReason, limit)
+	s.log.Debug("handshake refused by a per-IP cap", logkey.Remote, ip, logkey.Reason, limit)
 	s.setCORS(w, r)
 	// Close the TCP connection too: a refused client keeps no descriptor.
 	w.Header().Set("Connection", "close")

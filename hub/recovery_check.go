@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // RecoveryCheck decides whether a CONNECT may resume sess, the session its
@@ -78,7 +80,7 @@ func (c *conn) takeSession(ctx context.Context, n *Namespace, hs *Handshake, pid
 		c.recoveryDenied(n, recoveryLive, "the session's socket is still connected")
 		return Session{}, false
 	case err != nil:
-		srv.log.Warn("recovery: take session", logKeyConn, c.sid, logKeyErr, err)
+		srv.log.Warn("recovery: take session", logkey.Conn, c.sid, logkey.Err, err)
 		srv.m.recovery(recoveryError)
 		return Session{}, false
 	case !ok:
@@ -120,7 +122,7 @@ func (c *conn) putBack(sess Session) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.srv.cfg.Recovery.Store.SaveSession(ctx, sess); err != nil {
-		c.srv.log.Warn("recovery: save back a refused session", logKeyConn, c.sid, logKeyErr, err)
+		c.srv.log.Warn("recovery: save back a refused session", logkey.Conn, c.sid, logkey.Err, err)
 	}
 }
 
@@ -133,6 +135,6 @@ func (c *conn) recoveryDenied(n *Namespace, result, why string) {
 	if now-last < int64(time.Second) || !n.refusedLogAt.CompareAndSwap(last, now) {
 		return
 	}
-	c.srv.log.Info("recovery refused; the connection goes on as a new session", logKeyConn, c.sid,
-		logKeyNamespace, n.name, logKeyReason, why, "remote", c.remoteAddr)
+	c.srv.log.Info("recovery refused; the connection goes on as a new session", logkey.Conn, c.sid,
+		logkey.Namespace, n.name, logkey.Reason, why, logkey.Remote, c.remoteAddr)
 }

@@ -3,6 +3,8 @@ package hub
 import (
 	"sync"
 	"time"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // EndAllSessions closes every connection now and makes every session
@@ -14,7 +16,7 @@ import (
 func (s *Server) EndAllSessions(why string) {
 	s.resyncAt.Store(time.Now().UnixNano())
 	conns := s.snapshotConns()
-	s.log.Warn("ending every session without recovery", logKeyReason, why, "connections", len(conns))
+	s.log.Warn("ending every session without recovery", logkey.Reason, why, "connections", len(conns))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, shutdownConcurrency)
 	for _, c := range conns {

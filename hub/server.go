@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Server is a Socket.IO server. Create it with New, mount it at Config.Path,
@@ -55,7 +57,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:   c,
-		log:   c.Logger.With("component", "hub"),
+		log:   c.Logger.With(logkey.Component, "hub"),
 		m:     c.Metrics,
 		nsps:  make(map[string]*Namespace),
 		conns: make(map[string]*conn),

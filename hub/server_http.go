@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/walcast/walcast/internal/jsonw"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Engine.IO HTTP error codes (the reference server's).
@@ -64,7 +65,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.originAllowed(r.Header.Get("Origin")) {
 		s.m.badPacket("origin")
-		s.log.Debug("origin not allowed", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		s.log.Debug("origin not allowed", "origin", r.Header.Get("Origin"), logkey.Remote, r.RemoteAddr)
 		writeEngineError(w, http.StatusForbidden, errForbidden, "Forbidden")
 		return
 	}

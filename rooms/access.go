@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Access follows the data. A socket's rooms were allowed by the data at the
@@ -268,8 +269,8 @@ func (st *socketState) tell(reason string, id *Identity, left, joined []string) 
 		Joined []string `json:"joined"`
 	}{reason, id.Role, left, joined})
 	st.p.cfg.Prom.accessChanged(reason)
-	st.p.log.Info("access changed", slog.String(LogKeyReason, reason), slog.String(LogKeyUserID, id.UserID),
-		slog.String(LogKeySocket, st.s.ID()), slog.String(LogKeyRole, id.Role), slog.Int("left", len(left)), slog.Int("joined", len(joined)))
+	st.p.log.Info("access changed", slog.String(logkey.Reason, reason), slog.String(logkey.UserID, id.UserID),
+		slog.String(logkey.Conn, st.s.ID()), slog.String(logkey.Role, id.Role), slog.Int("left", len(left)), slog.Int("joined", len(joined)))
 }
 
 // recoverRooms is the hub's OnRecover filter: the rooms of a recovered
@@ -328,7 +329,7 @@ func (p *Policy) recheckRole(ctx context.Context, st *socketState) {
 	pr, err := p.lookupProfile(ctx, old.UserID)
 	if err != nil {
 		p.log.Warn("role re-check after a concurrent profile change failed; the role is re-checked at the next change or connect",
-			slog.String(LogKeyUserID, old.UserID), slog.Any(LogKeyError, err))
+			slog.String(logkey.UserID, old.UserID), slog.Any(logkey.Err, err))
 		return
 	}
 	role := pr.roleOrCustomer()

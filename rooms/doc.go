@@ -81,8 +81,9 @@
 // walcast_rooms_events_refused_total{reason},
 // walcast_rooms_token_expired_disconnects_total,
 // walcast_rooms_abuse_disconnects_total and
-// walcast_rooms_access_changed_total{reason}. Refusals are logged at Info (at most
-// 10 lines a second overall and 5 per socket), with the keys of log.go.
+// walcast_rooms_access_changed_total{reason}. Refusals are logged at Info (10
+// lines a second overall after a burst of 50, and at most 5 per socket), with
+// the keys of internal/logkey.
 //
 // # Concurrency
 //

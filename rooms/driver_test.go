@@ -1,20 +1,16 @@
 package rooms_test
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // driverWait bounds every wait for a line from the Node driver.
@@ -25,7 +21,7 @@ const driverWait = 15 * time.Second
 type driver struct {
 	t      testing.TB
 	stdin  io.WriteCloser
-	stderr *hubtest.Buffer
+	stderr *testutil.Buffer
 
 	mu     sync.Mutex
 	lines  []*dline
@@ -58,49 +54,13 @@ type dline struct {
 
 func startDriver(t testing.TB, url string) *driver {
 	t.Helper()
-	missing := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") != "" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node not found in PATH: %v", err)
-	}
-	td, err := filepath.Abs(filepath.Join("..", "testdata"))
-	if err != nil {
-		t.Fatalf("abs testdata: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(td, "node_modules", "socket.io-client", "package.json")); err != nil {
-		missing("socket.io-client is not installed (npm ci in testdata/): %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	cmd := exec.CommandContext(ctx, node, filepath.Join(td, "rooms", "driver.mjs"), url)
-	cmd.Dir = td
-	cmd.Env = append(os.Environ(), "DRIVER_DEADLINE_MS=170000")
-	d := &driver{t: t, stderr: &hubtest.Buffer{}, notify: make(chan struct{})}
-	cmd.Stderr = d.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatalf("stdout pipe: %v", err)
-	}
-	if d.stdin, err = cmd.StdinPipe(); err != nil {
-		cancel()
-		t.Fatalf("stdin pipe: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start driver: %v", err)
-	}
+	n := testutil.StartNode(t, testutil.NodeOptions{Script: filepath.Join("rooms", "driver.mjs"), Args: []string{url},
+		Env: []string{"DRIVER_DEADLINE_MS=170000"}, Timeout: 3 * time.Minute})
+	d := &driver{t: t, stdin: n.Stdin, stderr: n.Stderr, notify: make(chan struct{})}
 	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 0, 64<<10), 8<<20)
-		for sc.Scan() {
-			l := &dline{at: time.Now(), raw: sc.Text()}
-			if err := json.Unmarshal(sc.Bytes(), l); err != nil {
+		for b := range n.Lines {
+			l := &dline{at: time.Now(), raw: string(b)}
+			if err := json.Unmarshal(b, l); err != nil {
 				l.Ev, l.Error = "unparsable", err.Error()
 			}
 			d.mu.Lock()
@@ -115,23 +75,6 @@ func startDriver(t testing.TB, url string) *driver {
 		d.notify = make(chan struct{})
 		d.mu.Unlock()
 	}()
-	t.Cleanup(func() {
-		_ = d.stdin.Close()
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
-		if t.Failed() {
-			if s := d.stderr.String(); s != "" {
-				t.Logf("driver stderr:\n%s", s)
-			}
-		}
-	})
 	return d
 }
 

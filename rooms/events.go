@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 	"golang.org/x/time/rate"
 )
 
@@ -123,7 +124,7 @@ func (st *socketState) handle(fn func(m *hub.Message) *refusal) hub.EventHandler
 				st.closing = true
 				st.p.cfg.Prom.abuse()
 				st.p.log.Warn("disconnecting socket for sustained flooding",
-					slog.String(LogKeyUserID, st.identity().UserID), slog.String(LogKeySocket, s.ID()),
+					slog.String(logkey.UserID, st.identity().UserID), slog.String(logkey.Conn, s.ID()),
 					slog.Int("refused", st.abuseCount), slog.Duration("window", st.p.cfg.AbuseWindow))
 				st.ack(m, r)
 				s.Disconnect()
@@ -178,11 +179,11 @@ func (st *socketState) logRefusal(m *hub.Message, r *refusal) {
 	}
 	st.logged++
 	attrs := []any{
-		slog.String(LogKeyReason, r.reason), slog.String(LogKeyEvent, truncate(m.Event, 64)),
-		slog.String(LogKeyUserID, st.identity().UserID), slog.String(LogKeySocket, st.s.ID()),
+		slog.String(logkey.Reason, r.reason), slog.String(logkey.Event, truncate(m.Event, 64)),
+		slog.String(logkey.UserID, st.identity().UserID), slog.String(logkey.Conn, st.s.ID()),
 	}
 	if r.err != nil {
-		attrs = append(attrs, slog.Any(LogKeyError, r.err))
+		attrs = append(attrs, slog.Any(logkey.Err, r.err))
 	}
 	if st.logged == maxRefusalLogsPerSocket {
 		attrs = append(attrs, slog.Bool("further_refusals_not_logged", true))
@@ -291,7 +292,7 @@ func (st *socketState) cartUpdate(m *hub.Message) *refusal {
 	ctx, cancel := context.WithTimeout(st.s.Context(), st.p.cfg.BroadcastTimeout)
 	defer cancel()
 	if err := srv.Broadcast(ctx, b); err != nil {
-		st.p.log.Warn("cart relay failed", slog.String(LogKeyUserID, st.identity().UserID), slog.Any(LogKeyError, err))
+		st.p.log.Warn("cart relay failed", slog.String(logkey.UserID, st.identity().UserID), slog.Any(logkey.Err, err))
 		return &refusal{reason: "relay_failed", text: ErrTextRelayFailed}
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/walcast/walcast/internal/logkey"
 	"github.com/walcast/walcast/internal/redact"
 	"golang.org/x/sync/singleflight"
 )
@@ -55,7 +56,7 @@ func newJWKSStore(cfg Config) *jwksStore {
 		fetchTimeout: cfg.JWKSFetchTimeout,
 		minRefresh:   cfg.JWKSMinRefreshInterval,
 		refreshEvery: cfg.JWKSRefreshInterval,
-		log:          cfg.Logger.With(slog.String(LogKeyComponent, "rooms.jwks")),
+		log:          cfg.Logger.With(slog.String(logkey.Component, "rooms.jwks")),
 		now:          cfg.now,
 	}
 	kf, err := keyfunc.New(keyfunc.Options{Storage: s})
@@ -127,7 +128,7 @@ func (s *jwksStore) refresh(ctx context.Context, force bool) error {
 		defer cancel()
 		err := s.fetch(fctx)
 		if err != nil {
-			s.log.Warn("jwks fetch failed", slog.String("url", redact.URL(s.url)), slog.Any(LogKeyError, err))
+			s.log.Warn("jwks fetch failed", slog.String("url", redact.URL(s.url)), slog.Any(logkey.Err, err))
 		}
 		return nil, err
 	})

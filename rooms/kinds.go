@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Kind is a kind of room clients subscribe to: a rules file's rooms entry.
@@ -402,7 +403,7 @@ func (st *socketState) sendAggregate() {
 	cur, err := src.AdminMetrics(ctx)
 	switch {
 	case err != nil:
-		st.p.log.Warn("current admin metrics unavailable", "err", err)
+		st.p.log.Warn("current admin metrics unavailable", logkey.Err, err)
 	case len(cur) > 0:
 		_ = st.s.Emit(EventMetricsUpdated, cur)
 	}

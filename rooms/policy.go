@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 	"golang.org/x/time/rate"
 )
 
@@ -47,7 +48,7 @@ func New(cfg Config) (*Policy, error) {
 	p := &Policy{
 		cfg: cfg,
 		v:   newVerifier(cfg),
-		log: cfg.Logger.With(slog.String(LogKeyComponent, "rooms")),
+		log: cfg.Logger.With(slog.String(logkey.Component, "rooms")),
 		profiles: &profileCache{
 			ttl:  cfg.ProfileCacheTTL,
 			max:  DefaultProfileCacheSize,
@@ -210,9 +211,9 @@ func (p *Policy) middleware(nsp string) hub.Middleware {
 		if aerr != nil {
 			p.cfg.Prom.authRefused(aerr.Code)
 			if p.logLimit.Allow() {
-				p.log.Info("connect refused", slog.String("namespace", nsp),
-					slog.String(LogKeyReason, aerr.Code), slog.String("remote", h.RemoteAddr),
-					slog.Any(LogKeyError, aerr.Err))
+				p.log.Info("connect refused", slog.String(logkey.Namespace, nsp),
+					slog.String(logkey.Reason, aerr.Code), slog.String(logkey.Remote, h.RemoteAddr),
+					slog.Any(logkey.Err, aerr.Err))
 			}
 			return &hub.ConnectError{Message: aerr.Message, Data: aerr.Data()}
 		}
@@ -220,8 +221,8 @@ func (p *Policy) middleware(nsp string) hub.Middleware {
 		if !ok {
 			p.cfg.Prom.authRefused(CodeTooManyConns)
 			if p.logLimit.Allow() {
-				p.log.Info("connect refused", slog.String("namespace", nsp),
-					slog.String(LogKeyReason, CodeTooManyConns), slog.String(LogKeyUserID, id.UserID))
+				p.log.Info("connect refused", slog.String(logkey.Namespace, nsp),
+					slog.String(logkey.Reason, CodeTooManyConns), slog.String(logkey.UserID, id.UserID))
 			}
 			return &hub.ConnectError{Message: MsgTooManyConns, Data: map[string]string{dataCodeKey: CodeTooManyConns}}
 		}
@@ -260,7 +261,7 @@ func (p *Policy) onConnect(s *hub.Socket) {
 	d, ok := s.Data().(*socketData)
 	if !ok || d.id.Load() == nil {
 		// Another middleware replaced Data: refuse to guess who this is.
-		p.log.Error("socket without identity; disconnecting", slog.String(LogKeySocket, s.ID()))
+		p.log.Error("socket without identity; disconnecting", slog.String(logkey.Conn, s.ID()))
 		s.Disconnect()
 		return
 	}
@@ -280,7 +281,7 @@ func (p *Policy) onConnect(s *hub.Socket) {
 	}
 	expiry := time.AfterFunc(at.Sub(now), func() {
 		p.cfg.Prom.expired()
-		p.log.Debug("token expired; closing transport", slog.String(LogKeyUserID, id.UserID), slog.String(LogKeySocket, s.ID()))
+		p.log.Debug("token expired; closing transport", slog.String(logkey.UserID, id.UserID), slog.String(logkey.Conn, s.ID()))
 		s.CloseTransport(ReasonTokenExpired)
 	})
 	// Indexed before anything else, so a role or owner change committed from
@@ -313,7 +314,7 @@ func (p *Policy) onConnect(s *hub.Socket) {
 		}
 		if len(d.dropped) > 0 {
 			p.log.Info("recovered session: rooms not allowed for this identity were left",
-				slog.String(LogKeyUserID, id.UserID), slog.String(LogKeySocket, s.ID()), slog.Int("rooms", len(d.dropped)))
+				slog.String(logkey.UserID, id.UserID), slog.String(logkey.Conn, s.ID()), slog.Int("rooms", len(d.dropped)))
 			st.tell(ReasonSessionRestored, id, d.dropped, nil)
 		}
 		d.subs, d.dropped = nil, nil

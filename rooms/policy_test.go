@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/walcast/walcast/cdc/pgtest"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/testutil"
 	"github.com/walcast/walcast/rooms"
 )
 
@@ -98,7 +100,7 @@ func startStack(t *testing.T, o ...stackOpts) *stack {
 
 	k := genKeys(t)
 	js := newJWKSServer(t, k)
-	log := testLogger(t)
+	log := testutil.Logger(t, slog.LevelDebug)
 	pol, err := rooms.New(rooms.Config{
 		JWTSecret:              rooms.Secret(k.secret),
 		JWKSURL:                js.URL(),

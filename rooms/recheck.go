@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Rechecks: authorization that follows the data for room kinds whose
@@ -163,7 +165,7 @@ func (p *Policy) waitVisible(ctx context.Context, xids []int64) {
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				p.log.Warn("access recheck: cannot tell whether the change is visible yet; rechecking now", slog.Any(LogKeyError, err))
+				p.log.Warn("access recheck: cannot tell whether the change is visible yet; rechecking now", slog.Any(logkey.Err, err))
 			}
 			return
 		}
@@ -188,7 +190,7 @@ func (st *socketState) recheckData(ctx context.Context, k *Kind, room, roomID st
 	g, r := st.p.authorize(ctx, k, id, roomID)
 	if r != nil && r.reason == "internal" {
 		st.p.log.Warn("access recheck failed; the subscription stays until the next change",
-			slog.String("room", room), slog.String(LogKeyUserID, id.UserID), slog.Any(LogKeyError, r.err))
+			slog.String(logkey.Room, room), slog.String(logkey.UserID, id.UserID), slog.Any(logkey.Err, r.err))
 		return
 	}
 	st.mu.Lock()

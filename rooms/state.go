@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // State on subscribe, ordered with the stream. A subscribe to a product or an
@@ -119,7 +120,7 @@ func (st *socketState) joinWithState(room string, gen uint64, g grant) *refusal 
 	marked, err := src.RoomStateAt(ctx, room, token, ready)
 	cancel()
 	if err != nil {
-		st.p.log.Warn("current room state unavailable; the subscriber gets changes only", slog.String("room", room), slog.Any(LogKeyError, err))
+		st.p.log.Warn("current room state unavailable; the subscriber gets changes only", slog.String(logkey.Room, room), slog.Any(logkey.Err, err))
 	}
 	if err == nil && marked {
 		t := time.NewTimer(st.p.cfg.MarkWait)
@@ -130,7 +131,7 @@ func (st *socketState) joinWithState(room string, gen uint64, g grant) *refusal 
 		case <-st.s.Context().Done():
 		case <-t.C:
 			st.p.log.Warn("state on subscribe: no stream mark in time; joined without it, so a change committed meanwhile may come twice or before the state",
-				slog.String("room", room), slog.Duration("waited", st.p.cfg.MarkWait))
+				slog.String(logkey.Room, room), slog.Duration("waited", st.p.cfg.MarkWait))
 		}
 	}
 	if st.p.marks.take(token) == nil {

@@ -10,12 +10,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/walcast/walcast/internal/testutil"
 	"github.com/walcast/walcast/rooms"
 )
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 func newTestVerifier(t testing.TB, k *testKeys, js *jwksServer, mod func(*rooms.Config)) *rooms.Verifier {
 	t.Helper()
@@ -26,7 +23,7 @@ func newTestVerifier(t testing.TB, k *testKeys, js *jwksServer, mod func(*rooms.
 		Leeway:                 time.Second,
 		KeyLookupTimeout:       500 * time.Millisecond,
 		JWKSMinRefreshInterval: 50 * time.Millisecond,
-		Logger:                 testLogger(t),
+		Logger:                 testutil.Logger(t, slog.LevelDebug),
 	}
 	if js != nil {
 		cfg.JWKSURL = js.URL()

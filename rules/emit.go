@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // mapMessageLocked maps a logical message: prefix "walcast" is a
@@ -20,7 +21,7 @@ func (en *Engine) mapMessageLocked(dst []cdc.Event, c *cdc.Change) []cdc.Event {
 	room, event, payload, err := cdc.ParseEmit(body)
 	if err != nil {
 		en.badMessages.Add(1)
-		en.log.Warn("dropped a bad walcast.emit message", "lsn", c.CommitLSN.String(), "xid", c.XID, "reason", err.Error())
+		en.log.Warn("dropped a bad walcast.emit message", logkey.LSN, c.CommitLSN.String(), logkey.XID, c.XID, logkey.Reason, err.Error())
 		return dst
 	}
 	return append(dst, cdc.Event{

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Engine maps changes to events by a compiled rules file. It keeps the
@@ -81,7 +82,7 @@ func New(r *Rules, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	en := &Engine{r: r, log: log.With("component", "rules"), rels: map[uint32]*relInfo{},
+	en := &Engine{r: r, log: log.With(logkey.Component, "rules"), rels: map[uint32]*relInfo{},
 		lookups: map[string]*lookupCache{}, byName: map[string]*lookupCache{}}
 	for name, spec := range r.File.Lookups {
 		t, _ := normTable(spec.Table)
@@ -131,7 +132,7 @@ func (en *Engine) relInfoLocked(rel *cdc.Relation) *relInfo {
 			if ri.idx[s] = col(name); ri.idx[s] < 0 {
 				ri.off = true
 				en.log.Error("a column the rules read is missing from the replicated relation (publication column list?); its events are off",
-					"relation", full, "column", name)
+					logkey.Relation, full, "column", name)
 			}
 		}
 		for _, j := range t.Joins {

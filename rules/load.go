@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // Load checks the rules against the catalog (CheckCatalog), fills the
@@ -93,7 +94,7 @@ func (en *Engine) Load(ctx context.Context, q cdc.Querier) error {
 		// changes still map: the error is logged, not returned.
 		key, err := cdc.LoadEmitKey(ctx, q)
 		if err != nil {
-			en.log.Error("walcast.emit messages will be dropped until walcast is restarted with the key", "err", err)
+			en.log.Error("walcast.emit messages will be dropped until walcast is restarted with the key", logkey.Err, err)
 		}
 		en.verify.SetKey(key)
 	}

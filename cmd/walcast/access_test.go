@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,7 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc/pgtest"
-	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // sioDriver runs testdata/rooms/driver.mjs: real socket.io-client sockets
@@ -51,43 +48,13 @@ type sioLine struct {
 
 func startSIODriver(t *testing.T, base string) *sioDriver {
 	t.Helper()
-	needTool(t, "node")
-	td, err := filepath.Abs(filepath.Join("..", "..", "testdata"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(td, "node_modules", "socket.io-client", "package.json")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("socket.io-client is not installed (npm ci in testdata/): %v", err)
-		}
-		t.Skipf("socket.io-client is not installed (npm ci in testdata/): %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(td, "rooms", "driver.mjs"), base)
-	cmd.Dir = td
-	cmd.Env = append(os.Environ(), "DRIVER_DEADLINE_MS=170000")
-	stderr := &hubtest.Buffer{}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	d := &sioDriver{t: t, notify: make(chan struct{})}
-	if d.stdin, err = cmd.StdinPipe(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
+	n := testutil.StartNode(t, testutil.NodeOptions{Script: filepath.Join("rooms", "driver.mjs"), Args: []string{base},
+		Env: []string{"DRIVER_DEADLINE_MS=170000"}, Timeout: 3 * time.Minute})
+	d := &sioDriver{t: t, stdin: n.Stdin, notify: make(chan struct{})}
 	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 0, 64<<10), 8<<20)
-		for sc.Scan() {
+		for b := range n.Lines {
 			l := &sioLine{at: time.Now()}
-			if err := json.Unmarshal(sc.Bytes(), l); err != nil {
+			if err := json.Unmarshal(b, l); err != nil {
 				l.Ev, l.Error = "unparsable", err.Error()
 			}
 			d.mu.Lock()
@@ -101,21 +68,6 @@ func startSIODriver(t *testing.T, base string) *sioDriver {
 		close(d.notify)
 		d.mu.Unlock()
 	}()
-	t.Cleanup(func() {
-		_ = d.stdin.Close()
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
-		if t.Failed() && stderr.String() != "" {
-			t.Logf("driver stderr:\n%s", stderr.String())
-		}
-	})
 	return d
 }
 

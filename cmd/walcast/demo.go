@@ -20,7 +20,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/walcast/walcast/cdc/pgtest"
+	"github.com/walcast/walcast/internal/logkey"
+	"github.com/walcast/walcast/internal/pgserver"
 	wsql "github.com/walcast/walcast/sql"
 )
 
@@ -63,8 +64,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	log.Debug("socket.io-client bundle", "from", from)
 
 	fmt.Fprintln(stderr, "walcast demo: starting a throwaway Postgres…")
-	pg, err := pgtest.Start(ctx, pgtest.Options{TCPPort: -1, Settings: []string{"max_slot_wal_keep_size = 1GB"}})
-	if errors.Is(err, pgtest.ErrNoServer) {
+	pg, err := pgserver.Start(ctx, pgserver.Options{TCPPort: -1, Settings: []string{"max_slot_wal_keep_size = 1GB"}})
+	if errors.Is(err, pgserver.ErrNoServer) {
 		return fmt.Errorf("%w\n(on Debian/Ubuntu: sudo apt-get install postgresql)", err)
 	}
 	if err != nil {
@@ -79,7 +80,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 			return
 		}
 		if err := pg.Stop(); err != nil {
-			log.Warn("stop demo Postgres", "err", err)
+			log.Warn("stop demo Postgres", logkey.Err, err)
 		}
 	}()
 	if err := pg.CreateDatabase(ctx, demoDB); err != nil {
@@ -353,6 +354,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := json.NewEncoder(w).Encode(v); err != nil {
-		slog.Debug("write json", "err", err)
+		slog.Debug("write json", logkey.Err, err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // shopSim is the demo's simulated shop. It only writes SQL, like any other
@@ -22,7 +24,7 @@ type shopSim struct {
 }
 
 func newShopSim(db *pgxpool.Pool, log *slog.Logger) *shopSim {
-	return &shopSim{db: db, log: log.With("component", "demo-sim"), rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
+	return &shopSim{db: db, log: log.With(logkey.Component, "demo-sim"), rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
 		every: 2 * time.Second, seq: int(time.Now().Unix() % 10000 * 10)}
 }
 
@@ -57,7 +59,7 @@ func (s *shopSim) run(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			fails++
 			if fails == 1 || fails%30 == 0 {
-				s.log.Warn("simulated shop step failed", "err", err, "failures", fails)
+				s.log.Warn("simulated shop step failed", logkey.Err, err, "failures", fails)
 			}
 		}
 	}

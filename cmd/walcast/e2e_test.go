@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc/pgtest"
 	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // TestE2E_CustomMapping: a schema with other table and column names
@@ -60,7 +61,7 @@ func testE2ECustom(t *testing.T, key, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := newService(c, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	svc, err := newService(c, testutil.Logger(t, slog.LevelWarn))
 	if err != nil {
 		t.Fatalf("newService: %v", err)
 	}
@@ -170,7 +171,7 @@ func TestServe_MappingMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := newService(c, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	svc, err := newService(c, testutil.Logger(t, slog.LevelWarn))
 	if err != nil {
 		t.Fatalf("newService: %v", err)
 	}

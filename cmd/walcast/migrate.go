@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/logkey"
 	"github.com/walcast/walcast/internal/redact"
 	"github.com/walcast/walcast/rules"
 	wsql "github.com/walcast/walcast/sql"
@@ -41,7 +42,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err := wsql.Migrate(ctx, conn, opts); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	log.Info("migrated", "publication", c.Publication, "slot", opts.Slot, "tables", opts.Tables, "demo", opts.Demo)
+	log.Info("migrated", "publication", c.Publication, logkey.Slot, opts.Slot, "tables", opts.Tables, "demo", opts.Demo)
 	return nil
 }
 

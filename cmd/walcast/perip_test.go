@@ -196,7 +196,7 @@ func TestServe_PerIPCaps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), attackFor+60*time.Second)
 	defer cancel()
 	customer := demoUsers["customer"].ID
-	listener := listenNode(t, ctx, base, customer)
+	listener := listenNode(t, base, customer)
 	db := connectAs(t, ctx, e.pg, "postgres")
 	time.Sleep(time.Second)
 	rss0, cpu0 := procSample(t, proc.Process.Pid)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/walcast/walcast/cdc/pgtest"
 	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 const restartSecret = "test-secret-test-secret-test-secret"
@@ -34,7 +35,7 @@ func startServeWant(t *testing.T, env map[string]string, addr, want string) (sto
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
-	svc, err := newService(c, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})))
+	svc, err := newService(c, testutil.Logger(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatalf("newService: %v", err)
 	}

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc/pgtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // secEnv is a migrated demo database and the environment for serve.
@@ -48,7 +46,7 @@ func (e *secEnv) serve(t *testing.T, args ...string) (*service, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := newService(c, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	svc, err := newService(c, testutil.Logger(t, slog.LevelWarn))
 	if err != nil {
 		t.Fatalf("newService: %v", err)
 	}
@@ -100,38 +98,25 @@ type nodeEvent struct {
 
 // listenNode connects a socket.io-client socket as user sub and returns once
 // it is connected. Its events arrive on events until the test ends.
-func listenNode(t *testing.T, ctx context.Context, base, sub string) *nodeListener {
+func listenNode(t *testing.T, base, sub string) *nodeListener {
 	t.Helper()
-	needTool(t, "node")
-	script, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "security", "listen.mjs"))
-	cmd := exec.CommandContext(ctx, "node", script)
-	cmd.Env = append(os.Environ(), "URL="+base, "TOKEN="+secToken(t, sub), "TIMEOUT_MS=180000")
-	cmd.Stderr = t.Output()
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	js := testutil.StartNode(t, testutil.NodeOptions{Script: filepath.Join("security", "listen.mjs"),
+		Env: []string{"URL=" + base, "TOKEN=" + secToken(t, sub), "TIMEOUT_MS=180000"}, Timeout: 3 * time.Minute})
 	l := &nodeListener{events: make(chan nodeEvent, 1024)}
 	ready := make(chan struct{})
 	go func() {
 		defer close(l.events)
-		sc := bufio.NewScanner(out)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			if sc.Text() == "READY" {
+		for b := range js.Lines {
+			if string(b) == "READY" {
 				close(ready)
 				continue
 			}
 			var ev nodeEvent
-			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+			if json.Unmarshal(b, &ev) == nil {
 				l.events <- ev
 			}
 		}
 	}()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	select {
 	case <-ready:
 	case <-time.After(20 * time.Second):
@@ -194,8 +179,8 @@ func TestServe_ForgedEmit(t *testing.T) {
 	}
 	_, base := e.serve(t, "-listen", "127.0.0.1:0")
 	customer, admin := demoUsers["customer"].ID, demoUsers["admin"].ID
-	cl := listenNode(t, ctx, base, customer)
-	adm := listenNode(t, ctx, base, admin)
+	cl := listenNode(t, base, customer)
+	adm := listenNode(t, base, admin)
 
 	forger := connectAs(t, ctx, e.pg, "forger")
 	app := connectAs(t, ctx, e.pg, "app")
@@ -279,7 +264,7 @@ func TestServe_EventLabelsBounded(t *testing.T) {
 	defer cancel()
 	_, base := e.serve(t, "-listen", "127.0.0.1:0")
 	customer := demoUsers["customer"].ID
-	cl := listenNode(t, ctx, base, customer)
+	cl := listenNode(t, base, customer)
 	known, err := metricEventNames(config{})
 	if err != nil {
 		t.Fatal(err)

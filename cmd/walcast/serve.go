@@ -22,6 +22,7 @@ import (
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/internal/adminui"
+	"github.com/walcast/walcast/internal/logkey"
 	"github.com/walcast/walcast/internal/redact"
 	"github.com/walcast/walcast/internal/sessions"
 	"github.com/walcast/walcast/rooms"
@@ -277,7 +278,7 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 		psrv := newHTTPServer(pmux, log, httpTimeouts{header: 10 * time.Second, idle: 30 * time.Second})
 		go psrv.Serve(pln)
 		defer psrv.Close()
-		log.Info("profiler serving", "addr", pln.Addr().String())
+		log.Info("profiler serving", logkey.Addr, pln.Addr().String())
 	}
 	if s.opsMux != nil {
 		mln, err := net.Listen("tcp", s.cfg.MetricsListen)
@@ -287,7 +288,7 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 		msrv := newHTTPServer(s.opsMux, log, httpTimeouts{header: 10 * time.Second, idle: 30 * time.Second})
 		go msrv.Serve(mln)
 		defer msrv.Close()
-		log.Info("metrics serving", "addr", mln.Addr().String())
+		log.Info("metrics serving", logkey.Addr, mln.Addr().String())
 	}
 	fatal := make(chan error, 4)
 	busCtx, stopBus := context.WithCancel(context.WithoutCancel(ctx))
@@ -310,7 +311,7 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 	}
 	wg.Go(func() {
 		if err := s.rooms.Run(busCtx); err != nil && busCtx.Err() == nil {
-			log.Warn("rooms policy stopped", "err", err)
+			log.Warn("rooms policy stopped", logkey.Err, err)
 		}
 	})
 	if s.refill != nil {
@@ -324,15 +325,15 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 			fatal <- fmt.Errorf("cdc: %w", err)
 		}
 	})
-	log.Info("walcast serving", "addr", ln.Addr().String(), "version", versionString(),
-		"slot", s.cfg.Slot, "publication", s.cfg.Publication, "redis", s.cfg.RedisURL != "")
+	log.Info("walcast serving", logkey.Addr, ln.Addr().String(), "version", versionString(),
+		logkey.Slot, s.cfg.Slot, "publication", s.cfg.Publication, "redis", s.cfg.RedisURL != "")
 
 	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
 	case runErr = <-fatal:
-		log.Error("stopping after a fatal error", "err", runErr)
+		log.Error("stopping after a fatal error", logkey.Err, runErr)
 	}
 	timeout := s.cfg.ShutdownTimeout
 	if timeout <= 0 {
@@ -353,7 +354,7 @@ func (s *service) Run(ctx context.Context, ln net.Listener) error {
 	cdcWG.Wait()
 	// 3+4. Drain the queues, then close every connection so clients reconnect.
 	if err := s.hub.Shutdown(shCtx); err != nil {
-		log.Warn("hub queues not drained before the shutdown deadline", "err", err)
+		log.Warn("hub queues not drained before the shutdown deadline", logkey.Err, err)
 	}
 	<-httpDone
 	stopBus()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 	"github.com/walcast/walcast/rooms"
 	"github.com/walcast/walcast/rules"
 	wsql "github.com/walcast/walcast/sql"
@@ -217,7 +218,7 @@ func applyRemote(b *hub.Broadcast, p accessPolicy, log *slog.Logger) bool {
 	}
 	var ch accessChange
 	if err := json.Unmarshal(b.Args[0], &ch); err != nil {
-		log.Warn("malformed access change from the bus; ignored", "err", err)
+		log.Warn("malformed access change from the bus; ignored", logkey.Err, err)
 		return true
 	}
 	if p != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/internal/backoff"
+	"github.com/walcast/walcast/internal/logkey"
 	"github.com/walcast/walcast/internal/sessions"
 )
 
@@ -62,7 +63,7 @@ func (h *ackHold) start(ctx context.Context, db cdc.Querier, log *slog.Logger) b
 			return false
 		}
 		if attempt%10 == 0 {
-			log.Warn("recovery: cannot read the WAL position; holding the slot and retrying", "err", err, "attempt", attempt+1)
+			log.Warn("recovery: cannot read the WAL position; holding the slot and retrying", logkey.Err, err, logkey.Attempt, attempt+1)
 		}
 		if backoff.Sleep(ctx, backoff.Delay(500*time.Millisecond, 5*time.Second, attempt)) != nil {
 			return false

@@ -13,6 +13,7 @@ import (
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/internal/adminui"
+	"github.com/walcast/walcast/internal/logkey"
 	"github.com/walcast/walcast/rooms"
 )
 
@@ -60,7 +61,7 @@ func newAdminUI(c config, s *service) (*adminui.Admin, error) {
 	if s.cluster != nil {
 		s.cluster.adminRemote = a.Remote
 	}
-	s.log.Info("admin ui namespace on", "namespace", a.Namespace(), "mode", string(cfg.Mode), "readonly", cfg.ReadOnly, "server_id", cfg.ServerID)
+	s.log.Info("admin ui namespace on", logkey.Namespace, a.Namespace(), "mode", string(cfg.Mode), "readonly", cfg.ReadOnly, "server_id", cfg.ServerID)
 	return a, nil
 }
 

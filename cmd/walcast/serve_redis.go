@@ -18,6 +18,7 @@ import (
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/internal/adminui"
+	"github.com/walcast/walcast/internal/logkey"
 	"github.com/walcast/walcast/internal/redact"
 	"github.com/walcast/walcast/rooms"
 )
@@ -95,7 +96,7 @@ func newCluster(c config, hcfg *hub.Config, reg prometheus.Registerer, log *slog
 	}
 	// go-redis prints every failed dial to stderr; the bus already logs
 	// Redis outages once (rate-limited), so route these to Debug.
-	redis.SetLogger(redisLogger{log.With("component", "redis")})
+	redis.SetLogger(redisLogger{log.With(logkey.Component, "redis")})
 	cl := &cluster{client: client, m: bus.NewMetrics(reg), log: log, nsps: []string{"/"}}
 	if c.AdminNamespace {
 		cl.nsps = append(cl.nsps, "/admin")

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/walcast/walcast/cdc/pgtest"
 	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -47,7 +48,7 @@ func TestServe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
-	svc, err := newService(c, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})))
+	svc, err := newService(c, testutil.Logger(t, slog.LevelInfo))
 	if err != nil {
 		t.Fatalf("newService: %v", err)
 	}
@@ -260,7 +261,7 @@ func TestServe_NotLogical(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
-	var logs hubtest.Buffer
+	var logs testutil.Buffer
 	svc, err := newService(c, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatalf("newService: %v", err)

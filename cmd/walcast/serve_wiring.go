@@ -19,6 +19,7 @@ import (
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 	"github.com/walcast/walcast/rules"
 )
 
@@ -169,7 +170,7 @@ func (p *pipeline) run(ctx context.Context) error {
 			return err
 		}
 		if attempt == 0 || attempt%10 == 0 {
-			p.log.Error("cannot load the mapping from the database; retrying", "err", err, "attempt", attempt+1)
+			p.log.Error("cannot load the mapping from the database; retrying", logkey.Err, err, logkey.Attempt, attempt+1)
 		}
 		if backoff.Sleep(ctx, backoff.Delay(500*time.Millisecond, 5*time.Second, attempt)) != nil {
 			return nil
@@ -202,7 +203,7 @@ func (p *pipeline) startupCheck(ctx context.Context) {
 	defer cancel()
 	rep, err := cdc.Check(ctx, p.db, cdc.CheckConfig{Slot: p.cfg.Slot, Publication: p.cfg.Publication, Tables: p.checks})
 	if err != nil {
-		p.log.Warn("database check could not run", "err", err)
+		p.log.Warn("database check could not run", logkey.Err, err)
 		return
 	}
 	for _, r := range rep.Problems() {
@@ -240,7 +241,7 @@ func (p *pipeline) metricsTicker(ctx context.Context) {
 				continue
 			}
 			if err := p.sink.Publish(ctx, []cdc.Event{ev}); err != nil && ctx.Err() == nil {
-				p.log.Warn("publish metrics event", "err", err)
+				p.log.Warn("publish metrics event", logkey.Err, err)
 			}
 		}
 	}
@@ -308,7 +309,7 @@ func (p *pipeline) RoomStateAt(ctx context.Context, room, token string, ready fu
 		}
 		p.unlocked.Store(true)
 		p.log.Warn("state on subscribe: the database role may not lock the state rows (FOR SHARE needs UPDATE on a column); reading them unlocked, so a change committed during a read may reach that subscriber in neither the state nor the stream",
-			"err", err)
+			logkey.Err, err)
 	}
 	return read(false)
 }

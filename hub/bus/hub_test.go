@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/walcast/walcast/hub/bus/redistest"
 	"github.com/walcast/walcast/hub/hubtest"
 	"github.com/walcast/walcast/internal/jsonw"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // hubNode is a real hub with the Redis bus and the Redis recovery store.
@@ -25,15 +27,15 @@ type hubNode struct {
 func startHubNode(t *testing.T, rs *redistest.Server) *hubNode {
 	t.Helper()
 	c := newClient(t, rs)
-	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testLogger(t)})
+	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testutil.Logger(t, slog.LevelInfo)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bus.NewRedis(bus.RedisConfig{Client: c, Store: st, Logger: testLogger(t)})
+	b, err := bus.NewRedis(bus.RedisConfig{Client: c, Store: st, Logger: testutil.Logger(t, slog.LevelInfo)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b, OnSessionChange: st.OnSessionChange,
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testutil.Logger(t, slog.LevelInfo), Adapter: b, OnSessionChange: st.OnSessionChange,
 		Recovery: &hub.RecoveryConfig{Store: st, MaxDisconnection: bus.DefaultStoreMaxAge}})
 	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
 	ctx, cancel := context.WithCancel(context.Background())

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/hub/bus/redistest"
 	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // TestRedis_IdleNodeCost measures what a node with no local members pays
@@ -47,15 +49,15 @@ func TestRedis_IdleNodeCost(t *testing.T) {
 	for _, mode := range modes {
 		rs := redistest.Start(t, redistest.Options{})
 		c := newClient(t, rs)
-		st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testLogger(t)})
+		st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testutil.Logger(t, slog.LevelInfo)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := bus.NewRedis(bus.RedisConfig{Client: c, Store: st, Sharded: mode == "sharded", Logger: testLogger(t)})
+		b, err := bus.NewRedis(bus.RedisConfig{Client: c, Store: st, Sharded: mode == "sharded", Logger: testutil.Logger(t, slog.LevelInfo)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, _ := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b,
+		srv, _ := hubtest.NewServer(t, hub.Config{Logger: testutil.Logger(t, slog.LevelInfo), Adapter: b,
 			Recovery: &hub.RecoveryConfig{Store: st, MaxDisconnection: bus.DefaultStoreMaxAge}})
 		ctx, cancel := context.WithCancel(t.Context())
 		go b.Run(ctx)
@@ -115,11 +117,11 @@ func idleHelper(t *testing.T) {
 	rs := os.Getenv("WALCAST_IDLE_REDIS")
 	secs, _ := strconv.Atoi(os.Getenv("WALCAST_IDLE_SECONDS"))
 	c := newClientURL(t, rs)
-	b, err := bus.NewRedis(bus.RedisConfig{Client: c, Sharded: os.Getenv("WALCAST_IDLE_MODE") == "sharded", Logger: testLogger(t)})
+	b, err := bus.NewRedis(bus.RedisConfig{Client: c, Sharded: os.Getenv("WALCAST_IDLE_MODE") == "sharded", Logger: testutil.Logger(t, slog.LevelInfo)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b})
+	hubtest.NewServer(t, hub.Config{Logger: testutil.Logger(t, slog.LevelInfo), Adapter: b})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go b.Run(ctx)

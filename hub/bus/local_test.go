@@ -3,17 +3,19 @@ package bus_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 func TestLocal(t *testing.T) {
 	b := bus.NewLocal()
-	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b})
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testutil.Logger(t, slog.LevelInfo), Adapter: b})
 	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -49,7 +51,7 @@ func TestLocal(t *testing.T) {
 // always pass.
 func TestLocal_DropsRepeatedOffsets(t *testing.T) {
 	b := bus.NewLocal()
-	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b})
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testutil.Logger(t, slog.LevelInfo), Adapter: b})
 	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
 	cl, err := hubtest.Dial(t.Context(), ts.URL, "/", nil)
 	if err != nil {
@@ -90,7 +92,7 @@ func TestLocal_DropsRepeatedOffsets(t *testing.T) {
 func TestLocal_Restore(t *testing.T) {
 	mem := hub.NewMemoryStore(0, 0)
 	b := bus.NewLocal()
-	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testLogger(t), Adapter: b, Recovery: &hub.RecoveryConfig{Store: mem}})
+	srv, ts := hubtest.NewServer(t, hub.Config{Logger: testutil.Logger(t, slog.LevelInfo), Adapter: b, Recovery: &hub.RecoveryConfig{Store: mem}})
 	srv.Of("/").OnConnect(func(s *hub.Socket) { s.Join("room1") })
 	cl, err := hubtest.Dial(t.Context(), ts.URL, "/", nil)
 	if err != nil {

@@ -1,62 +1,37 @@
 package bus_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus/redistest"
+	"github.com/walcast/walcast/internal/testutil"
 )
-
-// nodeScript returns the path of a testdata/cluster script, skipping (failing
-// under CI) when node or the npm packages are missing.
-func nodeScript(t *testing.T, name string) (node, script string) {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	script, _ = filepath.Abs(filepath.Join("..", "..", "testdata", "cluster", name))
-	_, serr := os.Stat(filepath.Join("..", "..", "testdata", "node_modules", "@socket.io", "redis-adapter"))
-	if err != nil || serr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("node or testdata/node_modules missing (CI is set): %v %v", err, serr)
-		}
-		t.Skipf("node or testdata/node_modules missing: %v %v", err, serr)
-	}
-	return node, script
-}
 
 // TestRedis_NodeInterop: a Node socket.io server with @socket.io/redis-adapter
 // delivers walcast's broadcasts, and a Node @socket.io/redis-emitter's event
 // reaches walcast.
 func TestRedis_NodeInterop(t *testing.T) {
-	node, script := nodeScript(t, "adapter_server.mjs")
 	srv := redistest.Start(t, redistest.Options{})
 	n := startNode(t, srv)
 
 	t.Run("AdapterDeliversWalcast", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, node, script)
-		cmd.Env = append(os.Environ(), "REDIS_URL="+srv.URL(), "ROOM=product:1", "COUNT=2")
-		cmd.Stderr = t.Output()
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Wait()
-		lines := bufio.NewScanner(out)
+		js := testutil.StartNode(t, testutil.NodeOptions{Module: "@socket.io/redis-adapter", Script: "cluster/adapter_server.mjs",
+			Env: []string{"REDIS_URL=" + srv.URL(), "ROOM=product:1", "COUNT=2"}, Timeout: 30 * time.Second})
+		defer func() {
+			if err := js.Wait(); err != nil {
+				t.Errorf("adapter_server.mjs: %v\n%s", err, js.Stderr.String())
+			}
+		}()
 		var fetchLine string
-		for lines.Scan() {
-			if l := lines.Text(); l == "READY" {
+		for b := range js.Lines {
+			if l := string(b); l == "READY" {
 				break
 			} else {
 				fetchLine = l
@@ -79,8 +54,8 @@ func TestRedis_NodeInterop(t *testing.T) {
 			t.Fatalf("Publish: %v", err)
 		}
 		var got []string
-		for lines.Scan() {
-			got = append(got, lines.Text())
+		for b := range js.Lines {
+			got = append(got, string(b))
 		}
 		want := []string{
 			`{"event":"product:stock-updated","args":[{"variantId":"v1","available":7,"timestamp":1700000000000},"5000-0"]}`,
@@ -92,12 +67,11 @@ func TestRedis_NodeInterop(t *testing.T) {
 	})
 
 	t.Run("EmitterReachesWalcast", func(t *testing.T) {
-		node, script := nodeScript(t, "emitter.mjs")
 		before := len(n.sink.snapshot())
-		cmd := exec.CommandContext(t.Context(), node, script)
-		cmd.Env = append(os.Environ(), "REDIS_URL="+srv.URL(), "ROOM=product:9", "EVENT=emitter:hello")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("emitter.mjs: %v\n%s", err, out)
+		js := testutil.StartNode(t, testutil.NodeOptions{Module: "@socket.io/redis-adapter", Script: "cluster/emitter.mjs",
+			Env: []string{"REDIS_URL=" + srv.URL(), "ROOM=product:9", "EVENT=emitter:hello"}, Timeout: 30 * time.Second})
+		if err := js.Wait(); err != nil {
+			t.Fatalf("emitter.mjs: %v\n%s", err, js.Stderr.String())
 		}
 		got := n.sink.wait(t, before+1, 5*time.Second)[before]
 		if got.Event != "emitter:hello" || len(got.Rooms) != 1 || got.Rooms[0] != "product:9" || got.Offset != "" {

@@ -191,7 +191,7 @@ func newRedis(cfg RedisConfig) (*Redis, error) {
 	}
 	r := &Redis{
 		cfg:    cfg,
-		log:    cfg.Logger.With("component", "bus"),
+		log:    cfg.Logger.With(logkey.Component, "bus"),
 		m:      cfg.Metrics,
 		nsps:   make(map[string]bool),
 		always: make(map[string]bool),
@@ -327,7 +327,7 @@ func (r *Redis) publishBatch(ctx context.Context, bs []*hub.Broadcast, msgs [][]
 		}
 		r.m.retry()
 		if time.Since(lastLog) > 10*time.Second {
-			r.log.Warn("redis publish failed, retrying", logkey.Err, err, "attempt", attempt+1)
+			r.log.Warn("redis publish failed, retrying", logkey.Err, err, logkey.Attempt, attempt+1)
 			lastLog = time.Now()
 		}
 		if serr := backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, attempt)); serr != nil {
@@ -470,7 +470,7 @@ func (r *Redis) primeRetry(ctx context.Context) error {
 			r.updateUp()
 		}
 		if time.Since(lastLog) > 10*time.Second {
-			r.log.Warn("redis: reading the newest stored offsets failed, retrying", logkey.Err, err, "attempt", attempt+1)
+			r.log.Warn("redis: reading the newest stored offsets failed, retrying", logkey.Err, err, logkey.Attempt, attempt+1)
 			lastLog = time.Now()
 		}
 		if serr := backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, attempt)); serr != nil {
@@ -583,7 +583,7 @@ func (r *Redis) deliver(b *hub.Broadcast, remote bool) bool {
 				r.lastMu.Unlock()
 				r.m.drop("duplicate")
 				if r.log.Enabled(context.Background(), slog.LevelDebug) {
-					r.log.Debug("drop duplicate broadcast", "offset", b.Offset, "last", last.String(), "remote", remote)
+					r.log.Debug("drop duplicate broadcast", "offset", b.Offset, "last", last.String(), "from_other_node", remote)
 				}
 				return false
 			}
@@ -694,7 +694,7 @@ func (r *Redis) Run(ctx context.Context) error {
 						if err == nil {
 							break
 						}
-						r.log.Warn("replay after resubscribe failed, retrying", logkey.Err, err, "attempt", attempt+1)
+						r.log.Warn("replay after resubscribe failed, retrying", logkey.Err, err, logkey.Attempt, attempt+1)
 						_ = backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, attempt))
 					}
 					wasDown = false
@@ -758,7 +758,7 @@ func (r *Redis) replayMissed(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r.log.Debug("replay after resubscribe", "namespace", nsp, "after", last.String(), "entries", len(msgs))
+		r.log.Debug("replay after resubscribe", logkey.Namespace, nsp, "after", last.String(), "entries", len(msgs))
 		n := 0
 		for _, x := range msgs {
 			b, err := entryBroadcast(x)
@@ -771,7 +771,7 @@ func (r *Redis) replayMissed(ctx context.Context) error {
 		}
 		if n > 0 {
 			r.m.replay(n)
-			r.log.Info("replayed broadcasts missed while unsubscribed", "namespace", nsp, "count", n)
+			r.log.Info("replayed broadcasts missed while unsubscribed", logkey.Namespace, nsp, logkey.Count, n)
 		}
 	}
 	return nil

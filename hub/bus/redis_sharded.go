@@ -231,7 +231,7 @@ func (s *shardSubs) run(ctx context.Context) error {
 				r.updateUp()
 			}
 			if time.Since(lastLog) > 10*time.Second {
-				r.log.Warn("redis shard subscription lost, resubscribing", "addr", ev.addr, logkey.Err, ev.err)
+				r.log.Warn("redis shard subscription lost, resubscribing", logkey.Addr, ev.addr, logkey.Err, ev.err)
 				lastLog = time.Now()
 			}
 			if backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, failures)) != nil {
@@ -420,7 +420,7 @@ func (r *Redis) replayChannels(ctx context.Context, channels map[string]streamID
 			if msgs, err = r.cfg.Store.after(ctx, nsp, from); err == nil {
 				break
 			}
-			r.log.Warn("replay after resubscribe failed, retrying", logkey.Err, err, "attempt", attempt+1)
+			r.log.Warn("replay after resubscribe failed, retrying", logkey.Err, err, logkey.Attempt, attempt+1)
 			if attempt >= 5 || backoff.Sleep(ctx, backoff.Delay(r.cfg.RetryMin, r.cfg.RetryMax, attempt)) != nil {
 				return
 			}
@@ -440,7 +440,7 @@ func (r *Redis) replayChannels(ctx context.Context, channels map[string]streamID
 		}
 		if n > 0 {
 			r.m.replay(n)
-			r.log.Info("replayed broadcasts missed while unsubscribed", "namespace", nsp, "count", n, "channels", len(channels))
+			r.log.Info("replayed broadcasts missed while unsubscribed", logkey.Namespace, nsp, logkey.Count, n, "channels", len(channels))
 		}
 	}
 }

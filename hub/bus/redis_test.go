@@ -14,6 +14,7 @@ import (
 	"github.com/walcast/walcast/hub"
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/hub/bus/redistest"
+	"github.com/walcast/walcast/internal/testutil"
 )
 
 // sink records what a bus delivers.
@@ -62,10 +63,6 @@ func (s *sink) wait(t *testing.T, n int, d time.Duration) []*hub.Broadcast {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
 func newClient(t *testing.T, srv *redistest.Server) *redis.Client {
 	t.Helper()
 	return newClientURL(t, srv.URL())
@@ -101,12 +98,12 @@ func startNode(t *testing.T, srv *redistest.Server) *node {
 func startNodeWith(t *testing.T, srv *redistest.Server, refill bool) *node {
 	t.Helper()
 	c := newClient(t, srv)
-	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testLogger(t), Refill: refill})
+	st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testutil.Logger(t, slog.LevelInfo), Refill: refill})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sk := newSink()
-	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Store: st, Logger: testLogger(t),
+	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Store: st, Logger: testutil.Logger(t, slog.LevelInfo),
 		Metrics: bus.NewMetrics(nil), HealthInterval: 500 * time.Millisecond}, sk)
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +335,7 @@ func TestRedis_StartWithRedisDown(t *testing.T) {
 	srv.Stop()
 	c := newClient(t, srv)
 	sk := newSink()
-	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Logger: testLogger(t), RetryMax: 200 * time.Millisecond}, sk)
+	b, err := bus.NewRedisTo(bus.RedisConfig{Client: c, Logger: testutil.Logger(t, slog.LevelInfo), RetryMax: 200 * time.Millisecond}, sk)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,9 @@
 package bus_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +13,8 @@ import (
 	"github.com/walcast/walcast/hub/bus"
 	"github.com/walcast/walcast/hub/bus/redistest"
 	"github.com/walcast/walcast/hub/hubtest"
+	"github.com/walcast/walcast/internal/testutil"
+	"log/slog"
 )
 
 // shardedNode is a real hub whose adapter is a sharded Redis bus; a client's
@@ -28,10 +27,10 @@ type shardedNode struct {
 
 func startShardedNode(t *testing.T, c redis.UniversalClient, store bool) *shardedNode {
 	t.Helper()
-	cfg := bus.RedisConfig{Client: c, Sharded: true, Logger: testLogger(t), RetryMax: 200 * time.Millisecond}
-	hcfg := hub.Config{Logger: testLogger(t)}
+	cfg := bus.RedisConfig{Client: c, Sharded: true, Logger: testutil.Logger(t, slog.LevelInfo), RetryMax: 200 * time.Millisecond}
+	hcfg := hub.Config{Logger: testutil.Logger(t, slog.LevelInfo)}
 	if store {
-		st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testLogger(t), Shards: 4})
+		st, err := bus.NewRedisStore(bus.RedisStoreConfig{Client: c, Logger: testutil.Logger(t, slog.LevelInfo), Shards: 4})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,41 +76,15 @@ type nodeServer struct {
 
 func startNodeServer(t *testing.T, env ...string) *nodeServer {
 	t.Helper()
-	node, script := nodeScript(t, "sharded_server.mjs")
-	cmd := exec.Command(node, script)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = t.Output()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ns := &nodeServer{stdin: stdin, lines: make(chan string, 100_000)}
+	js := testutil.StartNode(t, testutil.NodeOptions{Module: "@socket.io/redis-adapter", Script: "cluster/sharded_server.mjs",
+		Env: env, Timeout: 5 * time.Minute})
+	ns := &nodeServer{stdin: js.Stdin, lines: make(chan string, 100_000)}
 	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			ns.lines <- sc.Text()
+		for b := range js.Lines {
+			ns.lines <- string(b)
 		}
 		close(ns.lines)
 	}()
-	t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
 	ns.wait(t, 15*time.Second, func(l string) bool { return l == "READY" })
 	return ns
 }

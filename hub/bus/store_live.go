@@ -118,9 +118,9 @@ func (s *RedisStore) flushLive(ctx context.Context, all bool) bool {
 	for _, pid := range dels {
 		p.Del(ctx, s.sessPrefix+pid)
 	}
-	s.log.Debug("saving live sessions", "count", len(due), "deleted", len(dels))
+	s.log.Debug("saving live sessions", logkey.Count, len(due), "deleted", len(dels))
 	if _, err := p.Exec(ctx); err != nil {
-		s.log.Warn("save live sessions; retrying", "count", len(due), logkey.Err, err)
+		s.log.Warn("save live sessions; retrying", logkey.Count, len(due), logkey.Err, err)
 		// Write them again next time (unless they changed or ended since).
 		l.mu.Lock()
 		for _, sess := range due {

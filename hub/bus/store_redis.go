@@ -140,7 +140,7 @@ func NewRedisStore(cfg RedisStoreConfig) (*RedisStore, error) {
 		live: liveSessions{entries: make(map[string]hub.Session), dirty: make(map[string]struct{}),
 			changed: make(chan struct{}, 1)},
 		cfg:        cfg,
-		log:        cfg.Logger.With("component", "recovery-store"),
+		log:        cfg.Logger.With(logkey.Component, "recovery-store"),
 		uid:        randomUID(),
 		sessPrefix: cfg.Prefix + ":session:",
 	}, nil
@@ -278,7 +278,7 @@ func (s *RedisStore) Since(ctx context.Context, nsp, offset string) ([]*hub.Broa
 		b, err := entryBroadcast(x)
 		if err != nil {
 			// Skip what cannot be decoded rather than refuse the recovery.
-			s.log.Warn("skip undecodable recovery entry", "namespace", nsp, "id", x.ID, logkey.Err, err)
+			s.log.Warn("skip undecodable recovery entry", logkey.Namespace, nsp, "id", x.ID, logkey.Err, err)
 			continue
 		}
 		out = append(out, b)

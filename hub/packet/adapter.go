@@ -123,7 +123,9 @@ func appendOpts(dst []byte, m *AdapterMessage) []byte {
 // ParseAdapterMessage decodes one adapter or emitter message of an EVENT.
 // The result does not alias data. Errors are *DecodeError.
 func ParseAdapterMessage(data []byte) (AdapterMessage, error) {
-	d := &decoder{buf: data}
+	// [uid, {type, nsp, data: [event, args...]}, opts]: the arguments, at
+	// depth 3, are transcoded from their bytes.
+	d := &decoder{buf: data, lazy: 3}
 	top, err := d.decode(0)
 	if err != nil {
 		return AdapterMessage{}, err

@@ -151,16 +151,18 @@ const (
 	kindArray
 	kindMap
 	kindTime
+	kindRaw // an array or map below the decoder's lazy depth, kept as its bytes
 )
 
-// value is one decoded msgpack value. Strings and bins alias the input.
+// value is one decoded msgpack value. Strings, bins and raw values alias the
+// input.
 type value struct {
 	kind kind
 	b    bool
 	i    int64
 	u    uint64
 	f    float64
-	s    []byte  // string or bin bytes
+	s    []byte  // string or bin bytes, or a raw value's msgpack
 	arr  []value // array elements, or map keys and values interleaved
 	t    time.Time
 }
@@ -185,10 +187,14 @@ func (v *value) mapGet(k string) (*value, bool) {
 	return nil, false
 }
 
-// decoder reads msgpack values from buf.
+// decoder reads msgpack values from buf. decode builds a value tree for the
+// message envelope only: an array or map at depth lazy or deeper (when lazy
+// > 0) is checked and kept as its bytes (kindRaw), and appendJSON later
+// transcodes those bytes straight to JSON, without a tree of the payload.
 type decoder struct {
-	buf []byte
-	off int
+	buf  []byte
+	off  int
+	lazy int
 }
 
 func (d *decoder) fail(err error) error { return &DecodeError{Offset: d.off, Err: err} }
@@ -214,114 +220,136 @@ func (d *decoder) uintN(n int) (uint64, error) {
 	return u, nil
 }
 
-// decode reads one value.
-func (d *decoder) decode(depth int) (value, error) {
-	if depth > maxDepth {
-		return value{}, d.fail(errors.New("nested too deeply"))
-	}
+// token reads one value's header. A scalar is returned whole. For an array
+// or a map it returns the kind and n, the number of values that follow (a
+// map's keys and values both count); n is checked against the rest of the
+// input, as each value takes at least one byte, so a hostile length
+// allocates nothing.
+func (d *decoder) token() (v value, n int, err error) {
 	hb, err := d.need(1)
 	if err != nil {
-		return value{}, err
+		return value{}, 0, err
 	}
 	c := hb[0]
 	switch {
 	case c <= 0x7f:
-		return value{kind: kindInt, i: int64(c)}, nil
+		return value{kind: kindInt, i: int64(c)}, 0, nil
 	case c >= 0xe0:
-		return value{kind: kindInt, i: int64(int8(c))}, nil
+		return value{kind: kindInt, i: int64(int8(c))}, 0, nil
 	case c&0xf0 == 0x80:
-		return d.decodeMap(int(c&0x0f), depth)
+		return d.container(kindMap, 2*int(c&0x0f))
 	case c&0xf0 == 0x90:
-		return d.decodeArray(int(c&0x0f), depth)
+		return d.container(kindArray, int(c&0x0f))
 	case c&0xe0 == 0xa0:
-		return d.decodeBytes(kindString, int(c&0x1f))
+		return d.bytes(kindString, int(c&0x1f))
 	}
 	switch c {
 	case 0xc0:
-		return value{kind: kindNil}, nil
+		return value{kind: kindNil}, 0, nil
 	case 0xc2, 0xc3:
-		return value{kind: kindBool, b: c == 0xc3}, nil
+		return value{kind: kindBool, b: c == 0xc3}, 0, nil
 	case 0xc4, 0xc5, 0xc6:
 		n, err := d.uintN(1 << (c - 0xc4))
 		if err != nil {
-			return value{}, err
+			return value{}, 0, err
 		}
-		return d.decodeBytes(kindBin, int(n))
+		return d.bytes(kindBin, int(n))
 	case 0xc7, 0xc8, 0xc9:
 		n, err := d.uintN(1 << (c - 0xc7))
 		if err != nil {
-			return value{}, err
+			return value{}, 0, err
 		}
-		return d.decodeExt(int(n))
+		v, err := d.ext(int(n))
+		return v, 0, err
 	case 0xca:
 		u, err := d.uintN(4)
 		if err != nil {
-			return value{}, err
+			return value{}, 0, err
 		}
-		return value{kind: kindFloat, f: float64(math.Float32frombits(uint32(u)))}, nil
+		return value{kind: kindFloat, f: float64(math.Float32frombits(uint32(u)))}, 0, nil
 	case 0xcb:
 		u, err := d.uintN(8)
 		if err != nil {
-			return value{}, err
+			return value{}, 0, err
 		}
-		return value{kind: kindFloat, f: math.Float64frombits(u)}, nil
+		return value{kind: kindFloat, f: math.Float64frombits(u)}, 0, nil
 	case 0xcc, 0xcd, 0xce, 0xcf:
 		u, err := d.uintN(1 << (c - 0xcc))
 		if err != nil {
-			return value{}, err
+			return value{}, 0, err
 		}
 		if u <= math.MaxInt64 {
-			return value{kind: kindInt, i: int64(u)}, nil
+			return value{kind: kindInt, i: int64(u)}, 0, nil
 		}
-		return value{kind: kindUint, u: u}, nil
+		return value{kind: kindUint, u: u}, 0, nil
 	case 0xd0, 0xd1, 0xd2, 0xd3:
 		size := 1 << (c - 0xd0)
 		u, err := d.uintN(size)
 		if err != nil {
-			return value{}, err
+			return value{}, 0, err
 		}
 		shift := 64 - 8*size
-		return value{kind: kindInt, i: int64(u<<shift) >> shift}, nil
+		return value{kind: kindInt, i: int64(u<<shift) >> shift}, 0, nil
 	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8:
-		return d.decodeExt(1 << (c - 0xd4))
+		v, err := d.ext(1 << (c - 0xd4))
+		return v, 0, err
 	case 0xd9, 0xda, 0xdb:
 		n, err := d.uintN(1 << (c - 0xd9))
 		if err != nil {
-			return value{}, err
+			return value{}, 0, err
 		}
-		return d.decodeBytes(kindString, int(n))
+		return d.bytes(kindString, int(n))
 	case 0xdc, 0xdd:
 		n, err := d.uintN(2 << (c - 0xdc))
 		if err != nil {
-			return value{}, err
+			return value{}, 0, err
 		}
-		return d.decodeArray(int(n), depth)
+		return d.container(kindArray, int(n))
 	case 0xde, 0xdf:
 		n, err := d.uintN(2 << (c - 0xde))
 		if err != nil {
-			return value{}, err
+			return value{}, 0, err
 		}
-		return d.decodeMap(int(n), depth)
+		return d.container(kindMap, 2*int(n))
 	}
 	d.off--
-	return value{}, d.fail(fmt.Errorf("invalid type byte 0x%02x", c))
+	return value{}, 0, d.fail(fmt.Errorf("invalid type byte 0x%02x", c))
 }
 
-func (d *decoder) decodeBytes(k kind, n int) (value, error) {
+func (d *decoder) container(k kind, n int) (value, int, error) {
+	if n < 0 || n > len(d.buf)-d.off {
+		return value{}, 0, d.fail(errTruncated)
+	}
+	return value{kind: k}, n, nil
+}
+
+func (d *decoder) bytes(k kind, n int) (value, int, error) {
 	b, err := d.need(n)
 	if err != nil {
-		return value{}, err
+		return value{}, 0, err
 	}
-	return value{kind: k, s: b}, nil
+	return value{kind: k, s: b}, 0, nil
 }
 
-// decodeArray reads n elements. Each element takes at least one byte, so a
-// length larger than the rest of the input is rejected before allocating.
-func (d *decoder) decodeArray(n int, depth int) (value, error) {
-	if n < 0 || n > len(d.buf)-d.off {
-		return value{}, d.fail(errTruncated)
+// decode reads one value: a tree above the lazy depth, raw bytes below it.
+func (d *decoder) decode(depth int) (value, error) {
+	if depth > maxDepth {
+		return value{}, d.fail(errors.New("nested too deeply"))
 	}
-	v := value{kind: kindArray, arr: make([]value, 0, n)}
+	start := d.off
+	v, n, err := d.token()
+	if err != nil || (v.kind != kindArray && v.kind != kindMap) {
+		return v, err
+	}
+	if d.lazy > 0 && depth >= d.lazy {
+		for range n {
+			if err := d.skip(depth + 1); err != nil {
+				return value{}, err
+			}
+		}
+		return value{kind: kindRaw, s: d.buf[start:d.off]}, nil
+	}
+	v.arr = make([]value, 0, n)
 	for range n {
 		e, err := d.decode(depth + 1)
 		if err != nil {
@@ -332,24 +360,21 @@ func (d *decoder) decodeArray(n int, depth int) (value, error) {
 	return v, nil
 }
 
-func (d *decoder) decodeMap(n int, depth int) (value, error) {
-	if n < 0 || 2*n > len(d.buf)-d.off {
-		return value{}, d.fail(errTruncated)
+// skip checks and passes over one value.
+func (d *decoder) skip(depth int) error {
+	if depth > maxDepth {
+		return d.fail(errors.New("nested too deeply"))
 	}
-	v := value{kind: kindMap, arr: make([]value, 0, 2*n)}
-	for range 2 * n {
-		e, err := d.decode(depth + 1)
-		if err != nil {
-			return value{}, err
-		}
-		v.arr = append(v.arr, e)
+	_, n, err := d.token()
+	for ; err == nil && n > 0; n-- {
+		err = d.skip(depth + 1)
 	}
-	return v, nil
+	return err
 }
 
-// decodeExt reads an extension of n data bytes. Only the timestamp extension
+// ext reads an extension of n data bytes. Only the timestamp extension
 // (type -1, as notepack.io encodes a JavaScript Date) is understood.
-func (d *decoder) decodeExt(n int) (value, error) {
+func (d *decoder) ext(n int) (value, error) {
 	tb, err := d.need(1)
 	if err != nil {
 		return value{}, err
@@ -377,8 +402,9 @@ func (d *decoder) decodeExt(n int) (value, error) {
 	return value{kind: kindTime, t: t.UTC()}, nil
 }
 
-// appendJSON appends v as JSON to dst. Bins become Socket.IO placeholders
-// {"_placeholder":true,"num":i} and are appended to *atts.
+// appendJSON appends v, a scalar or a raw value, as JSON to dst. Bins become
+// Socket.IO placeholders {"_placeholder":true,"num":i} and are appended to
+// *atts.
 func appendJSON(dst []byte, v *value, atts *[][]byte) ([]byte, error) {
 	switch v.kind {
 	case kindNil:
@@ -405,42 +431,61 @@ func appendJSON(dst []byte, v *value, atts *[][]byte) ([]byte, error) {
 		dst = AppendPlaceholder(dst, len(*atts))
 		*atts = append(*atts, v.s)
 		return dst, nil
+	case kindRaw:
+		d := decoder{buf: v.s}
+		return d.transcode(dst, 0, atts)
+	}
+	return dst, fmt.Errorf("cannot write a decoded %d value as JSON", v.kind)
+}
+
+// transcode reads one msgpack value and appends it as JSON to dst, value by
+// value, building no tree (see appendJSON for the scalars).
+func (d *decoder) transcode(dst []byte, depth int, atts *[][]byte) ([]byte, error) {
+	if depth > maxDepth {
+		return dst, d.fail(errors.New("nested too deeply"))
+	}
+	v, n, err := d.token()
+	if err != nil {
+		return dst, err
+	}
+	switch v.kind {
 	case kindArray:
 		dst = append(dst, '[')
-		for i := range v.arr {
+		for i := range n {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			var err error
-			if dst, err = appendJSON(dst, &v.arr[i], atts); err != nil {
+			if dst, err = d.transcode(dst, depth+1, atts); err != nil {
 				return dst, err
 			}
 		}
 		return append(dst, ']'), nil
 	case kindMap:
 		dst = append(dst, '{')
-		for i := 0; i+1 < len(v.arr); i += 2 {
+		for i := 0; i < n; i += 2 {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			k := &v.arr[i]
-			switch k.kind {
-			case kindString:
+			k, kn, err := d.token()
+			if err != nil {
+				return dst, err
+			}
+			switch {
+			case kn > 0 || (k.kind != kindString && k.kind != kindInt && k.kind != kindUint):
+				return dst, d.fail(errors.New("map key is not a string"))
+			case k.kind == kindString:
 				dst = jsonw.AppendString(dst, k.s)
-			case kindInt, kindUint:
-				dst = append(dst, '"')
-				dst, _ = appendJSON(dst, k, atts)
-				dst = append(dst, '"')
 			default:
-				return dst, errors.New("map key is not a string")
+				dst = append(dst, '"')
+				dst, _ = appendJSON(dst, &k, atts)
+				dst = append(dst, '"')
 			}
 			dst = append(dst, ':')
-			var err error
-			if dst, err = appendJSON(dst, &v.arr[i+1], atts); err != nil {
+			if dst, err = d.transcode(dst, depth+1, atts); err != nil {
 				return dst, err
 			}
 		}
 		return append(dst, '}'), nil
 	}
-	return dst, fmt.Errorf("unknown value kind %d", v.kind)
+	return appendJSON(dst, &v, atts)
 }

@@ -3,6 +3,7 @@ package packet
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -209,14 +210,10 @@ func FuzzJSONToMsgpack(f *testing.F) {
 			t.Fatalf("appendJSONAsMsgpack(%q) = %v, want success for valid JSON", in, err)
 		}
 		d := decoder{buf: out}
-		v, err := d.decode(0)
-		if err != nil || d.off != len(out) {
-			t.Fatalf("decode(transcoded %q): %v", in, err)
-		}
 		var atts [][]byte
-		back, err := appendJSON(nil, &v, &atts)
-		if err != nil {
-			t.Fatalf("appendJSON: %v", err)
+		back, err := d.transcode(nil, 0, &atts)
+		if err != nil || d.off != len(out) {
+			t.Fatalf("transcode(msgpack of %q): %v", in, err)
 		}
 		if len(atts) > 0 {
 			return // a placeholder became a bin and back: compared in the round-trip tests
@@ -227,6 +224,44 @@ func FuzzJSONToMsgpack(f *testing.F) {
 		}
 		if string(back) != string(want) {
 			t.Fatalf("JSON -> msgpack -> JSON of %q gave %q, want the canonical form %q", in, back, want)
+		}
+	})
+}
+
+// FuzzMsgpackToJSON: any bytes either transcode to valid JSON or give a
+// *DecodeError, never a panic; transcode and skip agree on where a value ends.
+func FuzzMsgpackToJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":[true,false,null],"c":"x\"y\u00e9"}`, `[1.5,-3,"s",{"_placeholder":true,"num":0}]`, `9223372036854775808`} {
+		b, err := appendJSONAsMsgpack(nil, []byte(s), [][]byte{{7}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})                   // array of 4 G elements, 5 bytes
+	f.Add([]byte{0x81, 0x92, 0x01, 0x02, 0x03})                   // map with an array key
+	f.Add([]byte{0xd6, 0xff, 0x00, 0x00, 0x00, 0x01, 0xc4, 0x01}) // timestamp, truncated bin
+	f.Fuzz(func(t *testing.T, in []byte) {
+		d := decoder{buf: in}
+		var atts [][]byte
+		out, err := d.transcode(nil, 0, &atts)
+		s := decoder{buf: in}
+		serr := s.skip(0)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("transcode(%x) = %v, want a *DecodeError", in, err)
+			}
+			if serr == nil && !strings.Contains(err.Error(), "map key") {
+				t.Fatalf("transcode(%x) = %v but skip accepts it", in, err)
+			}
+			return
+		}
+		if serr != nil || s.off != d.off {
+			t.Fatalf("skip(%x) = %v at %d, transcode ended at %d", in, serr, s.off, d.off)
+		}
+		if !json.Valid(out) {
+			t.Fatalf("transcode(%x) = %q, not JSON", in, out)
 		}
 	})
 }

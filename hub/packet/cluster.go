@@ -176,7 +176,9 @@ func ParseClusterMessage(data []byte) (ClusterMessage, error) {
 	if len(data) > 0 && data[0] == '{' {
 		return parseClusterJSON(data)
 	}
-	d := &decoder{buf: data}
+	// {uid, nsp, type, data: {packet: {data: [event, args...]}, opts}}: the
+	// arguments, at depth 4, are transcoded from their bytes.
+	d := &decoder{buf: data, lazy: 4}
 	top, err := d.decode(0)
 	if err != nil {
 		return ClusterMessage{}, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -60,7 +61,7 @@ func (a *Admin) authenticate(ctx context.Context, h *hub.Handshake) error {
 	ok, err := a.checkPassword(ctx, c.Username, c.Password)
 	if err != nil {
 		if a.logLim.Allow() {
-			a.log.Warn("admin ui login not checked", "remote", h.RemoteAddr, "err", err)
+			a.log.Warn("admin ui login not checked", logkey.Remote, h.RemoteAddr, logkey.Err, err)
 		}
 		return &hub.ConnectError{Message: MsgTooManyLogins}
 	}
@@ -68,13 +69,13 @@ func (a *Admin) authenticate(ctx context.Context, h *hub.Handshake) error {
 		return a.refuse(h, "wrong username or password")
 	}
 	h.Data = &adminData{session: a.newSession(timeNow())}
-	a.log.Info("admin ui login", "remote", h.RemoteAddr)
+	a.log.Info("admin ui login", logkey.Remote, h.RemoteAddr)
 	return nil
 }
 
 func (a *Admin) refuse(h *hub.Handshake, why string) error {
 	if a.logLim.Allow() {
-		a.log.Warn("admin ui login refused", "remote", h.RemoteAddr, "reason", why)
+		a.log.Warn("admin ui login refused", logkey.Remote, h.RemoteAddr, logkey.Reason, why)
 	}
 	return &hub.ConnectError{Message: MsgInvalidCredentials}
 }

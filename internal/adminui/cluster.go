@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // The events nodes send each other in requestRoom.
@@ -84,7 +85,7 @@ func (a *Admin) onAdmin(s *hub.Socket) {
 		s.On("leave", a.onLeaveAction)
 	}
 	s.OnAny(func(s *hub.Socket, m *hub.Message) {
-		a.log.Warn("admin ui request refused: not supported", "event", m.Event, "remote", s.Handshake().RemoteAddr)
+		a.log.Warn("admin ui request refused: not supported", logkey.Event, m.Event, logkey.Remote, s.Handshake().RemoteAddr)
 	})
 	if a.cfg.Mode == Development {
 		a.goCtx(func(ctx context.Context) { a.sendAllSockets(ctx, s) })
@@ -104,7 +105,7 @@ type action struct {
 func (a *Admin) onDisconnectAction(s *hub.Socket, m *hub.Message) {
 	var act action
 	if !unmarshalArgs(m.Args, &act.Nsp, &act.Close, &act.Filter) || act.Filter == "" {
-		a.log.Warn("admin ui disconnect refused: a namespace and a socket id or room are required", "remote", s.Handshake().RemoteAddr)
+		a.log.Warn("admin ui disconnect refused: a namespace and a socket id or room are required", logkey.Remote, s.Handshake().RemoteAddr)
 		return
 	}
 	act.Kind = "disconnect"
@@ -115,7 +116,7 @@ func (a *Admin) onDisconnectAction(s *hub.Socket, m *hub.Message) {
 func (a *Admin) onLeaveAction(s *hub.Socket, m *hub.Message) {
 	var act action
 	if !unmarshalArgs(m.Args, &act.Nsp, &act.Room, &act.Filter) || act.Room == "" {
-		a.log.Warn("admin ui leave refused: a namespace and a room are required", "remote", s.Handshake().RemoteAddr)
+		a.log.Warn("admin ui leave refused: a namespace and a room are required", logkey.Remote, s.Handshake().RemoteAddr)
 		return
 	}
 	act.Kind = "leave"
@@ -123,8 +124,8 @@ func (a *Admin) onLeaveAction(s *hub.Socket, m *hub.Message) {
 }
 
 func (a *Admin) runAction(s *hub.Socket, act action) {
-	a.log.Info("admin ui action", "action", act.Kind, "namespace", act.Nsp, "room", act.Room,
-		"filter", act.Filter, "close", act.Close, "remote", s.Handshake().RemoteAddr)
+	a.log.Info("admin ui action", "action", act.Kind, logkey.Namespace, act.Nsp, logkey.Room, act.Room,
+		"filter", act.Filter, "close", act.Close, logkey.Remote, s.Handshake().RemoteAddr)
 	a.apply(act)
 	if a.cfg.Publish != nil {
 		raw, err := encodeArgs([]any{act})
@@ -329,7 +330,7 @@ func (a *Admin) Remote(b *hub.Broadcast) {
 		if act.Kind == "disconnect" && act.Filter == "" {
 			return
 		}
-		a.log.Debug("admin ui action from another node", "action", act.Kind, "namespace", act.Nsp, "room", act.Room, "filter", act.Filter)
+		a.log.Debug("admin ui action from another node", "action", act.Kind, logkey.Namespace, act.Nsp, logkey.Room, act.Room, "filter", act.Filter)
 		a.queueWork(func(context.Context) { a.apply(act) })
 	}
 }

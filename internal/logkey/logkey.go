@@ -1,6 +1,7 @@
 // Package logkey holds the log attribute keys of walcast, one name for one
 // thing in every package's log lines (the list the README gives operators).
-// It holds only constants.
+// It holds only constants and imports nothing, so that cdc and hub, which
+// import no other walcast package, can use it too.
 package logkey
 
 // Attribute keys.
@@ -18,5 +19,9 @@ const (
 	Reason    = "reason"
 	Kind      = "kind"
 	Role      = "role"
-	Err       = "err" // the error being logged
+	Err       = "err"     // the error being logged
+	Attempt   = "attempt" // 1 at the first failure of a step that is retried
+	Remote    = "remote"  // a client's address (host:port, or the IP alone)
+	Addr      = "addr"    // an address walcast listens on or dials
+	Count     = "count"
 )

@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walcast/walcast/hub"
+	"github.com/walcast/walcast/internal/logkey"
 )
 
 // DB is what Store needs of a pgx pool.
@@ -301,12 +302,12 @@ WHERE s.node = $1 AND s.connected`
 		// sessions or a heartbeat (both expire after the window)?
 		const prior = `SELECT EXISTS (SELECT 1 FROM walcast.sessions) OR EXISTS (SELECT 1 FROM walcast.nodes)`
 		if err := s.cfg.DB.QueryRow(ctx, prior).Scan(&s.predecessor); err != nil {
-			s.log.Warn("sessions: cannot read the sessions of the previous process; they are not recoverable", "err", err)
+			s.log.Warn("sessions: cannot read the sessions of the previous process; they are not recoverable", logkey.Err, err)
 			return
 		}
 		tag, err := s.cfg.DB.Exec(ctx, q, s.cfg.Node)
 		if err != nil {
-			s.log.Warn("sessions: cannot read the sessions of the previous process; they are not recoverable", "err", err)
+			s.log.Warn("sessions: cannot read the sessions of the previous process; they are not recoverable", logkey.Err, err)
 			return
 		}
 		if n := tag.RowsAffected(); n > 0 {
@@ -348,7 +349,7 @@ func (s *Store) Run(ctx context.Context) error {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 			defer cancel()
 			if err := s.Flush(fctx); err != nil {
-				s.log.Warn("sessions: last write before stopping failed; sessions changed in the last moments may not be recoverable", "err", err)
+				s.log.Warn("sessions: last write before stopping failed; sessions changed in the last moments may not be recoverable", logkey.Err, err)
 			}
 			s.heartbeat(fctx)
 			return nil
@@ -380,11 +381,11 @@ func (s *Store) flushLogged(ctx context.Context) {
 		}
 		if s.downLogged == 0 {
 			s.downLogged = 1
-			s.log.Warn("sessions: cannot write walcast.sessions; retrying (sessions changed meanwhile are not recoverable after a restart of walcast)", "err", err)
+			s.log.Warn("sessions: cannot write walcast.sessions; retrying (sessions changed meanwhile are not recoverable after a restart of walcast)", logkey.Err, err)
 		} else if s.downLogged == 1 && now.Sub(s.downSince) >= downErrorAfter {
 			s.downLogged = 2
 			s.log.Error("sessions: cannot write walcast.sessions; sessions changed meanwhile are not recoverable after a restart of walcast (retrying)",
-				"err", err, "failing_for", now.Sub(s.downSince).Round(time.Second))
+				logkey.Err, err, "failing_for", now.Sub(s.downSince).Round(time.Second))
 		}
 	case err == nil && !s.downSince.IsZero():
 		s.log.Info("sessions: writing walcast.sessions again", "failed_for", now.Sub(s.downSince).Round(time.Millisecond))
@@ -480,7 +481,7 @@ func (s *Store) heartbeat(ctx context.Context) {
 	const q = `INSERT INTO walcast.nodes (node, alive_at) VALUES ($1, now())
 ON CONFLICT (node) DO UPDATE SET alive_at = now()`
 	if _, err := s.cfg.DB.Exec(ctx, q, s.cfg.Node); err != nil && ctx.Err() == nil {
-		s.log.Debug("sessions: heartbeat", "err", err)
+		s.log.Debug("sessions: heartbeat", logkey.Err, err)
 	}
 }
 
@@ -495,6 +496,6 @@ WITH gone AS (
 )
 DELETE FROM walcast.nodes WHERE alive_at < now() - make_interval(secs => $1) - interval '1 minute'`
 	if _, err := s.cfg.DB.Exec(ctx, q, s.cfg.Window.Seconds()); err != nil && ctx.Err() == nil {
-		s.log.Debug("sessions: sweep", "err", err)
+		s.log.Debug("sessions: sweep", logkey.Err, err)
 	}
 }

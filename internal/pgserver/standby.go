@@ -1,4 +1,4 @@
-package pgtest
+package pgserver
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -32,14 +31,14 @@ type StandbyOptions struct {
 // on a free port when c uses TCP). Stop it with Stop.
 func (c *Cluster) StartStandby(ctx context.Context, opts StandbyOptions) (*Cluster, error) {
 	if opts.Slot == "" {
-		return nil, fmt.Errorf("pgtest: standby: a physical slot name is required")
+		return nil, fmt.Errorf("pgserver: standby: a physical slot name is required")
 	}
 	if opts.DB == "" {
 		opts.DB = "postgres"
 	}
 	dir, err := os.MkdirTemp("", "wcpg")
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: temp dir: %w", err)
+		return nil, fmt.Errorf("pgserver: temp dir: %w", err)
 	}
 	s := &Cluster{Dir: dir, DataDir: filepath.Join(dir, "data"), SocketDir: filepath.Join(dir, "s"), Port: 5432, TCP: c.TCP, bin: c.bin, cred: c.cred}
 	fail := func(err error) (*Cluster, error) {
@@ -47,7 +46,7 @@ func (c *Cluster) StartStandby(ctx context.Context, opts StandbyOptions) (*Clust
 		return nil, err
 	}
 	if err := os.Mkdir(s.SocketDir, 0o755); err != nil {
-		return fail(fmt.Errorf("pgtest: socket dir: %w", err))
+		return fail(fmt.Errorf("pgserver: socket dir: %w", err))
 	}
 	if c.TCP {
 		if s.Port, err = freePort(); err != nil {
@@ -59,27 +58,27 @@ func (c *Cluster) StartStandby(ctx context.Context, opts StandbyOptions) (*Clust
 
 	conn, err := pgconn.Connect(ctx, c.DSN("postgres"))
 	if err != nil {
-		return fail(fmt.Errorf("pgtest: standby: connect to primary: %w", err))
+		return fail(fmt.Errorf("pgserver: standby: connect to primary: %w", err))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "SELECT pg_create_physical_replication_slot('"+opts.Slot+"', true)").ReadAll(); err != nil {
-		return fail(fmt.Errorf("pgtest: standby: create physical slot: %w", err))
+		return fail(fmt.Errorf("pgserver: standby: create physical slot: %w", err))
 	}
-	if _, err := conn.Exec(ctx, "SELECT pg_backup_start('pgtest standby', true)").ReadAll(); err != nil {
-		return fail(fmt.Errorf("pgtest: standby: pg_backup_start: %w", err))
+	if _, err := conn.Exec(ctx, "SELECT pg_backup_start('pgserver standby', true)").ReadAll(); err != nil {
+		return fail(fmt.Errorf("pgserver: standby: pg_backup_start: %w", err))
 	}
 	if err := copyDataDir(c.DataDir, s.DataDir); err != nil {
-		return fail(fmt.Errorf("pgtest: standby: copy data directory: %w", err))
+		return fail(fmt.Errorf("pgserver: standby: copy data directory: %w", err))
 	}
 	res, err := conn.Exec(ctx, "SELECT labelfile FROM pg_backup_stop(true)").ReadAll()
 	if err != nil || len(res) == 0 || len(res[0].Rows) != 1 {
-		return fail(fmt.Errorf("pgtest: standby: pg_backup_stop: %v", err))
+		return fail(fmt.Errorf("pgserver: standby: pg_backup_stop: %v", err))
 	}
 	if err := os.WriteFile(filepath.Join(s.DataDir, "backup_label"), res[0].Rows[0][0], 0o600); err != nil {
-		return fail(fmt.Errorf("pgtest: standby: backup_label: %w", err))
+		return fail(fmt.Errorf("pgserver: standby: backup_label: %w", err))
 	}
 	if err := os.WriteFile(filepath.Join(s.DataDir, "standby.signal"), nil, 0o600); err != nil {
-		return fail(fmt.Errorf("pgtest: standby: standby.signal: %w", err))
+		return fail(fmt.Errorf("pgserver: standby: standby.signal: %w", err))
 	}
 	primary := fmt.Sprintf("host=%s port=%d user=postgres dbname=%s", c.SocketDir, c.Port, opts.DB)
 	if c.TCP {
@@ -93,14 +92,8 @@ func (c *Cluster) StartStandby(ctx context.Context, opts StandbyOptions) (*Clust
 		"primary_slot_name = '" + opts.Slot + "'",
 	}
 	conf = append(conf, opts.Settings...)
-	f, err := os.OpenFile(filepath.Join(s.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return fail(fmt.Errorf("pgtest: open postgresql.conf: %w", err))
-	}
-	_, err = f.WriteString("\n" + strings.Join(conf, "\n") + "\n")
-	f.Close()
-	if err != nil {
-		return fail(fmt.Errorf("pgtest: write postgresql.conf: %w", err))
+	if err := appendConf(s.DataDir, conf); err != nil {
+		return fail(err)
 	}
 	if s.cred != nil {
 		if err := chownTree(dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
@@ -116,7 +109,7 @@ func (c *Cluster) StartStandby(ctx context.Context, opts StandbyOptions) (*Clust
 // Promote promotes a standby to primary and waits until it accepts writes.
 func (c *Cluster) Promote(ctx context.Context) error {
 	if out, err := c.run(ctx, "pg_ctl", "-D", c.DataDir, "-w", "-t", "60", "promote"); err != nil {
-		return fmt.Errorf("pgtest: pg_ctl promote: %w\n%s", err, out)
+		return fmt.Errorf("pgserver: pg_ctl promote: %w\n%s", err, out)
 	}
 	return nil
 }
@@ -125,7 +118,7 @@ func (c *Cluster) Promote(ctx context.Context) error {
 // leaves its directory for Stop to remove.
 func (c *Cluster) Kill(ctx context.Context) error {
 	if out, err := c.run(ctx, "pg_ctl", "-D", c.DataDir, "-m", "immediate", "-w", "-t", "60", "stop"); err != nil {
-		return fmt.Errorf("pgtest: pg_ctl stop -m immediate: %w\n%s", err, out)
+		return fmt.Errorf("pgserver: pg_ctl stop -m immediate: %w\n%s", err, out)
 	}
 	c.mu.Lock()
 	c.down = true
@@ -198,7 +191,7 @@ func chownTree(root string, uid, gid int) error {
 			return err
 		}
 		if err := os.Lchown(p, uid, gid); err != nil {
-			return fmt.Errorf("pgtest: chown %s: %w", p, err)
+			return fmt.Errorf("pgserver: chown %s: %w", p, err)
 		}
 		return nil
 	})

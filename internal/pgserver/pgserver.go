@@ -1,5 +1,6 @@
-// Package pgtest starts throwaway PostgreSQL clusters with wal_level=logical for
-// tests and for `walcast demo`.
+// Package pgserver starts throwaway PostgreSQL clusters with wal_level=logical,
+// for `walcast demo`, the load tool and (through cdc/pgtest) the tests. It does
+// not import testing, so the production binary can link it.
 //
 // A Cluster lives in a fresh temporary directory, listens on a unix socket in
 // that directory (and optionally on a loopback TCP port), and is removed by Stop.
@@ -8,11 +9,11 @@
 //
 // Binaries are found through $PG_BIN (which must then hold them), else
 // /usr/lib/postgresql/*/bin, else $PATH.
-// Start returns ErrNoServer when none are found; tests turn that into a skip
-// outside CI and a failure under CI=true (see New).
+// Start returns ErrNoServer when none are found; cdc/pgtest turns that into a
+// skip outside CI and a failure under CI=true.
 //
 // A Cluster is safe for use by multiple goroutines.
-package pgtest
+package pgserver
 
 import (
 	"bytes"
@@ -33,7 +34,7 @@ import (
 )
 
 // ErrNoServer reports that no PostgreSQL server binaries were found.
-var ErrNoServer = errors.New("pgtest: PostgreSQL server binaries (initdb, pg_ctl) not found; install the postgresql package or set PG_BIN")
+var ErrNoServer = errors.New("pgserver: PostgreSQL server binaries (initdb, pg_ctl) not found; install the postgresql package or set PG_BIN")
 
 // Options configure a Cluster. The zero value is a logical-replication-ready
 // cluster on a unix socket only.
@@ -73,7 +74,7 @@ type Cluster struct {
 func FindBin() (string, error) {
 	if d := os.Getenv("PG_BIN"); d != "" {
 		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
-			return "", fmt.Errorf("pgtest: PG_BIN=%s: %w", d, err)
+			return "", fmt.Errorf("pgserver: PG_BIN=%s: %w", d, err)
 		}
 		return d, nil
 	}
@@ -101,7 +102,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	dir, err := os.MkdirTemp("", "wcpg")
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: temp dir: %w", err)
+		return nil, fmt.Errorf("pgserver: temp dir: %w", err)
 	}
 	c := &Cluster{Dir: dir, DataDir: filepath.Join(dir, "data"), SocketDir: filepath.Join(dir, "s"), Port: 5432, bin: bin}
 	fail := func(err error) (*Cluster, error) {
@@ -109,24 +110,24 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	if err := os.Mkdir(c.SocketDir, 0o755); err != nil {
-		return fail(fmt.Errorf("pgtest: socket dir: %w", err))
+		return fail(fmt.Errorf("pgserver: socket dir: %w", err))
 	}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			return fail(fmt.Errorf("pgtest: running as root needs a postgres OS user: %w", err))
+			return fail(fmt.Errorf("pgserver: running as root needs a postgres OS user: %w", err))
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		for _, p := range []string{dir, c.SocketDir} {
 			if err := os.Chown(p, uid, gid); err != nil {
-				return fail(fmt.Errorf("pgtest: chown %s: %w", p, err))
+				return fail(fmt.Errorf("pgserver: chown %s: %w", p, err))
 			}
 		}
 	}
 	if out, err := c.run(ctx, "initdb", "-D", c.DataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"); err != nil {
-		return fail(fmt.Errorf("pgtest: initdb: %w\n%s", err, out))
+		return fail(fmt.Errorf("pgserver: initdb: %w\n%s", err, out))
 	}
 	walLevel := opts.WalLevel
 	if walLevel == "" {
@@ -159,14 +160,8 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		conf = append(conf, "fsync = off", "full_page_writes = off")
 	}
 	conf = append(conf, opts.Settings...)
-	f, err := os.OpenFile(filepath.Join(c.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return fail(fmt.Errorf("pgtest: open postgresql.conf: %w", err))
-	}
-	_, err = f.WriteString("\n" + strings.Join(conf, "\n") + "\n")
-	f.Close()
-	if err != nil {
-		return fail(fmt.Errorf("pgtest: write postgresql.conf: %w", err))
+	if err := appendConf(c.DataDir, conf); err != nil {
+		return fail(err)
 	}
 	if err := c.start(ctx); err != nil {
 		return fail(err)
@@ -174,10 +169,26 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
+// appendConf appends lines to dataDir's postgresql.conf (later lines win).
+func appendConf(dataDir string, lines []string) error {
+	f, err := os.OpenFile(filepath.Join(dataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("pgserver: open postgresql.conf: %w", err)
+	}
+	_, err = f.WriteString("\n" + strings.Join(lines, "\n") + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("pgserver: write postgresql.conf: %w", err)
+	}
+	return nil
+}
+
 func (c *Cluster) start(ctx context.Context) error {
 	if out, err := c.run(ctx, "pg_ctl", "-D", c.DataDir, "-l", filepath.Join(c.Dir, "server.log"), "-w", "-t", "60", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.Dir, "server.log"))
-		return fmt.Errorf("pgtest: pg_ctl start: %w\n%s\n%s", err, out, lastLines(log, 20))
+		return fmt.Errorf("pgserver: pg_ctl start: %w\n%s\n%s", err, out, lastLines(log, 20))
 	}
 	return nil
 }
@@ -209,7 +220,7 @@ func (c *Cluster) Psql(ctx context.Context, db, sql string) (string, error) {
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("pgtest: psql: %w: %s", err, out)
+		return string(out), fmt.Errorf("pgserver: psql: %w: %s", err, out)
 	}
 	return string(out), nil
 }
@@ -226,7 +237,7 @@ func (c *Cluster) Restart(ctx context.Context, mode string) error {
 		mode = "fast"
 	}
 	if out, err := c.run(ctx, "pg_ctl", "-D", c.DataDir, "-m", mode, "-w", "-t", "60", "stop"); err != nil {
-		return fmt.Errorf("pgtest: pg_ctl stop: %w\n%s", err, out)
+		return fmt.Errorf("pgserver: pg_ctl stop: %w\n%s", err, out)
 	}
 	return c.start(ctx)
 }
@@ -250,7 +261,7 @@ func (c *Cluster) Stop() error {
 		err = rerr
 	}
 	if err != nil {
-		return fmt.Errorf("pgtest: stop: %w\n%s", err, out)
+		return fmt.Errorf("pgserver: stop: %w\n%s", err, out)
 	}
 	return nil
 }
@@ -277,7 +288,7 @@ func (c *Cluster) run(ctx context.Context, prog string, args ...string) ([]byte,
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("pgtest: free port: %w", err)
+		return 0, fmt.Errorf("pgserver: free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
