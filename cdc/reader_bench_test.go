@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -78,18 +81,20 @@ func BenchmarkReader_Backlog(b *testing.B) {
 	wantTx := uint64(txs + 2)
 	b.Logf("backlog: %d row changes in %d transactions committed in %v", wantChanges, wantTx, time.Since(start).Round(time.Millisecond))
 
-	total, totalChanges, i := drainCopies(b, conn, c.DSN(db), "backlog", func(st cdc.ReaderStats) bool {
+	r := drainCopies(b, conn, c.DSN(db), "backlog", func(st cdc.ReaderStats) bool {
 		return st.Changes >= wantChanges && st.Transactions >= wantTx
-	})
-	b.ReportMetric(float64(totalChanges)/total.Seconds(), "rows/s")
-	b.ReportMetric(total.Seconds()/float64(i), "drain-s")
+	})[0]
+	b.ReportMetric(float64(r.changes)/r.wall.Seconds(), "rows/s")
+	b.ReportMetric(r.wall.Seconds()/float64(r.n), "drain-s")
 }
 
 // BenchmarkReader_OneRowTx drains WALCAST_BENCH_TXS (default 200,000) one-row
 // inventory UPDATE transactions committed while no reader ran (a flash sale:
 // every stock change its own transaction) through Reader -> real Mapper -> a
-// discarding Sink, as BenchmarkReader_Backlog does. Reports tx/s; run it with
-// -cpuprofile to see the per-transaction costs.
+// discarding Sink, as BenchmarkReader_Backlog does. Reports tx/s and the
+// process's CPU per transaction (user+system: the Reader's side only,
+// Postgres runs in its own processes); run it with -cpuprofile to see the
+// per-transaction costs.
 func BenchmarkReader_OneRowTx(b *testing.B) {
 	txs := 200_000
 	if s := os.Getenv("WALCAST_BENCH_TXS"); s != "" {
@@ -119,20 +124,77 @@ func BenchmarkReader_OneRowTx(b *testing.B) {
 	wantTx := uint64(txs + 2)
 	b.Logf("%d one-row transactions committed in %v", txs, time.Since(start).Round(time.Millisecond))
 
-	total, _, i := drainCopies(b, conn, c.DSN(db), "onerow", func(st cdc.ReaderStats) bool { return st.Transactions >= wantTx })
-	b.ReportMetric(float64(txs)*float64(i)/total.Seconds(), "tx/s")
-	b.ReportMetric(total.Seconds()/float64(i), "drain-s")
+	r := drainCopies(b, conn, c.DSN(db), "onerow", func(st cdc.ReaderStats) bool { return st.Transactions >= wantTx })[0]
+	b.ReportMetric(float64(txs)*float64(r.n)/r.wall.Seconds(), "tx/s")
+	b.ReportMetric(r.wall.Seconds()/float64(r.n), "drain-s")
+	b.ReportMetric(float64(r.cpu.Microseconds())/float64(txs*r.n), "cpu-us/tx")
+
+	// The baselines, on copies of the same slot, after the Reader's drains:
+	// Postgres decoding in a backend (pg_logical_slot_get_binary_changes),
+	// and its own streaming client (pg_recvlogical, to /dev/null) over the
+	// replication protocol the Reader uses.
+	bin, err := pgtest.FindBin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(bin, "pg_recvlogical")); err != nil {
+		b.Logf("no baselines: %v", err)
+		return
+	}
+	var end string
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&end); err != nil {
+		b.Fatal(err)
+	}
+	var sqlDecode, recv time.Duration
+	for k := range r.n {
+		for _, viaSQL := range []bool{true, false} {
+			slot := fmt.Sprintf("onerow_base_%d_%v", k, viaSQL)
+			if _, err := conn.Exec(ctx, `SELECT pg_copy_logical_replication_slot('onerow_template', $1)`, slot); err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			if viaSQL {
+				var n int64
+				if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_logical_slot_get_binary_changes($1, NULL, NULL, 'proto_version', '2', 'publication_names', 'walcast', 'messages', 'true')`, slot).Scan(&n); err != nil {
+					b.Fatal(err)
+				}
+				sqlDecode += time.Since(t0)
+			} else {
+				out, err := exec.CommandContext(ctx, filepath.Join(bin, "pg_recvlogical"), "-d", c.DSN(db), "-S", slot, "--start", "--no-loop",
+					"--endpos="+end, "-o", "proto_version=2", "-o", "publication_names=walcast", "-o", "messages=true", "-f", "/dev/null").CombinedOutput()
+				if err != nil {
+					b.Fatalf("pg_recvlogical: %v\n%s", err, out)
+				}
+				recv += time.Since(t0)
+			}
+			if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(txs)*float64(r.n)/sqlDecode.Seconds(), "pg-sql-decode-tx/s")
+	b.ReportMetric(float64(txs)*float64(r.n)/recv.Seconds(), "pg_recvlogical-tx/s")
+}
+
+// drainRuns are the totals of one configuration in drainCopies.
+type drainRuns struct {
+	wall, cpu time.Duration // time draining; the process's CPU meanwhile
+	changes   uint64
+	n         int // iterations
 }
 
 // drainCopies runs the benchmark loop of the backlog benchmarks: each
 // iteration copies the slot <prefix>_template (made before the backlog), drains
 // it through Reader -> real Mapper -> a discarding Sink until done reports
-// true and everything received is acknowledged, and drops the copy. It
-// returns the time spent draining, the changes received and the iterations.
-func drainCopies(b *testing.B, conn *pgx.Conn, dsn, prefix string, done func(cdc.ReaderStats) bool) (time.Duration, uint64, int) {
+// true and everything received is acknowledged, and drops the copy.
+// Iteration i configures its Reader with configs[i % len(configs)] (none:
+// the defaults). It returns the totals per configuration.
+func drainCopies(b *testing.B, conn *pgx.Conn, dsn, prefix string, done func(cdc.ReaderStats) bool, configs ...func(*cdc.ReaderConfig)) []drainRuns {
 	ctx := b.Context()
-	var total time.Duration
-	var totalChanges uint64
+	if len(configs) == 0 {
+		configs = []func(*cdc.ReaderConfig){func(*cdc.ReaderConfig) {}}
+	}
+	runs := make([]drainRuns, len(configs))
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
@@ -148,8 +210,11 @@ func drainCopies(b *testing.B, conn *pgx.Conn, dsn, prefix string, done func(cdc
 		if err := m.Load(ctx, conn); err != nil {
 			b.Fatal(err)
 		}
+		rcfg := cdc.ReaderConfig{DSN: dsn, Slot: slot, HeartbeatInterval: -1, Logger: discardLogger()}
+		run := &runs[(i-1)%len(configs)]
+		configs[(i-1)%len(configs)](&rcfg)
 		p, err := cdc.NewPipeline(cdc.PipelineConfig{
-			Reader:      cdc.ReaderConfig{DSN: dsn, Slot: slot, HeartbeatInterval: -1, Logger: discardLogger()},
+			Reader:      rcfg,
 			Transformer: m,
 			Sink:        &discardSink{},
 		})
@@ -159,6 +224,7 @@ func drainCopies(b *testing.B, conn *pgx.Conn, dsn, prefix string, done func(cdc
 		rctx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)
 		b.StartTimer()
+		cpu0 := processCPU(b)
 		t0 := time.Now()
 		go func() { errc <- p.Run(rctx) }()
 		deadline := t0.Add(5 * time.Minute)
@@ -166,20 +232,34 @@ func drainCopies(b *testing.B, conn *pgx.Conn, dsn, prefix string, done func(cdc
 			if time.Now().After(deadline) {
 				b.Fatalf("drained %d changes in %d transactions in 5 minutes, not done", st.Changes, st.Transactions)
 			}
-			time.Sleep(time.Millisecond)
+			// Not every millisecond: each wake-up of this process is CPU
+			// counted as the Reader's.
+			time.Sleep(10 * time.Millisecond)
 		}
 		d := time.Since(t0)
+		cpu := processCPU(b) - cpu0
 		b.StopTimer()
 		cancel()
 		<-errc
-		total += d
-		totalChanges += p.Stats().Changes
+		run.wall += d
+		run.cpu += cpu
+		run.n++
+		run.changes += p.Stats().Changes
 		if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, slot); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 	}
-	return total, totalChanges, i
+	return runs
+}
+
+// processCPU is this process's user+system CPU time so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // backlogDB starts a cluster for a backlog benchmark with database db: the

@@ -97,23 +97,53 @@ func (p *Policy) newSocketState(s *hub.Socket, d *socketData, id *Identity) *soc
 }
 
 func (st *socketState) install() {
+	h := &st.p.handlers
 	for i := range st.p.cfg.Kinds {
 		k := &st.p.cfg.Kinds[i]
-		st.s.On(k.Subscribe, st.handle(func(m *hub.Message) *refusal { return st.subscribeKind(k, m) }))
+		st.s.On(k.Subscribe, h.subscribe[i])
 		if k.Unsubscribe != "" {
-			st.s.On(k.Unsubscribe, st.handle(func(m *hub.Message) *refusal { return st.unsubscribeKind(k, m) }))
+			st.s.On(k.Unsubscribe, h.unsubscribe[i])
 		}
 	}
-	st.s.On(EventCartUpdate, st.handle(st.cartUpdate))
-	st.s.OnAny(st.handle(func(m *hub.Message) *refusal {
+	st.s.On(EventCartUpdate, h.cart)
+	st.s.OnAny(h.unknown)
+}
+
+// policyHandlers are the event handlers every socket gets, made once per
+// Policy (a socket's state is in its socketData): a socket holds only its
+// handler table, not closures of its own.
+type policyHandlers struct {
+	subscribe, unsubscribe []hub.EventHandler // by Config.Kinds index; nil when the kind has no unsubscribe
+	cart, unknown          hub.EventHandler
+}
+
+func (p *Policy) makeHandlers() {
+	h := &p.handlers
+	h.subscribe = make([]hub.EventHandler, len(p.cfg.Kinds))
+	h.unsubscribe = make([]hub.EventHandler, len(p.cfg.Kinds))
+	for i := range p.cfg.Kinds {
+		k := &p.cfg.Kinds[i]
+		h.subscribe[i] = handle(func(st *socketState, m *hub.Message) *refusal { return st.subscribeKind(k, m) })
+		if k.Unsubscribe != "" {
+			h.unsubscribe[i] = handle(func(st *socketState, m *hub.Message) *refusal { return st.unsubscribeKind(k, m) })
+		}
+	}
+	h.cart = handle((*socketState).cartUpdate)
+	h.unknown = handle(func(_ *socketState, m *hub.Message) *refusal {
 		return &refusal{reason: "unknown_event", text: ErrTextUnknownEvent + ": " + strconv.Quote(truncate(m.Event, 64))}
-	}))
+	})
 }
 
 // handle wraps an event handler with the rate limit, the ack and the
-// refusal log and metric.
-func (st *socketState) handle(fn func(m *hub.Message) *refusal) hub.EventHandler {
+// refusal log and metric; the socket's state is the one onConnect put in
+// its socketData.
+func handle(fn func(st *socketState, m *hub.Message) *refusal) hub.EventHandler {
 	return func(s *hub.Socket, m *hub.Message) {
+		d, ok := s.Data().(*socketData)
+		if !ok || d.st == nil {
+			return
+		}
+		st := d.st
 		if st.closing {
 			return
 		}
@@ -131,7 +161,7 @@ func (st *socketState) handle(fn func(m *hub.Message) *refusal) hub.EventHandler
 				return
 			}
 		} else {
-			r = fn(m)
+			r = fn(st, m)
 		}
 		if r != nil {
 			st.p.cfg.Prom.eventRefused(r.reason)

@@ -35,6 +35,7 @@ type Policy struct {
 	marks    markTable    // subscribes waiting for their stream marks (state.go)
 	access   accessIndex  // this node's sockets by user and by subscribed room
 	rechecks recheckQueue // rooms whose data changed (recheck.go)
+	handlers policyHandlers
 }
 
 type connKey struct{ nsp, user string }
@@ -60,6 +61,7 @@ func New(cfg Config) (*Policy, error) {
 	}
 	p.rechecks.pending = make(map[string]uint32)
 	p.rechecks.wake = make(chan struct{}, 1)
+	p.makeHandlers()
 	return p, nil
 }
 
@@ -125,6 +127,9 @@ type socketData struct {
 	// rooms kept as subscriptions and the ones left.
 	subs    map[string]grant
 	dropped []string
+	// st is the socket's state once connected (set by onConnect on the
+	// socket's goroutine, where its event handlers run).
+	st *socketState
 }
 
 // Identity lets other packages read the identity through an interface
@@ -271,6 +276,7 @@ func (p *Policy) onConnect(s *hub.Socket) {
 	}
 	id := d.id.Load()
 	st := p.newSocketState(s, d, id)
+	d.st = st
 
 	// Expiry: drop the transport at exp so the client reconnects with a fresh
 	// token. A token accepted within the leeway keeps it until the leeway ends.

@@ -32,7 +32,13 @@ type BenchConfig struct {
 	ServerCPUs string   // taskset list for the servers; "" = no pinning
 	ToolCPUs   string   // taskset list for the load workers
 	Profile    string   // when set, perf-record walcast during fanout-cost into this file prefix
-	Log        io.Writer
+	// Binaries, when set, are prebuilt walcast binaries run in turn for each
+	// walcast scenario (an A/B in one run, on the same database); nil builds
+	// ./cmd/walcast. Repeat runs each scenario that many times (0 = once),
+	// alternating the binaries.
+	Binaries []string
+	Repeat   int
+	Log      io.Writer
 }
 
 // scenario is one row family of the benchmark table.
@@ -154,6 +160,7 @@ type BacklogResult struct {
 	// One-row transactions only:
 	CPU       time.Duration // walcast's CPU from start to the marker
 	PGDecode  time.Duration // pg_logical_slot_get_binary_changes over the same WAL
+	PGRecv    time.Duration // pg_recvlogical (Postgres's streaming client) over the same WAL; 0 = not run
 	PGChanges int64         // rows that call returned
 }
 
@@ -175,6 +182,16 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if v := getenv("BENCH_ONLY"); v != "" {
 		cfg.Only = strings.Split(v, ",")
+	}
+	if v := getenv("BENCH_WALCAST"); v != "" {
+		cfg.Binaries = strings.Split(v, ",")
+	}
+	if v := getenv("BENCH_REPEAT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("bench: BENCH_REPEAT %q is not a positive number", v)
+		}
+		cfg.Repeat = n
 	}
 	if v, ok := os.LookupEnv("BENCH_PIN"); ok && v == "0" {
 		cfg.ServerCPUs, cfg.ToolCPUs = "", ""
@@ -230,7 +247,10 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchOutcome, error) {
 	out := &BenchOutcome{Results: map[string]map[string]*Result{}, Backlog: map[string]*BacklogResult{},
 		Errors: map[string]map[string]error{}, Machine: machine(), Commit: gitCommit(ctx, cfg.Root)}
 
-	if has(cfg.Servers, "walcast") {
+	if has(cfg.Servers, "walcast") && cfg.Binaries != nil {
+		e.walcast = cfg.Binaries[0]
+	} else if has(cfg.Servers, "walcast") {
+		cfg.Binaries = nil
 		e.walcast = filepath.Join(e.tmp, "walcast")
 		b := exec.CommandContext(ctx, "go", "build", "-o", e.walcast, "./cmd/walcast")
 		b.Dir = cfg.Root
@@ -294,34 +314,53 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchOutcome, error) {
 			if cfg.Only != nil && !has(cfg.Only, sc.Name) {
 				continue
 			}
-			if ctx.Err() != nil {
-				return out, ctx.Err()
+			bins := []string{e.walcast}
+			if kind == "walcast" && cfg.Binaries != nil {
+				bins = cfg.Binaries
 			}
-			if sc.Backlog > 0 {
-				if kind != "walcast" {
-					continue
+			for i := range max(cfg.Repeat, 1) * len(bins) {
+				e.walcast = bins[i%len(bins)]
+				if len(bins) > 1 || cfg.Repeat > 1 {
+					e.logf("bench: %s run %d with %s", sc.Name, i/len(bins)+1, e.walcast)
 				}
-				br, err := e.backlog(ctx, sc.Backlog, sc.OneRowTx)
-				if err != nil {
-					record(sc.Name, kind, nil, err)
-					continue
+				if err := e.runScenario(ctx, kind, sc, out, record); err != nil {
+					return out, err
 				}
-				if sc.OneRowTx {
-					out.OneRowTx = br
-					e.logf("bench: tx1/%s: %d one-row transactions drained in %s (%.0f tx/s, %.2f us CPU/tx); Postgres decoded them in %s (%.0f tx/s) (load %s)",
-						kind, br.Rows, br.Drain.Round(time.Millisecond), br.TxPerSec(), br.CPUPerTx(), br.PGDecode.Round(time.Millisecond), br.PGTxPerSec(), br.LoadAvg)
-					continue
-				}
-				out.Backlog[kind] = br
-				e.logf("bench: backlog/%s: %d rows drained in %s, peak RSS %s (load %s)", kind, br.Rows, br.Drain.Round(time.Millisecond), fmtBytes(br.PeakRSS), br.LoadAvg)
-				continue
 			}
-			e.logf("bench: %s/%s (load %s)", sc.Name, kind, loadAvg())
-			r, err := e.runOne(ctx, kind, sc)
-			record(sc.Name, kind, r, err)
 		}
 	}
 	return out, nil
+}
+
+// runScenario runs sc once against kind and records the result in out.
+func (e *benchEnv) runScenario(ctx context.Context, kind string, sc scenario, out *BenchOutcome, record func(sc, srv string, r *Result, err error)) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if sc.Backlog > 0 {
+		if kind != "walcast" {
+			return nil
+		}
+		br, err := e.backlog(ctx, sc.Backlog, sc.OneRowTx)
+		if err != nil {
+			record(sc.Name, kind, nil, err)
+			return nil
+		}
+		if sc.OneRowTx {
+			out.OneRowTx = br
+			e.logf("bench: tx1/%s: %d one-row transactions drained in %s (%.0f tx/s, %.2f us CPU/tx, %.2f x Postgres); Postgres decoded them in %s (%.0f tx/s), pg_recvlogical streamed them in %s (%.0f tx/s) (load %s)",
+				kind, br.Rows, br.Drain.Round(time.Millisecond), br.TxPerSec(), br.CPUPerTx(), br.TxPerSec()/max(br.PGTxPerSec(), 1), br.PGDecode.Round(time.Millisecond), br.PGTxPerSec(),
+				br.PGRecv.Round(time.Millisecond), br.PGRecvTxPerSec(), br.LoadAvg)
+			return nil
+		}
+		out.Backlog[kind] = br
+		e.logf("bench: backlog/%s: %d rows drained in %s, peak RSS %s (load %s)", kind, br.Rows, br.Drain.Round(time.Millisecond), fmtBytes(br.PeakRSS), br.LoadAvg)
+		return nil
+	}
+	e.logf("bench: %s/%s (load %s)", sc.Name, kind, loadAvg())
+	r, err := e.runOne(ctx, kind, sc)
+	record(sc.Name, kind, r, err)
+	return nil
 }
 
 func has(list []string, s string) bool {
@@ -697,8 +736,21 @@ func (b *BacklogResult) CPUPerTx() float64 {
 	return float64(b.CPU.Microseconds()) / float64(b.Rows)
 }
 
-// baselineSlot is the extra slot the tx1 scenario decodes with Postgres alone.
-const baselineSlot = "walcast_bench_baseline"
+// PGRecvTxPerSec is the rate of Postgres's own streaming client
+// (pg_recvlogical) over the same transactions.
+func (b *BacklogResult) PGRecvTxPerSec() float64 {
+	if b.PGRecv <= 0 {
+		return 0
+	}
+	return float64(b.Rows) / b.PGRecv.Seconds()
+}
+
+// baselineSlot and recvSlot are the extra slots the tx1 scenario decodes
+// with Postgres alone: in a backend, and streamed to pg_recvlogical.
+const (
+	baselineSlot = "walcast_bench_baseline"
+	recvSlot     = "walcast_bench_recv"
+)
 
 // backlog stops walcast, commits rows row changes, starts walcast, then
 // measures the time until a change committed after the backlog reaches a
@@ -719,11 +771,19 @@ func (e *benchEnv) backlog(ctx context.Context, rows int, oneRow bool) (*Backlog
 	}
 	res := &BacklogResult{Rows: rows}
 	if oneRow {
-		_, _ = conn.Exec(ctx, `select pg_drop_replication_slot($1) from pg_replication_slots where slot_name = $1`, baselineSlot)
-		if _, err := conn.Exec(ctx, `select pg_create_logical_replication_slot($1, 'pgoutput')`, baselineSlot); err != nil {
-			return nil, fmt.Errorf("baseline slot: %w", err)
+		for _, slot := range []string{baselineSlot, recvSlot} {
+			_, _ = conn.Exec(ctx, `select pg_drop_replication_slot($1) from pg_replication_slots where slot_name = $1`, slot)
+			if _, err := conn.Exec(ctx, `select pg_create_logical_replication_slot($1, 'pgoutput')`, slot); err != nil {
+				return nil, fmt.Errorf("baseline slot: %w", err)
+			}
+			defer conn.Exec(context.Background(), `select pg_drop_replication_slot($1) from pg_replication_slots where slot_name = $1`, slot)
 		}
-		defer conn.Exec(context.Background(), `select pg_drop_replication_slot($1)`, baselineSlot)
+	}
+	// Only the backlog is to be drained: a start re-reads the recovery
+	// window the slot holds, which here would hold the earlier scenarios'
+	// changes (another backlog, if it ran less than the window before).
+	if _, err := conn.Exec(ctx, `select pg_replication_slot_advance('walcast', pg_current_wal_lsn())`); err != nil {
+		return nil, fmt.Errorf("advance the walcast slot: %w", err)
 	}
 	e.logf("bench: backlog: committing %d row changes while walcast is stopped (one-row transactions: %v)", rows, oneRow)
 	t0 := time.Now()
@@ -747,6 +807,15 @@ func (e *benchEnv) backlog(ctx context.Context, rows int, oneRow bool) (*Backlog
 		}
 		res.PGDecode = time.Since(t1)
 		e.logf("bench: Postgres decoded the backlog (%d messages) in %s", res.PGChanges, res.PGDecode.Round(time.Millisecond))
+		// Postgres's own client over the replication protocol walcast uses:
+		// the walsender sends each message on its own, which costs more than
+		// the decoding.
+		if d, err := e.pgRecvlogical(ctx, conn); err != nil {
+			e.logf("bench: pg_recvlogical baseline: %v", err)
+		} else {
+			res.PGRecv = d
+			e.logf("bench: pg_recvlogical streamed the backlog in %s", d.Round(time.Millisecond))
+		}
 	}
 	var marker int64
 	if err := conn.QueryRow(ctx, `select coalesce(max(quantity), 0) + 1000 from inventory`).Scan(&marker); err != nil {
@@ -758,6 +827,32 @@ func (e *benchEnv) backlog(ctx context.Context, rows int, oneRow bool) (*Backlog
 		return nil, err
 	}
 	defer s.stop()
+	// The drain ends when walcast has handed on as many transactions (one-row
+	// backlog) or row changes as were committed; the marker below then
+	// proves that the changes reach a client. (A subscribe waits for its
+	// stream mark, which comes after the backlog, so the marker's own
+	// arrival would time a subscribe too.)
+	counter := "walcast_cdc_changes_total"
+	if oneRow {
+		counter = "walcast_cdc_transactions_total"
+	}
+	drained := make(chan time.Duration, 1)
+	go func() {
+		for time.Since(started) < 180*time.Second && ctx.Err() == nil {
+			if v, ok := scrapeCounter(s.addr, counter); ok && v >= float64(rows) {
+				d := time.Since(started)
+				if ps, err := readProc(s.pid()); err == nil {
+					res.CPU = ps.CPU // from process start: the whole drain, start-up included
+				}
+				drained <- d
+				return
+			}
+			// Each scrape costs walcast CPU (the process collector reads
+			// /proc; 10-20 µs/tx at 100 ms on a loaded machine).
+			time.Sleep(500 * time.Millisecond)
+		}
+		drained <- 0
+	}()
 	// One client in product room 0.
 	addr, _ := netip.ParseAddrPort(s.addr)
 	r, err := dial(dialOptions{Server: addr, Host: s.addr, Path: "/socket.io/", Token: signHS256([]byte(e.secret), 999999, time.Now(), time.Hour),
@@ -810,17 +905,58 @@ loop:
 			break loop
 		}
 	}
-	res.Drain = time.Since(started)
+	res.Drain = <-drained
 	if ps, err := readProc(s.pid()); err == nil {
 		peak = max(peak, ps.HWM)
-		res.CPU = ps.CPU // from process start: the whole drain, start-up included
 	}
 	closeFD(r.fd)
 	res.PeakRSS, res.LoadAvg = peak, loadAvg()
 	if !res.Received {
 		return res, fmt.Errorf("backlog: marker change not received within 180s")
 	}
+	if res.Drain == 0 {
+		return res, fmt.Errorf("backlog: %s did not reach %d within 180s", counter, rows)
+	}
 	return res, nil
+}
+
+// pgRecvlogical streams recvSlot to /dev/null with pg_recvlogical, pinned
+// like the load tool, up to the current WAL position, and returns how long
+// that took.
+func (e *benchEnv) pgRecvlogical(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
+	bin, err := pgtest.FindBin()
+	if err != nil {
+		return 0, err
+	}
+	var end string
+	if err := conn.QueryRow(ctx, `select pg_current_wal_lsn()::text`).Scan(&end); err != nil {
+		return 0, err
+	}
+	cmd := e.pinned(e.cfg.ToolCPUs, filepath.Join(bin, "pg_recvlogical"), "-d", e.pg.DSN("bench"), "-S", recvSlot, "--start", "--no-loop",
+		"--endpos="+end, "-o", "proto_version=2", "-o", "publication_names=walcast", "-f", "/dev/null")
+	t0 := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("pg_recvlogical: %w\n%s", err, lastN(string(out), 1000))
+	}
+	return time.Since(t0), nil
+}
+
+// scrapeCounter reads one unlabelled metric from a walcast's /metrics.
+func scrapeCounter(addr, name string) (float64, bool) {
+	resp, err := httpClient.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
 }
 
 func machine() string {

@@ -119,9 +119,9 @@ func printTable(w io.Writer, cfg BenchConfig, o *BenchOutcome) {
 	}
 	if b := o.OneRowTx; b != nil {
 		met := b.Received && b.TxPerSec() >= 100_000 && b.TxPerSec() >= 0.6*b.PGTxPerSec() && b.CPUPerTx() <= 5
-		fmt.Fprintf(w, "| tx1 | %d one-row transactions committed while stopped: drain rate; CPU per tx; Postgres's own decode rate | ≥ 100,000 tx/s, ≥ 0.6 × Postgres, ≤ 5 µs/tx | %.0f tx/s (%s); %.2f µs/tx | Postgres: %.0f tx/s (%s) | %.2f× of Postgres | %s | %s |\n",
+		fmt.Fprintf(w, "| tx1 | %d one-row transactions committed while stopped: drain rate; CPU per tx; Postgres's own decode rate | ≥ 100,000 tx/s, ≥ 0.6 × Postgres, ≤ 5 µs/tx | %.0f tx/s (%s); %.2f µs/tx | Postgres: %.0f tx/s (%s); pg_recvlogical: %.0f tx/s (%s) | %.2f× of Postgres, %.2f× of pg_recvlogical | %s | %s |\n",
 			b.Rows, b.TxPerSec(), b.Drain.Round(time.Millisecond), b.CPUPerTx(), b.PGTxPerSec(), b.PGDecode.Round(time.Millisecond),
-			b.TxPerSec()/max(b.PGTxPerSec(), 1), yes(met), b.LoadAvg)
+			b.PGRecvTxPerSec(), b.PGRecv.Round(time.Millisecond), b.TxPerSec()/max(b.PGTxPerSec(), 1), b.TxPerSec()/max(b.PGRecvTxPerSec(), 1), yes(met), b.LoadAvg)
 	} else if err := o.Errors["tx1"]["walcast"]; err != nil {
 		fmt.Fprintf(w, "| tx1 | one-row transactions drained | ≥ 100,000 tx/s | error: %s | – | – | no | – |\n", oneLine(err.Error(), 80))
 	}
