@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
@@ -117,6 +118,15 @@ func (w *accessWatch) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 		}
 	}
 	return dst, nil
+}
+
+// MapCommit implements cdc.Committer for a transformer that holds events
+// until their commit (the rule engine's collect rules).
+func (w *accessWatch) MapCommit(dst []cdc.Event, lsn cdc.LSN, at time.Time, changes uint32) []cdc.Event {
+	if c, ok := w.Transformer.(cdc.Committer); ok {
+		return c.MapCommit(dst, lsn, at, changes)
+	}
+	return dst
 }
 
 // text returns column col of t as text, and whether it is known.
