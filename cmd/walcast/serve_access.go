@@ -43,7 +43,12 @@ type accessPolicy interface {
 	RoleChanged(user, role string)
 	OrderOwnerChanged(orderID, owner string)
 	RoomDataChanged(room string, xid uint32)
+	PoliciesChanged()
 }
+
+// policyPrefix is the logical message walcast.policy_changed (an event
+// trigger) writes when a policy or privilege changes.
+const policyPrefix = "walcast.policy"
 
 // accessChange is one change, as carried over the bus.
 type accessChange struct {
@@ -53,10 +58,14 @@ type accessChange struct {
 	Owner string `json:"owner,omitempty"`
 	Room  string `json:"room,omitempty"` // a rule-declared room whose data changed
 	XID   uint32 `json:"xid,omitempty"`  // the transaction that changed it
+	// Policies: a policy or privilege changed; rls subscriptions are checked again.
+	Policies bool `json:"policies,omitempty"`
 }
 
 func (c accessChange) apply(p accessPolicy) {
-	if c.Room != "" {
+	if c.Policies {
+		p.PoliciesChanged()
+	} else if c.Room != "" {
 		p.RoomDataChanged(c.Room, c.XID)
 	} else if c.Order != "" {
 		p.OrderOwnerChanged(c.Order, c.Owner)
@@ -95,6 +104,15 @@ func newAccessWatch(t cdc.Transformer, follow map[string][]rules.Follow, log *sl
 // Map implements cdc.Transformer.
 func (w *accessWatch) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 	dst, err := w.Transformer.Map(dst, c)
+	if err == nil && c.Op == cdc.OpMessage && c.Prefix == policyPrefix && w.policy != nil {
+		ch := accessChange{Policies: true}
+		ch.apply(w.policy)
+		if w.relay {
+			payload, _ := json.Marshal(ch)
+			dst = append(dst, cdc.Event{Room: accessRoom, Name: accessEvent, Payload: payload, CommitTime: c.CommitTime})
+		}
+		return dst, nil
+	}
 	if err != nil || c.Relation == nil || w.policy == nil {
 		return dst, err
 	}
