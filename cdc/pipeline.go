@@ -18,6 +18,16 @@ type Transformer interface {
 	Map(dst []Event, c *Change) ([]Event, error)
 }
 
+// Committer is an optional interface of a Transformer whose events may wait
+// for the end of their transaction (rules that collect a transaction's rows
+// into one event). The Pipeline calls MapCommit after the transaction's
+// last Map, with its commit LSN and time and the number of changes it had;
+// MapCommit appends the held events to dst and returns it. Events it
+// appends should use indexes from changes*4 up, after every change's own.
+type Committer interface {
+	MapCommit(dst []Event, lsn LSN, at time.Time, changes uint32) []Event
+}
+
 // DefaultMaxBatch is the default PipelineConfig.MaxBatch.
 const DefaultMaxBatch = 2048
 
@@ -128,6 +138,19 @@ func (h *pipelineHandler) HandleChange(ctx context.Context, c *Change) error {
 		return nil
 	}
 	p.buf = out
+	if len(p.buf) >= p.maxBatch {
+		return p.publish(ctx)
+	}
+	return nil
+}
+
+func (h *pipelineHandler) HandleCommit(ctx context.Context, lsn LSN, at time.Time, changes uint32) error {
+	p := (*Pipeline)(h)
+	c, ok := p.t.(Committer)
+	if !ok {
+		return nil
+	}
+	p.buf = c.MapCommit(p.buf, lsn, at, changes)
 	if len(p.buf) >= p.maxBatch {
 		return p.publish(ctx)
 	}

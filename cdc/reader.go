@@ -54,6 +54,14 @@ type Handler interface {
 	Reset()
 }
 
+// CommitHandler is an optional interface of a Handler. HandleCommit is
+// called at the commit of every transaction that handed on at least one
+// change, after its last HandleChange, with the transaction's commit LSN
+// (Change.CommitLSN), commit time and number of changes handed on.
+type CommitHandler interface {
+	HandleCommit(ctx context.Context, lsn LSN, at time.Time, changes uint32) error
+}
+
 // ReaderState is what a Reader is doing.
 type ReaderState int32
 

@@ -244,6 +244,11 @@ func (s *stream) handleWAL(ctx context.Context, data []byte) error {
 			return fmt.Errorf("replication stream: commit %s without begin", m.EndLSN)
 		}
 		s.inTx = false
+		if ch, ok := s.h.(CommitHandler); ok && s.txIndex > 0 {
+			if err := ch.HandleCommit(ctx, s.txLSN, s.txTime, s.txIndex); err != nil {
+				return fmt.Errorf("handle commit %s: %w", s.txLSN, err)
+			}
+		}
 		s.commit(m.EndLSN)
 		s.r.txs.Add(1)
 		return nil

@@ -180,6 +180,11 @@ type Config struct {
 	// RLSRole is the database role RLS rules run as (walcast's role must be
 	// a member of it); "" = DefaultRLSRole.
 	RLSRole string
+	// RLSRecheckInterval re-checks every subscription that rests on an RLS
+	// rule this often, as if a policy had changed (see PoliciesChanged): the
+	// fallback where no event trigger reports policy changes. Zero or
+	// negative means never.
+	RLSRecheckInterval time.Duration
 
 	// RoomRules are the room kinds declared outside the built-in catalogue
 	// (see RoomRule), re-checked on role changes and recovery; nil = none.

@@ -100,6 +100,20 @@ func (p *Policy) Run(ctx context.Context) error {
 	p.log.Info("rooms policy running", slog.Any("config", p.cfg))
 	var wg sync.WaitGroup
 	wg.Go(func() { p.runRechecks(ctx) })
+	if d := p.cfg.RLSRecheckInterval; d > 0 {
+		wg.Go(func() {
+			t := time.NewTicker(d)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					p.PoliciesChanged()
+				}
+			}
+		})
+	}
 	err := p.v.RunJWKS(ctx)
 	wg.Wait()
 	return err

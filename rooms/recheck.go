@@ -37,10 +37,12 @@ type recheckQueue struct {
 	epochs  [256]atomic.Uint64
 	lastXID [256]atomic.Uint32 // the xid of the latest change, per epoch
 
-	mu      sync.Mutex
-	pending map[string]uint32 // room -> xid of its latest change (0 = unknown)
-	dropped uint64
-	wake    chan struct{}
+	mu       sync.Mutex
+	pending  map[string]uint32 // room -> xid of its latest change (0 = unknown)
+	policies bool              // PoliciesChanged since the last batch
+	lastPol  time.Time         // when the last policy batch started
+	dropped  uint64
+	wake     chan struct{}
 }
 
 func roomHash(room string) uint8 {
@@ -87,6 +89,45 @@ func (p *Policy) RoomDataChanged(room string, xid uint32) {
 	}
 }
 
+// policyRecheckEvery is the least time between two policy batches: a burst
+// of policy changes (a migration) costs one pass over the subscriptions.
+const policyRecheckEvery = time.Second
+
+// PoliciesChanged reports that row-level security policies or privileges
+// may have changed (an event trigger's message, or the periodic fallback):
+// every subscription of this node to a kind with an RLS rule is checked
+// again, at most once per policyRecheckEvery, through the same bounded
+// queue and at most recheckParallel queries at once. It does no I/O and is
+// safe for concurrent use.
+func (p *Policy) PoliciesChanged() {
+	q := &p.rechecks
+	q.mu.Lock()
+	q.policies = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// rlsRooms returns the rooms of this node whose kind has an RLS rule.
+func (p *Policy) rlsRooms() []string {
+	x := &p.access
+	x.mu.Lock()
+	rooms := make([]string, 0, len(x.rooms))
+	for room := range x.rooms {
+		rooms = append(rooms, room)
+	}
+	x.mu.Unlock()
+	out := rooms[:0]
+	for _, room := range rooms {
+		if k := p.kindOf(room); k != nil && k.RLS != nil {
+			out = append(out, room)
+		}
+	}
+	return out
+}
+
 // runRechecks is Run's recheck loop.
 func (p *Policy) runRechecks(ctx context.Context) {
 	q := &p.rechecks
@@ -100,11 +141,31 @@ func (p *Policy) runRechecks(ctx context.Context) {
 		case <-q.wake:
 		}
 		q.mu.Lock()
+		policies := q.policies
+		if policies {
+			if wait := policyRecheckEvery - time.Since(q.lastPol); wait > 0 {
+				q.mu.Unlock()
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+				q.mu.Lock()
+			}
+			q.policies, q.lastPol = false, time.Now()
+		}
 		batch := q.pending
 		q.pending = make(map[string]uint32)
 		dropped := q.dropped
 		q.dropped = 0
 		q.mu.Unlock()
+		if policies {
+			for _, room := range p.rlsRooms() {
+				if _, ok := batch[room]; !ok {
+					batch[room] = 0
+				}
+			}
+		}
 		if dropped > 0 {
 			p.log.Warn("too many rooms waiting for an access recheck; some subscribers keep their rooms until their next change",
 				slog.Uint64("dropped", dropped))

@@ -21,7 +21,9 @@
 // TypeScript prints a declaration of the catalogue for socket.io-client.
 //
 // Engine maps changes by compiled rules (row events, lookups, the order_totals
-// aggregate, walcast.emit). The binary maps with it when WALCAST_RULES is set;
+// aggregate, walcast.emit). A collect rule holds its groups (one event per
+// room and "by" value of a transaction) until the commit; the Engine is a
+// cdc.Committer, and MapCommit sends them. The binary maps with it when WALCAST_RULES is set;
 // otherwise cdc.Mapper still maps, and the built-in file gives the same
 // events so that the Engine can replace it. CheckCatalog checks a file
 // against the database (Engine.Load runs it).

@@ -1,9 +1,11 @@
 package rules
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,6 +33,16 @@ type Engine struct {
 	scratch []byte // payloads of the current change
 	rooms   []byte // dynamic rooms of the current change
 	marks   []mark
+
+	// Collect rules: the groups of the transaction being read, in the order
+	// of their first rows (see collect.go).
+	groups       map[groupKey]*group
+	order        []*group
+	early        []cdc.Event // groups sent before the commit (full), this change
+	key          []byte
+	txLSN        cdc.LSN
+	txLast       uint32 // index of the last collected change
+	collectBytes int
 
 	domains map[uint32]uint32 // domain type OID -> base type OID (from Load)
 	agg     *orderTotals      // the order_totals aggregate, if declared
@@ -258,7 +270,7 @@ func (en *Engine) mapRowLocked(dst []cdc.Event, c *cdc.Change, ri *relInfo, miss
 	if missing { // once per change
 		en.missingOld.Add(1)
 	}
-	en.scratch, en.rooms, en.marks = en.scratch[:0], en.rooms[:0], en.marks[:0]
+	en.scratch, en.rooms, en.marks, en.early = en.scratch[:0], en.rooms[:0], en.marks[:0], en.early[:0]
 	fired := false
 	rowStart, rowEnd := 0, 0 // the row() encoding in scratch, once done
 next:
@@ -287,6 +299,15 @@ next:
 				}
 			}
 			m.r1 = len(en.rooms)
+		}
+		if r.collect {
+			room := r.constRoom
+			if m.r0 >= 0 {
+				room = string(en.rooms[m.r0:m.r1])
+				en.rooms = en.rooms[:m.r0]
+			}
+			en.collectLocked(c, e, ri, r, room)
+			continue
 		}
 		if len(r.payload) == 1 && r.payload[0].val != nil && r.payload[0].val.op == opRow && rowEnd > 0 {
 			// The whole row was already encoded for an earlier event: share it.
@@ -330,7 +351,7 @@ next:
 		}
 	}
 	if len(en.marks) == 0 {
-		return dst
+		return append(dst, en.early...)
 	}
 	// One allocation for all payloads and one for all dynamic rooms.
 	payloads := make([]byte, len(en.scratch))
@@ -353,6 +374,11 @@ next:
 			Payload:    payloads[m.p0:m.p1:m.p1],
 			CommitTime: c.CommitTime,
 		})
+	}
+	if len(en.early) > 0 {
+		start := len(dst) - len(en.marks)
+		dst = append(dst, en.early...)
+		slices.SortStableFunc(dst[start:], func(a, b cdc.Event) int { return cmp.Compare(a.ID.Index, b.ID.Index) })
 	}
 	return dst
 }

@@ -21,7 +21,8 @@ import (
 // 'strings', null, true, false. Functions: changed(e) (true when the old row
 // is not known, or e differs between old and new), coalesce(a, b, …), op()
 // ('insert', 'update' or 'delete'), commit_ms() (the commit time in ms) and,
-// in payloads only, row() (the new row as to_jsonb prints it).
+// in payloads only, row() (the new row as to_jsonb prints it) and, in the
+// payload of a collect rule, items() (the JSON array of its rows' items).
 //
 // Values are SQL-like: a comparison with null (or with a value Postgres did
 // not send) is false, except "x == null" and "x != null", which test for it;
@@ -76,6 +77,7 @@ const (
 	opIsNull
 	opNotNull
 	opLet // a derived value, computed once per row and change
+	opItems
 )
 
 // node is a compiled expression.
@@ -402,6 +404,7 @@ type scope struct {
 	busy    map[string]bool     // lets being compiled (cycle check)
 	letIdx  map[string]int      // let name -> index in env.lets/2
 	payload bool                // row() allowed
+	items   bool                // items() allowed (the payload of a collect rule)
 }
 
 func (s *scope) slot(col string) int {
@@ -785,6 +788,11 @@ func (p *parser) call(fn token) (*node, error) {
 			return nil, p.errAt(fn, "row() is only allowed in a payload")
 		}
 		return &node{op: opRow}, want(0)
+	case "items":
+		if !p.sc.items {
+			return nil, p.errAt(fn, "items() is only allowed in the payload of a collect rule")
+		}
+		return &node{op: opItems}, want(0)
 	case "changed":
 		return nil, p.errAt(fn, "changed() takes 1 argument, got 0")
 	}

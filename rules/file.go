@@ -67,6 +67,18 @@ type EventSpec struct {
 	When    string          `json:"when,omitempty"`
 	Room    string          `json:"room"`    // "product:{variant.product_id}"
 	Payload json.RawMessage `json:"payload"` // an expression string, or an object of them (nested)
+	// Collect makes one event per room (and By value) per transaction out
+	// of all the rows that fire the rule in it, sent at its commit.
+	Collect *CollectSpec `json:"collect,omitempty"`
+}
+
+// CollectSpec collects the rows of one transaction that fire a rule into
+// one event per group: the rows with the same room and the same By value.
+// The payload is evaluated on the group's first row; items() in it is the
+// JSON array of Item evaluated on every row of the group, in commit order.
+type CollectSpec struct {
+	By   string          `json:"by,omitempty"` // template, e.g. "{order_id}"; empty: the room alone
+	Item json.RawMessage `json:"item"`         // payload template of one row
 }
 
 // AggregateSpec configures a built-in aggregate.
@@ -109,6 +121,9 @@ type Rule struct {
 	payload   []segment
 	usesOld   bool
 	constRoom string // the room when it has no {…}
+	collect   bool
+	by        []segment // group key beside the room (collect)
+	item      []segment // one row's payload (collect)
 }
 
 // segment is a literal or a value of a template.
@@ -319,10 +334,22 @@ func Parse(b []byte) (*Rules, error) {
 			rule.constRoom = string(room[0].lit)
 		}
 		t.scope.payload = true
+		if e.Collect != nil {
+			rule.collect = true
+			if rule.by, err = compileTemplate(e.Collect.By, t.scope); err != nil {
+				bad("%s.collect.by: %v", at, err)
+			}
+			if rule.item, err = compilePayload(e.Collect.Item, t.scope); err != nil {
+				bad("%s.collect.item: %v", at, err)
+			}
+			t.scope.items = true
+		}
 		payload, err := compilePayload(e.Payload, t.scope)
-		t.scope.payload = false
+		t.scope.payload, t.scope.items = false, false
 		if err != nil {
 			bad("%s.payload: %v", at, err)
+		} else if rule.collect && countItems(payload) != 1 {
+			bad("%s.payload: a collect rule's payload must hold items() once", at)
 		}
 		rule.payload = payload
 	}
@@ -506,6 +533,17 @@ func compilePayload(raw json.RawMessage, sc *scope) ([]segment, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// countItems counts the items() segments of a payload.
+func countItems(segs []segment) int {
+	n := 0
+	for _, s := range segs {
+		if s.val != nil && s.val.op == opItems {
+			n++
+		}
+	}
+	return n
 }
 
 // Socket.IO reserves these event names.

@@ -56,6 +56,9 @@ func (r *Rules) TypeScript(cols ColumnType) string {
 			continue
 		}
 		tc := &typer{r: r, t: t, cols: cols}
+		if e.Collect != nil {
+			tc.items = "Array<" + tc.payload(e.Collect.Item, "  ") + ">"
+		}
 		add(e.Event, tc.payload(e.Payload, "  "))
 	}
 	for _, k := range r.kinds {
@@ -116,9 +119,10 @@ func mustNorm(t string) string {
 
 // typer infers the TypeScript types of one table's expressions.
 type typer struct {
-	r    *Rules
-	t    *Table
-	cols ColumnType
+	r     *Rules
+	t     *Table
+	cols  ColumnType
+	items string // the type of items() (a collect rule), else ""
 }
 
 // payload returns the type of a payload template.
@@ -149,8 +153,9 @@ func (tc *typer) payload(raw json.RawMessage, indent string) string {
 			return "{\n" + strings.Join(fields, "\n") + "\n" + indent + "}"
 		case string:
 			tc.t.scope.payload = true // row() is allowed in payloads
+			tc.t.scope.items = tc.items != ""
 			n, err := compile(v, tc.t.scope)
-			tc.t.scope.payload = false
+			tc.t.scope.payload, tc.t.scope.items = false, false
 			if err != nil {
 				return "unknown"
 			}
@@ -243,6 +248,8 @@ func (tc *typer) expr(n *node) string {
 		return "number"
 	case opRow:
 		return "Record<string, unknown>"
+	case opItems:
+		return tc.items
 	}
 	return "unknown"
 }

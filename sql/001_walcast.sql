@@ -173,3 +173,34 @@ CREATE TABLE IF NOT EXISTS walcast.nodes (
 
 COMMENT ON TABLE walcast.nodes IS
   'walcast: running walcast serve processes (heartbeat once a second), for walcast.sessions';
+
+-- walcast.policy_changed tells walcast that a row-level security policy or a
+-- privilege changed (CREATE/ALTER/DROP POLICY, GRANT, REVOKE): DDL is not in
+-- logical replication, so an event trigger writes a transactional message
+-- with prefix 'walcast.policy' (content: the command tag), decoded at the
+-- DDL's commit. walcast then checks the subscriptions that rest on an "rls"
+-- rule again. Creating an event trigger needs a superuser: without one the
+-- trigger is skipped with a notice, and WALCAST_RLS_RECHECK_INTERVAL is the
+-- fallback (a periodic re-check). Any login can write such a message; it only
+-- makes walcast re-check (at most once a second), never grants anything.
+CREATE OR REPLACE FUNCTION walcast.policy_changed()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+  PERFORM pg_logical_emit_message(true, 'walcast.policy', tg_tag);
+END;
+$fn$;
+
+DO $do$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'walcast_policy_changed') THEN
+    CREATE EVENT TRIGGER walcast_policy_changed ON ddl_command_end
+      WHEN TAG IN ('CREATE POLICY', 'ALTER POLICY', 'DROP POLICY', 'GRANT', 'REVOKE')
+      EXECUTE FUNCTION walcast.policy_changed();
+  END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+  RAISE NOTICE 'walcast: no event trigger for policy changes (needs a superuser); set WALCAST_RLS_RECHECK_INTERVAL to re-check rls subscriptions periodically';
+END;
+$do$;

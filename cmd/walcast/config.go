@@ -46,6 +46,7 @@ type config struct {
 	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
 	LogFormat       string        // LOG_FORMAT: text or json
 	ShutdownTimeout time.Duration // drain budget on SIGINT/SIGTERM; default 10s
+	RLSRecheck      time.Duration // re-check rls subscriptions this often; 0 = only on policy changes
 	PingInterval    time.Duration // Engine.IO ping interval; 0 = hub default (25s)
 	PingTimeout     time.Duration // Engine.IO ping timeout; 0 = hub default (20s)
 	MaxQueueBytes   int           // per-connection outbound budget; 0 = hub default (1 MiB)
@@ -244,6 +245,7 @@ func options() []struct {
 			return nil
 		}}},
 		{optServe, option{"shutdown-timeout", []string{"WALCAST_SHUTDOWN_TIMEOUT"}, "10s", "how long a graceful shutdown may drain", dur(func(c *config) *time.Duration { return &c.ShutdownTimeout })}},
+		{optServe, option{"rls-recheck-interval", []string{"WALCAST_RLS_RECHECK_INTERVAL"}, "", "re-check rls subscriptions this often (where no event trigger reports policy changes); empty or 0 = never", dur(func(c *config) *time.Duration { return &c.RLSRecheck })}},
 		{optServe, option{"ping-interval", []string{"WALCAST_PING_INTERVAL"}, "", "Engine.IO ping interval (default 25s)", dur(func(c *config) *time.Duration { return &c.PingInterval })}},
 		{optServe, option{"ping-timeout", []string{"WALCAST_PING_TIMEOUT"}, "", "Engine.IO ping timeout (default 20s)", dur(func(c *config) *time.Duration { return &c.PingTimeout })}},
 		{optServe, option{"recovery-window", []string{"WALCAST_RECOVERY_WINDOW"}, "2m", "how long a dropped client can recover missed events; 0 = off", dur(func(c *config) *time.Duration { return &c.RecoveryWindow })}},

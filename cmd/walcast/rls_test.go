@@ -97,7 +97,20 @@ func TestRLS_Subscribe(t *testing.T) {
 	if a := subscribe("alice", o3); !ok(a) {
 		t.Fatalf("alice subscribe:order to bob's order after the policy allows all = %s, want ok", a)
 	}
-	exec(`ALTER POLICY own_orders ON orders USING (user_id = auth.uid())`)
+	// Restoring the policy takes back the subscription it allowed: the event
+	// trigger's message makes walcast check the rls subscriptions again.
+	t0 := exec(`ALTER POLICY own_orders ON orders USING (user_id = auth.uid())`)
+	polMS := -1
+	if l := d.wait(5*time.Second, after(t0, eventOf("alice", "access:changed", `"access_revoked"`))); l != nil {
+		polMS = int(l.at.Sub(t0).Milliseconds())
+		if !strings.Contains(string(l.Args[0]), `"left":["order:`+o3+`"]`) {
+			t.Errorf("access:changed after ALTER POLICY = %s, want left [order:%s]", l.Args[0], o3)
+		}
+	}
+	t.Logf("ALTER POLICY: alice left order:%s %d ms after it", o3, polMS)
+	if polMS < 0 || polMS > 2500 {
+		t.Errorf("access:changed %d ms after ALTER POLICY, want within 2,500 ms", polMS)
+	}
 	if a := subscribe("alice", o2); ok(a) {
 		t.Fatalf("alice subscribe:order to bob's order after the policy is restored = %s, want refused", a)
 	}
@@ -109,7 +122,7 @@ func TestRLS_Subscribe(t *testing.T) {
 	d.must("alice order:status-changed of her order", eventOf("alice", "order:status-changed", `"paid"`))
 
 	// The row that granted alice's subscription changes: o1 is now bob's.
-	t0 := exec(`UPDATE orders SET user_id = $1 WHERE id = $2`, bob, o1)
+	t0 = exec(`UPDATE orders SET user_id = $1 WHERE id = $2`, bob, o1)
 	var ms int = -1
 	if l := d.wait(3*time.Second, after(t0, eventOf("alice", "access:changed", `"access_revoked"`))); l != nil {
 		ms = int(l.at.Sub(t0).Milliseconds())

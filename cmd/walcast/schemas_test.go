@@ -65,7 +65,7 @@ func schemaServe(t *testing.T, schema string, setup string) (*sioDriver, *pgx.Co
 // TestSchemas_Marketplace: the marketplace schema (testdata/marketplace:
 // stock on products, no variants; orders whose items belong to several
 // sellers) served by its rules file alone, with real socket.io-client
-// sockets. Each seller gets order:new for its own items only and
+// sockets. Each seller gets one order:new per order with its own items only and
 // inventory:low-stock for its own products only; the buyer and the sellers
 // of an order's items may subscribe to it (owner and sql rules), others may
 // not, and a seller whose item is removed from the order leaves its room.
@@ -76,10 +76,11 @@ func TestSchemas_Marketplace(t *testing.T) {
 		sellerA = "00000000-0000-4000-8000-0000000000a1"
 		sellerB = "00000000-0000-4000-8000-0000000000b2"
 		sellerC = "00000000-0000-4000-8000-0000000000c4"
+		sellerD = "00000000-0000-4000-8000-0000000000d5"
 		buyer   = "00000000-0000-4000-8000-0000000000c3"
 	)
 	d, db, token := schemaServe(t, "marketplace", fmt.Sprintf(`INSERT INTO products (id, name, stock, seller_id) VALUES
-		(1, 'Kettle', 8, '%s'), (2, 'Teapot', 30, '%s'), (3, 'Mug', 6, '%s');`, sellerA, sellerA, sellerB))
+		(1, 'Kettle', 8, '%s'), (2, 'Teapot', 30, '%s'), (3, 'Mug', 6, '%s'), (4, 'Tray', 20, '%s');`, sellerA, sellerA, sellerB, sellerD))
 	ctx := t.Context()
 	exec := func(q string) time.Time {
 		t.Helper()
@@ -89,7 +90,7 @@ func TestSchemas_Marketplace(t *testing.T) {
 		}
 		return t0
 	}
-	for name, u := range map[string][2]string{"a": {sellerA, "seller"}, "b": {sellerB, "seller"}, "c": {sellerC, "seller"}, "buyer": {buyer, "customer"}} {
+	for name, u := range map[string][2]string{"a": {sellerA, "seller"}, "b": {sellerB, "seller"}, "c": {sellerC, "seller"}, "d": {sellerD, "seller"}, "buyer": {buyer, "customer"}} {
 		if l := d.connect(name, "/", token(u[0], u[1]), true); l.Ev != "connect" {
 			t.Fatalf("%s connect: %+v", name, l)
 		}
@@ -105,10 +106,13 @@ func TestSchemas_Marketplace(t *testing.T) {
 	}
 
 	exec(`BEGIN; INSERT INTO orders (id, buyer_id) VALUES (100, '` + buyer + `');
-		INSERT INTO order_items (order_id, product_id, quantity, price) VALUES (100, 1, 1, 39.90), (100, 3, 4, 7.50), (100, 2, 2, 24.00); COMMIT`)
-	d.must("seller a order:new for the kettle", eventOf("a", "order:new", `"productId":1,`))
-	d.must("seller a order:new for the teapot", eventOf("a", "order:new", `"productId":2,`))
-	d.must("seller b order:new for the mug", eventOf("b", "order:new", `"productId":3,`))
+		INSERT INTO order_items (order_id, product_id, quantity, price) VALUES (100, 1, 1, 39.90), (100, 3, 4, 7.50), (100, 4, 1, 12.00), (100, 2, 2, 24.00); COMMIT`)
+	// Items of three sellers: each seller gets one order:new with its own items.
+	// (The driver prints payloads through JSON.stringify: 39.90 becomes 39.9.)
+	d.must("seller a order:new with the kettle and the teapot", eventOf("a", "order:new",
+		`{"orderId":100,"items":[{"productId":1,"name":"Kettle","quantity":1,"price":39.9},{"productId":2,"name":"Teapot","quantity":2,"price":24}],`))
+	d.must("seller b order:new with the mug", eventOf("b", "order:new", `{"orderId":100,"items":[{"productId":3,"name":"Mug","quantity":4,"price":7.5}],`))
+	d.must("seller d order:new with the tray", eventOf("d", "order:new", `{"orderId":100,"items":[{"productId":4,"name":"Tray","quantity":1,"price":12}],`))
 
 	t0 := exec(`UPDATE products SET stock = 5 WHERE id = 1`)
 	d.must("seller a inventory:low-stock for the kettle", after(t0, eventOf("a", "inventory:low-stock", `"id":1,`)))
@@ -124,6 +128,11 @@ func TestSchemas_Marketplace(t *testing.T) {
 	}
 	if n := d.count(eventOf("c", "order:new", "")) + d.count(eventOf("c", "inventory:low-stock", "")); n != 0 {
 		t.Errorf("seller c (nothing sold) got %d events, want 0", n)
+	}
+	for _, s := range []string{"a", "b", "d"} {
+		if n := d.count(eventOf(s, "order:new", "")); n != 1 {
+			t.Errorf("seller %s got %d order:new for one order, want 1", s, n)
+		}
 	}
 
 	if a := d.emitAck("buyer", "subscribe:order", 100); !ok(a) {

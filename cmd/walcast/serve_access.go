@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/walcast/walcast/cdc"
 	"github.com/walcast/walcast/hub"
@@ -43,7 +44,12 @@ type accessPolicy interface {
 	RoleChanged(user, role string)
 	OrderOwnerChanged(orderID, owner string)
 	RoomDataChanged(room string, xid uint32)
+	PoliciesChanged()
 }
+
+// policyPrefix is the logical message walcast.policy_changed (an event
+// trigger) writes when a policy or privilege changes.
+const policyPrefix = "walcast.policy"
 
 // accessChange is one change, as carried over the bus.
 type accessChange struct {
@@ -53,10 +59,14 @@ type accessChange struct {
 	Owner string `json:"owner,omitempty"`
 	Room  string `json:"room,omitempty"` // a rule-declared room whose data changed
 	XID   uint32 `json:"xid,omitempty"`  // the transaction that changed it
+	// Policies: a policy or privilege changed; rls subscriptions are checked again.
+	Policies bool `json:"policies,omitempty"`
 }
 
 func (c accessChange) apply(p accessPolicy) {
-	if c.Room != "" {
+	if c.Policies {
+		p.PoliciesChanged()
+	} else if c.Room != "" {
 		p.RoomDataChanged(c.Room, c.XID)
 	} else if c.Order != "" {
 		p.OrderOwnerChanged(c.Order, c.Owner)
@@ -95,6 +105,15 @@ func newAccessWatch(t cdc.Transformer, follow map[string][]rules.Follow, log *sl
 // Map implements cdc.Transformer.
 func (w *accessWatch) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 	dst, err := w.Transformer.Map(dst, c)
+	if err == nil && c.Op == cdc.OpMessage && c.Prefix == policyPrefix && w.policy != nil {
+		ch := accessChange{Policies: true}
+		ch.apply(w.policy)
+		if w.relay {
+			payload, _ := json.Marshal(ch)
+			dst = append(dst, cdc.Event{Room: accessRoom, Name: accessEvent, Payload: payload, CommitTime: c.CommitTime})
+		}
+		return dst, nil
+	}
 	if err != nil || c.Relation == nil || w.policy == nil {
 		return dst, err
 	}
@@ -118,6 +137,15 @@ func (w *accessWatch) Map(dst []cdc.Event, c *cdc.Change) ([]cdc.Event, error) {
 		}
 	}
 	return dst, nil
+}
+
+// MapCommit implements cdc.Committer for a transformer that holds events
+// until their commit (the rule engine's collect rules).
+func (w *accessWatch) MapCommit(dst []cdc.Event, lsn cdc.LSN, at time.Time, changes uint32) []cdc.Event {
+	if c, ok := w.Transformer.(cdc.Committer); ok {
+		return c.MapCommit(dst, lsn, at, changes)
+	}
+	return dst
 }
 
 // text returns column col of t as text, and whether it is known.

@@ -15,6 +15,7 @@ type recordPolicy struct{ rooms []string }
 
 func (r *recordPolicy) RoleChanged(string, string)       {}
 func (r *recordPolicy) OrderOwnerChanged(string, string) {}
+func (r *recordPolicy) PoliciesChanged()                 {}
 func (r *recordPolicy) RoomDataChanged(room string, xid uint32) {
 	r.rooms = append(r.rooms, room+"@"+string(rune('0'+xid)))
 }

@@ -72,7 +72,7 @@ func TestTypes_Compile(t *testing.T) {
 		client := `import { io, Socket } from "socket.io-client";
 import type { ServerToClientEvents, ClientToServerEvents } from "./walcast-events";
 const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io("http://localhost:3000");
-socket.on("order:new", (p) => console.log(p.orderId, p.item.quantity));
+socket.on("order:new", (p) => console.log(p.orderId, p.items[0].quantity));
 socket.emit("subscribe:product", 42);
 // @ts-expect-error the marketplace rules declare no metrics room
 socket.emit("subscribe:metrics");
