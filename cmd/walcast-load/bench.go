@@ -924,7 +924,7 @@ loop:
 // like the load tool, up to the current WAL position, and returns how long
 // that took.
 func (e *benchEnv) pgRecvlogical(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
-	bin, err := pgtest.FindBin()
+	bin, err := pgserver.FindBin()
 	if err != nil {
 		return 0, err
 	}
