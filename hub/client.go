@@ -273,14 +273,31 @@ func (c *conn) onConnect(p packet.Socket) bool {
 		reply = jsonw.AppendString(reply, s.pid)
 	}
 	reply = append(reply, '}')
+	handlers := n.connectHandlers()
+	if len(handlers) > 0 {
+		// The client gets the reply only once the handlers have run: a
+		// client that saw "connect" and then caused a broadcast (or simply
+		// awaited the next commit) finds the socket in the rooms they join.
+		// The handlers' own emits follow the reply.
+		c.mu.Lock()
+		c.holding++
+		c.mu.Unlock()
+	}
 	c.enqueue(frame{data: connectFrame(n.name, packet.SocketConnect, reply), op: opText})
 	s.observeConnect()
-	for _, fn := range n.connectHandlers() {
-		if !c.runHandler(func() { fn(s) }) {
-			return false
+	ok := true
+	for _, fn := range handlers {
+		if ok = c.runHandler(func() { fn(s) }); !ok {
+			break
 		}
 	}
-	return true
+	if len(handlers) > 0 {
+		c.mu.Lock()
+		c.holding--
+		c.w.kickLocked()
+		c.mu.Unlock()
+	}
+	return ok
 }
 
 // replay queues the broadcasts s missed after offset, read from the store

@@ -78,7 +78,7 @@ type conn struct {
 	pongDue     time.Time   // when pingWaiting: the pong deadline
 	preRead     int64       // bytes read before the first accepted CONNECT (reader side)
 	connected   atomic.Bool // a CONNECT was accepted: MaxPreConnectBytes no longer applies
-	holding     int         // recoveries in progress: queue, do not send yet
+	holding     int         // recoveries or OnConnect handlers in progress: queue, do not send yet
 	ip          *ipSlot     // its place in the per-IP caps; released by finish
 	// replayed holds the offsets of the last recovery replay until the first
 	// live broadcast past them: a broadcast the store already held when the

@@ -616,3 +616,35 @@ func TestEngine_PollingServerCloseDelivers(t *testing.T) {
 		t.Fatalf("second GET after close: got %d, want 400", code)
 	}
 }
+
+// TestSocket_ConnectReplyAfterHandlers: a client receives its CONNECT reply
+// only once the namespace's OnConnect handlers have run, so a broadcast sent
+// after the client saw "connect" reaches the rooms they joined. Before, the
+// reply was sent first: a broadcast in that gap found the room empty and
+// the client never got it.
+func TestSocket_ConnectReplyAfterHandlers(t *testing.T) {
+	srv, ts := hubtest.NewServer(t, fastConfig(t))
+	srv.Of("/").OnConnect(func(s *hub.Socket) {
+		time.Sleep(200 * time.Millisecond) // a handler that takes its time
+		s.Join("r")
+		s.Emit("hello", 1)
+	})
+	c := dial(t, ts.URL, "/", "")
+	srv.Broadcast(t.Context(), &hub.Broadcast{Rooms: []string{"r"}, Event: "after-connect"})
+	for _, want := range []string{"hello", "after-connect"} {
+		if e := next(t, c); e.Name != want {
+			t.Fatalf("over WebSocket: got %q, want %q", e.Name, want)
+		}
+	}
+
+	// Over polling: the reply and the handler's emit come in one GET.
+	sid := pollOpen(t, ts)
+	u := eioURL(ts, "transport=polling&sid="+sid)
+	if code, body := httpDo(t, "POST", u, "40"); code != 200 || body != "ok" {
+		t.Fatalf("POST CONNECT: %d %q", code, body)
+	}
+	_, body := httpDo(t, "GET", u, "")
+	if !strings.HasPrefix(body, `40{"sid":"`) || !strings.HasSuffix(body, "\x1e42[\"hello\",1]") {
+		t.Fatalf("over polling: first GET %q, want the CONNECT reply then the handler's emit", body)
+	}
+}

@@ -76,7 +76,9 @@ func (n *Namespace) Use(mw Middleware) {
 }
 
 // OnConnect registers fn to run for every new socket of the namespace, after
-// its CONNECT reply is queued. It runs on the connection's reader goroutine.
+// its CONNECT reply is queued and before the client receives it: rooms fn
+// joins are joined by the time the client sees "connect". It runs on the
+// connection's reader goroutine, so a slow fn delays that client's connect.
 func (n *Namespace) OnConnect(fn func(s *Socket)) {
 	n.mu.Lock()
 	n.onConnect = append(n.onConnect, fn)
