@@ -14,6 +14,7 @@ import (
 
 	"github.com/walcast/walcast/internal/jsonw"
 	"github.com/walcast/walcast/internal/logkey"
+	"github.com/walcast/walcast/internal/micros"
 )
 
 // MapperConfig configures a Mapper.
@@ -688,7 +689,7 @@ func (m *Mapper) orderAmount(t Tuple, ri *relInfo) (amount int64, counts, known 
 	case ValueNull:
 		return 0, true, true
 	case ValueText:
-		a, ok := parseMicros(v.Data)
+		a, ok := micros.Parse(v.Data)
 		return a, ok, ok
 	}
 	return 0, false, false
@@ -812,9 +813,13 @@ func parseEmit(content []byte) (room, event string, payload []byte, err error) {
 	if reservedEventNames[event] {
 		return "", "", nil, fmt.Errorf("event name %q is reserved by Socket.IO", event)
 	}
-	payload = msg.Payload
-	if len(payload) == 0 {
-		payload = []byte("null")
+	payload = []byte("null")
+	if len(msg.Payload) > 0 {
+		// Canonical, as a payload that crossed Redis is: the same bytes on
+		// every node. json.Unmarshal has checked it is JSON.
+		if payload, err = jsonw.AppendCanonical(nil, msg.Payload); err != nil {
+			return "", "", nil, fmt.Errorf("payload: %w", err)
+		}
 	}
 	return room, event, payload, nil
 }

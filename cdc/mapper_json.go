@@ -1,8 +1,6 @@
 package cdc
 
 import (
-	"encoding/json"
-	"strconv"
 	"time"
 
 	"github.com/walcast/walcast/internal/jsonw"
@@ -26,8 +24,11 @@ const (
 
 // appendRowJSON appends the row t of rel as a JSON object that equals what
 // Postgres' to_jsonb(row) gives, with keys in column order: numbers as JSON
-// numbers with their exact digits, booleans, json/jsonb embedded, timestamptz
-// in UTC as to_jsonb prints it, NULL as null, everything else as a string.
+// numbers, booleans, json/jsonb embedded, timestamptz in UTC as to_jsonb
+// prints it, NULL as null, everything else as a string. Numbers and json
+// values are written in jsonw's canonical form (JSON.stringify's, so 19.90
+// is 19.9), the form a value has after crossing Redis: every node sends a
+// client the same bytes.
 // Columns whose value is not known (absent from an old key-only tuple, or an
 // unchanged TOAST value Postgres did not send) are left out rather than
 // invented.
@@ -85,12 +86,12 @@ func appendValueJSON(dst []byte, oid uint32, v Value) []byte {
 		}
 	case oidInt2, oidInt4, oidInt8, oidNumeric, oidFloat4, oidFloat8:
 		// NaN and ±Infinity are not JSON numbers; to_jsonb makes them strings.
-		if isJSONNumber(b) {
-			return append(dst, b...)
+		if out, ok := jsonw.AppendNumber(dst, b); ok {
+			return out
 		}
 	case oidJSON, oidJSONB:
-		if json.Valid(b) {
-			return append(dst, b...)
+		if out, err := jsonw.AppendCanonical(dst, b); err == nil {
+			return out
 		}
 	case oidTimestamptz:
 		return appendTimestamptzJSON(dst, b)
@@ -162,48 +163,6 @@ func isISOTimestamp(b []byte) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// isJSONNumber reports whether b is a number in JSON's grammar.
-func isJSONNumber(b []byte) bool {
-	i, n := 0, len(b)
-	if i < n && b[i] == '-' {
-		i++
-	}
-	if i >= n {
-		return false
-	}
-	if b[i] == '0' {
-		i++
-	} else if isDigit(b[i]) {
-		for i < n && isDigit(b[i]) {
-			i++
-		}
-	} else {
-		return false
-	}
-	if i < n && b[i] == '.' {
-		i++
-		if i >= n || !isDigit(b[i]) {
-			return false
-		}
-		for i < n && isDigit(b[i]) {
-			i++
-		}
-	}
-	if i < n && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < n && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= n || !isDigit(b[i]) {
-			return false
-		}
-		for i < n && isDigit(b[i]) {
-			i++
-		}
-	}
-	return i == n
-}
-
 // parseInt parses a decimal integer without allocating.
 func parseInt(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 20 {
@@ -232,95 +191,6 @@ func parseInt(b []byte) (int64, bool) {
 		n = -n
 	}
 	return n, true
-}
-
-// microScale is the fixed-point scale of money amounts in the metrics
-// (micro-units: 6 decimal places).
-const microScale = 1_000_000
-
-// parseMicros parses a decimal number ("123.45", "-0.5", "7") into
-// micro-units, rounding half away from zero beyond 6 decimals. NaN, infinity,
-// exponents and overflow report false.
-func parseMicros(b []byte) (int64, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	neg := false
-	if b[0] == '-' || b[0] == '+' {
-		neg = b[0] == '-'
-		b = b[1:]
-	}
-	var n int64
-	digits, frac := 0, -1
-	roundUp := false
-	for _, c := range b {
-		switch {
-		case c == '.' && frac < 0:
-			frac = 0
-		case isDigit(c):
-			if frac >= 6 {
-				if frac == 6 {
-					roundUp = c >= '5'
-				}
-				frac++
-				continue
-			}
-			if n > (1<<62)/10 {
-				return 0, false
-			}
-			n = n*10 + int64(c-'0')
-			digits++
-			if frac >= 0 {
-				frac++
-			}
-		default:
-			return 0, false
-		}
-	}
-	if digits == 0 {
-		return 0, false
-	}
-	if frac < 0 {
-		frac = 0
-	}
-	for ; frac < 6; frac++ {
-		if n > (1<<62)/10 {
-			return 0, false
-		}
-		n *= 10
-	}
-	if roundUp {
-		n++
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
-}
-
-// appendMicros appends micro-units as a JSON number with trailing zeros of the
-// fraction removed ("12.5", "0", "-3.000001").
-func appendMicros(dst []byte, v int64) []byte {
-	if v < 0 {
-		dst = append(dst, '-')
-		v = -v
-	}
-	dst = strconv.AppendInt(dst, v/microScale, 10)
-	f := v % microScale
-	if f == 0 {
-		return dst
-	}
-	var buf [7]byte
-	buf[0] = '.'
-	for i := 6; i >= 1; i-- {
-		buf[i] = byte('0' + f%10)
-		f /= 10
-	}
-	end := 7
-	for buf[end-1] == '0' {
-		end--
-	}
-	return append(dst, buf[:end]...)
 }
 
 // arrayElems maps built-in array types to their element type; Load adds the

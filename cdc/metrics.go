@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/walcast/walcast/internal/micros"
 )
 
 // metricsState is the running order aggregate behind admin:metrics-updated.
@@ -58,7 +60,7 @@ func (s *metricsState) reset(at time.Time) {
 // appendJSON appends {"totalRevenue":…,"totalOrders":…,"averageOrderValue":…}.
 func (s *metricsState) appendJSON(dst []byte) []byte {
 	dst = append(dst, `{"totalRevenue":`...)
-	dst = appendMicros(dst, s.revenue)
+	dst = micros.AppendJSON(dst, s.revenue)
 	dst = append(dst, `,"totalOrders":`...)
 	dst = strconv.AppendInt(dst, s.count, 10)
 	dst = append(dst, `,"averageOrderValue":`...)
@@ -71,7 +73,7 @@ func (s *metricsState) appendJSON(dst []byte) []byte {
 			avg--
 		}
 	}
-	dst = appendMicros(dst, avg)
+	dst = micros.AppendJSON(dst, avg)
 	return append(dst, '}')
 }
 
@@ -99,7 +101,7 @@ func loadMetrics(ctx context.Context, q Querier, mp *Mapping) (metricsState, err
 	if err := q.QueryRow(ctx, query, excl).Scan(&count, &sum, &lsn); err != nil {
 		return s, fmt.Errorf("mapper: load order metrics from %s: %w", o.Table, err)
 	}
-	rev, ok := parseMicros([]byte(sum))
+	rev, ok := micros.Parse([]byte(sum))
 	if !ok {
 		return s, fmt.Errorf("mapper: load order metrics from %s: sum %q is not a decimal", o.Table, sum)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/micros"
 )
 
 // orderTotals is the built-in "order_totals" aggregate: revenue, count and
@@ -62,7 +63,7 @@ func (s *orderTotals) amount(t cdc.Tuple, status, total int) (int64, bool) {
 	case cdc.ValueNull:
 		return 0, true
 	case cdc.ValueText:
-		return parseMicros(v.Data)
+		return micros.Parse(v.Data)
 	}
 	return 0, false
 }
@@ -105,7 +106,7 @@ func (s *orderTotals) applyLocked(c *cdc.Change, status, total int) (missingOld 
 
 func (s *orderTotals) appendJSON(dst []byte) []byte {
 	dst = append(dst, `{"totalRevenue":`...)
-	dst = appendMicros(dst, s.revenue)
+	dst = micros.AppendJSON(dst, s.revenue)
 	dst = append(dst, `,"totalOrders":`...)
 	dst = strconv.AppendInt(dst, s.count, 10)
 	dst = append(dst, `,"averageOrderValue":`...)
@@ -118,7 +119,7 @@ func (s *orderTotals) appendJSON(dst []byte) []byte {
 			avg--
 		}
 	}
-	dst = appendMicros(dst, avg)
+	dst = micros.AppendJSON(dst, avg)
 	return append(dst, '}')
 }
 
@@ -146,7 +147,7 @@ func (s *orderTotals) load(ctx context.Context, q cdc.Querier) error {
 	if err := q.QueryRow(ctx, query, excl).Scan(&count, &sum, &lsn); err != nil {
 		return fmt.Errorf("rules: load aggregate %s from %s.%s: %w", s.event, schema, name, err)
 	}
-	rev, ok := parseMicros([]byte(sum))
+	rev, ok := micros.Parse([]byte(sum))
 	if !ok {
 		return fmt.Errorf("rules: load aggregate %s: sum %q is not a decimal", s.event, sum)
 	}
@@ -195,89 +196,4 @@ func (en *Engine) CurrentMetrics() json.RawMessage {
 		return nil
 	}
 	return en.agg.payload(en.agg.changed.UnixMilli())
-}
-
-// parseMicros parses a decimal ("123.45", "-0.5", "7") into micro-units,
-// rounding half away from zero beyond 6 decimals; NaN, infinity, exponents
-// and overflow report false.
-func parseMicros(b []byte) (int64, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	neg := false
-	if b[0] == '-' || b[0] == '+' {
-		neg = b[0] == '-'
-		b = b[1:]
-	}
-	var n int64
-	digits, frac := 0, -1
-	roundUp := false
-	for _, c := range b {
-		switch {
-		case c == '.' && frac < 0:
-			frac = 0
-		case isDigit(c):
-			if frac >= 6 {
-				if frac == 6 {
-					roundUp = c >= '5'
-				}
-				frac++
-				continue
-			}
-			if n > (1<<62)/10 {
-				return 0, false
-			}
-			n = n*10 + int64(c-'0')
-			digits++
-			if frac >= 0 {
-				frac++
-			}
-		default:
-			return 0, false
-		}
-	}
-	if digits == 0 {
-		return 0, false
-	}
-	if frac < 0 {
-		frac = 0
-	}
-	for ; frac < 6; frac++ {
-		if n > (1<<62)/10 {
-			return 0, false
-		}
-		n *= 10
-	}
-	if roundUp {
-		n++
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
-}
-
-// appendMicros appends micro-units as a JSON number without trailing
-// fraction zeros ("12.5", "0", "-3.000001").
-func appendMicros(dst []byte, v int64) []byte {
-	if v < 0 {
-		dst = append(dst, '-')
-		v = -v
-	}
-	dst = strconv.AppendInt(dst, v/1_000_000, 10)
-	f := v % 1_000_000
-	if f == 0 {
-		return dst
-	}
-	var buf [7]byte
-	buf[0] = '.'
-	for i := 6; i >= 1; i-- {
-		buf[i] = byte('0' + f%10)
-		f /= 10
-	}
-	end := 7
-	for buf[end-1] == '0' {
-		end--
-	}
-	return append(dst, buf[:end]...)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walcast/walcast/cdc"
+	"github.com/walcast/walcast/internal/jsonw"
 )
 
 // RoomStateAt reads the state of room by its kind's snapshot queries and, in
@@ -49,7 +50,14 @@ func (r *Rules) RoomStateAt(ctx context.Context, db cdc.Beginner, room, token st
 				rows.Close()
 				return false, fmt.Errorf("rules: state of %q: rooms.%s.snapshot[%d]: %w", room, k.Name, i, err)
 			}
-			evs = append(evs, cdc.StateEvent{Name: sn.Event, Payload: json.RawMessage(payload)})
+			// In canonical form, as the live events are (jsonb's text has
+			// spaces and a numeric's trailing zeros).
+			c, err := jsonw.AppendCanonical(nil, []byte(payload))
+			if err != nil {
+				rows.Close()
+				return false, fmt.Errorf("rules: state of %q: rooms.%s.snapshot[%d]: %w", room, k.Name, i, err)
+			}
+			evs = append(evs, cdc.StateEvent{Name: sn.Event, Payload: json.RawMessage(c)})
 		}
 		if err := rows.Err(); err != nil {
 			if isDataException(err) {
