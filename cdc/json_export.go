@@ -1,5 +1,10 @@
 package cdc
 
+// ParseInt parses a decimal integer column value (an optional sign and at
+// most 20 bytes in all) without allocating; false when it is not one or
+// does not fit an int64.
+func ParseInt(b []byte) (int64, bool) { return parseInt(b) }
+
 // AppendValueJSON appends one column value as to_jsonb would encode a value
 // of type oid (domains must be resolved to their base type by the caller):
 // numbers as numbers, booleans, json/jsonb embedded, timestamps in to_jsonb's

@@ -180,7 +180,7 @@ func asInt(v value) (int64, bool) {
 	case kInt:
 		return v.i, true
 	case kText:
-		return parseInt(v.b)
+		return cdc.ParseInt(v.b)
 	}
 	return 0, false
 }
@@ -871,33 +871,3 @@ func (p *parser) column(t token, name string, old bool) (*node, error) {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// parseInt parses a decimal integer without allocating.
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	neg := false
-	if b[0] == '-' || b[0] == '+' {
-		neg = b[0] == '-'
-		b = b[1:]
-		if len(b) == 0 {
-			return 0, false
-		}
-	}
-	var n int64
-	for _, c := range b {
-		if !isDigit(c) {
-			return 0, false
-		}
-		d := int64(c - '0')
-		if n > (1<<63-1-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
-}
