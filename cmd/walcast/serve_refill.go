@@ -170,7 +170,8 @@ func (f *streamRefill) run(ctx context.Context) {
 		if st.Rewinds <= rewinds || max(st.HandledLSN, st.AckedLSN) < target {
 			continue // not re-reading yet, or not up to the loss yet
 		}
-		if err := f.bus.MarkFilled(ctx, gen); err != nil {
+		marked, err := f.bus.MarkFilled(ctx, gen)
+		if err != nil {
 			f.log.Warn("refill: cannot mark the recovery streams filled; retrying", logkey.Err, err)
 			continue
 		}
@@ -179,6 +180,11 @@ func (f *streamRefill) run(ctx context.Context) {
 			f.gen = 0
 		}
 		f.mu.Unlock()
+		if !marked {
+			f.log.Info("refill: superseded (the recovery streams were lost again, or another node refills them); the next refill marks them",
+				"refill", gen, "took", time.Since(started).Round(time.Millisecond))
+			continue
+		}
 		f.log.Info("refill: the recovery streams hold the window again", "refill", gen, "wal", target.String(),
 			"took", time.Since(started).Round(time.Millisecond))
 	}

@@ -432,8 +432,8 @@ func TestRedis_StreamsLostPublishedEverywhere(t *testing.T) {
 	if err := a.bus.Publish(t.Context(), []*hub.Broadcast{ev}); err != nil {
 		t.Fatalf("refill publish: %v", err)
 	}
-	if err := a.bus.MarkFilled(t.Context(), lost.Gen); err != nil {
-		t.Fatal(err)
+	if marked, err := a.bus.MarkFilled(t.Context(), lost.Gen); err != nil || !marked {
+		t.Fatalf("MarkFilled(%d) = %v, %v; want true", lost.Gen, marked, err)
 	}
 	next := event(1, "r")
 	if err := a.bus.Publish(t.Context(), []*hub.Broadcast{next}); err != nil {
@@ -451,4 +451,34 @@ func TestRedis_StreamsLostPublishedEverywhere(t *testing.T) {
 		t.Fatalf("Since(%s) after the refill: ok=%v, %v", ev.Offset, ok, err)
 	}
 	checkSeq(t, got, []*hub.Broadcast{next})
+}
+
+// A refill superseded by another loss is not reported as done: MarkFilled
+// says false and leaves the fill key to the newer refill. Before, it said
+// nothing, and serve logged "the recovery streams hold the window again"
+// for a refill that had marked nothing.
+func TestRedis_MarkFilledSuperseded(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	a := startRefillNode(t, srv)
+	b := startRefillNode(t, srv)
+	var lostA, lostB *bus.StreamsLost
+	if err := a.bus.Publish(t.Context(), []*hub.Broadcast{event(0, "r")}); !errors.As(err, &lostA) {
+		t.Fatalf("first publish on an empty Redis: %v, want a *bus.StreamsLost", err)
+	}
+	// The streams are lost again (the key goes with them) and b finds it.
+	if err := newClient(t, srv).Del(t.Context(), "walcast:recovery:fill").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.bus.Publish(t.Context(), []*hub.Broadcast{event(1, "r")}); !errors.As(err, &lostB) {
+		t.Fatalf("publish after the second loss: %v, want a *bus.StreamsLost", err)
+	}
+	if marked, err := a.bus.MarkFilled(t.Context(), lostA.Gen); err != nil || marked {
+		t.Fatalf("MarkFilled of the superseded refill = %v, %v; want false", marked, err)
+	}
+	if marked, err := b.bus.MarkFilled(t.Context(), lostB.Gen); err != nil || !marked {
+		t.Fatalf("MarkFilled of the newer refill = %v, %v; want true", marked, err)
+	}
+	if marked, err := b.bus.MarkFilled(t.Context(), lostB.Gen); err != nil || marked {
+		t.Fatalf("MarkFilled again = %v, %v; want false (already done)", marked, err)
+	}
 }

@@ -160,29 +160,30 @@ func (r *Redis) CheckStreams(ctx context.Context) error {
 }
 
 // MarkFilled ends refill gen: the streams hold the whole window again, and
-// Since answers on every node. It does nothing when gen is not the current
-// refill (a newer loss started another one).
-func (r *Redis) MarkFilled(ctx context.Context, gen uint64) error {
+// Since answers on every node. It reports false, and does nothing, when gen
+// is not the current refill or the fill key no longer names it (the streams
+// were lost again meanwhile, or another node's refill took over): the
+// refill that follows marks them.
+func (r *Redis) MarkFilled(ctx context.Context, gen uint64) (bool, error) {
 	r.pubMu.Lock()
 	defer r.pubMu.Unlock()
 	if gen == 0 || gen != r.fillGen {
-		return nil
+		return false, nil
 	}
 	key := r.cfg.Store.fillKey()
 	cur, err := r.cfg.Client.Get(ctx, key).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("bus: read %s: %w", key, err)
+		return false, fmt.Errorf("bus: read %s: %w", key, err)
 	}
 	if cur != fillingValue(r.cfg.UID, gen) {
-		// Lost again meanwhile: the next publish starts another refill.
-		return nil
+		return false, nil
 	}
 	if err := r.cfg.Client.Set(ctx, key, filledValue, 0).Err(); err != nil {
-		return fmt.Errorf("bus: mark the recovery streams filled: %w", err)
+		return false, fmt.Errorf("bus: mark the recovery streams filled: %w", err)
 	}
 	r.fillGen = 0
 	r.log.Info("recovery streams refilled from the replication slot", "refill", gen)
-	return nil
+	return true, nil
 }
 
 // waitFilled waits until the streams are filled, or FillWait passed; false
