@@ -149,21 +149,7 @@ func TestReader_Failover(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Logf("takeover: primary killed -> first event from the promoted standby in %v", takeover.Round(time.Millisecond))
-	evs := sink.waitEvents(t, 2*half, noHeartbeat, 60*time.Second)
-	var rooms []string
-	for _, e := range evs {
-		if noHeartbeat(e) {
-			rooms = append(rooms, e.Room)
-		}
-	}
-	if len(rooms) != 2*half {
-		t.Fatalf("%d events, want %d (each row once):\n%s", len(rooms), 2*half, summarize(evs))
-	}
-	for i, r := range rooms {
-		if want := fmt.Sprintf("f:%d", i+1); r != want {
-			t.Fatalf("event %d is %s, want %s (in order, once):\n%s", i, r, want, summarize(evs))
-		}
-	}
+	wantRowsOnce(t, sink, 2*half)
 }
 
 // failoverBefore17 is TestReader_Failover on Postgres 15/16: the promotion
@@ -197,22 +183,29 @@ func failoverBefore17(t *testing.T, primary, standby *pgtest.Cluster, db string,
 	for i := half + 1; i <= 2*half; i++ {
 		execEach(t, standby.DSN(db), fmt.Sprintf(`INSERT INTO f VALUES (%d)`, i))
 	}
-	evs := sink.waitEvents(t, 2*half, noHeartbeat, 60*time.Second)
+	wantRowsOnce(t, sink, 2*half)
+	if n := p.Stats().SlotsLost; n != 1 {
+		t.Errorf("SlotsLost = %d, want 1", n)
+	}
+}
+
+// wantRowsOnce waits for n events and checks that they are rooms f:1..f:n,
+// each once and in order.
+func wantRowsOnce(t *testing.T, sink *memSink, n int) {
+	t.Helper()
+	evs := sink.waitEvents(t, n, noHeartbeat, 60*time.Second)
 	var rooms []string
 	for _, e := range evs {
 		if noHeartbeat(e) {
 			rooms = append(rooms, e.Room)
 		}
 	}
-	if len(rooms) != 2*half {
-		t.Fatalf("%d events, want %d (each row once):\n%s", len(rooms), 2*half, summarize(evs))
+	if len(rooms) != n {
+		t.Fatalf("%d events, want %d (each row once):\n%s", len(rooms), n, summarize(evs))
 	}
 	for i, r := range rooms {
 		if want := fmt.Sprintf("f:%d", i+1); r != want {
 			t.Fatalf("event %d is %s, want %s (in order, once):\n%s", i, r, want, summarize(evs))
 		}
-	}
-	if n := p.Stats().SlotsLost; n != 1 {
-		t.Errorf("SlotsLost = %d, want 1", n)
 	}
 }
